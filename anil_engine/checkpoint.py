@@ -1,0 +1,119 @@
+"""One explicit, versioned checkpoint format, saved atomically, loaded safely.
+
+A checkpoint is a dict::
+
+    format: "anil-studio-checkpoint"     version: FORMAT_VERSION
+    kind: "anil" | "pretrained"
+    model: {hidden_size, layers, channels, input_size, ways}
+    state_dict: trunk and head tensors
+    preprocessing: {size, channels, mean, std}
+    train_config: the TrainConfig as a dict (or {})
+    dataset: {name, split_scheme}
+    metrics: training metrics (best validation accuracy, iterations, seconds ...)
+    test_results: list of evaluation results added by `anil-studio eval --record`
+    resume: optimizer state, iteration and RNG states (resumable checkpoints only)
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from anil_engine.errors import CheckpointError
+
+FORMAT = "anil-studio-checkpoint"
+FORMAT_VERSION = 1
+REQUIRED_KEYS = ("format", "version", "kind", "model", "state_dict", "preprocessing")
+
+
+def atomic_write_bytes(data: bytes, path: str | Path) -> None:
+    """Write `data` to `path` through a temporary file and `os.replace`."""
+    path = Path(path)
+    if path.exists() and path.is_dir():
+        raise CheckpointError(f"{path}: is a folder; give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot write there ({exc.strerror}); choose a writable folder") from exc
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise CheckpointError(f"{path}: writing failed ({exc.strerror}); check free space and permissions") from exc
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    """`torch.save` to memory, then an atomic write."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(buffer.getvalue(), path)
+
+
+def save_checkpoint(ckpt: dict[str, Any], path: str | Path) -> None:
+    """Validate the structure and write atomically."""
+    missing = [k for k in REQUIRED_KEYS if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"refusing to save a checkpoint without {missing}")
+    atomic_torch_save(ckpt, path)
+
+
+def load_checkpoint(path: str | Path, map_location: str = "cpu") -> dict[str, Any]:
+    """Load and check a checkpoint with `weights_only=True`.
+
+    Raises:
+        CheckpointError: missing, truncated, foreign or wrong-version file; the
+            message names the file, what is wrong and what to do.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except (zipfile.BadZipFile, EOFError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"{path}: not a readable PyTorch file (truncated or corrupt: {exc}); re-download or re-train it"
+        ) from exc
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{path}: holds objects that are unsafe to load (weights_only=True refused: {str(exc)[:200]}); "
+            "only ANIL Studio checkpoints are accepted"
+        ) from exc
+    except Exception as exc:  # noqa: BLE001 - anything else torch raises means the same for the user
+        raise CheckpointError(f"{path}: cannot be read as a checkpoint ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path}: not an ANIL Studio checkpoint (no format marker '{FORMAT}'); "
+            "train one with `anil-studio train` or pick a file from models/"
+        )
+    if ckpt.get("version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {ckpt.get('version')!r}, this ANIL Studio reads version "
+            f"{FORMAT_VERSION}; use a matching ANIL Studio release"
+        )
+    missing = [k for k in REQUIRED_KEYS if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint lacks {missing}; the file is incomplete")
+    return ckpt
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,258 @@
+"""`anil-studio` command line. Without a subcommand it opens the desktop app."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import Any
+
+from anil_engine import __version__
+from anil_engine.errors import AnilError
+
+BUNDLED_MODELS = Path(__file__).resolve().parent.parent / "models"
+
+
+def _drive(gen: Generator[Any, None, Any], bar_total: int, desc: str, quiet: bool,
+           postfix: Callable[[Any], dict[str, Any]], count: Callable[[Any], int]) -> Any:
+    """Run a job generator under a tqdm bar; Ctrl-C closes it (the job saves its state)."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=bar_total, desc=desc, disable=quiet, dynamic_ncols=True, file=sys.stderr)
+    try:
+        while True:
+            try:
+                item = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            bar.update(count(item) - bar.n)
+            bar.set_postfix(postfix(item), refresh=False)
+    except KeyboardInterrupt:
+        gen.close()
+        raise
+    finally:
+        bar.close()
+
+
+def _add_task_args(p: argparse.ArgumentParser, ways: int, shots: int, query: int) -> None:
+    p.add_argument("--ways", type=int, default=ways, help=f"classes per episode (default {ways})")
+    p.add_argument("--shots", type=int, default=shots, help=f"support images per class (default {shots})")
+    p.add_argument("--query", type=int, default=query, help=f"query images per class (default {query})")
+
+
+def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument("--dataset", choices=("omniglot", "folder"), default=None if not required else "omniglot",
+                   help="data set: omniglot, or folder (a folder of class folders)")
+    p.add_argument("--data-root", required=required, help="folder holding the data set")
+    p.add_argument("--split-scheme", choices=("vinyals", "lake"), default=None,
+                   help="Omniglot class split (default: vinyals, or the checkpoint's)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="anil-studio", description=(
+        "Few-shot image classification with ANIL. Without a subcommand, opens the desktop app."))
+    parser.add_argument("--version", action="version", version=f"anil-studio {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    gui = sub.add_parser("gui", help="open the desktop app (the default)")
+    gui.add_argument("--checkpoint", help="model to open instead of the bundled default")
+
+    t = sub.add_parser("train", help="meta-train an ANIL model")
+    _add_data_args(t, required=True)
+    _add_task_args(t, 5, 5, 5)
+    t.add_argument("--meta-lr", type=float, default=0.001, help="Adam learning rate of the outer loop (0.001)")
+    t.add_argument("--fast-lr", type=float, default=0.1, help="SGD step size of the head inner loop (0.1)")
+    t.add_argument("--meta-batch-size", type=int, default=32, help="tasks per meta-iteration (32)")
+    t.add_argument("--adaptation-steps", type=int, default=5, help="inner-loop steps (5)")
+    t.add_argument("--iterations", type=int, default=1000, help="meta-iterations (1000)")
+    t.add_argument("--first-order", action="store_true", help="first-order ANIL (no second derivatives)")
+    t.add_argument("--hidden-size", type=int, default=64, help="CNN4 channels (64)")
+    t.add_argument("--input-size", type=int, default=None, help="input size in pixels (28 Omniglot, 84 folders)")
+    t.add_argument("--val-every", type=int, default=100, help="validate every N iterations (100)")
+    t.add_argument("--val-episodes", type=int, default=200, help="validation episodes (200)")
+    t.add_argument("--checkpoint-every", type=int, default=100, help="save last.pt every N iterations (100)")
+    t.add_argument("--init-from", default="", help="start the trunk from this checkpoint (e.g. a pretrain result)")
+    t.add_argument("--seed", type=int, default=42, help="random seed (42)")
+    t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="device (auto)")
+    t.add_argument("--out", required=True, help="run folder (last.pt, best.pt, metrics.jsonl)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("pretrain", help="pre-train the trunk as a plain classifier on the training classes")
+    _add_data_args(p, required=True)
+    p.add_argument("--epochs", type=int, default=20, help="passes over the training images (20)")
+    p.add_argument("--batch-size", type=int, default=256, help="images per step (256)")
+    p.add_argument("--lr", type=float, default=0.002, help="Adam learning rate, cosine-decayed (0.002)")
+    p.add_argument("--weight-decay", type=float, default=5e-4, help="weight decay (5e-4)")
+    p.add_argument("--hidden-size", type=int, default=64, help="CNN4 channels (64)")
+    p.add_argument("--input-size", type=int, default=None, help="input size in pixels")
+    p.add_argument("--ways", type=int, default=20, help="head size of the resulting checkpoint (20)")
+    p.add_argument("--seed", type=int, default=42, help="random seed (42)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--out", required=True, help="checkpoint file to write")
+    p.add_argument("--quiet", action="store_true")
+
+    e = sub.add_parser("eval", help="evaluate a checkpoint on N-way K-shot test episodes")
+    e.add_argument("--checkpoint", required=True, help="checkpoint file (.pt)")
+    _add_data_args(e, required=True)
+    e.add_argument("--split", default="test", choices=("train", "val", "test", "all"), help="split (test)")
+    _add_task_args(e, 5, 5, 15)
+    e.add_argument("--episodes", type=int, default=1000, help="test episodes (1000)")
+    e.add_argument("--bn", choices=("inductive", "transductive"), default="inductive",
+                   help="BatchNorm statistics: running (inductive, the app's) or per-batch (learn2learn's)")
+    e.add_argument("--fast-lr", type=float, default=None, help="inner-loop step size (the checkpoint's)")
+    e.add_argument("--adaptation-steps", type=int, default=None, help="inner-loop steps (the checkpoint's)")
+    e.add_argument("--seed", type=int, default=0, help="episode seed (0)")
+    e.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("--quiet", action="store_true")
+
+    c = sub.add_parser("card", help="evaluate a checkpoint in every standard setting and write its model card")
+    c.add_argument("--checkpoint", required=True)
+    c.add_argument("--data-root", required=True)
+    c.add_argument("--settings", default="20x1,20x5,5x1,5x5", help="WAYSxSHOTS list (20x1,20x5,5x1,5x5)")
+    c.add_argument("--episodes", type=int, default=1000)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--recipe", default="", help="recipe text (markdown) for the card")
+    c.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    c.add_argument("--out", required=True, help="markdown file to write")
+    return parser
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from anil_engine.config import TrainConfig
+    from anil_engine.datasets import DEFAULT_PREPROCESSING
+    from anil_engine.training import train
+
+    size = args.input_size or DEFAULT_PREPROCESSING[args.dataset][0]
+    config = TrainConfig(
+        dataset=args.dataset, data_root=args.data_root, split_scheme=args.split_scheme or "vinyals",
+        ways=args.ways, shots=args.shots, query=args.query, meta_lr=args.meta_lr, fast_lr=args.fast_lr,
+        meta_batch_size=args.meta_batch_size, adaptation_steps=args.adaptation_steps,
+        iterations=args.iterations, first_order=args.first_order, seed=args.seed, device=args.device,
+        hidden_size=args.hidden_size, input_size=size, val_every=args.val_every,
+        val_episodes=args.val_episodes, checkpoint_every=args.checkpoint_every, init_from=args.init_from,
+    )
+    gen = train(config, args.out, resume=args.resume)
+
+    def postfix(p: Any) -> dict[str, Any]:
+        d = {"loss": f"{p.loss:.3f}", "acc": f"{p.accuracy:.1f}"}
+        if p.best_val_accuracy is not None:
+            d["best_val"] = f"{p.best_val_accuracy:.2f}"
+        return d
+
+    try:
+        result = _drive(gen, config.iterations, "meta-train", args.quiet, postfix, lambda p: p.iteration)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: saved {Path(args.out) / 'last.pt'}; continue with the same command "
+              "plus --resume", file=sys.stderr)
+        return 130
+    print(json.dumps(result))
+    return 0
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from anil_engine.datasets import DEFAULT_PREPROCESSING
+    from anil_engine.pretraining import PretrainConfig, pretrain
+
+    size = args.input_size or DEFAULT_PREPROCESSING[args.dataset][0]
+    config = PretrainConfig(
+        dataset=args.dataset, data_root=args.data_root, split_scheme=args.split_scheme or "vinyals",
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+        hidden_size=args.hidden_size, input_size=size, ways=args.ways, seed=args.seed, device=args.device,
+    )
+    gen = pretrain(config, args.out)
+    from anil_engine.datasets import load_dataset
+
+    steps = -(-len(load_dataset(config.dataset, config.data_root, "train", size, DEFAULT_PREPROCESSING[
+        config.dataset][1], config.split_scheme)) // config.batch_size) * config.epochs
+    val = {}
+
+    def postfix(p: Any) -> dict[str, Any]:
+        if p.val_accuracy is not None:
+            val["val5w1s"] = f"{p.val_accuracy:.1f}"
+        return {"epoch": p.epoch, "loss": f"{p.loss:.3f}", "acc": f"{p.accuracy:.1f}", **val}
+
+    result = _drive(gen, steps, "pretrain", args.quiet, postfix, lambda p: p.step)
+    print(json.dumps(result))
+    return 0
+
+
+def run_eval(checkpoint: str, data_root: str, dataset: str | None, split: str, split_scheme: str | None,
+             ways: int, shots: int, query: int, episodes: int, bn: str, seed: int, fast_lr: float | None,
+             steps: int | None, device: str, quiet: bool) -> dict[str, Any]:
+    """Load a checkpoint and its data, run an evaluation, return the result dict."""
+    from anil_engine.checkpoint import load_checkpoint
+    from anil_engine.config import EvalConfig, TaskSpec, resolve_device
+    from anil_engine.datasets import load_dataset
+    from anil_engine.evaluation import evaluate
+    from anil_engine.models import model_from_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
+    model = model_from_checkpoint(ckpt, checkpoint)
+    name = dataset or ckpt["dataset"].get("name", "omniglot")
+    scheme = split_scheme or ckpt["dataset"].get("split_scheme", "vinyals")
+    pre = model.preprocessing
+    data = load_dataset(name, data_root, split, pre.size, pre.channels, scheme)
+    config = EvalConfig(TaskSpec(ways, shots, query), episodes, bn, seed, fast_lr, steps)
+    dev = resolve_device(device)
+    gen = evaluate(model, data, config, ckpt["fast_lr"], ckpt["adaptation_steps"], dev)
+    result = _drive(gen, episodes, f"eval {ways}w{shots}s {bn}", quiet,
+                    lambda p: {"acc": f"{p.accuracy:.2f}"}, lambda p: p.episode)
+    result.update({"dataset": name, "split": split, "split_scheme": scheme, "checkpoint": str(checkpoint),
+                   "device": dev})
+    return result
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    result = run_eval(args.checkpoint, args.data_root, args.dataset, args.split, args.split_scheme, args.ways,
+                      args.shots, args.query, args.episodes, args.bn, args.seed, args.fast_lr,
+                      args.adaptation_steps, args.device, args.quiet or args.json)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{result['ways']}-way {result['shots']}-shot, {result['bn']} BatchNorm, {result['episodes']} "
+              f"episodes: {result['accuracy']:.2f} ± {result['ci95']:.2f} %")
+    return 0
+
+
+def cmd_card(args: argparse.Namespace) -> int:
+    from anil_engine.cards import write_card
+
+    write_card(args.checkpoint, args.data_root, args.settings, args.episodes, args.seed, args.recipe,
+               args.device, args.out, run_eval)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    try:
+        gui = importlib.import_module("app.main")
+    except ImportError as exc:
+        print(f"error: the desktop app cannot start ({exc}); install with the README's set-up command",
+              file=sys.stderr)
+        return 2
+    return int(gui.main(checkpoint=getattr(args, "checkpoint", None)) or 0)
+
+
+COMMANDS = {"train": cmd_train, "pretrain": cmd_pretrain, "eval": cmd_eval, "card": cmd_card, "gui": cmd_gui}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = COMMANDS[args.command or "gui"]
+    try:
+        return command(args)
+    except AnilError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

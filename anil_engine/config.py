@@ -1,0 +1,182 @@
+"""Typed, validated configuration for every job of the engine."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from anil_engine.errors import ConfigError
+
+DEVICES = ("auto", "cpu", "cuda")
+BN_MODES = ("inductive", "transductive")
+
+
+def _positive(name: str, value: int | float) -> None:
+    if not value > 0:
+        raise ConfigError(f"{name} must be > 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Shape of one episode: `ways` classes, `shots` support and `query` query images each."""
+
+    ways: int = 5
+    shots: int = 5
+    query: int = 5
+
+    def __post_init__(self) -> None:
+        if self.ways < 2:
+            raise ConfigError(f"ways must be >= 2, got {self.ways!r}")
+        _positive("shots", self.shots)
+        _positive("query", self.query)
+
+    @property
+    def per_class(self) -> int:
+        """Images drawn per class: support plus query."""
+        return self.shots + self.query
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How an image becomes a model input.
+
+    The image is opened with Pillow, EXIF orientation applied, converted to
+    `channels` (1: "L", 3: "RGB"; transparency composited on white), resized to
+    `size` x `size` with Lanczos resampling, scaled to [0, 1]. The model itself
+    then subtracts `mean` and divides by `std` per channel.
+    """
+
+    size: int = 28
+    channels: int = 1
+    mean: tuple[float, ...] = (0.0,)
+    std: tuple[float, ...] = (1.0,)
+
+    def __post_init__(self) -> None:
+        if self.size < 16:
+            raise ConfigError(f"input size must be >= 16 pixels, got {self.size!r}")
+        if self.channels not in (1, 3):
+            raise ConfigError(f"channels must be 1 or 3, got {self.channels!r}")
+        if len(self.mean) != self.channels or len(self.std) != self.channels:
+            raise ConfigError(
+                f"mean {self.mean} and std {self.std} need one value per channel ({self.channels})"
+            )
+        if any(s <= 0 for s in self.std):
+            raise ConfigError(f"std values must be > 0, got {self.std}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"size": self.size, "channels": self.channels, "mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Preprocessing:
+        return cls(int(d["size"]), int(d["channels"]), tuple(d["mean"]), tuple(d["std"]))
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """CNN4 trunk (learn2learn's `CNN4Backbone`) and a linear head."""
+
+    hidden_size: int = 64
+    layers: int = 4
+    channels: int = 1
+    input_size: int = 28
+    ways: int = 5
+
+    def __post_init__(self) -> None:
+        _positive("hidden_size", self.hidden_size)
+        if self.layers not in (1, 2, 4):
+            raise ConfigError(f"layers must be 1, 2 or 4 (CNN4 max-pool factors), got {self.layers!r}")
+        if self.ways < 2:
+            raise ConfigError(f"ways must be >= 2, got {self.ways!r}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every hyper-parameter of the ANIL article, plus run bookkeeping.
+
+    Defaults are learn2learn's `anil_fc100.py` values.
+    """
+
+    dataset: str = "omniglot"
+    data_root: str = ""
+    split_scheme: str = "vinyals"
+    ways: int = 5
+    shots: int = 5
+    query: int = 5
+    meta_lr: float = 0.001
+    fast_lr: float = 0.1
+    meta_batch_size: int = 32
+    adaptation_steps: int = 5
+    iterations: int = 1000
+    first_order: bool = False
+    seed: int = 42
+    device: str = "auto"
+    hidden_size: int = 64
+    input_size: int = 28
+    val_every: int = 100
+    val_episodes: int = 200
+    checkpoint_every: int = 100
+    init_from: str = ""
+
+    def __post_init__(self) -> None:
+        TaskSpec(self.ways, self.shots, self.query)
+        for name in ("meta_lr", "fast_lr", "meta_batch_size", "iterations", "val_every",
+                     "val_episodes", "checkpoint_every"):
+            _positive(name, getattr(self, name))
+        if self.adaptation_steps < 0:
+            raise ConfigError(f"adaptation_steps must be >= 0, got {self.adaptation_steps!r}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"device must be one of {DEVICES}, got {self.device!r}")
+        if self.split_scheme not in ("vinyals", "lake"):
+            raise ConfigError(f"split_scheme must be 'vinyals' or 'lake', got {self.split_scheme!r}")
+        if not self.data_root:
+            raise ConfigError("data_root is empty: pass the folder that holds the data set")
+
+    @property
+    def task(self) -> TaskSpec:
+        return TaskSpec(self.ways, self.shots, self.query)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ConfigError(f"unknown training settings {sorted(unknown)}")
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """An evaluation over `episodes` test episodes of shape `task`."""
+
+    task: TaskSpec = field(default_factory=lambda: TaskSpec(5, 5, 15))
+    episodes: int = 1000
+    bn: str = "inductive"
+    seed: int = 0
+    fast_lr: float | None = None
+    adaptation_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        _positive("episodes", self.episodes)
+        if self.bn not in BN_MODES:
+            raise ConfigError(f"bn must be one of {BN_MODES}, got {self.bn!r}")
+        if self.fast_lr is not None:
+            _positive("fast_lr", self.fast_lr)
+        if self.adaptation_steps is not None and self.adaptation_steps < 0:
+            raise ConfigError(f"adaptation_steps must be >= 0, got {self.adaptation_steps!r}")
+
+
+def resolve_device(name: str) -> str:
+    """Map "auto" to "cuda" when available, else "cpu"; reject CUDA when absent."""
+    import torch
+
+    if name not in DEVICES:
+        raise ConfigError(f"device must be one of {DEVICES}, got {name!r}")
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but no CUDA GPU is available; use --device cpu")
+    return name

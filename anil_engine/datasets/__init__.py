@@ -1,0 +1,91 @@
+"""Data set loaders behind one entry point, `load_dataset`."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+
+from anil_engine.datasets.base import ImageTensorDataset
+from anil_engine.errors import ConfigError
+
+DATASETS = ("omniglot", "folder")
+
+# Per-dataset preprocessing defaults: (size, channels, mean, std).
+DEFAULT_PREPROCESSING = {
+    "omniglot": (28, 1, (0.0,), (1.0,)),
+    "folder": (84, 3, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+}
+
+
+def cache_dir() -> Path:
+    """Where decoded data sets are cached: $ANIL_STUDIO_CACHE or ~/.cache/anil-studio."""
+    return Path(os.environ.get("ANIL_STUDIO_CACHE", Path.home() / ".cache" / "anil-studio"))
+
+
+def _fingerprint(root: Path) -> str:
+    """Cheap identity of a data root: names, sizes and mtimes of its top-level entries."""
+    parts = []
+    for p in sorted(root.iterdir()) if root.is_dir() else []:
+        st = p.stat()
+        parts.append(f"{p.name}:{st.st_size}:{int(st.st_mtime)}")
+    return "|".join(parts)
+
+
+def load_dataset(
+    name: str,
+    root: str | Path,
+    split: str,
+    size: int,
+    channels: int = 1,
+    split_scheme: str = "vinyals",
+    use_cache: bool = True,
+) -> ImageTensorDataset:
+    """Load a split of a named data set into memory.
+
+    Args:
+        name: "omniglot" or "folder" (a folder of class folders).
+        root: the data root (see each loader for the expected layout).
+        split: "train", "val" or "test" ("all" for folders).
+        size: input size in pixels (square).
+        channels: 1 or 3 (folders only; Omniglot is grayscale).
+        split_scheme: Omniglot class split, "vinyals" or "lake".
+        use_cache: keep decoded tensors in `cache_dir()` keyed by root contents.
+    """
+    if name not in DATASETS:
+        raise ConfigError(f"unknown data set {name!r}; choose one of {DATASETS}")
+    root = Path(root).expanduser().resolve()
+    key = f"{name}|{root}|{split}|{size}|{channels}|{split_scheme}|{_fingerprint(root)}|v1"
+    path = cache_dir() / "datasets" / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".pt")
+    if use_cache and path.is_file():
+        try:
+            d = torch.load(path, weights_only=True)
+            return ImageTensorDataset(d["images"], d["labels"], list(d["class_names"]))
+        except Exception:  # noqa: BLE001 - a broken cache entry is rebuilt below
+            pass
+    data = _load_uncached(name, root, split, size, channels, split_scheme)
+    if use_cache:
+        from anil_engine.checkpoint import atomic_torch_save
+
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_torch_save(
+                {"images": data.images, "labels": data.labels, "class_names": data.class_names}, path
+            )
+        except OSError:
+            pass  # caching is an optimisation; an unwritable cache must not stop the job
+    return data
+
+
+def _load_uncached(name: str, root: Path, split: str, size: int, channels: int, scheme: str) -> ImageTensorDataset:
+    if name == "omniglot":
+        from anil_engine.datasets.omniglot import load_omniglot
+
+        return load_omniglot(root, scheme, split, size)
+    from anil_engine.datasets.folder import folder_split_classes, load_class_folders, scan_class_folders
+
+    classes = folder_split_classes(list(scan_class_folders(root).classes), split)
+    data, _messages = load_class_folders(root, size, channels, classes)
+    return data

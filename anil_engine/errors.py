@@ -1,0 +1,23 @@
+"""Project error types. Every message says what was found and what to do."""
+
+from __future__ import annotations
+
+
+class AnilError(Exception):
+    """Base class of every error the engine raises on purpose."""
+
+
+class ConfigError(AnilError, ValueError):
+    """A configuration value is out of range or inconsistent."""
+
+
+class DataError(AnilError):
+    """A data root, image file or split file is missing or unreadable."""
+
+
+class CheckpointError(AnilError):
+    """A checkpoint file is missing, truncated, foreign or of another version."""
+
+
+class ExportError(AnilError):
+    """An export failed or did not verify."""

@@ -1,0 +1,91 @@
+"""Reading images exactly as the app, the CLI and the data sets all do.
+
+One function decides how a file becomes pixels, so a picture gets the same
+input whether it comes from a data set, a dropped file or `anil-studio predict`.
+This module needs only Pillow and NumPy (no torch), so the torch-free runtime
+can use it too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from anil_engine.errors import DataError
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+
+
+def is_image_path(path: Path) -> bool:
+    """True when the suffix is one of the image formats we read."""
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def _to_mode(image: Image.Image, channels: int) -> Image.Image:
+    """Convert any Pillow mode to "L" (channels=1) or "RGB" (channels=3)."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(image, dtype=np.float64)
+        hi = 65535.0 if image.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        image = Image.fromarray(np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return image.convert("L" if channels == 1 else "RGB")
+
+
+def prepare_image(image: Image.Image, size: int, channels: int) -> np.ndarray:
+    """Pillow image -> uint8 array (channels, size, size), EXIF orientation applied."""
+    image = ImageOps.exif_transpose(image)
+    image = _to_mode(image, channels)
+    if image.size != (size, size):
+        image = image.resize((size, size), Image.Resampling.LANCZOS)
+    arr = np.asarray(image, dtype=np.uint8)
+    if arr.ndim == 2:
+        arr = arr[None]
+    else:
+        arr = arr.transpose(2, 0, 1)
+    return np.ascontiguousarray(arr)
+
+
+def load_image(path: str | Path, size: int, channels: int) -> np.ndarray:
+    """Read one file into a uint8 array (channels, size, size).
+
+    Raises:
+        DataError: the file is missing, not an image or corrupt; the message names it.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return prepare_image(image, size, channels)
+    except FileNotFoundError as exc:
+        raise DataError(f"{path}: file not found") from exc
+    except UnidentifiedImageError as exc:
+        raise DataError(f"{path}: not an image Pillow can read; remove it or convert it to PNG/JPEG") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{path}: the image is corrupt or truncated ({exc}); re-export or remove it") from exc
+
+
+def load_images(paths: list[Path], size: int, channels: int) -> tuple[np.ndarray, list[Path], list[str]]:
+    """Read many files, skipping the unreadable ones.
+
+    Returns:
+        (images uint8 (n_ok, channels, size, size), the paths read, one message per skipped file)
+    """
+    arrays, ok, skipped = [], [], []
+    for path in paths:
+        try:
+            arrays.append(load_image(path, size, channels))
+            ok.append(path)
+        except DataError as exc:
+            skipped.append(str(exc))
+    if arrays:
+        stacked = np.stack(arrays)
+    else:
+        stacked = np.zeros((0, channels, size, size), dtype=np.uint8)
+    return stacked, ok, skipped

@@ -1,0 +1,211 @@
+"""ANIL meta-training as a generator job: validation, best/last checkpoints, JSONL log, resume.
+
+Run folder layout::
+
+    OUT/config.json      the TrainConfig
+    OUT/metrics.jsonl    one line per iteration (and per validation)
+    OUT/last.pt          resumable checkpoint (model, optimizer, iteration, RNG)
+    OUT/best.pt          best-by-validation checkpoint (no optimizer state)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from anil_engine import __version__
+from anil_engine.anil import reference_meta_step
+from anil_engine.checkpoint import FORMAT, FORMAT_VERSION, atomic_write_bytes, load_checkpoint, save_checkpoint
+from anil_engine.config import EvalConfig, ModelConfig, Preprocessing, TrainConfig, resolve_device
+from anil_engine.datasets import DEFAULT_PREPROCESSING, load_dataset
+from anil_engine.errors import CheckpointError, ConfigError
+from anil_engine.evaluation import evaluate, run_to_end
+from anil_engine.models import AnilModel, model_from_checkpoint
+from anil_engine.tasks import EpisodeSampler, to_float
+
+VAL_SEED = 1234
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """Yielded after every meta-iteration."""
+
+    iteration: int  # completed iterations
+    iterations: int
+    loss: float
+    accuracy: float  # meta-train query accuracy, percent
+    val_accuracy: float | None  # percent, on iterations that validated
+    best_val_accuracy: float | None
+    elapsed_s: float
+    eta_s: float
+
+
+def preprocessing_for(config: TrainConfig) -> Preprocessing:
+    _size, channels, mean, std = DEFAULT_PREPROCESSING[config.dataset]
+    return Preprocessing(config.input_size, channels, mean, std)
+
+
+def make_checkpoint(
+    model: AnilModel,
+    config: TrainConfig | None,
+    kind: str,
+    metrics: dict[str, Any],
+    dataset: dict[str, Any],
+    resume: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Assemble a checkpoint dict (see `anil_engine.checkpoint`)."""
+    c = model.config
+    ckpt = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "kind": kind,
+        "anil_studio_version": __version__,
+        "model": {"hidden_size": c.hidden_size, "layers": c.layers, "channels": c.channels,
+                  "input_size": c.input_size, "ways": c.ways},
+        "state_dict": {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()},
+        "preprocessing": model.preprocessing.to_dict(),
+        "train_config": config.to_dict() if config else {},
+        "fast_lr": config.fast_lr if config else 0.1,
+        "adaptation_steps": config.adaptation_steps if config else 5,
+        "trained_task": {"ways": config.ways, "shots": config.shots, "query": config.query} if config else {},
+        "dataset": dataset,
+        "metrics": metrics,
+        "test_results": [],
+    }
+    if resume is not None:
+        ckpt["resume"] = resume
+    return ckpt
+
+
+def _init_model(config: TrainConfig, preprocessing: Preprocessing) -> AnilModel:
+    mc = ModelConfig(config.hidden_size, 4, preprocessing.channels, config.input_size, config.ways)
+    model = AnilModel(mc, preprocessing)
+    if config.init_from:
+        ckpt = load_checkpoint(config.init_from)
+        source = model_from_checkpoint(ckpt, config.init_from)
+        if (source.config.hidden_size, source.config.channels, source.config.input_size) != (
+                mc.hidden_size, mc.channels, mc.input_size):
+            raise ConfigError(
+                f"{config.init_from}: trunk {source.config} does not match this run "
+                f"(hidden {mc.hidden_size}, channels {mc.channels}, input {mc.input_size})"
+            )
+        model.trunk.load_state_dict(source.trunk.state_dict())
+        if source.config.ways == mc.ways:
+            model.head.load_state_dict(source.head.state_dict())
+    return model
+
+
+def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Generator[TrainProgress, None, dict]:
+    """Meta-train ANIL; yields `TrainProgress`, returns a summary dict.
+
+    Closing the generator (or Ctrl-C inside it) saves `last.pt`, from which
+    `train(..., resume=True)` continues with the same optimizer state, iteration
+    and random state.
+    """
+    out = Path(out_dir)
+    device = resolve_device(config.device)
+    pre = preprocessing_for(config)
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    start_iteration, best_val, elapsed_before = 0, None, 0.0
+    if resume:
+        if not last_path.is_file():
+            raise CheckpointError(f"{last_path}: nothing to resume; start without --resume")
+        last = load_checkpoint(last_path)
+        saved = TrainConfig.from_dict(last["train_config"])
+        if {**saved.to_dict(), "iterations": 0, "device": ""} != {**config.to_dict(), "iterations": 0, "device": ""}:
+            raise ConfigError(
+                f"{last_path}: was trained with other settings; resume with the same settings "
+                "(only --iterations and --device may change) or use a new --out folder"
+            )
+    elif last_path.exists():
+        raise ConfigError(f"{out}: already holds a run (last.pt); pass --resume to continue it or choose a new --out")
+
+    torch.manual_seed(config.seed)
+    train_data = load_dataset(config.dataset, config.data_root, "train", pre.size, pre.channels, config.split_scheme)
+    val_data = load_dataset(config.dataset, config.data_root, "val", pre.size, pre.channels, config.split_scheme)
+    model = _init_model(config, pre).to(device, memory_format=torch.channels_last)
+    from anil_engine._l2l import learn2learn
+
+    l2l = learn2learn()
+    maml_head = l2l.algorithms.MAML(model.head, lr=config.fast_lr, first_order=config.first_order)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.meta_lr)
+    sampler = EpisodeSampler(train_data, config.task, config.seed)
+    if resume:
+        model.load_state_dict(last["state_dict"])
+        optimizer.load_state_dict(last["resume"]["optimizer"])
+        sampler.set_state(last["resume"]["sampler"])
+        torch.set_rng_state(last["resume"]["torch_rng"])
+        start_iteration = int(last["resume"]["iteration"])
+        best_val = last["metrics"].get("best_val_accuracy")
+        elapsed_before = float(last["metrics"].get("train_seconds", 0.0))
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(json.dumps(config.to_dict(), indent=2).encode(), out / "config.json")
+    dataset_info = {"name": config.dataset, "split_scheme": config.split_scheme, "train_split": "train"}
+    log = open(out / "metrics.jsonl", "a")
+    iteration = start_iteration
+    sampler_state, rng_state = sampler.state(), torch.get_rng_state()
+    t0 = time.perf_counter()
+
+    def metrics() -> dict[str, Any]:
+        return {"iterations": iteration, "best_val_accuracy": best_val,
+                "train_seconds": round(elapsed_before + time.perf_counter() - t0, 1),
+                "device": device, "torch": torch.__version__}
+
+    def save_last() -> None:
+        resume_state = {"optimizer": optimizer.state_dict(), "iteration": iteration,
+                        "sampler": sampler_state, "torch_rng": rng_state}
+        save_checkpoint(make_checkpoint(model, config, "anil", metrics(), dataset_info, resume_state), last_path)
+
+    completed = False
+    try:
+        while iteration < config.iterations:
+            sampler_state, rng_state = sampler.state(), torch.get_rng_state()
+            model.train()
+            tasks = []
+            for _ in range(config.meta_batch_size):
+                x, y = sampler.sample()
+                tasks.append((to_float(x, device).contiguous(memory_format=torch.channels_last), y.to(device)))
+            optimizer.zero_grad(set_to_none=True)
+            step = reference_meta_step(model.trunk, maml_head, tasks, config.adaptation_steps,
+                                       config.shots, config.query, config.first_order)
+            optimizer.step()
+            iteration += 1
+            sampler_state, rng_state = sampler.state(), torch.get_rng_state()
+            record: dict[str, Any] = {"iteration": iteration, "loss": round(step.loss, 5),
+                                      "accuracy": round(100 * step.accuracy, 3)}
+            val_acc = None
+            if iteration % config.val_every == 0 or iteration == config.iterations:
+                val = run_to_end(evaluate(model, val_data, EvalConfig(config.task, config.val_episodes,
+                                                                      "inductive", VAL_SEED),
+                                          config.fast_lr, config.adaptation_steps, device))
+                val_acc = val["accuracy"]
+                record["val_accuracy"], record["val_ci95"] = val_acc, val["ci95"]
+                if best_val is None or val_acc > best_val:
+                    best_val = val_acc
+                    save_checkpoint(make_checkpoint(model, config, "anil", {**metrics(), "best_iteration": iteration},
+                                                    dataset_info), best_path)
+            if iteration % config.checkpoint_every == 0:
+                save_last()
+            elapsed = time.perf_counter() - t0
+            record["seconds"] = round(elapsed_before + elapsed, 2)
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            per_iter = elapsed / max(1, iteration - start_iteration)
+            yield TrainProgress(iteration, config.iterations, step.loss, 100 * step.accuracy, val_acc, best_val,
+                                elapsed_before + elapsed, per_iter * (config.iterations - iteration))
+        completed = True
+    finally:
+        # Runs on completion, on generator close (cancel) and on Ctrl-C: nothing is lost.
+        save_last()
+        log.close()
+    if completed and not best_path.exists():
+        save_checkpoint(make_checkpoint(model, config, "anil", metrics(), dataset_info), best_path)
+    return {"out": str(out), "last": str(last_path), "best": str(best_path), "iterations": iteration,
+            "best_val_accuracy": best_val, "train_seconds": metrics()["train_seconds"]}
+

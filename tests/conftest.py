@@ -1,0 +1,65 @@
+"""Shared fixtures: tiny synthetic data in the real on-disk formats."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+REPO = Path(__file__).resolve().parent.parent
+CHARACTERS_TSV = REPO / "anil_engine" / "datasets" / "splits" / "omniglot_characters.tsv"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANIL_STUDIO_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+def synthetic_drawings(n_chars: int, drawers: int, size: int, seed: int) -> np.ndarray:
+    """bool (n_chars, drawers, size, size), True = paper; each character a distinct blob pattern."""
+    rng = np.random.default_rng(seed)
+    base = rng.random((n_chars, 1, size, size)) > 0.6
+    noise = rng.random((n_chars, drawers, size, size)) > 0.93
+    return ~(base ^ noise)
+
+
+def write_omniglot_npz(root: Path, drawers: int = 4, size: int = 16) -> Path:
+    """Both Omniglot arrays, with every character of the real data set (tiny images)."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(CHARACTERS_TSV, newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    for i, set_name in enumerate(("background", "evaluation")):
+        n = sum(r["set"] == set_name for r in rows)
+        images = synthetic_drawings(n, drawers, size, seed=i)
+        labels = np.repeat(np.arange(n)[:, None], drawers, axis=1)
+        np.savez_compressed(root / f"images_{set_name}.npz", images=images, labels=labels)
+    return root
+
+
+def write_class_folders(root: Path, n_classes: int, per_class: int, size: int = 40, seed: int = 0) -> Path:
+    """ROOT/class_XX/img_YY.png colour images, each class a distinct colour pattern."""
+    rng = np.random.default_rng(seed)
+    for c in range(n_classes):
+        folder = root / f"class_{c:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        base = rng.integers(0, 256, (size, size, 3))
+        for i in range(per_class):
+            img = np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
+            Image.fromarray(img, "RGB").save(folder / f"img_{i:02d}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def omniglot_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_omniglot_npz(tmp_path_factory.mktemp("omniglot"))
+
+
+@pytest.fixture(scope="session")
+def folder_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_class_folders(tmp_path_factory.mktemp("folders"), n_classes=12, per_class=6)
