@@ -97,7 +97,7 @@ def reference_meta_step(
         learner = maml_head.clone()
         loss, acc = fast_adapt(trunk(x), y, learner, adaptation_steps, shots, query, first_order)
         loss.backward()
-        total_loss += float(loss)
+        total_loss += float(loss.detach())
         total_acc += float(acc)
     n = len(tasks)
     for p in list(trunk.parameters()) + list(maml_head.parameters()):

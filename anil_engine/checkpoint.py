@@ -19,8 +19,8 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import re
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -81,17 +81,21 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> dict[str, An
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except (zipfile.BadZipFile, EOFError, RuntimeError) as exc:
-        raise CheckpointError(
-            f"{path}: not a readable PyTorch file (truncated or corrupt: {exc}); re-download or re-train it"
-        ) from exc
     except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL (\S+) was not an allowed global", str(exc))
+        if found:
+            raise CheckpointError(
+                f"{path}: holds a Python object ({found.group(1)}) that is unsafe to load with "
+                "weights_only=True; only ANIL Studio checkpoints are accepted"
+            ) from exc
         raise CheckpointError(
-            f"{path}: holds objects that are unsafe to load (weights_only=True refused: {str(exc)[:200]}); "
-            "only ANIL Studio checkpoints are accepted"
+            f"{path}: not a readable PyTorch file (corrupt pickle data); re-download or re-train it"
         ) from exc
-    except Exception as exc:  # noqa: BLE001 - anything else torch raises means the same for the user
-        raise CheckpointError(f"{path}: cannot be read as a checkpoint ({type(exc).__name__}: {exc})") from exc
+    except Exception as exc:  # noqa: BLE001 - zip, EOF, OS and runtime errors all mean a damaged file
+        raise CheckpointError(
+            f"{path}: not a readable PyTorch file (truncated or corrupt: {type(exc).__name__}: {exc}); "
+            "re-download or re-train it"
+        ) from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(
             f"{path}: not an ANIL Studio checkpoint (no format marker '{FORMAT}'); "

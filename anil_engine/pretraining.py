@@ -140,7 +140,7 @@ def pretrain(config: PretrainConfig, out: str | Path) -> Generator[PretrainProgr
     model = model.to(memory_format=torch.contiguous_format)
 
     metrics = {"epochs": config.epochs, "val_5w1s": val_acc, "train_seconds": round(time.perf_counter() - start, 1),
-               "device": device, "torch": torch.__version__, "pretrain_config": dict(config.__dict__)}
+               "device": device, "torch": str(torch.__version__), "pretrain_config": dict(config.__dict__)}
     dataset = {"name": config.dataset, "split_scheme": config.split_scheme, "train_split": "train"}
     save_checkpoint(make_checkpoint(model, None, "pretrained", metrics, dataset), out)
     return {"out": str(out), **{k: metrics[k] for k in ("val_5w1s", "train_seconds")}}

@@ -155,7 +155,7 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Gen
     def metrics() -> dict[str, Any]:
         return {"iterations": iteration, "best_val_accuracy": best_val,
                 "train_seconds": round(elapsed_before + time.perf_counter() - t0, 1),
-                "device": device, "torch": torch.__version__}
+                "device": device, "torch": str(torch.__version__)}
 
     def save_last() -> None:
         resume_state = {"optimizer": optimizer.state_dict(), "iteration": iteration,

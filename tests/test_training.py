@@ -1,0 +1,68 @@
+"""Integration: meta-train a few iterations on tiny synthetic data, interrupt, resume, evaluate."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from anil_engine.checkpoint import load_checkpoint
+from anil_engine.config import TrainConfig
+from anil_engine.errors import ConfigError
+from anil_engine.evaluation import run_to_end
+from anil_engine.training import train
+
+
+def config(root, **kw):
+    base = dict(dataset="omniglot", data_root=str(root), ways=5, shots=1, query=1, meta_batch_size=2,
+                iterations=4, val_every=2, val_episodes=5, checkpoint_every=2, hidden_size=8, device="cpu",
+                seed=7)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_train_writes_log_and_checkpoints(tmp_path, omniglot_root):
+    result = run_to_end(train(config(omniglot_root), tmp_path / "run"))
+    assert result["iterations"] == 4
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["iteration"] for x in lines] == [1, 2, 3, 4]
+    assert "val_accuracy" in lines[1] and "val_accuracy" not in lines[0]
+    best = load_checkpoint(tmp_path / "run" / "best.pt")
+    last = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert best["kind"] == "anil" and "resume" not in best
+    assert last["resume"]["iteration"] == 4 and best["train_config"]["ways"] == 5
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path, omniglot_root):
+    straight = run_to_end(train(config(omniglot_root), tmp_path / "a"))
+    gen = train(config(omniglot_root), tmp_path / "b")
+    for progress in gen:
+        if progress.iteration == 3:
+            gen.close()  # what Cancel in the app and Ctrl-C in the CLI do
+            break
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["resume"]["iteration"] == 3
+    resumed = run_to_end(train(config(omniglot_root), tmp_path / "b", resume=True))
+    assert resumed["iterations"] == straight["iterations"] == 4
+    a = load_checkpoint(tmp_path / "a" / "last.pt")["state_dict"]
+    b = load_checkpoint(tmp_path / "b" / "last.pt")["state_dict"]
+    for k in a:
+        assert torch.allclose(a[k].float(), b[k].float(), atol=1e-6), k
+
+
+def test_resume_refuses_other_settings_and_existing_runs(tmp_path, omniglot_root):
+    run_to_end(train(config(omniglot_root, iterations=2), tmp_path / "r"))
+    with pytest.raises(ConfigError, match="other settings"):
+        run_to_end(train(config(omniglot_root, iterations=3, ways=4), tmp_path / "r", resume=True))
+    with pytest.raises(ConfigError, match="already holds a run"):
+        run_to_end(train(config(omniglot_root), tmp_path / "r"))
+    longer = run_to_end(train(config(omniglot_root, iterations=3), tmp_path / "r", resume=True))
+    assert longer["iterations"] == 3
+
+
+def test_config_messages_name_the_bad_value():
+    with pytest.raises(ConfigError, match="ways must be >= 2, got 1"):
+        TrainConfig(data_root="x", ways=1)
+    with pytest.raises(ConfigError, match="meta_lr must be > 0, got -1"):
+        TrainConfig(data_root="x", meta_lr=-1)
+    with pytest.raises(ConfigError, match="device must be one of"):
+        TrainConfig(data_root="x", device="tpu")
