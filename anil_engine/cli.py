@@ -16,8 +16,14 @@ from anil_engine.errors import AnilError
 BUNDLED_MODELS = Path(__file__).resolve().parent.parent / "models"
 
 
-def _drive(gen: Generator[Any, None, Any], bar_total: int, desc: str, quiet: bool,
-           postfix: Callable[[Any], dict[str, Any]], count: Callable[[Any], int]) -> Any:
+def _drive(
+    gen: Generator[Any, None, Any],
+    bar_total: int,
+    desc: str,
+    quiet: bool,
+    postfix: Callable[[Any], dict[str, Any]],
+    count: Callable[[Any], int],
+) -> Any:
     """Run a job generator under a tqdm bar; Ctrl-C closes it (the job saves its state)."""
     from tqdm import tqdm
 
@@ -44,16 +50,26 @@ def _add_task_args(p: argparse.ArgumentParser, ways: int, shots: int, query: int
 
 
 def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
-    p.add_argument("--dataset", choices=("omniglot", "folder"), default=None if not required else "omniglot",
-                   help="data set: omniglot, or folder (a folder of class folders)")
+    p.add_argument(
+        "--dataset",
+        choices=("omniglot", "folder"),
+        default=None if not required else "omniglot",
+        help="data set: omniglot, or folder (a folder of class folders)",
+    )
     p.add_argument("--data-root", required=required, help="folder holding the data set")
-    p.add_argument("--split-scheme", choices=("vinyals", "lake"), default=None,
-                   help="Omniglot class split (default: vinyals, or the checkpoint's)")
+    p.add_argument(
+        "--split-scheme",
+        choices=("vinyals", "lake"),
+        default=None,
+        help="Omniglot class split (default: vinyals, or the checkpoint's)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="anil-studio", description=(
-        "Few-shot image classification with ANIL. Without a subcommand, opens the desktop app."))
+    parser = argparse.ArgumentParser(
+        prog="anil-studio",
+        description=("Few-shot image classification with ANIL. Without a subcommand, opens the desktop app."),
+    )
     parser.add_argument("--version", action="version", version=f"anil-studio {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -101,8 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="test", choices=("train", "val", "test", "all"), help="split (test)")
     _add_task_args(e, 5, 5, 15)
     e.add_argument("--episodes", type=int, default=1000, help="test episodes (1000)")
-    e.add_argument("--bn", choices=("inductive", "transductive"), default="inductive",
-                   help="BatchNorm statistics: running (inductive, the app's) or per-batch (learn2learn's)")
+    e.add_argument(
+        "--bn",
+        choices=("inductive", "transductive"),
+        default="inductive",
+        help="BatchNorm statistics: running (inductive, the app's) or per-batch (learn2learn's)",
+    )
     e.add_argument("--fast-lr", type=float, default=None, help="inner-loop step size (the checkpoint's)")
     e.add_argument("--adaptation-steps", type=int, default=None, help="inner-loop steps (the checkpoint's)")
     e.add_argument("--seed", type=int, default=0, help="episode seed (0)")
@@ -129,12 +149,26 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     size = args.input_size or DEFAULT_PREPROCESSING[args.dataset][0]
     config = TrainConfig(
-        dataset=args.dataset, data_root=args.data_root, split_scheme=args.split_scheme or "vinyals",
-        ways=args.ways, shots=args.shots, query=args.query, meta_lr=args.meta_lr, fast_lr=args.fast_lr,
-        meta_batch_size=args.meta_batch_size, adaptation_steps=args.adaptation_steps,
-        iterations=args.iterations, first_order=args.first_order, seed=args.seed, device=args.device,
-        hidden_size=args.hidden_size, input_size=size, val_every=args.val_every,
-        val_episodes=args.val_episodes, checkpoint_every=args.checkpoint_every, init_from=args.init_from,
+        dataset=args.dataset,
+        data_root=args.data_root,
+        split_scheme=args.split_scheme or "vinyals",
+        ways=args.ways,
+        shots=args.shots,
+        query=args.query,
+        meta_lr=args.meta_lr,
+        fast_lr=args.fast_lr,
+        meta_batch_size=args.meta_batch_size,
+        adaptation_steps=args.adaptation_steps,
+        iterations=args.iterations,
+        first_order=args.first_order,
+        seed=args.seed,
+        device=args.device,
+        hidden_size=args.hidden_size,
+        input_size=size,
+        val_every=args.val_every,
+        val_episodes=args.val_episodes,
+        checkpoint_every=args.checkpoint_every,
+        init_from=args.init_from,
     )
     gen = train(config, args.out, resume=args.resume)
 
@@ -147,8 +181,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         result = _drive(gen, config.iterations, "meta-train", args.quiet, postfix, lambda p: p.iteration)
     except KeyboardInterrupt:
-        print(f"\ninterrupted: saved {Path(args.out) / 'last.pt'}; continue with the same command "
-              "plus --resume", file=sys.stderr)
+        print(
+            f"\ninterrupted: saved {Path(args.out) / 'last.pt'}; continue with the same command plus --resume",
+            file=sys.stderr,
+        )
         return 130
     print(json.dumps(result))
     return 0
@@ -160,15 +196,38 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
     size = args.input_size or DEFAULT_PREPROCESSING[args.dataset][0]
     config = PretrainConfig(
-        dataset=args.dataset, data_root=args.data_root, split_scheme=args.split_scheme or "vinyals",
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-        hidden_size=args.hidden_size, input_size=size, ways=args.ways, seed=args.seed, device=args.device,
+        dataset=args.dataset,
+        data_root=args.data_root,
+        split_scheme=args.split_scheme or "vinyals",
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        hidden_size=args.hidden_size,
+        input_size=size,
+        ways=args.ways,
+        seed=args.seed,
+        device=args.device,
     )
     gen = pretrain(config, args.out)
     from anil_engine.datasets import load_dataset
 
-    steps = -(-len(load_dataset(config.dataset, config.data_root, "train", size, DEFAULT_PREPROCESSING[
-        config.dataset][1], config.split_scheme)) // config.batch_size) * config.epochs
+    steps = (
+        -(
+            -len(
+                load_dataset(
+                    config.dataset,
+                    config.data_root,
+                    "train",
+                    size,
+                    DEFAULT_PREPROCESSING[config.dataset][1],
+                    config.split_scheme,
+                )
+            )
+            // config.batch_size
+        )
+        * config.epochs
+    )
     val = {}
 
     def postfix(p: Any) -> dict[str, Any]:
@@ -181,9 +240,23 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_eval(checkpoint: str, data_root: str, dataset: str | None, split: str, split_scheme: str | None,
-             ways: int, shots: int, query: int, episodes: int, bn: str, seed: int, fast_lr: float | None,
-             steps: int | None, device: str, quiet: bool) -> dict[str, Any]:
+def run_eval(
+    checkpoint: str,
+    data_root: str,
+    dataset: str | None,
+    split: str,
+    split_scheme: str | None,
+    ways: int,
+    shots: int,
+    query: int,
+    episodes: int,
+    bn: str,
+    seed: int,
+    fast_lr: float | None,
+    steps: int | None,
+    device: str,
+    quiet: bool,
+) -> dict[str, Any]:
     """Load a checkpoint and its data, run an evaluation, return the result dict."""
     from anil_engine.checkpoint import load_checkpoint
     from anil_engine.config import EvalConfig, TaskSpec, resolve_device
@@ -200,30 +273,57 @@ def run_eval(checkpoint: str, data_root: str, dataset: str | None, split: str, s
     config = EvalConfig(TaskSpec(ways, shots, query), episodes, bn, seed, fast_lr, steps)
     dev = resolve_device(device)
     gen = evaluate(model, data, config, ckpt["fast_lr"], ckpt["adaptation_steps"], dev)
-    result = _drive(gen, episodes, f"eval {ways}w{shots}s {bn}", quiet,
-                    lambda p: {"acc": f"{p.accuracy:.2f}"}, lambda p: p.episode)
-    result.update({"dataset": name, "split": split, "split_scheme": scheme, "checkpoint": str(checkpoint),
-                   "device": dev})
+    result = _drive(
+        gen, episodes, f"eval {ways}w{shots}s {bn}", quiet, lambda p: {"acc": f"{p.accuracy:.2f}"}, lambda p: p.episode
+    )
+    result.update(
+        {"dataset": name, "split": split, "split_scheme": scheme, "checkpoint": str(checkpoint), "device": dev}
+    )
     return result
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    result = run_eval(args.checkpoint, args.data_root, args.dataset, args.split, args.split_scheme, args.ways,
-                      args.shots, args.query, args.episodes, args.bn, args.seed, args.fast_lr,
-                      args.adaptation_steps, args.device, args.quiet or args.json)
+    result = run_eval(
+        args.checkpoint,
+        args.data_root,
+        args.dataset,
+        args.split,
+        args.split_scheme,
+        args.ways,
+        args.shots,
+        args.query,
+        args.episodes,
+        args.bn,
+        args.seed,
+        args.fast_lr,
+        args.adaptation_steps,
+        args.device,
+        args.quiet or args.json,
+    )
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{result['ways']}-way {result['shots']}-shot, {result['bn']} BatchNorm, {result['episodes']} "
-              f"episodes: {result['accuracy']:.2f} ± {result['ci95']:.2f} %")
+        print(
+            f"{result['ways']}-way {result['shots']}-shot, {result['bn']} BatchNorm, {result['episodes']} "
+            f"episodes: {result['accuracy']:.2f} ± {result['ci95']:.2f} %"
+        )
     return 0
 
 
 def cmd_card(args: argparse.Namespace) -> int:
     from anil_engine.cards import write_card
 
-    write_card(args.checkpoint, args.data_root, args.settings, args.episodes, args.seed, args.recipe,
-               args.device, args.out, run_eval)
+    write_card(
+        args.checkpoint,
+        args.data_root,
+        args.settings,
+        args.episodes,
+        args.seed,
+        args.recipe,
+        args.device,
+        args.out,
+        run_eval,
+    )
     print(f"wrote {args.out}")
     return 0
 
@@ -232,8 +332,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
     try:
         gui = importlib.import_module("app.main")
     except ImportError as exc:
-        print(f"error: the desktop app cannot start ({exc}); install with the README's set-up command",
-              file=sys.stderr)
+        print(f"error: the desktop app cannot start ({exc}); install with the README's set-up command", file=sys.stderr)
         return 2
     return int(gui.main(checkpoint=getattr(args, "checkpoint", None)) or 0)
 

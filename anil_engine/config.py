@@ -58,9 +58,7 @@ class Preprocessing:
         if self.channels not in (1, 3):
             raise ConfigError(f"channels must be 1 or 3, got {self.channels!r}")
         if len(self.mean) != self.channels or len(self.std) != self.channels:
-            raise ConfigError(
-                f"mean {self.mean} and std {self.std} need one value per channel ({self.channels})"
-            )
+            raise ConfigError(f"mean {self.mean} and std {self.std} need one value per channel ({self.channels})")
         if any(s <= 0 for s in self.std):
             raise ConfigError(f"std values must be > 0, got {self.std}")
 
@@ -120,8 +118,15 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         TaskSpec(self.ways, self.shots, self.query)
-        for name in ("meta_lr", "fast_lr", "meta_batch_size", "iterations", "val_every",
-                     "val_episodes", "checkpoint_every"):
+        for name in (
+            "meta_lr",
+            "fast_lr",
+            "meta_batch_size",
+            "iterations",
+            "val_every",
+            "val_episodes",
+            "checkpoint_every",
+        ):
             _positive(name, getattr(self, name))
         if self.adaptation_steps < 0:
             raise ConfigError(f"adaptation_steps must be >= 0, got {self.adaptation_steps!r}")

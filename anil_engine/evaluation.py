@@ -86,8 +86,7 @@ def evaluate(
             predictions = F.linear(features[query], w, b).argmax(1)
         accuracies.append(100.0 * float((predictions == labels[query]).float().mean()))
         if episode % progress_every == 0 or episode == config.episodes:
-            yield EvalProgress(episode, config.episodes, sum(accuracies) / len(accuracies),
-                               time.perf_counter() - start)
+            yield EvalProgress(episode, config.episodes, sum(accuracies) / len(accuracies), time.perf_counter() - start)
     mean, ci = mean_ci95(accuracies)
     return {
         "accuracy": round(mean, 3),

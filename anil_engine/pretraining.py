@@ -27,7 +27,6 @@ from anil_engine.evaluation import evaluate, run_to_end
 from anil_engine.models import AnilModel
 from anil_engine.tasks import to_float
 
-
 PROGRESS_STEPS = 20
 
 
@@ -102,8 +101,9 @@ def pretrain(config: PretrainConfig, out: str | Path) -> Generator[PretrainProgr
     params = list(model.trunk.parameters()) + list(classifier.parameters())
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=config.epochs * steps_per_epoch,
-                                                    pct_start=0.1)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, config.lr, total_steps=config.epochs * steps_per_epoch, pct_start=0.1
+    )
     start = time.perf_counter()
     val_acc = 0.0
     for epoch in range(1, config.epochs + 1):
@@ -111,7 +111,7 @@ def pretrain(config: PretrainConfig, out: str | Path) -> Generator[PretrainProgr
         order = torch.randperm(len(train_data), generator=gen)
         total_loss, correct, seen = 0.0, 0, 0
         for i in range(steps_per_epoch):
-            idx = order[i * config.batch_size:(i + 1) * config.batch_size]
+            idx = order[i * config.batch_size : (i + 1) * config.batch_size]
             x = to_float(train_data.images[idx], device)
             y = train_data.labels[idx].to(device)
             if config.augment:
@@ -128,19 +128,42 @@ def pretrain(config: PretrainConfig, out: str | Path) -> Generator[PretrainProgr
             seen += len(idx)
             step = (epoch - 1) * steps_per_epoch + i + 1
             if (i + 1) % PROGRESS_STEPS == 0 and i + 1 < steps_per_epoch:
-                yield PretrainProgress(step, config.epochs * steps_per_epoch, epoch, config.epochs,
-                                       total_loss / seen, 100 * correct / seen, None, time.perf_counter() - start)
-        val = run_to_end(evaluate(model, val_data, EvalConfig(TaskSpec(5, 1, 15), 200, "inductive", 1234),
-                                  0.1, 5, device))
+                yield PretrainProgress(
+                    step,
+                    config.epochs * steps_per_epoch,
+                    epoch,
+                    config.epochs,
+                    total_loss / seen,
+                    100 * correct / seen,
+                    None,
+                    time.perf_counter() - start,
+                )
+        val = run_to_end(
+            evaluate(model, val_data, EvalConfig(TaskSpec(5, 1, 15), 200, "inductive", 1234), 0.1, 5, device)
+        )
         val_acc = val["accuracy"]
-        yield PretrainProgress(epoch * steps_per_epoch, config.epochs * steps_per_epoch, epoch, config.epochs,
-                               total_loss / seen, 100 * correct / seen, val_acc, time.perf_counter() - start)
+        yield PretrainProgress(
+            epoch * steps_per_epoch,
+            config.epochs * steps_per_epoch,
+            epoch,
+            config.epochs,
+            total_loss / seen,
+            100 * correct / seen,
+            val_acc,
+            time.perf_counter() - start,
+        )
     from anil_engine.training import make_checkpoint
 
     model = model.to(memory_format=torch.contiguous_format)
 
-    metrics = {"epochs": config.epochs, "val_5w1s": val_acc, "train_seconds": round(time.perf_counter() - start, 1),
-               "device": device, "torch": str(torch.__version__), "pretrain_config": dict(config.__dict__)}
+    metrics = {
+        "epochs": config.epochs,
+        "val_5w1s": val_acc,
+        "train_seconds": round(time.perf_counter() - start, 1),
+        "device": device,
+        "torch": str(torch.__version__),
+        "pretrain_config": dict(config.__dict__),
+    }
     dataset = {"name": config.dataset, "split_scheme": config.split_scheme, "train_split": "train"}
     save_checkpoint(make_checkpoint(model, None, "pretrained", metrics, dataset), out)
     return {"out": str(out), **{k: metrics[k] for k in ("val_5w1s", "train_seconds")}}

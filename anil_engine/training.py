@@ -66,8 +66,13 @@ def make_checkpoint(
         "version": FORMAT_VERSION,
         "kind": kind,
         "anil_studio_version": __version__,
-        "model": {"hidden_size": c.hidden_size, "layers": c.layers, "channels": c.channels,
-                  "input_size": c.input_size, "ways": c.ways},
+        "model": {
+            "hidden_size": c.hidden_size,
+            "layers": c.layers,
+            "channels": c.channels,
+            "input_size": c.input_size,
+            "ways": c.ways,
+        },
         "state_dict": {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()},
         "preprocessing": model.preprocessing.to_dict(),
         "train_config": config.to_dict() if config else {},
@@ -90,7 +95,10 @@ def _init_model(config: TrainConfig, preprocessing: Preprocessing) -> AnilModel:
         ckpt = load_checkpoint(config.init_from)
         source = model_from_checkpoint(ckpt, config.init_from)
         if (source.config.hidden_size, source.config.channels, source.config.input_size) != (
-                mc.hidden_size, mc.channels, mc.input_size):
+            mc.hidden_size,
+            mc.channels,
+            mc.input_size,
+        ):
             raise ConfigError(
                 f"{config.init_from}: trunk {source.config} does not match this run "
                 f"(hidden {mc.hidden_size}, channels {mc.channels}, input {mc.input_size})"
@@ -153,13 +161,21 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Gen
     t0 = time.perf_counter()
 
     def metrics() -> dict[str, Any]:
-        return {"iterations": iteration, "best_val_accuracy": best_val,
-                "train_seconds": round(elapsed_before + time.perf_counter() - t0, 1),
-                "device": device, "torch": str(torch.__version__)}
+        return {
+            "iterations": iteration,
+            "best_val_accuracy": best_val,
+            "train_seconds": round(elapsed_before + time.perf_counter() - t0, 1),
+            "device": device,
+            "torch": str(torch.__version__),
+        }
 
     def save_last() -> None:
-        resume_state = {"optimizer": optimizer.state_dict(), "iteration": iteration,
-                        "sampler": sampler_state, "torch_rng": rng_state}
+        resume_state = {
+            "optimizer": optimizer.state_dict(),
+            "iteration": iteration,
+            "sampler": sampler_state,
+            "torch_rng": rng_state,
+        }
         save_checkpoint(make_checkpoint(model, config, "anil", metrics(), dataset_info, resume_state), last_path)
 
     completed = False
@@ -172,24 +188,39 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Gen
                 x, y = sampler.sample()
                 tasks.append((to_float(x, device).contiguous(memory_format=torch.channels_last), y.to(device)))
             optimizer.zero_grad(set_to_none=True)
-            step = reference_meta_step(model.trunk, maml_head, tasks, config.adaptation_steps,
-                                       config.shots, config.query, config.first_order)
+            step = reference_meta_step(
+                model.trunk, maml_head, tasks, config.adaptation_steps, config.shots, config.query, config.first_order
+            )
             optimizer.step()
             iteration += 1
             sampler_state, rng_state = sampler.state(), torch.get_rng_state()
-            record: dict[str, Any] = {"iteration": iteration, "loss": round(step.loss, 5),
-                                      "accuracy": round(100 * step.accuracy, 3)}
+            record: dict[str, Any] = {
+                "iteration": iteration,
+                "loss": round(step.loss, 5),
+                "accuracy": round(100 * step.accuracy, 3),
+            }
             val_acc = None
             if iteration % config.val_every == 0 or iteration == config.iterations:
-                val = run_to_end(evaluate(model, val_data, EvalConfig(config.task, config.val_episodes,
-                                                                      "inductive", VAL_SEED),
-                                          config.fast_lr, config.adaptation_steps, device))
+                val = run_to_end(
+                    evaluate(
+                        model,
+                        val_data,
+                        EvalConfig(config.task, config.val_episodes, "inductive", VAL_SEED),
+                        config.fast_lr,
+                        config.adaptation_steps,
+                        device,
+                    )
+                )
                 val_acc = val["accuracy"]
                 record["val_accuracy"], record["val_ci95"] = val_acc, val["ci95"]
                 if best_val is None or val_acc > best_val:
                     best_val = val_acc
-                    save_checkpoint(make_checkpoint(model, config, "anil", {**metrics(), "best_iteration": iteration},
-                                                    dataset_info), best_path)
+                    save_checkpoint(
+                        make_checkpoint(
+                            model, config, "anil", {**metrics(), "best_iteration": iteration}, dataset_info
+                        ),
+                        best_path,
+                    )
             if iteration % config.checkpoint_every == 0:
                 save_last()
             elapsed = time.perf_counter() - t0
@@ -197,8 +228,16 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Gen
             log.write(json.dumps(record) + "\n")
             log.flush()
             per_iter = elapsed / max(1, iteration - start_iteration)
-            yield TrainProgress(iteration, config.iterations, step.loss, 100 * step.accuracy, val_acc, best_val,
-                                elapsed_before + elapsed, per_iter * (config.iterations - iteration))
+            yield TrainProgress(
+                iteration,
+                config.iterations,
+                step.loss,
+                100 * step.accuracy,
+                val_acc,
+                best_val,
+                elapsed_before + elapsed,
+                per_iter * (config.iterations - iteration),
+            )
         completed = True
     finally:
         # Runs on completion, on generator close (cancel) and on Ctrl-C: nothing is lost.
@@ -206,6 +245,11 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Gen
         log.close()
     if completed and not best_path.exists():
         save_checkpoint(make_checkpoint(model, config, "anil", metrics(), dataset_info), best_path)
-    return {"out": str(out), "last": str(last_path), "best": str(best_path), "iterations": iteration,
-            "best_val_accuracy": best_val, "train_seconds": metrics()["train_seconds"]}
-
+    return {
+        "out": str(out),
+        "last": str(last_path),
+        "best": str(best_path),
+        "iterations": iteration,
+        "best_val_accuracy": best_val,
+        "train_seconds": metrics()["train_seconds"],
+    }

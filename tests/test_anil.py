@@ -19,8 +19,13 @@ def make_model(ways=3, dtype=torch.float64):
 
 def make_tasks(n_tasks, ways, shots, query, dtype=torch.float64):
     g = torch.Generator().manual_seed(1)
-    return [(torch.rand(ways * (shots + query), 1, 28, 28, generator=g, dtype=dtype),
-             torch.arange(ways).repeat_interleave(shots + query)) for _ in range(n_tasks)]
+    return [
+        (
+            torch.rand(ways * (shots + query), 1, 28, 28, generator=g, dtype=dtype),
+            torch.arange(ways).repeat_interleave(shots + query),
+        )
+        for _ in range(n_tasks)
+    ]
 
 
 def hand_written_meta_gradient(model, tasks, steps, lr, shots, query):
@@ -36,7 +41,7 @@ def hand_written_meta_gradient(model, tasks, steps, lr, shots, query):
             gw, gb = torch.autograd.grad(loss, (w, b), create_graph=True)
             w, b = w - lr * gw, b - lr * gb
         query_loss = F.cross_entropy(F.linear(features[q], w, b), y[q])
-        for t, g in zip(total, torch.autograd.grad(query_loss, params)):
+        for t, g in zip(total, torch.autograd.grad(query_loss, params), strict=True):
             t += g / len(tasks)
     return total
 
@@ -52,7 +57,7 @@ def test_reference_step_equals_hand_written_second_order(ways, shots, query, ste
     model.zero_grad()
     reference_meta_step(model.trunk, maml, tasks, steps, shots, query, first_order=False)
     got = [p.grad for p in list(model.trunk.parameters()) + [model.head.weight, model.head.bias]]
-    for g, e in zip(got, expected):
+    for g, e in zip(got, expected, strict=True):
         assert torch.allclose(g, e, rtol=1e-9, atol=1e-12)
 
 
@@ -67,7 +72,7 @@ def test_gradients_reach_trunk_and_head_and_second_order_differs():
         assert result.loss > 0 and 0 <= result.accuracy <= 1
         assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
         grads[first_order] = [p.grad.clone() for p in model.parameters()]
-    differs = [not torch.allclose(a, b) for a, b in zip(grads[False], grads[True])]
+    differs = [not torch.allclose(a, b) for a, b in zip(grads[False], grads[True], strict=True)]
     assert any(differs)
 
 

@@ -21,36 +21,112 @@ def test_help_documents_every_flag():
             if action.option_strings and action.dest != "help":
                 assert action.help, f"{name} {action.option_strings} has no help"
     out = run_cli("eval", "--help").stdout
-    for flag in ("--checkpoint", "--dataset", "--data-root", "--split", "--ways", "--shots", "--episodes", "--bn",
-                 "--seed", "--json"):
+    for flag in (
+        "--checkpoint",
+        "--dataset",
+        "--data-root",
+        "--split",
+        "--ways",
+        "--shots",
+        "--episodes",
+        "--bn",
+        "--seed",
+        "--json",
+    ):
         assert flag in out
 
 
 def test_train_then_eval_json(tmp_path, folder_root):
-    train = run_cli("train", "--dataset", "folder", "--data-root", str(folder_root), "--ways", "2", "--shots", "1",
-                    "--query", "1", "--iterations", "3", "--meta-batch-size", "2", "--val-every", "3",
-                    "--val-episodes", "4", "--hidden-size", "8", "--input-size", "32", "--device", "cpu",
-                    "--out", str(tmp_path / "run"), "--quiet")
+    train = run_cli(
+        "train",
+        "--dataset",
+        "folder",
+        "--data-root",
+        str(folder_root),
+        "--ways",
+        "2",
+        "--shots",
+        "1",
+        "--query",
+        "1",
+        "--iterations",
+        "3",
+        "--meta-batch-size",
+        "2",
+        "--val-every",
+        "3",
+        "--val-episodes",
+        "4",
+        "--hidden-size",
+        "8",
+        "--input-size",
+        "32",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path / "run"),
+        "--quiet",
+    )
     assert train.returncode == 0, train.stderr
     summary = json.loads(train.stdout.strip().splitlines()[-1])
     assert summary["iterations"] == 3
-    ev = run_cli("eval", "--checkpoint", summary["best"], "--dataset", "folder", "--data-root", str(folder_root),
-                 "--split", "test", "--ways", "2", "--shots", "1", "--query", "2", "--episodes", "20", "--json")
+    ev = run_cli(
+        "eval",
+        "--checkpoint",
+        summary["best"],
+        "--dataset",
+        "folder",
+        "--data-root",
+        str(folder_root),
+        "--split",
+        "test",
+        "--ways",
+        "2",
+        "--shots",
+        "1",
+        "--query",
+        "2",
+        "--episodes",
+        "20",
+        "--json",
+    )
     assert ev.returncode == 0, ev.stderr
     result = json.loads(ev.stdout)
     assert {"accuracy", "ci95", "episodes", "ways", "shots", "bn"} <= set(result)
     assert result["episodes"] == 20 and result["ways"] == 2 and result["bn"] == "inductive"
     assert 0 <= result["accuracy"] <= 100 and result["ci95"] >= 0
-    tr = run_cli("eval", "--checkpoint", summary["best"], "--dataset", "folder", "--data-root", str(folder_root),
-                 "--split", "test", "--ways", "2", "--shots", "1", "--query", "2", "--episodes", "20", "--json",
-                 "--bn", "transductive")
+    tr = run_cli(
+        "eval",
+        "--checkpoint",
+        summary["best"],
+        "--dataset",
+        "folder",
+        "--data-root",
+        str(folder_root),
+        "--split",
+        "test",
+        "--ways",
+        "2",
+        "--shots",
+        "1",
+        "--query",
+        "2",
+        "--episodes",
+        "20",
+        "--json",
+        "--bn",
+        "transductive",
+    )
     assert json.loads(tr.stdout)["bn"] == "transductive"
 
 
-@pytest.mark.parametrize("args,message", [
-    (["eval", "--checkpoint", "nope.pt", "--data-root", "."], "nope.pt: no such checkpoint file"),
-    (["train", "--data-root", "/nonexistent/omniglot", "--out", "OUT"], "no Omniglot found"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["eval", "--checkpoint", "nope.pt", "--data-root", "."], "nope.pt: no such checkpoint file"),
+        (["train", "--data-root", "/nonexistent/omniglot", "--out", "OUT"], "no Omniglot found"),
+    ],
+)
 def test_errors_are_one_line_and_exit_2(tmp_path, capsys, args, message):
     args = [a.replace("OUT", str(tmp_path / "o")) for a in args]
     assert main(args) == 2

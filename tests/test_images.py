@@ -14,7 +14,8 @@ def test_every_mode_becomes_the_model_input(tmp_path, mode, channels):
     path = tmp_path / f"x.{'tif' if mode in ('I;16', 'CMYK') else 'png'}"
     rgb = Image.fromarray(np.random.default_rng(0).integers(0, 256, (30, 20, 3), dtype=np.uint8), "RGB")
     rgb.convert(mode).save(path) if mode != "I;16" else Image.fromarray(
-        (np.arange(600).reshape(30, 20) * 100).astype(np.uint16)).save(path)
+        (np.arange(600).reshape(30, 20) * 100).astype(np.uint16)
+    ).save(path)
     arr = load_image(path, 16, channels)
     assert arr.shape == (channels, 16, 16)
     assert arr.dtype == np.uint8

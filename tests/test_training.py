@@ -15,9 +15,21 @@ from anil_engine.training import train
 
 
 def config(root, **kw):
-    base = dict(dataset="omniglot", data_root=str(root), ways=5, shots=1, query=1, meta_batch_size=2,
-                iterations=4, val_every=2, val_episodes=5, checkpoint_every=2, hidden_size=8, device="cpu",
-                seed=7)
+    base = dict(
+        dataset="omniglot",
+        data_root=str(root),
+        ways=5,
+        shots=1,
+        query=1,
+        meta_batch_size=2,
+        iterations=4,
+        val_every=2,
+        val_episodes=5,
+        checkpoint_every=2,
+        hidden_size=8,
+        device="cpu",
+        seed=7,
+    )
     return TrainConfig(**{**base, **kw})
 
 

@@ -71,9 +71,7 @@ def load_dataset(
 
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_torch_save(
-                {"images": data.images, "labels": data.labels, "class_names": data.class_names}, path
-            )
+            atomic_torch_save({"images": data.images, "labels": data.labels, "class_names": data.class_names}, path)
         except OSError:
             pass  # caching is an optimisation; an unwritable cache must not stop the job
     return data

@@ -47,6 +47,6 @@ class ImageTensorDataset(torch.utils.data.Dataset):
         counts = self.class_counts().tolist()
         out, start = {}, 0
         for label, count in enumerate(counts):
-            out[label] = order[start:start + count].tolist()
+            out[label] = order[start : start + count].tolist()
             start += count
         return out

@@ -91,5 +91,5 @@ def folder_split_classes(all_classes: list[str], split: str, seed: int = 0) -> l
     n = len(order)
     n_train = max(1, round(n * FOLDER_SPLIT_FRACTIONS[0]))
     n_val = max(1, round(n * FOLDER_SPLIT_FRACTIONS[1]))
-    cut = {"train": order[:n_train], "val": order[n_train:n_train + n_val], "test": order[n_train + n_val:]}
+    cut = {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
     return sorted(cut[split])
