@@ -86,3 +86,26 @@ def model_from_checkpoint(ckpt: dict[str, Any], path: str = "checkpoint") -> Ani
     except (TypeError, KeyError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: the weights do not fit the model it describes ({exc})") from exc
     return model
+
+
+def calibrate_batchnorm(model: AnilModel, images: torch.Tensor, batch_size: int = 256) -> None:
+    """Set every BatchNorm's running statistics to the exact mean/variance over `images`.
+
+    Used for a randomly initialised trunk (whose running statistics are
+    meaningless) before inductive evaluation.
+
+    Args:
+        images: float (n, c, h, w) in [0, 1].
+    """
+    bns = [m for m in model.trunk.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.momentum, m.training) for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+        m.train()
+    with torch.no_grad():
+        for i in range(0, images.shape[0], batch_size):
+            model.trunk(images[i : i + batch_size])
+    for m, (momentum, training) in zip(bns, saved, strict=True):
+        m.momentum = momentum
+        m.train(training)

@@ -48,7 +48,8 @@ def write_class_folders(root: Path, n_classes: int, per_class: int, size: int = 
     for c in range(n_classes):
         folder = root / f"class_{c:02d}"
         folder.mkdir(parents=True, exist_ok=True)
-        base = rng.integers(0, 256, (size, size, 3))
+        colour = rng.integers(0, 256, 3)
+        base = 0.7 * colour + 0.3 * rng.integers(0, 256, (size, size, 3))
         for i in range(per_class):
             img = np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
             Image.fromarray(img, "RGB").save(folder / f"img_{i:02d}.png")

@@ -1,0 +1,258 @@
+"""The app's few-shot classifier: cached support features, head-only adaptation, prediction.
+
+No Qt here; the app calls these methods from worker threads (one job at a
+time; a lock guards the state anyway).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from anil_engine.adaptation import adapt_head, initial_head
+from anil_engine.errors import ConfigError, DataError
+from anil_engine.images import load_image
+from anil_engine.models import AnilModel
+
+BATCH = 64
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One classified image."""
+
+    path: str
+    label: str
+    confidence: float
+    probabilities: dict[str, float]  # class name -> probability, in class order
+
+
+@dataclass(frozen=True)
+class AdaptResult:
+    class_names: list[str]
+    n_images: int
+    new_images: int  # images whose features had to be computed
+    seconds: float
+    head_seconds: float
+    head_init: str
+    skipped: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """Accuracy (percent), per-class accuracy and confusion[true, predicted] counts."""
+
+    accuracy: float
+    per_class: dict[str, float]
+    confusion: list[list[int]]
+    class_names: list[str]
+    n_images: int
+    skipped: list[str] = field(default_factory=list)
+
+
+def _key(path: Path) -> tuple[str, int, int]:
+    st = path.stat()
+    return (str(path.resolve()), st.st_mtime_ns, st.st_size)
+
+
+class FewShotClassifier:
+    """A meta-trained trunk plus a head adapted to the user's support set.
+
+    Args:
+        model: the loaded ANIL model (its head is the meta-learned initialisation).
+        fast_lr: inner-loop step size.
+        steps: inner-loop steps.
+        device: "cpu" or "cuda".
+    """
+
+    def __init__(self, model: AnilModel, fast_lr: float, steps: int, device: str = "cpu") -> None:
+        self.model = model.to(device).eval()
+        self.device = device
+        self.fast_lr = fast_lr
+        self.steps = steps
+        self._cache: dict[tuple[str, int, int], torch.Tensor] = {}
+        self._lock = threading.RLock()
+        self.class_names: list[str] = []
+        self.weight: torch.Tensor | None = None  # (n_classes, num_features)
+        self.bias: torch.Tensor | None = None  # (n_classes,)
+        self._support: list[tuple[torch.Tensor, int]] = []
+
+    # -- features -----------------------------------------------------------------------------------
+    def features(self, paths: list[Path]) -> tuple[torch.Tensor, list[Path], list[str], int]:
+        """Trunk features (eval-mode BatchNorm: each image independent).
+
+        Returns:
+            (features (n_ok, num_features), paths read, messages for skipped files, newly computed count)
+        """
+        pre = self.model.preprocessing
+        with self._lock:
+            todo, arrays, skipped = [], [], []
+            for p in paths:
+                p = Path(p)
+                try:
+                    if _key(p) in self._cache:
+                        continue
+                    arrays.append(torch.from_numpy(load_image(p, pre.size, pre.channels)))
+                    todo.append(p)
+                except (DataError, OSError) as exc:
+                    skipped.append(str(exc) if isinstance(exc, DataError) else f"{p}: {exc.strerror}")
+            for i in range(0, len(todo), BATCH):
+                batch = torch.stack(arrays[i : i + BATCH]).to(self.device).float().div_(255.0)
+                with torch.no_grad():
+                    feats = self.model.forward_features(batch).cpu()
+                for p, f in zip(todo[i : i + BATCH], feats, strict=True):
+                    self._cache[_key(p)] = f
+            ok, rows = [], []
+            for p in paths:
+                p = Path(p)
+                try:
+                    rows.append(self._cache[_key(p)])
+                    ok.append(p)
+                except (KeyError, OSError):
+                    continue
+            stacked = torch.stack(rows) if rows else torch.zeros(0, self.model.num_features)
+            return stacked, ok, skipped, len(todo)
+
+    # -- adaptation ---------------------------------------------------------------------------------
+    def head_init_description(self, n_classes: int) -> str:
+        trained = self.model.head.out_features
+        if n_classes == trained:
+            return f"meta-learned {trained}-way head"
+        return f"{n_classes} copies of the mean row of the meta-learned {trained}-way head"
+
+    def adapt(self, support: list[tuple[str, list[Path]]]) -> AdaptResult:
+        """Adapt the head to `support` = [(class name, image paths)] (>= 2 classes with images)."""
+        start = time.perf_counter()
+        with self._lock:
+            names, feats, labels, skipped, new = [], [], [], [], 0
+            for name, paths in support:
+                f, ok, bad, n_new = self.features(list(paths))
+                skipped.extend(bad)
+                new += n_new
+                if ok:
+                    labels.extend([len(names)] * len(ok))
+                    feats.append(f)
+                    names.append(name)
+            if len(names) < 2:
+                raise ConfigError("adaptation needs at least 2 classes with at least one readable image each")
+            features = torch.cat(feats).to(self.device)
+            y = torch.tensor(labels, device=self.device)
+            t_head = time.perf_counter()
+            w0, b0 = initial_head(self.model.head.weight, self.model.head.bias, len(names))
+            self.weight, self.bias = adapt_head(features, y, w0, b0, self.fast_lr, self.steps)
+            head_seconds = time.perf_counter() - t_head
+            self.class_names = names
+            self._support = list(zip(features, labels, strict=True))
+            return AdaptResult(
+                names,
+                len(labels),
+                new,
+                time.perf_counter() - start,
+                head_seconds,
+                self.head_init_description(len(names)),
+                skipped,
+            )
+
+    def set_head(self, class_names: list[str], weight: torch.Tensor, bias: torch.Tensor) -> None:
+        """Install a previously adapted head (e.g. from a project file)."""
+        if weight.shape != (len(class_names), self.model.num_features) or bias.shape != (len(class_names),):
+            raise ConfigError(
+                f"head of shape {tuple(weight.shape)} does not fit {len(class_names)} classes x "
+                f"{self.model.num_features} features of this model"
+            )
+        with self._lock:
+            self.class_names = list(class_names)
+            self.weight, self.bias = weight.to(self.device), bias.to(self.device)
+
+    @property
+    def is_adapted(self) -> bool:
+        return self.weight is not None
+
+    # -- prediction ---------------------------------------------------------------------------------
+    def probabilities(self, features: torch.Tensor) -> torch.Tensor:
+        """(n, num_features) -> softmax (n, n_classes) with the adapted head."""
+        if self.weight is None or self.bias is None:
+            raise ConfigError("no adapted head yet: add at least 2 classes with images to the support set")
+        with torch.no_grad():
+            return F.softmax(F.linear(features.to(self.device), self.weight, self.bias), dim=1).cpu()
+
+    def predict(self, paths: list[Path]) -> tuple[list[Prediction], list[str]]:
+        """Classify images one by one (eval-mode trunk: no image influences another)."""
+        with self._lock:
+            if self.weight is None:
+                self.probabilities(torch.zeros(0, self.model.num_features))
+            feats, ok, skipped, _ = self.features(list(paths))
+            probs = self.probabilities(feats)
+            out = []
+            for p, row in zip(ok, probs, strict=True):
+                best = int(row.argmax())
+                out.append(
+                    Prediction(
+                        str(p),
+                        self.class_names[best],
+                        float(row[best]),
+                        {n: float(v) for n, v in zip(self.class_names, row, strict=True)},
+                    )
+                )
+            return out, skipped
+
+    # -- evaluation ---------------------------------------------------------------------------------
+    def leave_one_out(self) -> EvalReport:
+        """Each support image classified by a head adapted on all the others."""
+        with self._lock:
+            if not self._support:
+                raise ConfigError("adapt first: the support set is empty")
+            labels = torch.tensor([y for _, y in self._support])
+            counts = torch.bincount(labels, minlength=len(self.class_names))
+            if int(counts.min()) < 2:
+                few = [n for n, c in zip(self.class_names, counts.tolist(), strict=True) if c < 2]
+                raise ConfigError(f"leave-one-out needs >= 2 images in every class; add images to {few}")
+            feats = torch.stack([f for f, _ in self._support])
+            predicted = []
+            for i in range(len(labels)):
+                keep = torch.arange(len(labels)) != i
+                w0, b0 = initial_head(self.model.head.weight, self.model.head.bias, len(self.class_names))
+                w, b = adapt_head(feats[keep], labels[keep].to(self.device), w0, b0, self.fast_lr, self.steps)
+                with torch.no_grad():
+                    predicted.append(int(F.linear(feats[i : i + 1], w, b).argmax()))
+            return _report(labels.tolist(), predicted, self.class_names, [])
+
+    def evaluate_folder(self, root: str | Path) -> EvalReport:
+        """Accuracy and confusion on a labelled folder of class folders named like the support classes."""
+        from anil_engine.datasets.folder import scan_class_folders
+
+        scan = scan_class_folders(root)
+        unknown = [c for c in scan.classes if c not in self.class_names]
+        if unknown:
+            raise ConfigError(
+                f"{root}: class folders {unknown} are not classes of the support set {self.class_names}; "
+                "rename the folders or add those classes"
+            )
+        truth, predicted, skipped = [], [], []
+        for name, paths in scan.classes.items():
+            preds, bad = self.predict(paths)
+            skipped.extend(bad)
+            truth.extend([self.class_names.index(name)] * len(preds))
+            predicted.extend(self.class_names.index(p.label) for p in preds)
+        if not truth:
+            raise DataError(f"{root}: no readable images")
+        return _report(truth, predicted, self.class_names, skipped)
+
+
+def _report(truth: list[int], predicted: list[int], names: list[str], skipped: list[str]) -> EvalReport:
+    n = len(names)
+    confusion = [[0] * n for _ in range(n)]
+    for t, p in zip(truth, predicted, strict=True):
+        confusion[t][p] += 1
+    per_class = {}
+    for i, name in enumerate(names):
+        total = sum(confusion[i])
+        if total:
+            per_class[name] = 100.0 * confusion[i][i] / total
+    accuracy = 100.0 * sum(confusion[i][i] for i in range(n)) / len(truth)
+    return EvalReport(accuracy, per_class, confusion, list(names), len(truth), skipped)

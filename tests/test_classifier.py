@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from anil_engine.classifier import FewShotClassifier
+from anil_engine.config import ModelConfig, Preprocessing
+from anil_engine.errors import ConfigError
+from anil_engine.models import AnilModel, calibrate_batchnorm
+from anil_engine.project import Project, ProjectError, load_project, save_project
+
+
+def make_classifier(ways=5):
+    """A random trunk whose BatchNorm statistics are calibrated on the synthetic images."""
+    torch.manual_seed(0)
+    pre = Preprocessing(32, 3, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    model = AnilModel(ModelConfig(16, 4, 3, 32, ways), pre)
+    calibrate_batchnorm(model, torch.rand(64, 3, 32, 32))
+    return FewShotClassifier(model, fast_lr=0.5, steps=20)
+
+
+def support_from(root: Path, n_classes=3, per_class=4):
+    classes = sorted(p for p in root.iterdir())[:n_classes]
+    return [(c.name, sorted(c.iterdir())[:per_class]) for c in classes]
+
+
+def test_adapt_and_predict_on_support_images(folder_root):
+    clf = make_classifier()
+    support = support_from(folder_root)
+    result = clf.adapt(support)
+    assert result.class_names == ["class_00", "class_01", "class_02"]
+    assert result.new_images == 12 and result.n_images == 12
+    assert "mean row" in result.head_init
+    again = clf.adapt(support)
+    assert again.new_images == 0  # features are cached
+    held_out = [sorted((folder_root / n).iterdir())[-1] for n, _ in support]
+    preds, skipped = clf.predict(held_out)
+    assert not skipped and [p.label for p in preds] == [n for n, _ in support]
+    assert all(abs(sum(p.probabilities.values()) - 1) < 1e-5 for p in preds)
+
+
+def test_prediction_does_not_depend_on_the_batch(folder_root):
+    clf = make_classifier()
+    clf.adapt(support_from(folder_root))
+    paths = sorted((folder_root / "class_05").iterdir())
+    together, _ = clf.predict(paths)
+    alone, _ = make_classifier_with_same_head(clf).predict(paths[:1])
+    assert together[0].probabilities == pytest.approx(alone[0].probabilities, abs=1e-6)
+
+
+def make_classifier_with_same_head(clf):
+    other = FewShotClassifier(clf.model, clf.fast_lr, clf.steps)
+    other.set_head(clf.class_names, clf.weight, clf.bias)
+    return other
+
+
+def test_leave_one_out_and_folder_evaluation(folder_root):
+    clf = make_classifier()
+    clf.adapt(support_from(folder_root, 3, 3))
+    loo = clf.leave_one_out()
+    assert loo.n_images == 9 and len(loo.confusion) == 3 and sum(map(sum, loo.confusion)) == 9
+    assert loo.accuracy >= 66.0
+
+
+def test_labelled_folder_evaluation(tmp_path, folder_root):
+    import shutil
+
+    clf = make_classifier()
+    clf.adapt(support_from(folder_root, 3, 3))
+    for name in ("class_00", "class_01", "class_02"):
+        shutil.copytree(folder_root / name, tmp_path / "labelled" / name)
+    report = clf.evaluate_folder(tmp_path / "labelled")
+    assert report.n_images == 18 and set(report.per_class) == {"class_00", "class_01", "class_02"}
+    assert report.accuracy >= 80.0
+    shutil.copytree(folder_root / "class_07", tmp_path / "labelled" / "class_07")
+    with pytest.raises(ConfigError, match="class_07"):
+        clf.evaluate_folder(tmp_path / "labelled")
+
+
+def test_unreadable_support_file_is_skipped_and_named(tmp_path, folder_root):
+    clf = make_classifier()
+    bad = tmp_path / "bad.png"
+    bad.write_text("nope")
+    support = support_from(folder_root, 2, 2)
+    support[0] = (support[0][0], [*support[0][1], bad])
+    result = clf.adapt(support)
+    assert result.n_images == 4 and any("bad.png" in m for m in result.skipped)
+
+
+def test_one_class_is_refused(folder_root):
+    clf = make_classifier()
+    with pytest.raises(ConfigError, match="at least 2 classes"):
+        clf.adapt(support_from(folder_root, 1, 2))
+    with pytest.raises(ConfigError, match="no adapted head"):
+        clf.predict([])
+
+
+def test_project_round_trip(tmp_path, folder_root):
+    clf = make_classifier()
+    support = support_from(folder_root, 2, 2)
+    clf.adapt(support)
+    project = Project(
+        str(tmp_path / "m.pt"),
+        [(n, [str(p) for p in ps]) for n, ps in support],
+        {"class_names": clf.class_names, "weight": clf.weight.tolist(), "bias": clf.bias.tolist()},
+    )
+    save_project(project, tmp_path / "work.anilproj")
+    loaded = load_project(tmp_path / "work.anilproj")
+    assert loaded.classes == project.classes and loaded.checkpoint == project.checkpoint
+    assert torch.allclose(torch.tensor(loaded.head["weight"]), clf.weight)
+    (tmp_path / "bad.anilproj").write_text("{")
+    with pytest.raises(ProjectError, match="bad.anilproj: not a readable project file"):
+        load_project(tmp_path / "bad.anilproj")
