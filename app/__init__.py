@@ -1,0 +1,1 @@
+"""ANIL Studio desktop app (PySide6). All model work lives in `anil_engine`."""

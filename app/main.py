@@ -1,0 +1,29 @@
+"""Start the desktop app: `anil-studio` (or `python -m app.main`)."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+
+def main(checkpoint: str | None = None) -> int:
+    from PySide6.QtWidgets import QApplication
+
+    from app.window import MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv)
+    app.setApplicationName("ANIL Studio")
+    app.setOrganizationName("ANIL Studio")
+    window = MainWindow(checkpoint=checkpoint)
+
+    def excepthook(exc_type, exc, tb) -> None:  # noqa: ANN001
+        traceback.print_exception(exc_type, exc, tb)
+        window.errors.exception(exc)
+
+    sys.excepthook = excepthook
+    window.show()
+    return app.exec()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else None))

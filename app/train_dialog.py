@@ -1,0 +1,254 @@
+"""Meta-train an ANIL model in the app: settings, progress, ETA, live curves, Stop / Resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from anil_engine.config import TrainConfig
+from app.jobs import CANCELLED, Job
+
+
+def _path_row(edit: QLineEdit, folder: bool, parent: QWidget) -> QWidget:
+    row = QWidget()
+    layout = QHBoxLayout(row)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(edit, 1)
+    browse = QPushButton("Browse…")
+
+    def pick() -> None:
+        if folder:
+            chosen = QFileDialog.getExistingDirectory(parent, "Choose folder", edit.text())
+        else:
+            chosen, _ = QFileDialog.getOpenFileName(parent, "Choose checkpoint", edit.text(), "Checkpoints (*.pt)")
+        if chosen:
+            edit.setText(chosen)
+
+    browse.clicked.connect(pick)
+    layout.addWidget(browse)
+    return row
+
+
+class TrainDialog(QDialog):
+    """Non-modal dialog running `anil_engine.training.train` in a worker.
+
+    Signals:
+        model_ready(str): path of the best checkpoint when a run finishes.
+        error(object): exceptions, for the app's error channel.
+    """
+
+    model_ready = Signal(str)
+    error = Signal(object)
+
+    def __init__(self, parent: QWidget | None = None, default_out: str = "") -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Meta-train an ANIL model")
+        self.job: Job | None = None
+        form = QFormLayout()
+        self.dataset = QComboBox()
+        self.dataset.addItems(["omniglot", "folder"])
+        self.dataset.setToolTip("omniglot: Omniglot arrays or folders; folder: a folder of class folders")
+        self.data_root = QLineEdit()
+        self.split_scheme = QComboBox()
+        self.split_scheme.addItems(["vinyals", "lake"])
+        self.ways, self.shots, self.query = QSpinBox(), QSpinBox(), QSpinBox()
+        for box, value in ((self.ways, 5), (self.shots, 5), (self.query, 5)):
+            box.setRange(1, 100)
+            box.setValue(value)
+        self.meta_lr = QDoubleSpinBox(decimals=5, minimum=1e-5, maximum=1.0, singleStep=1e-4, value=0.001)
+        self.fast_lr = QDoubleSpinBox(decimals=4, minimum=1e-4, maximum=10.0, singleStep=0.01, value=0.1)
+        self.meta_batch = QSpinBox(minimum=1, maximum=1024, value=32)
+        self.steps = QSpinBox(minimum=0, maximum=100, value=5)
+        self.iterations = QSpinBox(minimum=1, maximum=1_000_000, value=1000)
+        self.input_size = QSpinBox(minimum=16, maximum=256, value=28)
+        self.hidden = QSpinBox(minimum=4, maximum=512, value=64)
+        self.first_order = QCheckBox("first order (no second derivatives)")
+        self.device = QComboBox()
+        self.device.addItems(["auto", "cpu", "cuda"])
+        self.val_every = QSpinBox(minimum=1, maximum=100000, value=100)
+        self.val_episodes = QSpinBox(minimum=1, maximum=10000, value=200)
+        self.out = QLineEdit(default_out)
+        self.init_from = QLineEdit()
+        self.dataset.currentTextChanged.connect(self._dataset_changed)
+        form.addRow("Data set", self.dataset)
+        form.addRow("Data root", _path_row(self.data_root, True, self))
+        form.addRow("Omniglot split", self.split_scheme)
+        form.addRow("Ways / shots / query", self._row(self.ways, self.shots, self.query))
+        form.addRow("Meta learning rate (Adam)", self.meta_lr)
+        form.addRow("Fast learning rate (head)", self.fast_lr)
+        form.addRow("Meta-batch size", self.meta_batch)
+        form.addRow("Adaptation steps", self.steps)
+        form.addRow("Iterations", self.iterations)
+        form.addRow("Input size / hidden size", self._row(self.input_size, self.hidden))
+        form.addRow("", self.first_order)
+        form.addRow("Validate every / episodes", self._row(self.val_every, self.val_episodes))
+        form.addRow("Device", self.device)
+        form.addRow("Run folder", _path_row(self.out, True, self))
+        form.addRow("Start trunk from (optional)", _path_row(self.init_from, False, self))
+        self.progress = QProgressBar()
+        self.status = QLabel("Not started.")
+        self.start_button = QPushButton("Start")
+        self.resume_button = QPushButton("Resume")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setEnabled(False)
+        self.start_button.clicked.connect(lambda: self.start(resume=False))
+        self.resume_button.clicked.connect(lambda: self.start(resume=True))
+        self.stop_button.clicked.connect(self.stop)
+        buttons = self._row(self.start_button, self.resume_button, self.stop_button)
+        import pyqtgraph as pg
+
+        self.plot = pg.PlotWidget(title="Meta-training")
+        self.plot.setBackground("w")
+        self.plot.addLegend()
+        self.plot.setLabel("bottom", "iteration")
+        self.plot.setLabel("left", "accuracy (%)")
+        self.train_curve = self.plot.plot([], [], pen=pg.mkPen("#1f77b4", width=1), name="meta-train query accuracy")
+        self.val_curve = self.plot.plot(
+            [], [], pen=pg.mkPen("#d62728", width=2), symbol="o", symbolSize=5, name="validation accuracy"
+        )
+        self.loss_plot = pg.PlotWidget(title="Meta-train query loss")
+        self.loss_plot.setBackground("w")
+        self.loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen("#2ca02c", width=1))
+        self._xs: list[int] = []
+        self._acc: list[float] = []
+        self._loss: list[float] = []
+        self._vx: list[int] = []
+        self._vy: list[float] = []
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(self.plot, 2)
+        layout.addWidget(self.loss_plot, 1)
+        self.resize(720, 900)
+
+    @staticmethod
+    def _row(*widgets: QWidget) -> QWidget:
+        row = QWidget()
+        layout = QHBoxLayout(row)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for w in widgets:
+            layout.addWidget(w)
+        return row
+
+    def _dataset_changed(self, name: str) -> None:
+        self.split_scheme.setEnabled(name == "omniglot")
+        self.input_size.setValue(28 if name == "omniglot" else 84)
+
+    def config(self) -> TrainConfig:
+        return TrainConfig(
+            dataset=self.dataset.currentText(),
+            data_root=self.data_root.text().strip(),
+            split_scheme=self.split_scheme.currentText(),
+            ways=self.ways.value(),
+            shots=self.shots.value(),
+            query=self.query.value(),
+            meta_lr=self.meta_lr.value(),
+            fast_lr=self.fast_lr.value(),
+            meta_batch_size=self.meta_batch.value(),
+            adaptation_steps=self.steps.value(),
+            iterations=self.iterations.value(),
+            first_order=self.first_order.isChecked(),
+            device=self.device.currentText(),
+            hidden_size=self.hidden.value(),
+            input_size=self.input_size.value(),
+            val_every=self.val_every.value(),
+            val_episodes=self.val_episodes.value(),
+            checkpoint_every=max(1, min(100, self.val_every.value())),
+            init_from=self.init_from.text().strip(),
+        )
+
+    def start(self, resume: bool) -> None:
+        from anil_engine.training import train
+
+        if self.job is not None and self.job.running:
+            return
+        try:
+            config = self.config()
+            if not self.out.text().strip():
+                raise ValueError("choose a run folder for the checkpoints")
+        except ValueError as exc:
+            self.error.emit(exc)
+            return
+        if not resume:
+            self._xs, self._acc, self._loss, self._vx, self._vy = [], [], [], [], []
+        self.progress.setRange(0, config.iterations)
+        self.status.setText("Loading data…")
+        self.job = Job("meta-train", train, config, Path(self.out.text().strip()), resume)
+        self.job.progress.connect(self._on_progress)
+        self.job.done.connect(self._on_done)
+        self.job.failed.connect(self._on_failed)
+        self.job.finished.connect(self._on_finished)
+        self._set_running(True)
+        self.job.start()
+
+    def stop(self) -> None:
+        if self.job is not None and self.job.running:
+            self.status.setText("Stopping: saving a resumable checkpoint…")
+            self.job.cancel()
+
+    def _set_running(self, running: bool) -> None:
+        self.start_button.setEnabled(not running)
+        self.resume_button.setEnabled(not running)
+        self.stop_button.setEnabled(running)
+
+    def _on_progress(self, p) -> None:  # noqa: ANN001 - TrainProgress
+        self.progress.setValue(p.iteration)
+        self._xs.append(p.iteration)
+        self._acc.append(p.accuracy)
+        self._loss.append(p.loss)
+        if p.val_accuracy is not None:
+            self._vx.append(p.iteration)
+            self._vy.append(p.val_accuracy)
+            self.val_curve.setData(self._vx, self._vy)
+        self.train_curve.setData(self._xs, self._acc)
+        self.loss_curve.setData(self._xs, self._loss)
+        eta = int(p.eta_s)
+        best = f", best validation {p.best_val_accuracy:.1f} %" if p.best_val_accuracy is not None else ""
+        self.status.setText(
+            f"Iteration {p.iteration}/{p.iterations}: loss {p.loss:.3f}, accuracy "
+            f"{p.accuracy:.1f} %{best} — ETA {eta // 60} min {eta % 60:02d} s"
+        )
+
+    def _on_done(self, result) -> None:  # noqa: ANN001
+        if result is CANCELLED:
+            self.status.setText(
+                f"Stopped. Resumable checkpoint saved in {self.out.text()}/last.pt — press Resume to continue."
+            )
+            return
+        self.status.setText(
+            f"Finished: best validation accuracy {result['best_val_accuracy']} %. "
+            f"Loaded {result['best']} as the current model."
+        )
+        self.model_ready.emit(result["best"])
+
+    def _on_failed(self, exc: BaseException) -> None:
+        self.status.setText(f"Failed: {exc}")
+        self.error.emit(exc)
+
+    def _on_finished(self) -> None:
+        self._set_running(False)
+
+    def shutdown(self) -> None:
+        """Stop a running job (it saves last.pt) and wait for it."""
+        if self.job is not None and self.job.running:
+            self.job.cancel()
+            self.job.wait(60000)

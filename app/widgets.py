@@ -1,0 +1,245 @@
+"""Views. They show models and emit user intents; no ML logic here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QImage, QImageReader, QPainter, QPixmap
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+THUMB = 56
+_thumb_cache: dict[tuple[str, int], QPixmap] = {}
+
+
+def thumbnail(path: Path, size: int = THUMB) -> QPixmap:
+    """A small preview, EXIF orientation applied; a grey square for unreadable files."""
+    key = (str(path), size)
+    if key not in _thumb_cache:
+        reader = QImageReader(str(path))
+        reader.setAutoTransform(True)
+        original = reader.size()
+        if original.isValid():
+            reader.setScaledSize(original.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio))
+        image = reader.read()
+        if image.isNull():
+            pix = QPixmap(size, size)
+            pix.fill(QColor("#bbbbbb"))
+        else:
+            pix = QPixmap.fromImage(image)
+        _thumb_cache[key] = pix
+    return _thumb_cache[key]
+
+
+def dropped_paths(event: QDropEvent | QDragEnterEvent) -> list[Path]:
+    return [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+
+
+class DropArea(QFrame):
+    """A frame that accepts file drops and emits the local paths."""
+
+    dropped = Signal(list)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAcceptDrops(True)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self, event) -> None:  # noqa: N802, ANN001 - Qt override
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
+        paths = dropped_paths(event)
+        if paths:
+            event.acceptProposedAction()
+            self.dropped.emit(paths)
+
+
+class ClassCard(DropArea):
+    """One support class: editable name, count, thumbnails, remove buttons; drop images on it."""
+
+    renamed = Signal(str, str)
+    remove_requested = Signal(str)
+    remove_image_requested = Signal(str, object)
+    images_dropped = Signal(str, list)
+
+    def __init__(self, name: str, paths: list[Path], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.name = name
+        self.setObjectName(f"card:{name}")
+        self.dropped.connect(lambda paths: self.images_dropped.emit(self.name, paths))
+        layout = QVBoxLayout(self)
+        top = QHBoxLayout()
+        self.name_edit = QLineEdit(name)
+        self.name_edit.setToolTip("Class name (press Enter to rename)")
+        self.name_edit.editingFinished.connect(self._rename)
+        self.count = QLabel(f"{len(paths)} image{'s' if len(paths) != 1 else ''}")
+        remove = QToolButton()
+        remove.setText("✕")
+        remove.setToolTip(f"Remove class {name}")
+        remove.clicked.connect(lambda: self.remove_requested.emit(self.name))
+        top.addWidget(self.name_edit, 1)
+        top.addWidget(self.count)
+        top.addWidget(remove)
+        layout.addLayout(top)
+        self.thumbs = QListWidget()
+        self.thumbs.setViewMode(QListWidget.ViewMode.IconMode)
+        self.thumbs.setIconSize(QSize(THUMB, THUMB))
+        self.thumbs.setFlow(QListWidget.Flow.LeftToRight)
+        self.thumbs.setWrapping(False)
+        self.thumbs.setFixedHeight(THUMB + 30)
+        self.thumbs.setToolTip("Drop images here; Delete removes the selected image")
+        self.thumbs.setAcceptDrops(False)
+        for p in paths:
+            item = QListWidgetItem(thumbnail(p), "")
+            item.setToolTip(str(p))
+            item.setData(Qt.ItemDataRole.UserRole, p)
+            self.thumbs.addItem(item)
+        self.thumbs.itemDoubleClicked.connect(self._remove_item)
+        layout.addWidget(self.thumbs)
+        if not paths:
+            hint = QLabel("Drop images of this class here")
+            hint.setStyleSheet("color: gray")
+            layout.addWidget(hint)
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802, ANN001 - Qt override
+        if event.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace) and self.thumbs.currentItem():
+            self._remove_item(self.thumbs.currentItem())
+        else:
+            super().keyPressEvent(event)
+
+    def _remove_item(self, item: QListWidgetItem) -> None:
+        self.remove_image_requested.emit(self.name, item.data(Qt.ItemDataRole.UserRole))
+
+    def _rename(self) -> None:
+        new = self.name_edit.text().strip()
+        if new and new != self.name:
+            self.renamed.emit(self.name, new)
+
+
+class SupportSetView(DropArea):
+    """All class cards; dropping on the empty area creates classes."""
+
+    def __init__(self, support, parent: QWidget | None = None) -> None:  # noqa: ANN001 - SupportSet
+        super().__init__(parent)
+        self.support = support
+        outer = QVBoxLayout(self)
+        header = QHBoxLayout()
+        title = QLabel("<b>Support set</b> — drop a folder of class folders, or images to start a class")
+        self.add_button = QPushButton("Add class")
+        self.add_button.setToolTip("Add an empty class (Ctrl+N)")
+        header.addWidget(title, 1)
+        header.addWidget(self.add_button)
+        outer.addLayout(header)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.inner = QWidget()
+        self.cards_layout = QVBoxLayout(self.inner)
+        self.cards_layout.addStretch(1)
+        self.scroll.setWidget(self.inner)
+        outer.addWidget(self.scroll, 1)
+        self.status = QLabel("No classes yet.")
+        outer.addWidget(self.status)
+        self.cards: dict[str, ClassCard] = {}
+        support.changed.connect(self.rebuild)
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        for card in self.cards.values():
+            card.setParent(None)
+            card.deleteLater()
+        self.cards = {}
+        for cls in self.support.classes:
+            card = ClassCard(cls.name, cls.paths)
+            card.renamed.connect(self.support.rename_class)
+            card.remove_requested.connect(self.support.remove_class)
+            card.remove_image_requested.connect(self.support.remove_image)
+            card.images_dropped.connect(self.card_drop)
+            self.cards_layout.insertWidget(self.cards_layout.count() - 1, card)
+            self.cards[cls.name] = card
+
+    card_drop = Signal(str, list)
+
+
+class ProbabilityRow(QWidget):
+    """Thumbnail, file name, top class and bars for the top 3 probabilities."""
+
+    def __init__(self, prediction, parent: QWidget | None = None) -> None:  # noqa: ANN001 - Prediction
+        super().__init__(parent)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        pic = QLabel()
+        pic.setPixmap(thumbnail(Path(prediction.path)))
+        layout.addWidget(pic)
+        text = QVBoxLayout()
+        head = QLabel(f"<b>{prediction.label}</b> ({100 * prediction.confidence:.1f} %) — {Path(prediction.path).name}")
+        head.setToolTip(prediction.path)
+        text.addWidget(head)
+        top = sorted(prediction.probabilities.items(), key=lambda kv: -kv[1])[:3]
+        for name, p in top:
+            bar = QProgressBar()
+            bar.setRange(0, 1000)
+            bar.setValue(round(1000 * p))
+            bar.setFormat(f"{name}: {100 * p:.1f} %")
+            bar.setMaximumHeight(16)
+            text.addWidget(bar)
+        layout.addLayout(text, 1)
+
+
+def confusion_image(confusion: list[list[int]], names: list[str], cell: int = 36) -> QImage:
+    """The confusion matrix (rows: true class, columns: predicted) drawn as a picture."""
+    n = len(names)
+    label_w = 110
+    image = QImage(label_w + n * cell + 10, label_w + n * cell + 10, QImage.Format.Format_RGB32)
+    image.fill(QColor("white"))
+    painter = QPainter(image)
+    try:
+        for i, row in enumerate(confusion):
+            total = max(1, sum(row))
+            for j, count in enumerate(row):
+                share = count / total
+                colour = (
+                    QColor.fromRgbF(1 - 0.8 * share, 1 - 0.5 * share, 1.0)
+                    if i != j
+                    else QColor.fromRgbF(1 - 0.7 * share, 1.0, 1 - 0.7 * share)
+                )
+                x, y = label_w + j * cell, label_w + i * cell
+                painter.fillRect(x, y, cell - 1, cell - 1, colour)
+                painter.drawText(x, y, cell - 1, cell - 1, Qt.AlignmentFlag.AlignCenter, str(count))
+        for i, name in enumerate(names):
+            short = name if len(name) <= 14 else name[:13] + "…"
+            painter.drawText(
+                2,
+                label_w + i * cell,
+                label_w - 6,
+                cell,
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                short,
+            )
+            painter.save()
+            painter.translate(label_w + i * cell, label_w - 4)
+            painter.rotate(-90)
+            painter.drawText(0, 0, label_w - 6, cell, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, short)
+            painter.restore()
+        painter.drawText(label_w, 12, "predicted →")
+    finally:
+        painter.end()
+    return image

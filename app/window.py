@@ -1,0 +1,685 @@
+"""The main window: model, support set, classification, evaluation, meta-training, projects."""
+
+from __future__ import annotations
+
+import csv
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence, QPixmap
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDockWidget,
+    QDoubleSpinBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTabWidget,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from anil_engine.errors import AnilError
+from anil_engine.registry import bundled_models
+from app.jobs import Job
+from app.support_model import SupportSet, expand_drop, images_in
+from app.widgets import DropArea, ProbabilityRow, SupportSetView, confusion_image, dropped_paths
+
+ADAPT_DELAY_MS = 250
+MAX_RECENT = 8
+
+
+class ErrorChannel(QWidget):
+    """The one place messages reach the user: a log dock, the status bar and, for errors, a non-modal box."""
+
+    reported = Signal(str, str)  # level, text
+
+    def __init__(self, window: QMainWindow) -> None:
+        super().__init__(window)
+        self.window_ = window
+        self.log = QListWidget()
+        self.show_dialogs = True
+        self._box: QMessageBox | None = None
+
+    def report(self, text: str, level: str = "error") -> None:
+        stamp = time.strftime("%H:%M:%S")
+        item = QListWidgetItem(f"{stamp}  {level.upper()}: {text}")
+        if level == "error":
+            item.setForeground(Qt.GlobalColor.red)
+        self.log.addItem(item)
+        self.log.scrollToBottom()
+        self.window_.statusBar().showMessage(text, 15000)
+        self.reported.emit(level, text)
+        if level == "error" and self.show_dialogs:
+            if self._box is None:
+                self._box = QMessageBox(QMessageBox.Icon.Warning, "ANIL Studio", "", parent=self.window_)
+                self._box.setWindowModality(Qt.WindowModality.NonModal)
+            self._box.setText(text)
+            self._box.show()
+
+    def exception(self, exc: BaseException) -> None:
+        if isinstance(exc, AnilError | ValueError | OSError):
+            self.report(str(exc))
+        else:
+            detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            self.report(f"unexpected problem: {detail} (the app keeps running; please report this)")
+
+
+def _load_model_job(path: str, device: str, fast_lr: float | None, steps: int | None) -> dict[str, Any]:
+    """Worker side of loading a checkpoint."""
+    from anil_engine.checkpoint import file_sha256, load_checkpoint
+    from anil_engine.classifier import FewShotClassifier
+    from anil_engine.models import model_from_checkpoint
+
+    ckpt = load_checkpoint(path)
+    model = model_from_checkpoint(ckpt, path)
+    lr = fast_lr if fast_lr is not None else float(ckpt["fast_lr"])
+    n = steps if steps is not None else int(ckpt["adaptation_steps"])
+    classifier = FewShotClassifier(model, lr, n, device)
+    return {
+        "path": path,
+        "classifier": classifier,
+        "ckpt": {k: v for k, v in ckpt.items() if k != "state_dict"},
+        "sha256": file_sha256(path),
+    }
+
+
+def describe_checkpoint(path: str, ckpt: dict[str, Any]) -> str:
+    """Markdown card: the bundled card file when there is one, else a summary of the checkpoint."""
+    card = Path(path).with_suffix(".md")
+    if card.is_file():
+        return card.read_text()
+    pre, task, ds = ckpt["preprocessing"], ckpt.get("trained_task", {}), ckpt.get("dataset", {})
+    lines = [
+        f"# {Path(path).name}",
+        "",
+        f"- Data set: {ds.get('name', '?')} ({ds.get('split_scheme', '')})",
+        f"- Input: {pre['channels']} x {pre['size']} x {pre['size']}",
+        f"- Trained: {task.get('ways', '?')}-way {task.get('shots', '?')}-shot",
+        f"- Head adaptation: {ckpt['adaptation_steps']} steps at fast_lr {ckpt['fast_lr']}",
+    ]
+    for r in ckpt.get("test_results", []):
+        lines.append(f"- Test {r['ways']}-way {r['shots']}-shot ({r['bn']}): {r['accuracy']:.2f} ± {r['ci95']:.2f} %")
+    return "\n".join(lines)
+
+
+class MainWindow(QMainWindow):
+    """ANIL Studio's window. Model work runs in `Job`s; widgets only show state."""
+
+    model_loaded = Signal(str)
+    adapted = Signal(object)
+    classified = Signal(list)
+    evaluated = Signal(object)
+
+    def __init__(self, settings: QSettings | None = None, checkpoint: str | None = None) -> None:
+        super().__init__()
+        self.settings = settings or QSettings("ANIL Studio", "ANIL Studio")
+        self.setWindowTitle("ANIL Studio")
+        self.setAcceptDrops(True)
+        self.errors = ErrorChannel(self)
+        self.support = SupportSet()
+        self.classifier = None
+        self.checkpoint_path: str | None = None
+        self.checkpoint_sha256 = ""
+        self.project_path: Path | None = None
+        self.predictions: list = []
+        self.jobs: list[Job] = []
+        self._adapt_pending = False
+        self._adapt_job: Job | None = None
+        self.train_dialog = None
+        self.confirm_close = self._ask_save_changes
+        self._build_model_panel()
+        self._build_center()
+        self._build_menus()
+        self.adapt_timer = QTimer(self, singleShot=True, interval=ADAPT_DELAY_MS)
+        self.adapt_timer.timeout.connect(self.adapt_now)
+        self.support.changed.connect(self.adapt_timer.start)
+        self.support.undo_stack.cleanChanged.connect(self._update_title)
+        self._restore_window_state()
+        self._update_title()
+        first = checkpoint or (self.model_combo.itemData(0) if self.model_combo.count() else None)
+        if first:
+            self.load_model(str(first))
+        else:
+            self.errors.report("no bundled model found in models/; open a checkpoint (Ctrl+O)", "warning")
+
+    # ---------------------------------------------------------------------------------- building
+    def _build_model_panel(self) -> None:
+        panel = QWidget()
+        layout = QVBoxLayout(panel)
+        self.model_combo = QComboBox()
+        for m in bundled_models():
+            self.model_combo.addItem(m.name, str(m.path))
+        self.model_combo.activated.connect(lambda i: self.load_model(self.model_combo.itemData(i)))
+        open_button = QPushButton("Open checkpoint…")
+        open_button.clicked.connect(self.open_checkpoint_dialog)
+        self.device_combo = QComboBox()
+        self.device_combo.addItem("cpu")
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                self.device_combo.addItem("cuda")
+        except ImportError:  # pragma: no cover - torch is a hard dependency
+            pass
+        self.device_combo.currentTextChanged.connect(
+            lambda _d: self.checkpoint_path and self.load_model(self.checkpoint_path)
+        )
+        self.fast_lr = QDoubleSpinBox(decimals=4, minimum=1e-4, maximum=10.0, singleStep=0.05, value=0.1)
+        self.steps = QSpinBox(minimum=0, maximum=1000, value=5)
+        self.fast_lr.setToolTip("Head step size (from the checkpoint; editable)")
+        self.steps.setToolTip("Head adaptation steps (from the checkpoint; editable)")
+        self.fast_lr.valueChanged.connect(self._adapt_settings_changed)
+        self.steps.valueChanged.connect(self._adapt_settings_changed)
+        self.card = QTextBrowser()
+        self.card.setOpenExternalLinks(True)
+        self.model_status = QLabel("Loading model…")
+        self.model_status.setWordWrap(True)
+        layout.addWidget(QLabel("<b>Model</b>"))
+        layout.addWidget(self.model_combo)
+        layout.addWidget(open_button)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Device"))
+        row.addWidget(self.device_combo, 1)
+        layout.addLayout(row)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("fast_lr"))
+        row.addWidget(self.fast_lr)
+        row.addWidget(QLabel("steps"))
+        row.addWidget(self.steps)
+        layout.addLayout(row)
+        layout.addWidget(self.model_status)
+        layout.addWidget(self.card, 1)
+        dock = QDockWidget("Model", self)
+        dock.setObjectName("model-dock")
+        dock.setWidget(panel)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+        messages = QDockWidget("Messages", self)
+        messages.setObjectName("messages-dock")
+        messages.setWidget(self.errors.log)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, messages)
+
+    def _build_center(self) -> None:
+        self.support_view = SupportSetView(self.support)
+        self.support_view.dropped.connect(self.drop_on_support)
+        self.support_view.card_drop.connect(self.drop_on_card)
+        self.support_view.add_button.clicked.connect(lambda: self.support.add_class("class"))
+        self.adapt_status = self.support_view.status
+
+        self.query_area = DropArea()
+        q = QVBoxLayout(self.query_area)
+        q.addWidget(QLabel("<b>Classify</b> — drop images or folders here"))
+        self.results = QListWidget()
+        q.addWidget(self.results, 1)
+        buttons = QHBoxLayout()
+        self.export_button = QPushButton("Export CSV…")
+        self.export_button.clicked.connect(self.export_csv_dialog)
+        clear = QPushButton("Clear")
+        clear.clicked.connect(self.clear_results)
+        buttons.addWidget(self.export_button)
+        buttons.addWidget(clear)
+        q.addLayout(buttons)
+        self.query_area.dropped.connect(self.classify_paths)
+
+        self.eval_area = DropArea()
+        e = QVBoxLayout(self.eval_area)
+        e.addWidget(
+            QLabel(
+                "<b>Evaluate</b> — leave-one-out on the support set, or drop a labelled folder of class folders here"
+            )
+        )
+        self.loo_button = QPushButton("Leave-one-out on the support set")
+        self.loo_button.clicked.connect(self.leave_one_out)
+        e.addWidget(self.loo_button)
+        self.eval_summary = QLabel("")
+        self.eval_summary.setWordWrap(True)
+        self.eval_summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        e.addWidget(self.eval_summary)
+        self.confusion = QLabel()
+        self.confusion.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        e.addWidget(self.confusion, 1)
+        self.eval_area.dropped.connect(self.evaluate_paths)
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.query_area, "Classify")
+        self.tabs.addTab(self.eval_area, "Evaluate")
+        splitter = QSplitter()
+        splitter.addWidget(self.support_view)
+        splitter.addWidget(self.tabs)
+        splitter.setSizes([600, 500])
+        self.setCentralWidget(splitter)
+
+    def _build_menus(self) -> None:
+        def action(menu, text: str, slot, shortcut=None) -> QAction:  # noqa: ANN001
+            a = QAction(text, self)
+            if shortcut is not None:
+                a.setShortcut(QKeySequence(shortcut))
+            a.triggered.connect(slot)
+            menu.addAction(a)
+            return a
+
+        file = self.menuBar().addMenu("&File")
+        action(file, "Open checkpoint…", self.open_checkpoint_dialog, QKeySequence.StandardKey.Open)
+        action(file, "Open project…", self.open_project_dialog, "Ctrl+Shift+O")
+        self.recent_menu = file.addMenu("Recent")
+        self._rebuild_recent()
+        action(file, "Save project", self.save_project, QKeySequence.StandardKey.Save)
+        action(file, "Save project as…", self.save_project_as, QKeySequence.StandardKey.SaveAs)
+        action(file, "Export results as CSV…", self.export_csv_dialog, "Ctrl+E")
+        file.addSeparator()
+        action(file, "Quit", self.close, QKeySequence.StandardKey.Quit)
+        edit = self.menuBar().addMenu("&Edit")
+        undo = self.support.undo_stack.createUndoAction(self, "Undo")
+        undo.setShortcut(QKeySequence.StandardKey.Undo)
+        redo = self.support.undo_stack.createRedoAction(self, "Redo")
+        redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        edit.addAction(undo)
+        edit.addAction(redo)
+        action(edit, "Add class", lambda: self.support.add_class("class"), QKeySequence.StandardKey.New)
+        model = self.menuBar().addMenu("&Model")
+        action(model, "Adapt now", self.adapt_now, "Ctrl+R")
+        action(model, "Leave-one-out evaluation", self.leave_one_out, "Ctrl+L")
+        action(model, "Meta-train…", self.show_train_dialog, "Ctrl+T")
+
+    # ---------------------------------------------------------------------------------- jobs
+    def run_job(self, name: str, fn, *args, on_done=None, on_progress=None) -> Job:  # noqa: ANN001
+        job = Job(name, fn, *args)
+        if on_done is not None:
+            job.done.connect(on_done)
+        if on_progress is not None:
+            job.progress.connect(on_progress)
+        job.failed.connect(self.errors.exception)
+        job.finished.connect(lambda: self.jobs.remove(job) if job in self.jobs else None)
+        self.jobs.append(job)
+        job.start()
+        return job
+
+    def wait_for_jobs(self, timeout_ms: int = 60000) -> bool:
+        deadline = time.monotonic() + timeout_ms / 1000
+        while self.jobs and time.monotonic() < deadline:
+            self.jobs[0].wait(max(1, int((deadline - time.monotonic()) * 1000)))
+        return not self.jobs
+
+    # ---------------------------------------------------------------------------------- model
+    def open_checkpoint_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", self._last_dir(), "Checkpoints (*.pt)")
+        if path:
+            self.load_model(path)
+
+    def load_model(self, path: str, fast_lr: float | None = None, steps: int | None = None) -> Job:
+        self.model_status.setText(f"Loading {Path(path).name}…")
+        return self.run_job(
+            "load model",
+            _load_model_job,
+            str(path),
+            self.device_combo.currentText(),
+            fast_lr,
+            steps,
+            on_done=self._model_loaded,
+        )
+
+    def _model_loaded(self, result: dict[str, Any]) -> None:
+        self.classifier = result["classifier"]
+        self.checkpoint_path = result["path"]
+        self.checkpoint_sha256 = result["sha256"]
+        ckpt = result["ckpt"]
+        for w, v in ((self.fast_lr, self.classifier.fast_lr), (self.steps, self.classifier.steps)):
+            w.blockSignals(True)
+            w.setValue(v)
+            w.blockSignals(False)
+        self.card.setMarkdown(describe_checkpoint(result["path"], ckpt))
+        pre = ckpt["preprocessing"]
+        self.model_status.setText(
+            f"{Path(result['path']).name}: {pre['channels']}x{pre['size']}x{pre['size']} input, trained "
+            f"{ckpt.get('trained_task', {}).get('ways', '?')}-way, on {self.classifier.device}"
+        )
+        self._remember_recent(result["path"])
+        self.model_loaded.emit(result["path"])
+        self.adapt_now()
+
+    def _adapt_settings_changed(self) -> None:
+        if self.classifier is not None:
+            self.classifier.fast_lr = self.fast_lr.value()
+            self.classifier.steps = self.steps.value()
+            self.adapt_timer.start()
+
+    # ---------------------------------------------------------------------------------- support set
+    def _route_special_files(self, paths: list[Path]) -> list[Path]:
+        rest = []
+        for p in paths:
+            if p.suffix == ".pt" and p.is_file():
+                self.load_model(str(p))
+            elif p.suffix == ".anilproj" and p.is_file():
+                self.open_project(p)
+            else:
+                rest.append(p)
+        return rest
+
+    def drop_on_support(self, paths: list[Path]) -> None:
+        """Folders of class folders -> classes; a folder of images -> one class; loose images -> a new class."""
+        images, folders, messages = expand_drop(self._route_special_files(paths))
+        for m in messages:
+            self.errors.report(m, "warning")
+        self.support.undo_stack.beginMacro("drop")
+        try:
+            for folder in folders:
+                subdirs = [d for d in folder.iterdir() if d.is_dir() and images_in(d)]
+                if subdirs:
+                    self.support.add_class_folders(folder)
+                elif images_in(folder):
+                    self.support.add_class(folder.name, images_in(folder))
+                else:
+                    self.errors.report(f"{folder}: no images inside; nothing added", "warning")
+            if images:
+                self.support.add_class(self.support.unique_name("class"), images)
+        finally:
+            self.support.undo_stack.endMacro()
+
+    def drop_on_card(self, name: str, paths: list[Path]) -> None:
+        images, folders, messages = expand_drop(self._route_special_files(paths))
+        for m in messages:
+            self.errors.report(m, "warning")
+        for folder in folders:
+            images.extend(images_in(folder))
+        if images:
+            self.support.add_images(name, images)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
+        paths = dropped_paths(event)
+        event.acceptProposedAction()
+        self.drop_on_support(paths)
+
+    # ---------------------------------------------------------------------------------- adapt
+    def adapt_now(self) -> None:
+        if self.classifier is None:
+            return
+        support = self.support.as_support()
+        if len(support) < 2:
+            self.adapt_status.setText("Add at least 2 classes with images to adapt the head.")
+            return
+        if self._adapt_job is not None and self._adapt_job.running:
+            self._adapt_pending = True
+            return
+        self.adapt_status.setText("Adapting…")
+        self._adapt_job = self.run_job("adapt", self.classifier.adapt, support, on_done=self._adapted)
+        self._adapt_job.finished.connect(self._adapt_finished)
+
+    def _adapt_finished(self) -> None:
+        if self._adapt_pending:
+            self._adapt_pending = False
+            self.adapt_now()
+
+    def _adapted(self, result) -> None:  # noqa: ANN001 - AdaptResult
+        for m in result.skipped:
+            self.errors.report(m, "warning")
+        self.adapt_status.setText(
+            f"Head adapted to {len(result.class_names)} classes from {result.n_images} images in "
+            f"{1000 * result.seconds:.0f} ms ({result.new_images} new images through the trunk, head steps "
+            f"{1000 * result.head_seconds:.1f} ms). Head start: {result.head_init}."
+        )
+        self.adapted.emit(result)
+        if self.predictions:
+            self.classify_paths([Path(p.path) for p in self.predictions], replace=True)
+
+    # ---------------------------------------------------------------------------------- classify
+    def classify_paths(self, paths: list[Path], replace: bool = False) -> None:
+        if self.classifier is None or not self.classifier.is_adapted:
+            self.errors.report("add at least 2 classes with images first; then drop images to classify", "warning")
+            return
+        images, folders, messages = expand_drop(paths)
+        for m in messages:
+            self.errors.report(m, "warning")
+        for folder in folders:
+            images.extend(images_in(folder))
+        if images:
+            self.run_job("classify", self.classifier.predict, images, on_done=lambda r: self._classified(r, replace))
+
+    def _classified(self, result, replace: bool) -> None:  # noqa: ANN001
+        predictions, skipped = result
+        for m in skipped:
+            self.errors.report(m, "warning")
+        if replace:
+            self.clear_results()
+        for p in predictions:
+            item = QListWidgetItem()
+            row = ProbabilityRow(p)
+            item.setSizeHint(row.sizeHint())
+            self.results.addItem(item)
+            self.results.setItemWidget(item, row)
+        self.predictions.extend(predictions)
+        self.classified.emit(predictions)
+
+    def clear_results(self) -> None:
+        self.results.clear()
+        self.predictions = []
+
+    def export_csv_dialog(self) -> None:
+        if not self.predictions:
+            self.errors.report("no classification results to export yet", "warning")
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export results", self._last_dir() + "/results.csv", "CSV (*.csv)")
+        if path:
+            self.export_csv(Path(path))
+
+    def export_csv(self, path: Path) -> None:
+        import io
+
+        from anil_engine.checkpoint import atomic_write_bytes
+
+        names = self.classifier.class_names if self.classifier else []
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["path", "label", "confidence", *[f"p({n})" for n in names]])
+        for p in self.predictions:
+            writer.writerow(
+                [p.path, p.label, f"{p.confidence:.6f}", *[f"{p.probabilities.get(n, 0.0):.6f}" for n in names]]
+            )
+        try:
+            atomic_write_bytes(out.getvalue().encode(), path)
+            self.errors.report(f"wrote {len(self.predictions)} results to {path}", "info")
+        except AnilError as exc:
+            self.errors.report(str(exc))
+
+    # ---------------------------------------------------------------------------------- evaluate
+    def leave_one_out(self) -> None:
+        if self.classifier is None or not self.classifier.is_adapted:
+            self.errors.report("adapt first: add at least 2 classes with 2 or more images each", "warning")
+            return
+        self.tabs.setCurrentWidget(self.eval_area)
+        self.eval_summary.setText("Running leave-one-out…")
+        self.run_job(
+            "leave-one-out",
+            self.classifier.leave_one_out,
+            on_done=lambda r: self._show_report(r, "Leave-one-out on the support set"),
+        )
+
+    def evaluate_paths(self, paths: list[Path]) -> None:
+        folders = [p for p in paths if p.is_dir()]
+        if self.classifier is None or not self.classifier.is_adapted or not folders:
+            self.errors.report(
+                "drop a folder of class folders named like the support classes (after adapting)", "warning"
+            )
+            return
+        self.eval_summary.setText(f"Evaluating on {folders[0]}…")
+        self.run_job(
+            "evaluate folder",
+            self.classifier.evaluate_folder,
+            folders[0],
+            on_done=lambda r: self._show_report(r, f"Labelled folder {folders[0].name}"),
+        )
+
+    def _show_report(self, report, title: str) -> None:  # noqa: ANN001 - EvalReport
+        for m in report.skipped:
+            self.errors.report(m, "warning")
+        per_class = ", ".join(f"{n}: {a:.0f} %" for n, a in report.per_class.items())
+        self.eval_summary.setText(
+            f"<b>{title}</b>: accuracy {report.accuracy:.1f} % on {report.n_images} images.<br>Per class: {per_class}"
+        )
+        self.confusion.setPixmap(QPixmap.fromImage(confusion_image(report.confusion, report.class_names)))
+        self.evaluated.emit(report)
+
+    # ---------------------------------------------------------------------------------- training
+    def show_train_dialog(self) -> None:
+        from app.train_dialog import TrainDialog
+
+        if self.train_dialog is None:
+            self.train_dialog = TrainDialog(self, default_out=str(Path.home() / "anil-runs" / "run1"))
+            self.train_dialog.error.connect(self.errors.exception)
+            self.train_dialog.model_ready.connect(self.load_model)
+        self.train_dialog.show()
+        self.train_dialog.raise_()
+
+    # ---------------------------------------------------------------------------------- projects
+    def current_project(self):  # noqa: ANN201 - Project
+        from anil_engine.project import Project
+
+        head = None
+        if self.classifier is not None and self.classifier.is_adapted:
+            head = {
+                "class_names": self.classifier.class_names,
+                "weight": self.classifier.weight.cpu().tolist(),
+                "bias": self.classifier.bias.cpu().tolist(),
+            }
+        return Project(
+            self.checkpoint_path or "",
+            [(c.name, [str(p) for p in c.paths]) for c in self.support.classes],
+            head,
+            self.fast_lr.value(),
+            self.steps.value(),
+            self.checkpoint_sha256,
+        )
+
+    def save_project(self) -> bool:
+        if self.project_path is None:
+            return self.save_project_as()
+        return self.save_project_to(self.project_path)
+
+    def save_project_as(self) -> bool:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save project", self._last_dir() + "/project.anilproj", "ANIL Studio projects (*.anilproj)"
+        )
+        return bool(path) and self.save_project_to(Path(path))
+
+    def save_project_to(self, path: Path) -> bool:
+        from anil_engine.project import save_project
+
+        try:
+            save_project(self.current_project(), path)
+        except AnilError as exc:
+            self.errors.report(str(exc))
+            return False
+        self.project_path = path
+        self.support.undo_stack.setClean()
+        self._remember_recent(str(path))
+        self._update_title()
+        self.errors.report(f"saved project {path}", "info")
+        return True
+
+    def open_project_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open project", self._last_dir(), "ANIL Studio projects (*.anilproj)"
+        )
+        if path:
+            self.open_project(Path(path))
+
+    def open_project(self, path: Path) -> None:
+        from anil_engine.project import load_project
+
+        if not self.support.undo_stack.isClean() and not self.confirm_close():
+            return
+        try:
+            project = load_project(path)
+        except AnilError as exc:
+            self.errors.report(str(exc))
+            return
+        missing = [p for _, paths in project.classes for p in paths if not Path(p).is_file()]
+        if missing:
+            self.errors.report(
+                f"{len(missing)} image(s) of the project are missing, e.g. {missing[0]}; "
+                "they are kept in the project but skipped when adapting",
+                "warning",
+            )
+        self.project_path = path
+        self.support.replace_all([(n, [Path(p) for p in ps]) for n, ps in project.classes])
+        self._remember_recent(str(path))
+        self._update_title()
+        if project.checkpoint and project.checkpoint != self.checkpoint_path:
+            if Path(project.checkpoint).is_file():
+                self.load_model(project.checkpoint, project.fast_lr, project.adaptation_steps)
+            else:
+                self.errors.report(
+                    f"{path}: its model {project.checkpoint} is missing; open that checkpoint (Ctrl+O) to adapt"
+                )
+        else:
+            self.fast_lr.setValue(project.fast_lr)
+            self.steps.setValue(project.adaptation_steps)
+
+    # ---------------------------------------------------------------------------------- settings
+    def _last_dir(self) -> str:
+        return str(self.settings.value("last_dir", str(Path.home())))
+
+    def _remember_recent(self, path: str) -> None:
+        recent = [p for p in (self.settings.value("recent", []) or []) if p != path]
+        self.settings.setValue("recent", [path, *recent][:MAX_RECENT])
+        self.settings.setValue("last_dir", str(Path(path).parent))
+        self._rebuild_recent()
+
+    def _rebuild_recent(self) -> None:
+        self.recent_menu.clear()
+        for p in self.settings.value("recent", []) or []:
+            a = self.recent_menu.addAction(p)
+            a.triggered.connect(
+                lambda _=False, p=p: self.open_project(Path(p)) if p.endswith(".anilproj") else self.load_model(p)
+            )
+
+    def _restore_window_state(self) -> None:
+        geometry = self.settings.value("geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1400, 860)
+        state = self.settings.value("window_state")
+        if state is not None:
+            self.restoreState(state)
+
+    def _update_title(self, *_args) -> None:  # noqa: ANN002
+        name = self.project_path.name if self.project_path else "untitled"
+        dirty = "" if self.support.undo_stack.isClean() else " *"
+        self.setWindowTitle(f"ANIL Studio — {name}{dirty}")
+
+    def _ask_save_changes(self) -> bool:
+        answer = QMessageBox.question(
+            self,
+            "Unsaved changes",
+            "The support set has unsaved changes. Save them?",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+        )
+        if answer == QMessageBox.StandardButton.Save:
+            return self.save_project()
+        return answer == QMessageBox.StandardButton.Discard
+
+    def closeEvent(self, event) -> None:  # noqa: N802, ANN001 - Qt override
+        if not self.support.undo_stack.isClean() and not self.confirm_close():
+            event.ignore()
+            return
+        if self.train_dialog is not None:
+            self.train_dialog.shutdown()
+        self.wait_for_jobs()
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("window_state", self.saveState())
+        event.accept()

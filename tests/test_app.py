@@ -1,0 +1,204 @@
+"""GUI tests: real drops (QMimeData with file URLs), adaptation off the GUI thread, undo, projects, training."""
+
+from __future__ import annotations
+
+import csv
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("PySide6")
+
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl  # noqa: E402
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from anil_engine.checkpoint import save_checkpoint  # noqa: E402
+from anil_engine.config import ModelConfig, Preprocessing  # noqa: E402
+from anil_engine.models import AnilModel, calibrate_batchnorm  # noqa: E402
+from anil_engine.training import make_checkpoint  # noqa: E402
+from app.window import MainWindow  # noqa: E402
+
+TIMEOUT = 60000
+
+
+def drop(widget, paths: list[Path]) -> None:
+    """Deliver a real drag-enter, drag-move and drop sequence with file URLs to a widget."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(QPoint(5, 5), *args)
+    QApplication.sendEvent(widget, enter)
+    assert enter.isAccepted(), f"{widget} refused the drag"
+    QApplication.sendEvent(widget, QDragMoveEvent(QPoint(5, 5), *args))
+    QApplication.sendEvent(widget, QDropEvent(QPointF(5, 5), *args))
+
+
+@pytest.fixture
+def checkpoint(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    pre = Preprocessing(32, 3, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    model = AnilModel(ModelConfig(16, 4, 3, 32, 5), pre)
+    calibrate_batchnorm(model, torch.rand(64, 3, 32, 32))
+    ckpt = make_checkpoint(model, None, "anil", {}, {"name": "folder", "split_scheme": "vinyals"})
+    ckpt["fast_lr"], ckpt["adaptation_steps"] = 0.5, 20
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint(ckpt, path)
+    return path
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, checkpoint):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(settings=settings, checkpoint=str(checkpoint))
+    w.errors.show_dialogs = False
+    w.confirm_close = lambda: True
+    qtbot.addWidget(w)
+    qtbot.waitUntil(lambda: w.classifier is not None, timeout=TIMEOUT)
+    yield w
+    w.wait_for_jobs()
+
+
+def adapt_threads(window) -> list[str]:
+    """Record the thread every adaptation runs in."""
+    seen = []
+    original = window.classifier.adapt
+
+    def recording(*args, **kwargs):
+        seen.append(threading.current_thread().name)
+        return original(*args, **kwargs)
+
+    window.classifier.adapt = recording
+    return seen
+
+
+def test_drop_folder_of_class_folders_adapts_off_the_gui_thread(qtbot, window, folder_root):
+    threads = adapt_threads(window)
+    with qtbot.waitSignal(window.adapted, timeout=TIMEOUT) as blocker:
+        drop(window.support_view, [folder_root])
+    assert window.support.names() == [f"class_{i:02d}" for i in range(12)]
+    assert len(blocker.args[0].class_names) == 12
+    assert threads and all(t != threading.main_thread().name for t in threads)
+    assert "Head adapted to 12 classes" in window.adapt_status.text()
+
+
+def test_drop_images_on_card_undo_redo(qtbot, window, folder_root):
+    with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
+        drop(window.support_view, [folder_root / "class_00", folder_root / "class_01"])
+    assert window.support.names() == ["class_00", "class_01"]
+    extra = sorted((folder_root / "class_02").iterdir())[:2]
+    drop(window.support_view.cards["class_00"], extra)
+    assert len(window.support.find("class_00").paths) == 8
+    window.support.undo_stack.undo()
+    assert len(window.support.find("class_00").paths) == 6
+    window.support.undo_stack.redo()
+    assert len(window.support.find("class_00").paths) == 8
+    window.support.rename_class("class_00", "cats")
+    assert window.support.names() == ["cats", "class_01"]
+    window.support.undo_stack.undo()
+    window.support.remove_class("class_01")
+    assert window.support.names() == ["class_00"]
+    window.support.undo_stack.undo()
+    assert window.support.names() == ["class_00", "class_01"]
+    assert not window.support.undo_stack.isClean() and window.windowTitle().endswith("*")
+
+
+def test_loose_images_start_a_class_and_bad_files_are_named(qtbot, window, folder_root, tmp_path):
+    bad = tmp_path / "notes.txt"
+    bad.write_text("x")
+    messages = []
+    window.errors.reported.connect(lambda level, text: messages.append(text))
+    drop(window.support_view, sorted((folder_root / "class_03").iterdir())[:3] + [bad])
+    assert window.support.names() == ["class"]
+    assert any("notes.txt" in m for m in messages)
+
+
+def test_classify_export_and_evaluate(qtbot, window, folder_root, tmp_path):
+    support = tmp_path / "support"
+    for name in ("class_00", "class_01", "class_02"):
+        (support / name).mkdir(parents=True)
+        for p in sorted((folder_root / name).iterdir())[:3]:
+            (support / name / p.name).write_bytes(p.read_bytes())
+    with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
+        drop(window.support_view, [support])
+    queries = [sorted((folder_root / n).iterdir())[-1] for n in ("class_00", "class_01", "class_02")]
+    with qtbot.waitSignal(window.classified, timeout=TIMEOUT) as blocker:
+        drop(window.query_area, queries)
+    assert [p.label for p in blocker.args[0]] == ["class_00", "class_01", "class_02"]
+    assert window.results.count() == 3
+    window.export_csv(tmp_path / "out.csv")
+    rows = list(csv.reader(open(tmp_path / "out.csv")))
+    assert rows[0][:3] == ["path", "label", "confidence"] and len(rows) == 4
+    with qtbot.waitSignal(window.evaluated, timeout=TIMEOUT) as loo:
+        window.leave_one_out()
+    assert loo.args[0].n_images == 9
+    assert not window.confusion.pixmap().isNull()
+    labelled = tmp_path / "labelled"
+    for name in ("class_00", "class_01"):
+        (labelled / name).mkdir(parents=True)
+        for p in sorted((folder_root / name).iterdir())[3:]:
+            (labelled / name / p.name).write_bytes(p.read_bytes())
+    with qtbot.waitSignal(window.evaluated, timeout=TIMEOUT) as folder_eval:
+        drop(window.eval_area, [labelled])
+    assert folder_eval.args[0].n_images == 6
+
+
+def test_project_round_trip(qtbot, window, folder_root, tmp_path, checkpoint):
+    with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
+        drop(window.support_view, [folder_root / "class_04", folder_root / "class_05"])
+    assert window.save_project_to(tmp_path / "p.anilproj")
+    assert window.support.undo_stack.isClean()
+    settings = QSettings(str(tmp_path / "s2.ini"), QSettings.Format.IniFormat)
+    other = MainWindow(settings=settings, checkpoint=str(checkpoint))
+    other.errors.show_dialogs = False
+    qtbot.addWidget(other)
+    qtbot.waitUntil(lambda: other.classifier is not None, timeout=TIMEOUT)
+    with qtbot.waitSignal(other.adapted, timeout=TIMEOUT):
+        other.open_project(tmp_path / "p.anilproj")
+    assert other.support.names() == ["class_04", "class_05"]
+    assert torch.allclose(other.classifier.weight, window.classifier.weight)
+    other.wait_for_jobs()
+
+
+def test_bad_checkpoint_drop_reports_and_keeps_running(qtbot, window, tmp_path):
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"nonsense")
+    messages = []
+    window.errors.reported.connect(lambda level, text: messages.append(text))
+    drop(window.support_view, [bad])
+    qtbot.waitUntil(lambda: any("broken.pt" in m for m in messages), timeout=TIMEOUT)
+    assert window.classifier is not None
+
+
+def test_close_asks_when_unsaved(qtbot, window, folder_root):
+    asked = []
+    window.confirm_close = lambda: asked.append(1) or False
+    drop(window.support_view, [folder_root / "class_00"])
+    assert not window.close()
+    assert asked
+    window.confirm_close = lambda: True
+
+
+def test_meta_training_in_the_app_becomes_the_current_model(qtbot, window, folder_root, tmp_path):
+    window.show_train_dialog()
+    d = window.train_dialog
+    d.dataset.setCurrentText("folder")
+    d.data_root.setText(str(folder_root))
+    d.ways.setValue(2)
+    d.shots.setValue(1)
+    d.query.setValue(1)
+    d.meta_batch.setValue(2)
+    d.iterations.setValue(3)
+    d.input_size.setValue(32)
+    d.hidden.setValue(8)
+    d.val_every.setValue(3)
+    d.val_episodes.setValue(3)
+    d.device.setCurrentText("cpu")
+    d.out.setText(str(tmp_path / "run"))
+    with qtbot.waitSignal(window.model_loaded, timeout=TIMEOUT * 3) as loaded:
+        d.start(resume=False)
+    assert loaded.args[0].endswith("best.pt")
+    assert d.progress.value() == 3 and len(d._xs) == 3
+    d.close()
