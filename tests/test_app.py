@@ -11,29 +11,19 @@ import torch
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl  # noqa: E402
-from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtCore import QSettings  # noqa: E402
 
 from anil_engine.checkpoint import save_checkpoint  # noqa: E402
 from anil_engine.config import ModelConfig, Preprocessing  # noqa: E402
 from anil_engine.models import AnilModel, calibrate_batchnorm  # noqa: E402
 from anil_engine.training import make_checkpoint  # noqa: E402
+from app.testing import send_drop  # noqa: E402
 from app.window import MainWindow  # noqa: E402
 
 TIMEOUT = 60000
 
 
-def drop(widget, paths: list[Path]) -> None:
-    """Deliver a real drag-enter, drag-move and drop sequence with file URLs to a widget."""
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-    enter = QDragEnterEvent(QPoint(5, 5), *args)
-    QApplication.sendEvent(widget, enter)
-    assert enter.isAccepted(), f"{widget} refused the drag"
-    QApplication.sendEvent(widget, QDragMoveEvent(QPoint(5, 5), *args))
-    QApplication.sendEvent(widget, QDropEvent(QPointF(5, 5), *args))
+drop = send_drop
 
 
 @pytest.fixture

@@ -11,11 +11,12 @@ import torch
 from anil_engine.datasets.base import ImageTensorDataset
 from anil_engine.errors import ConfigError
 
-DATASETS = ("omniglot", "folder")
+DATASETS = ("omniglot", "caltech-101", "folder")
 
 # Per-dataset preprocessing defaults: (size, channels, mean, std).
 DEFAULT_PREPROCESSING = {
     "omniglot": (28, 1, (0.0,), (1.0,)),
+    "caltech-101": (84, 3, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
     "folder": (84, 3, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }
 
@@ -46,7 +47,7 @@ def load_dataset(
     """Load a split of a named data set into memory.
 
     Args:
-        name: "omniglot" or "folder" (a folder of class folders).
+        name: "omniglot", "caltech-101" or "folder" (a folder of class folders).
         root: the data root (see each loader for the expected layout).
         split: "train", "val" or "test" ("all" for folders).
         size: input size in pixels (square).
@@ -82,6 +83,10 @@ def _load_uncached(name: str, root: Path, split: str, size: int, channels: int, 
         from anil_engine.datasets.omniglot import load_omniglot
 
         return load_omniglot(root, scheme, split, size)
+    if name == "caltech-101":
+        from anil_engine.datasets.caltech import load_caltech101
+
+        return load_caltech101(root, split, size, channels)
     from anil_engine.datasets.folder import folder_split_classes, load_class_folders, scan_class_folders
 
     classes = folder_split_classes(list(scan_class_folders(root).classes), split)

@@ -1,0 +1,33 @@
+"""Helpers for driving the app from tests and the screenshot script."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
+from PySide6.QtWidgets import QApplication, QWidget
+
+
+def send_drop(widget: QWidget, paths: list[Path]) -> None:
+    """Deliver the drag-enter, drag-move and drop events a file manager would send."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(QPoint(5, 5), *args)
+    QApplication.sendEvent(widget, enter)
+    if not enter.isAccepted():
+        raise RuntimeError(f"{widget} refused the drag")
+    QApplication.sendEvent(widget, QDragMoveEvent(QPoint(5, 5), *args))
+    QApplication.sendEvent(widget, QDropEvent(QPointF(5, 5), *args))
+
+
+def wait_until(predicate, timeout_s: float = 120.0) -> None:  # noqa: ANN001
+    """Process events until `predicate()` is true."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        QApplication.processEvents()
+        time.sleep(0.02)
