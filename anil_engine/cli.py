@@ -130,6 +130,23 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    x = sub.add_parser("export", help="export the frozen trunk of a checkpoint to ONNX (verified)")
+    x.add_argument("--checkpoint", required=True, help="checkpoint file (.pt)")
+    x.add_argument("--out", required=True, help="ONNX file to write")
+
+    a = sub.add_parser("adapt", help="adapt the head to a support folder and export the classifier to ONNX")
+    a.add_argument("--checkpoint", required=True, help="checkpoint file (.pt)")
+    a.add_argument("--support", required=True, help="support folder: one sub-folder of images per class")
+    a.add_argument("--out", required=True, help="ONNX file to write")
+    a.add_argument("--fast-lr", type=float, default=None, help="head step size (the checkpoint's)")
+    a.add_argument("--adaptation-steps", type=int, default=None, help="head steps (the checkpoint's)")
+    a.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu", help="device (cpu)")
+
+    r = sub.add_parser("predict", help="classify images with an exported classifier (no torch needed)")
+    r.add_argument("--model", required=True, help="classifier .onnx from `adapt` or the app")
+    r.add_argument("images", nargs="+", help="image files or folders")
+    r.add_argument("--json", action="store_true", help="print a JSON list")
+
     c = sub.add_parser("card", help="evaluate a checkpoint in every standard setting and write its model card")
     c.add_argument("--checkpoint", required=True, help="checkpoint file (.pt)")
     c.add_argument("--data-root", required=True, help="folder holding the checkpoint's data set")
@@ -328,6 +345,65 @@ def cmd_card(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from anil_engine.checkpoint import load_checkpoint
+    from anil_engine.export import export_trunk
+    from anil_engine.models import model_from_checkpoint
+
+    model = model_from_checkpoint(load_checkpoint(args.checkpoint), args.checkpoint)
+    report = export_trunk(model, args.out)
+    print(json.dumps({"out": report.path, "max_abs_diff": report.max_abs_diff}))
+    return 0
+
+
+def cmd_adapt(args: argparse.Namespace) -> int:
+    from anil_engine.checkpoint import file_sha256, load_checkpoint
+    from anil_engine.classifier import FewShotClassifier
+    from anil_engine.config import resolve_device
+    from anil_engine.datasets.folder import scan_class_folders
+    from anil_engine.export import export_classifier
+    from anil_engine.models import model_from_checkpoint
+
+    ckpt = load_checkpoint(args.checkpoint)
+    model = model_from_checkpoint(ckpt, args.checkpoint)
+    lr = args.fast_lr if args.fast_lr is not None else float(ckpt["fast_lr"])
+    steps = args.adaptation_steps if args.adaptation_steps is not None else int(ckpt["adaptation_steps"])
+    clf = FewShotClassifier(model, lr, steps, resolve_device(args.device))
+    scan = scan_class_folders(args.support)
+    for p in scan.ignored:
+        print(f"warning: {p}: not an image file, skipped", file=sys.stderr)
+    result = clf.adapt(list(scan.classes.items()))
+    for m in result.skipped:
+        print(f"warning: {m}", file=sys.stderr)
+    report = export_classifier(model, clf.weight, clf.bias, clf.class_names, args.out, file_sha256(args.checkpoint))
+    print(
+        json.dumps(
+            {
+                "out": report.path,
+                "classes": clf.class_names,
+                "images": result.n_images,
+                "max_abs_diff": report.max_abs_diff,
+            }
+        )
+    )
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from anil_engine.runtime import OnnxClassifier
+
+    clf = OnnxClassifier(args.model)
+    results, skipped = clf.predict(args.images)
+    for m in skipped:
+        print(f"warning: {m}", file=sys.stderr)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results]))
+    else:
+        for r in results:
+            print(f"{r.path}\t{r.label}\t{r.confidence:.4f}")
+    return 0 if results else 2
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     try:
         gui = importlib.import_module("app.main")
@@ -337,7 +413,16 @@ def cmd_gui(args: argparse.Namespace) -> int:
     return int(gui.main(checkpoint=getattr(args, "checkpoint", None)) or 0)
 
 
-COMMANDS = {"train": cmd_train, "pretrain": cmd_pretrain, "eval": cmd_eval, "card": cmd_card, "gui": cmd_gui}
+COMMANDS = {
+    "train": cmd_train,
+    "pretrain": cmd_pretrain,
+    "eval": cmd_eval,
+    "card": cmd_card,
+    "export": cmd_export,
+    "adapt": cmd_adapt,
+    "predict": cmd_predict,
+    "gui": cmd_gui,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+
 def extract_classes(caltech: Path, classes: list[str], work: Path) -> dict[str, dict[str, list[Path]]]:
     archive = caltech / "101_ObjectCategories.zip"
     out: dict[str, dict[str, list[Path]]] = {"support": {}, "query": {}, "labelled": {}}

@@ -1,0 +1,178 @@
+"""ONNX export of the frozen trunk and of the adapted classifier, each verified on export.
+
+Both graphs take float32 images (batch, channels, size, size) scaled to [0, 1];
+per-channel normalisation is inside the graph. The batch axis is dynamic and
+BatchNorm uses running statistics (eval mode), so every image is independent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from anil_engine import __version__
+from anil_engine.checkpoint import atomic_write_bytes
+from anil_engine.errors import ExportError
+from anil_engine.models import AnilModel
+
+TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    path: str
+    max_abs_diff: float
+    samples: int
+
+
+class _Classifier(nn.Module):
+    """Trunk + adapted head + softmax: images -> probabilities (batch, n_classes)."""
+
+    def __init__(self, trunk: nn.Module, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        super().__init__()
+        self.trunk = trunk
+        self.head = nn.Linear(weight.shape[1], weight.shape[0])
+        with torch.no_grad():
+            self.head.weight.copy_(weight)
+            self.head.bias.copy_(bias)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return F.softmax(self.head(self.trunk(images)), dim=1)
+
+
+def _to_onnx_bytes(module: nn.Module, example: torch.Tensor, output: str) -> bytes:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+        path = Path(tmp) / "model.onnx"
+        torch.onnx.export(
+            module,
+            (example,),
+            str(path),
+            input_names=["images"],
+            output_names=[output],
+            dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},),
+            external_data=False,
+        )
+        return path.read_bytes()
+
+
+def _verify(data: bytes, module: nn.Module, channels: int, size: int, path: Path) -> float:
+    """onnx.checker, then onnxruntime vs torch on random and constant inputs; returns max |diff|."""
+    import onnx
+    import onnxruntime as ort
+
+    try:
+        onnx.checker.check_model(onnx.load_from_string(data))
+    except Exception as exc:  # noqa: BLE001 - any checker complaint fails the export
+        raise ExportError(f"{path}: the exported graph fails onnx.checker ({exc})") from exc
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    g = torch.Generator().manual_seed(0)
+    inputs = [
+        torch.rand(1, channels, size, size, generator=g),
+        torch.rand(64, channels, size, size, generator=g),
+        torch.zeros(3, channels, size, size),
+        torch.ones(2, channels, size, size),
+    ]
+    worst = 0.0
+    with torch.no_grad():
+        for x in inputs:
+            expected = module(x).numpy()
+            got = session.run(None, {"images": x.numpy()})[0]
+            worst = max(worst, float(np.abs(expected - got).max()))
+    if not worst <= TOLERANCE:
+        raise ExportError(f"{path}: onnxruntime differs from torch by {worst:.2e} (> {TOLERANCE:.0e}); not exported")
+    return worst
+
+
+def _check_writable(path: Path) -> None:
+    if path.exists() and path.is_dir():
+        raise ExportError(f"{path}: is a folder; give a file name ending in .onnx")
+
+
+def export_trunk(model: AnilModel, out: str | Path) -> ExportReport:
+    """The frozen trunk: images (batch, c, h, w) in [0, 1] -> features (batch, num_features)."""
+    out = Path(out)
+    _check_writable(out)
+    pre = model.preprocessing
+    trunk = model.trunk.cpu().eval().to(memory_format=torch.contiguous_format)
+    data = _to_onnx_bytes(trunk, torch.rand(2, pre.channels, pre.size, pre.size), "features")
+    data = _with_metadata(data, {"anil_studio.kind": "trunk", **_preprocessing_metadata(model)})
+    diff = _verify(data, trunk, pre.channels, pre.size, out)
+    _write(data, out)
+    return ExportReport(str(out), diff, 4)
+
+
+def export_classifier(
+    model: AnilModel,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    class_names: list[str],
+    out: str | Path,
+    source_sha256: str = "",
+) -> ExportReport:
+    """Trunk + adapted head + softmax: images -> probabilities (batch, n_classes), with metadata."""
+    out = Path(out)
+    _check_writable(out)
+    if weight.shape[0] != len(class_names):
+        raise ExportError(f"{len(class_names)} class names for a head of {weight.shape[0]} outputs")
+    pre = model.preprocessing
+    module = _Classifier(
+        model.trunk.cpu().eval().to(memory_format=torch.contiguous_format), weight.cpu(), bias.cpu()
+    ).eval()
+    data = _to_onnx_bytes(module, torch.rand(2, pre.channels, pre.size, pre.size), "probabilities")
+    meta = {
+        "anil_studio.kind": "classifier",
+        "anil_studio.class_names": json.dumps(class_names),
+        "anil_studio.source_checkpoint_sha256": source_sha256,
+        **_preprocessing_metadata(model),
+    }
+    data = _with_metadata(data, meta)
+    diff = _verify(data, module, pre.channels, pre.size, out)
+    _write(data, out)
+    return ExportReport(str(out), diff, 4)
+
+
+def _preprocessing_metadata(model: AnilModel) -> dict[str, str]:
+    pre = model.preprocessing
+    return {
+        "anil_studio.version": __version__,
+        "anil_studio.input_size": str(pre.size),
+        "anil_studio.channels": str(pre.channels),
+        "anil_studio.mean": json.dumps(list(pre.mean)),
+        "anil_studio.std": json.dumps(list(pre.std)),
+        "anil_studio.preprocessing": (
+            "Open with Pillow, apply EXIF orientation, convert to "
+            + ("grayscale 'L'" if pre.channels == 1 else "'RGB'")
+            + " (transparency composited on white), resize to "
+            + f"{pre.size}x{pre.size} with Lanczos, float32 in [0, 1] (pixel / 255), layout NCHW. "
+            + "Mean/std normalisation is inside the graph."
+        ),
+    }
+
+
+def _with_metadata(data: bytes, meta: dict[str, str]) -> bytes:
+    import onnx
+
+    proto = onnx.load_from_string(data)
+    del proto.metadata_props[:]
+    for k, v in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v
+    proto.producer_name = "anil-studio"
+    proto.producer_version = __version__
+    return proto.SerializeToString()
+
+
+def _write(data: bytes, out: Path) -> None:
+    try:
+        atomic_write_bytes(data, out)
+    except Exception as exc:  # noqa: BLE001 - CheckpointError from the shared writer; re-labelled
+        raise ExportError(str(exc)) from exc

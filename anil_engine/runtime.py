@@ -1,0 +1,97 @@
+"""Torch-free inference of an exported classifier: onnxruntime, NumPy and Pillow only.
+
+from anil_engine.runtime import OnnxClassifier
+clf = OnnxClassifier("classifier.onnx")
+results, skipped = clf.predict(["photo.jpg"])
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from anil_engine.errors import DataError, ExportError
+from anil_engine.images import is_image_path, load_image
+
+BATCH = 64
+
+
+@dataclass(frozen=True)
+class RuntimePrediction:
+    path: str
+    label: str
+    confidence: float
+    probabilities: dict[str, float]
+
+    def to_dict(self) -> dict:
+        return {
+            "path": self.path,
+            "label": self.label,
+            "confidence": self.confidence,
+            "probabilities": self.probabilities,
+        }
+
+
+class OnnxClassifier:
+    """An exported ANIL Studio classifier (`anil-studio adapt` or the app's Export)."""
+
+    def __init__(self, path: str | Path) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ExportError(f"{self.path}: no such model file")
+        try:
+            self.session = ort.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
+            raise ExportError(f"{self.path}: not a loadable ONNX model ({exc})") from exc
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if meta.get("anil_studio.kind") != "classifier":
+            raise ExportError(
+                f"{self.path}: not an ANIL Studio classifier export (anil_studio.kind missing); "
+                "create one with `anil-studio adapt` or the app's Export dialog"
+            )
+        self.class_names: list[str] = json.loads(meta["anil_studio.class_names"])
+        self.size = int(meta["anil_studio.input_size"])
+        self.channels = int(meta["anil_studio.channels"])
+
+    def predict(self, paths: list[str | Path]) -> tuple[list[RuntimePrediction], list[str]]:
+        """Classify image files; unreadable ones are skipped with a message naming them."""
+        arrays, ok, skipped = [], [], []
+        for p in expand_images([Path(p) for p in paths], skipped):
+            try:
+                arrays.append(load_image(p, self.size, self.channels))
+                ok.append(p)
+            except DataError as exc:
+                skipped.append(str(exc))
+        out = []
+        for i in range(0, len(ok), BATCH):
+            x = np.stack(arrays[i : i + BATCH]).astype(np.float32) / 255.0
+            probs = self.session.run(None, {"images": x})[0]
+            for p, row in zip(ok[i : i + BATCH], probs, strict=True):
+                best = int(row.argmax())
+                out.append(
+                    RuntimePrediction(
+                        str(p),
+                        self.class_names[best],
+                        float(row[best]),
+                        {n: float(v) for n, v in zip(self.class_names, row, strict=True)},
+                    )
+                )
+        return out, skipped
+
+
+def expand_images(paths: list[Path], messages: list[str]) -> list[Path]:
+    """Files as given, folders expanded recursively to their image files (sorted)."""
+    out = []
+    for p in paths:
+        if p.is_dir():
+            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and is_image_path(f)))
+        elif p.is_file():
+            out.append(p)
+        else:
+            messages.append(f"{p}: not found; skipped")
+    return out

@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from anil_engine.checkpoint import save_checkpoint
+from anil_engine.classifier import FewShotClassifier
+from anil_engine.config import ModelConfig, Preprocessing
+from anil_engine.errors import ExportError
+from anil_engine.export import export_classifier, export_trunk
+from anil_engine.models import AnilModel, calibrate_batchnorm
+from anil_engine.runtime import OnnxClassifier
+from anil_engine.training import make_checkpoint
+
+ort = pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = AnilModel(ModelConfig(8, 4, 3, 32, 5), Preprocessing(32, 3, (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)))
+    calibrate_batchnorm(m, torch.rand(64, 3, 32, 32))
+    return m.eval()
+
+
+@pytest.fixture(scope="module")
+def adapted(model, folder_root):
+    clf = FewShotClassifier(model, 0.5, 20)
+    clf.adapt([(f"class_{i:02d}", sorted((folder_root / f"class_{i:02d}").iterdir())[:3]) for i in range(4)])
+    return clf
+
+
+def test_trunk_export_matches_torch_with_dynamic_batch(tmp_path, model):
+    report = export_trunk(model, tmp_path / "trunk.onnx")
+    assert report.max_abs_diff <= 1e-4
+    session = ort.InferenceSession(str(tmp_path / "trunk.onnx"))
+    for n in (1, 5, 64):
+        x = torch.rand(n, 3, 32, 32)
+        got = session.run(None, {"images": x.numpy()})[0]
+        with torch.no_grad():
+            assert np.abs(got - model.forward_features(x).numpy()).max() <= 1e-4
+
+
+def test_classifier_export_metadata_and_batch_independence(tmp_path, model, adapted):
+    export_classifier(model, adapted.weight, adapted.bias, adapted.class_names, tmp_path / "c.onnx", "abc123")
+    session = ort.InferenceSession(str(tmp_path / "c.onnx"))
+    meta = session.get_modelmeta().custom_metadata_map
+    assert json.loads(meta["anil_studio.class_names"]) == adapted.class_names
+    assert meta["anil_studio.input_size"] == "32" and meta["anil_studio.channels"] == "3"
+    assert json.loads(meta["anil_studio.mean"]) == pytest.approx([0.5, 0.4, 0.3])
+    assert meta["anil_studio.source_checkpoint_sha256"] == "abc123" and "Lanczos" in meta["anil_studio.preprocessing"]
+    batch = np.random.default_rng(0).random((64, 3, 32, 32)).astype(np.float32)
+    together = session.run(None, {"images": batch})[0]
+    alone = session.run(None, {"images": batch[:1]})[0]
+    assert np.abs(together[0] - alone[0]).max() <= 1e-6
+    assert np.allclose(together.sum(1), 1, atol=1e-5)
+
+
+def test_runtime_top1_equals_the_app_classifier(tmp_path, model, adapted, folder_root):
+    export_classifier(model, adapted.weight, adapted.bias, adapted.class_names, tmp_path / "c.onnx")
+    paths = [p for i in range(4) for p in sorted((folder_root / f"class_{i:02d}").iterdir())]
+    app_preds, _ = adapted.predict(paths)
+    rt_preds, skipped = OnnxClassifier(tmp_path / "c.onnx").predict(paths)
+    assert not skipped
+    assert [p.label for p in rt_preds] == [p.label for p in app_preds]
+    for a, b in zip(app_preds, rt_preds, strict=True):
+        assert a.confidence == pytest.approx(b.confidence, abs=1e-4)
+
+
+def test_predict_cli_runs_without_torch(tmp_path, model, adapted, folder_root):
+    export_classifier(model, adapted.weight, adapted.bias, adapted.class_names, tmp_path / "c.onnx")
+    code = (
+        "import sys, json\n"
+        "from anil_engine.cli import main\n"
+        f"rc = main(['predict', '--model', {str(tmp_path / 'c.onnx')!r}, {str(folder_root / 'class_00')!r}, '--json'])\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "sys.exit(rc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    results = json.loads(out.stdout)
+    assert len(results) == 6
+    assert {"path", "label", "confidence", "probabilities"} <= set(results[0])
+    assert set(results[0]["probabilities"]) == set(adapted.class_names)
+
+
+def test_adapt_and_export_cli(tmp_path, model, folder_root):
+    ckpt = tmp_path / "m.pt"
+    save_checkpoint(make_checkpoint(model, None, "anil", {}, {"name": "folder"}), ckpt)
+    support = tmp_path / "support"
+    for i in range(3):
+        (support / f"c{i}").mkdir(parents=True)
+        for p in sorted((folder_root / f"class_{i:02d}").iterdir())[:2]:
+            (support / f"c{i}" / p.name).write_bytes(p.read_bytes())
+    (support / "c0" / "notes.txt").write_text("x")
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "anil_engine",
+            "adapt",
+            "--checkpoint",
+            str(ckpt),
+            "--support",
+            str(support),
+            "--out",
+            str(tmp_path / "c.onnx"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["classes"] == ["c0", "c1", "c2"] and summary["max_abs_diff"] <= 1e-4
+    assert "notes.txt" in out.stderr
+    trunk = subprocess.run(
+        [sys.executable, "-m", "anil_engine", "export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "t.onnx")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert trunk.returncode == 0, trunk.stderr
+
+
+def test_bad_outputs_and_inputs(tmp_path, model, adapted):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ExportError, match="cannot write there"):
+        export_trunk(model, tmp_path / "file" / "t.onnx")
+    with pytest.raises(ExportError, match="is a folder"):
+        export_trunk(model, tmp_path)
+    with pytest.raises(ExportError, match="2 class names"):
+        export_classifier(model, adapted.weight, adapted.bias, ["a", "b"], tmp_path / "c.onnx")
+    (tmp_path / "junk.onnx").write_bytes(b"junk")
+    with pytest.raises(ExportError, match="junk.onnx: not a loadable ONNX model"):
+        OnnxClassifier(tmp_path / "junk.onnx")
+    export_trunk(model, tmp_path / "trunk.onnx")
+    with pytest.raises(ExportError, match="not an ANIL Studio classifier"):
+        OnnxClassifier(tmp_path / "trunk.onnx")
