@@ -74,10 +74,11 @@ def test_runtime_top1_equals_the_app_classifier(tmp_path, model, adapted, folder
 
 def test_predict_cli_runs_without_torch(tmp_path, model, adapted, folder_root):
     export_classifier(model, adapted.weight, adapted.bias, adapted.class_names, tmp_path / "c.onnx")
+    args = ["predict", "--model", str(tmp_path / "c.onnx"), str(folder_root / "class_00"), "--json"]
     code = (
         "import sys, json\n"
         "from anil_engine.cli import main\n"
-        f"rc = main(['predict', '--model', {str(tmp_path / 'c.onnx')!r}, {str(folder_root / 'class_00')!r}, '--json'])\n"
+        f"rc = main({args!r})\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
         "sys.exit(rc)\n"
     )
