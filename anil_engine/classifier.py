@@ -20,6 +20,7 @@ from anil_engine.images import load_image
 from anil_engine.models import AnilModel
 
 BATCH = 64
+BACKENDS = ("torch", "onnxruntime")
 
 
 @dataclass(frozen=True)
@@ -68,10 +69,25 @@ class FewShotClassifier:
         fast_lr: inner-loop step size.
         steps: inner-loop steps.
         device: "cpu" or "cuda".
+        backend: "torch", or "onnxruntime" for trunk features on the CPU (verified
+            against torch to 1e-4 when built; see benchmarks/trunk_speed.py).
     """
 
-    def __init__(self, model: AnilModel, fast_lr: float, steps: int, device: str = "cpu") -> None:
+    def __init__(self, model: AnilModel, fast_lr: float, steps: int, device: str = "cpu",
+                 backend: str = "torch") -> None:
+        if backend not in BACKENDS:
+            raise ConfigError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if backend == "onnxruntime" and device != "cpu":
+            raise ConfigError("the onnxruntime trunk runs on the CPU; use backend 'torch' on CUDA")
         self.model = model.to(device).eval()
+        self.backend = backend
+        self._session = None
+        if backend == "onnxruntime":
+            import onnxruntime as ort
+
+            from anil_engine.export import trunk_onnx_bytes
+
+            self._session = ort.InferenceSession(trunk_onnx_bytes(model), providers=["CPUExecutionProvider"])
         self.device = device
         self.fast_lr = fast_lr
         self.steps = steps
@@ -102,9 +118,12 @@ class FewShotClassifier:
                 except (DataError, OSError) as exc:
                     skipped.append(str(exc) if isinstance(exc, DataError) else f"{p}: {exc.strerror}")
             for i in range(0, len(todo), BATCH):
-                batch = torch.stack(arrays[i : i + BATCH]).to(self.device).float().div_(255.0)
-                with torch.no_grad():
-                    feats = self.model.forward_features(batch).cpu()
+                batch = torch.stack(arrays[i : i + BATCH]).float().div_(255.0)
+                if self._session is not None:
+                    feats = torch.from_numpy(self._session.run(None, {"images": batch.numpy()})[0])
+                else:
+                    with torch.no_grad():
+                        feats = self.model.forward_features(batch.to(self.device)).cpu()
                 for p, f in zip(todo[i : i + BATCH], feats, strict=True):
                     self._cache[_key(p)] = f
             ok, rows = [], []
@@ -117,6 +136,11 @@ class FewShotClassifier:
                     continue
             stacked = torch.stack(rows) if rows else torch.zeros(0, self.model.num_features)
             return stacked, ok, skipped, len(todo)
+
+    def clear_cache(self) -> None:
+        """Forget cached features (benchmarks; a changed trunk)."""
+        with self._lock:
+            self._cache.clear()
 
     # -- adaptation ---------------------------------------------------------------------------------
     def head_init_description(self, n_classes: int) -> str:

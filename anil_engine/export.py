@@ -97,6 +97,16 @@ def _check_writable(path: Path) -> None:
         raise ExportError(f"{path}: is a folder; give a file name ending in .onnx")
 
 
+def trunk_onnx_bytes(model: AnilModel) -> bytes:
+    """The verified trunk graph in memory (for onnxruntime feature extraction in the app)."""
+    pre = model.preprocessing
+    trunk = model.trunk.cpu().eval().to(memory_format=torch.contiguous_format)
+    data = _to_onnx_bytes(trunk, torch.rand(2, pre.channels, pre.size, pre.size), "features")
+    data = _with_metadata(data, {"anil_studio.kind": "trunk", **_preprocessing_metadata(model)})
+    _verify(data, trunk, pre.channels, pre.size, Path("<trunk in memory>"))
+    return data
+
+
 def export_trunk(model: AnilModel, out: str | Path) -> ExportReport:
     """The frozen trunk: images (batch, c, h, w) in [0, 1] -> features (batch, num_features)."""
     out = Path(out)

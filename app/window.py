@@ -86,12 +86,19 @@ def _load_model_job(path: str, device: str, fast_lr: float | None, steps: int | 
     model = model_from_checkpoint(ckpt, path)
     lr = fast_lr if fast_lr is not None else float(ckpt["fast_lr"])
     n = steps if steps is not None else int(ckpt["adaptation_steps"])
-    classifier = FewShotClassifier(model, lr, n, device)
+    notes = []
+    backend = "onnxruntime" if device == "cpu" else "torch"
+    try:
+        classifier = FewShotClassifier(model, lr, n, device, backend=backend)
+    except AnilError as exc:  # the verified ONNX trunk could not be built: torch is always available
+        notes.append(f"onnxruntime trunk unavailable ({exc}); using torch")
+        classifier = FewShotClassifier(model, lr, n, device, backend="torch")
     return {
         "path": path,
         "classifier": classifier,
         "ckpt": {k: v for k, v in ckpt.items() if k != "state_dict"},
         "sha256": file_sha256(path),
+        "notes": notes,
     }
 
 
@@ -121,6 +128,7 @@ class MainWindow(QMainWindow):
     adapted = Signal(object)
     classified = Signal(list)
     evaluated = Signal(object)
+    exported = Signal(object)
 
     def __init__(self, settings: QSettings | None = None, checkpoint: str | None = None) -> None:
         super().__init__()
@@ -277,6 +285,8 @@ class MainWindow(QMainWindow):
         action(file, "Save project", self.save_project, QKeySequence.StandardKey.Save)
         action(file, "Save project as…", self.save_project_as, QKeySequence.StandardKey.SaveAs)
         action(file, "Export results as CSV…", self.export_csv_dialog, "Ctrl+E")
+        action(file, "Export adapted classifier to ONNX…", self.export_classifier_dialog, "Ctrl+Shift+E")
+        action(file, "Export frozen trunk to ONNX…", self.export_trunk_dialog)
         file.addSeparator()
         action(file, "Quit", self.close, QKeySequence.StandardKey.Quit)
         edit = self.menuBar().addMenu("&Edit")
@@ -330,6 +340,8 @@ class MainWindow(QMainWindow):
         )
 
     def _model_loaded(self, result: dict[str, Any]) -> None:
+        for note in result["notes"]:
+            self.errors.report(note, "warning")
         self.classifier = result["classifier"]
         self.checkpoint_path = result["path"]
         self.checkpoint_sha256 = result["sha256"]
@@ -342,7 +354,8 @@ class MainWindow(QMainWindow):
         pre = ckpt["preprocessing"]
         self.model_status.setText(
             f"{Path(result['path']).name}: {pre['channels']}x{pre['size']}x{pre['size']} input, trained "
-            f"{ckpt.get('trained_task', {}).get('ways', '?')}-way, on {self.classifier.device}"
+            f"{ckpt.get('trained_task', {}).get('ways', '?')}-way, on {self.classifier.device} "
+            f"(trunk: {self.classifier.backend})"
         )
         self._remember_recent(result["path"])
         self.model_loaded.emit(result["path"])
@@ -494,6 +507,43 @@ class MainWindow(QMainWindow):
             self.errors.report(f"wrote {len(self.predictions)} results to {path}", "info")
         except AnilError as exc:
             self.errors.report(str(exc))
+
+    # ---------------------------------------------------------------------------------- ONNX export
+    def export_classifier_dialog(self) -> None:
+        if self.classifier is None or not self.classifier.is_adapted:
+            self.errors.report("adapt first: the classifier export holds the adapted head", "warning")
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export adapted classifier", self._last_dir() + "/classifier.onnx",
+                                              "ONNX (*.onnx)")
+        if path:
+            self.export_onnx(Path(path), classifier=True)
+
+    def export_trunk_dialog(self) -> None:
+        if self.classifier is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export frozen trunk", self._last_dir() + "/trunk.onnx",
+                                              "ONNX (*.onnx)")
+        if path:
+            self.export_onnx(Path(path), classifier=False)
+
+    def export_onnx(self, path: Path, classifier: bool) -> Job | None:
+        """Export in a worker; the engine verifies the file against torch before writing it."""
+        from anil_engine import export
+
+        clf = self.classifier
+        if clf is None:
+            return None
+        if classifier:
+            job = self.run_job("export classifier", export.export_classifier, clf.model, clf.weight, clf.bias,
+                               list(clf.class_names), path, self.checkpoint_sha256, on_done=self._exported)
+        else:
+            job = self.run_job("export trunk", export.export_trunk, clf.model, path, on_done=self._exported)
+        self.statusBar().showMessage(f"Exporting {path.name}…")
+        return job
+
+    def _exported(self, report) -> None:  # noqa: ANN001 - ExportReport
+        self.errors.report(f"exported {report.path} (onnxruntime matches torch to {report.max_abs_diff:.1e})", "info")
+        self.exported.emit(report)
 
     # ---------------------------------------------------------------------------------- evaluate
     def leave_one_out(self) -> None:

@@ -192,3 +192,22 @@ def test_meta_training_in_the_app_becomes_the_current_model(qtbot, window, folde
     assert loaded.args[0].endswith("best.pt")
     assert d.progress.value() == 3 and len(d._xs) == 3
     d.close()
+
+
+def test_export_classifier_from_the_app_matches_torch_free_predict(qtbot, window, folder_root, tmp_path):
+    from anil_engine.runtime import OnnxClassifier
+
+    with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
+        drop(window.support_view, [folder_root / "class_00", folder_root / "class_01", folder_root / "class_02"])
+    with qtbot.waitSignal(window.exported, timeout=TIMEOUT * 2):
+        window.export_onnx(tmp_path / "c.onnx", classifier=True)
+    queries = [p for n in ("class_03", "class_00") for p in sorted((folder_root / n).iterdir())]
+    with qtbot.waitSignal(window.classified, timeout=TIMEOUT) as blocker:
+        drop(window.query_area, queries)
+    runtime, _ = OnnxClassifier(tmp_path / "c.onnx").predict(queries)
+    assert [p.label for p in runtime] == [p.label for p in blocker.args[0]]
+
+
+def test_app_uses_onnxruntime_trunk_on_cpu(window):
+    assert window.classifier.backend == "onnxruntime"
+    assert "trunk: onnxruntime" in window.model_status.text()
