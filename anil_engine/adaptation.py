@@ -39,7 +39,8 @@ def adapt_head(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`steps` plain SGD steps on the mean cross-entropy of the support set.
 
-    The same update as learn2learn's `MAML.adapt` (p <- p - lr * grad), without a graph.
+    The same update as learn2learn's `MAML.adapt` (p <- p - lr * grad), with the
+    gradient in closed form (no autograd graph; tests check it against `MAML.adapt`).
 
     Args:
         features: (n_support, num_features) support features.
@@ -51,13 +52,12 @@ def adapt_head(
         Adapted (weight, bias), detached.
     """
     features = features.detach()
-    w = weight.detach().clone().requires_grad_(True)
-    b = bias.detach().clone().requires_grad_(True)
-    with torch.enable_grad():
-        for _ in range(steps):
-            loss = F.cross_entropy(F.linear(features, w, b), labels)
-            gw, gb = torch.autograd.grad(loss, (w, b))
-            with torch.no_grad():
-                w -= lr * gw
-                b -= lr * gb
-    return w.detach(), b.detach()
+    w, b = weight.detach().clone(), bias.detach().clone()
+    targets = F.one_hot(labels, w.shape[0]).to(features.dtype)
+    n = features.shape[0]
+    for _ in range(steps):
+        # Gradient of the mean cross-entropy of a linear layer, written out: (softmax - onehot) / n.
+        residual = (F.softmax(F.linear(features, w, b), dim=1) - targets) / n
+        w = w - lr * residual.t() @ features
+        b = b - lr * residual.sum(0)
+    return w, b

@@ -73,8 +73,9 @@ class FewShotClassifier:
             against torch to 1e-4 when built; see benchmarks/trunk_speed.py).
     """
 
-    def __init__(self, model: AnilModel, fast_lr: float, steps: int, device: str = "cpu",
-                 backend: str = "torch") -> None:
+    def __init__(
+        self, model: AnilModel, fast_lr: float, steps: int, device: str = "cpu", backend: str = "torch"
+    ) -> None:
         if backend not in BACKENDS:
             raise ConfigError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if backend == "onnxruntime" and device != "cpu":

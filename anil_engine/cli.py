@@ -91,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--val-episodes", type=int, default=200, help="validation episodes (200)")
     t.add_argument("--checkpoint-every", type=int, default=100, help="save last.pt every N iterations (100)")
     t.add_argument("--init-from", default="", help="start the trunk from this checkpoint (e.g. a pretrain result)")
+    t.add_argument(
+        "--init-feature-norm",
+        type=float,
+        default=0.0,
+        help="with --init-from: rescale the trunk so mean feature norm is this (0: off)",
+    )
     t.add_argument("--seed", type=int, default=42, help="random seed (42)")
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="device (auto)")
     t.add_argument("--out", required=True, help="run folder (last.pt, best.pt, metrics.jsonl)")
@@ -186,6 +192,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         val_episodes=args.val_episodes,
         checkpoint_every=args.checkpoint_every,
         init_from=args.init_from,
+        init_feature_norm=args.init_feature_norm,
     )
     gen = train(config, args.out, resume=args.resume)
 

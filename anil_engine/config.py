@@ -115,6 +115,7 @@ class TrainConfig:
     val_episodes: int = 200
     checkpoint_every: int = 100
     init_from: str = ""
+    init_feature_norm: float = 0.0
 
     def __post_init__(self) -> None:
         TaskSpec(self.ways, self.shots, self.query)
@@ -128,6 +129,8 @@ class TrainConfig:
             "checkpoint_every",
         ):
             _positive(name, getattr(self, name))
+        if self.init_feature_norm < 0 or (self.init_feature_norm and not self.init_from):
+            raise ConfigError(f"init_feature_norm must be >= 0 and needs init_from, got {self.init_feature_norm!r}")
         if self.adaptation_steps < 0:
             raise ConfigError(f"adaptation_steps must be >= 0, got {self.adaptation_steps!r}")
         if self.device not in DEVICES:

@@ -40,16 +40,36 @@ def mean_ci95(values: list[float]) -> tuple[float, float]:
     return mean, 1.96 * math.sqrt(var / n)
 
 
-def features_for(model: AnilModel, images: torch.Tensor, bn: str, device: torch.device | str) -> torch.Tensor:
+def features_for(
+    model: AnilModel, images: torch.Tensor, bn: str, device: torch.device | str, session: Any = None
+) -> torch.Tensor:
     """Trunk features of one episode's images.
 
     `inductive`: eval-mode BatchNorm with running statistics; every image independent.
     `transductive`: BatchNorm uses this batch's statistics (learn2learn's protocol).
+    `session`: an onnxruntime session of the same trunk in the same BatchNorm mode (verified to 1e-4).
     """
+    if session is not None:
+        x = images.float().div_(255.0).numpy()
+        return torch.from_numpy(session.run(None, {"images": x})[0]).to(device)
     model.eval()
     ctx = batch_statistics(model.trunk) if bn == "transductive" else contextlib.nullcontext()
     with torch.no_grad(), ctx:
-        return model.forward_features(to_float(images, device))
+        x = to_float(images, device).contiguous(memory_format=torch.channels_last)
+        return model.forward_features(x)
+
+
+def onnx_trunk_session(model: AnilModel, bn: str = "inductive") -> Any:
+    """An onnxruntime session of the trunk (4-60x faster than torch eager on CPU), or None if unavailable."""
+    try:
+        import onnxruntime as ort
+
+        from anil_engine.export import trunk_onnx_bytes
+
+        data = trunk_onnx_bytes(model, transductive=bn == "transductive")
+        return ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    except Exception:  # noqa: BLE001 - torch is always there as the fallback
+        return None
 
 
 def evaluate(
@@ -60,6 +80,7 @@ def evaluate(
     adaptation_steps: int,
     device: str = "cpu",
     progress_every: int = 10,
+    use_onnx: bool = True,
 ) -> Generator[EvalProgress, None, dict[str, Any]]:
     """Run `config.episodes` episodes; yields progress, returns the result dict.
 
@@ -70,7 +91,8 @@ def evaluate(
     task = config.task
     lr = config.fast_lr if config.fast_lr is not None else fast_lr
     steps = config.adaptation_steps if config.adaptation_steps is not None else adaptation_steps
-    model = model.to(device)
+    session = onnx_trunk_session(model, config.bn) if (str(device) == "cpu" and use_onnx) else None
+    model = model.to(device, memory_format=torch.channels_last)
     sampler = EpisodeSampler(data, task, config.seed)
     w_trained, b_trained = model.head.weight.detach(), model.head.bias.detach()
     accuracies: list[float] = []
@@ -78,7 +100,7 @@ def evaluate(
     for episode in range(1, config.episodes + 1):
         images, labels = sampler.sample()
         labels = labels.to(device)
-        features = features_for(model, images, config.bn, device)
+        features = features_for(model, images, config.bn, device, session)
         support, query = support_query_masks(labels, task.shots, task.query)
         w0, b0 = initial_head(w_trained, b_trained, task.ways)
         w, b = adapt_head(features[support], labels[support], w0, b0, lr, steps)
@@ -101,6 +123,7 @@ def evaluate(
         "adaptation_steps": steps,
         "head_init": "meta-learned" if task.ways == w_trained.shape[0] else "mean of meta-learned rows",
         "seconds": round(time.perf_counter() - start, 2),
+        "trunk_engine": "onnxruntime" if session is not None else "torch",
     }
 
 

@@ -64,7 +64,9 @@ def _to_onnx_bytes(module: nn.Module, example: torch.Tensor, output: str) -> byt
         return path.read_bytes()
 
 
-def _verify(data: bytes, module: nn.Module, channels: int, size: int, path: Path) -> float:
+def _verify(
+    data: bytes, module: nn.Module, channels: int, size: int, path: Path, varied_batches: bool = False
+) -> float:
     """onnx.checker, then onnxruntime vs torch on random and constant inputs; returns max |diff|."""
     import onnx
     import onnxruntime as ort
@@ -81,6 +83,8 @@ def _verify(data: bytes, module: nn.Module, channels: int, size: int, path: Path
         torch.zeros(3, channels, size, size),
         torch.ones(2, channels, size, size),
     ]
+    if varied_batches:  # batch statistics need >= 2 images that are not all equal
+        inputs = [torch.rand(n, channels, size, size, generator=g) for n in (2, 5, 64)]
     worst = 0.0
     with torch.no_grad():
         for x in inputs:
@@ -97,13 +101,21 @@ def _check_writable(path: Path) -> None:
         raise ExportError(f"{path}: is a folder; give a file name ending in .onnx")
 
 
-def trunk_onnx_bytes(model: AnilModel) -> bytes:
-    """The verified trunk graph in memory (for onnxruntime feature extraction in the app)."""
+def trunk_onnx_bytes(model: AnilModel, transductive: bool = False) -> bytes:
+    """The verified trunk graph in memory (onnxruntime feature extraction in the app and in evaluation).
+
+    Args:
+        transductive: BatchNorm normalises with each batch's own statistics (learn2learn's
+            test protocol) instead of the running ones; batches must hold >= 2 images.
+    """
+    from anil_engine.anil import batch_statistics
+
     pre = model.preprocessing
     trunk = model.trunk.cpu().eval().to(memory_format=torch.contiguous_format)
-    data = _to_onnx_bytes(trunk, torch.rand(2, pre.channels, pre.size, pre.size), "features")
-    data = _with_metadata(data, {"anil_studio.kind": "trunk", **_preprocessing_metadata(model)})
-    _verify(data, trunk, pre.channels, pre.size, Path("<trunk in memory>"))
+    with batch_statistics(trunk) if transductive else contextlib.nullcontext():
+        data = _to_onnx_bytes(trunk, torch.rand(2, pre.channels, pre.size, pre.size), "features")
+        data = _with_metadata(data, {"anil_studio.kind": "trunk", **_preprocessing_metadata(model)})
+        _verify(data, trunk, pre.channels, pre.size, Path("<trunk in memory>"), varied_batches=transductive)
     return data
 
 

@@ -109,3 +109,30 @@ def calibrate_batchnorm(model: AnilModel, images: torch.Tensor, batch_size: int 
     for m, (momentum, training) in zip(bns, saved, strict=True):
         m.momentum = momentum
         m.train(training)
+
+
+def rescale_features(model: AnilModel, images: torch.Tensor, target_norm: float) -> float:
+    """Scale the trunk's output so the mean feature norm over `images` is `target_norm`.
+
+    The last block is BatchNorm -> ReLU -> max-pool, all positively homogeneous,
+    so multiplying that BatchNorm's weight and bias by s multiplies every feature
+    by exactly s. A pre-trained trunk's features can be large (norm ~40 here),
+    which makes the head's inner loop at the article's fast_lr diverge; this
+    brings them into a range where it is stable.
+
+    Args:
+        images: float (n, c, h, w) in [0, 1], e.g. a batch of training images.
+
+    Returns:
+        The scale factor applied.
+    """
+    bns = [m for m in model.trunk.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        norm = float(model.forward_features(images).norm(dim=1).mean())
+        scale = target_norm / norm
+        bns[-1].weight.mul_(scale)
+        bns[-1].bias.mul_(scale)
+    model.train(was)
+    return scale

@@ -123,7 +123,7 @@ def pretrain(config: PretrainConfig, out: str | Path) -> Generator[PretrainProgr
             loss.backward()
             optimizer.step()
             scheduler.step()
-            total_loss += float(loss) * len(idx)
+            total_loss += float(loss.detach()) * len(idx)
             correct += int((logits.argmax(1) == y).sum())
             seen += len(idx)
             step = (epoch - 1) * steps_per_epoch + i + 1

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from anil_engine import __version__
 from anil_engine.anil import reference_meta_step
@@ -26,7 +27,7 @@ from anil_engine.config import EvalConfig, ModelConfig, Preprocessing, TrainConf
 from anil_engine.datasets import DEFAULT_PREPROCESSING, load_dataset
 from anil_engine.errors import CheckpointError, ConfigError
 from anil_engine.evaluation import evaluate, run_to_end
-from anil_engine.models import AnilModel, model_from_checkpoint
+from anil_engine.models import AnilModel, model_from_checkpoint, rescale_features
 from anil_engine.tasks import EpisodeSampler, to_float
 
 VAL_SEED = 1234
@@ -104,8 +105,13 @@ def _init_model(config: TrainConfig, preprocessing: Preprocessing) -> AnilModel:
                 f"(hidden {mc.hidden_size}, channels {mc.channels}, input {mc.input_size})"
             )
         model.trunk.load_state_dict(source.trunk.state_dict())
-        if source.config.ways == mc.ways:
+        if ckpt["kind"] == "anil" and source.config.ways == mc.ways:
             model.head.load_state_dict(source.head.state_dict())
+        else:
+            # A pre-trained trunk comes without a meta-learned head: start from zero (all classes
+            # equal); meta-training learns the head's initialisation from there.
+            nn.init.zeros_(model.head.weight)
+            nn.init.zeros_(model.head.bias)
     return model
 
 
@@ -137,7 +143,12 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Gen
     torch.manual_seed(config.seed)
     train_data = load_dataset(config.dataset, config.data_root, "train", pre.size, pre.channels, config.split_scheme)
     val_data = load_dataset(config.dataset, config.data_root, "val", pre.size, pre.channels, config.split_scheme)
-    model = _init_model(config, pre).to(device, memory_format=torch.channels_last)
+    model = _init_model(config, pre)
+    if config.init_feature_norm and not resume:
+        g = torch.Generator().manual_seed(config.seed)
+        sample = train_data.images[torch.randperm(len(train_data), generator=g)[:512]]
+        rescale_features(model, to_float(sample, "cpu"), config.init_feature_norm)
+    model = model.to(device, memory_format=torch.channels_last)
     from anil_engine._l2l import learn2learn
 
     l2l = learn2learn()

@@ -513,16 +513,18 @@ class MainWindow(QMainWindow):
         if self.classifier is None or not self.classifier.is_adapted:
             self.errors.report("adapt first: the classifier export holds the adapted head", "warning")
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Export adapted classifier", self._last_dir() + "/classifier.onnx",
-                                              "ONNX (*.onnx)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export adapted classifier", self._last_dir() + "/classifier.onnx", "ONNX (*.onnx)"
+        )
         if path:
             self.export_onnx(Path(path), classifier=True)
 
     def export_trunk_dialog(self) -> None:
         if self.classifier is None:
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Export frozen trunk", self._last_dir() + "/trunk.onnx",
-                                              "ONNX (*.onnx)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export frozen trunk", self._last_dir() + "/trunk.onnx", "ONNX (*.onnx)"
+        )
         if path:
             self.export_onnx(Path(path), classifier=False)
 
@@ -534,8 +536,17 @@ class MainWindow(QMainWindow):
         if clf is None:
             return None
         if classifier:
-            job = self.run_job("export classifier", export.export_classifier, clf.model, clf.weight, clf.bias,
-                               list(clf.class_names), path, self.checkpoint_sha256, on_done=self._exported)
+            job = self.run_job(
+                "export classifier",
+                export.export_classifier,
+                clf.model,
+                clf.weight,
+                clf.bias,
+                list(clf.class_names),
+                path,
+                self.checkpoint_sha256,
+                on_done=self._exported,
+            )
         else:
             job = self.run_job("export trunk", export.export_trunk, clf.model, path, on_done=self._exported)
         self.statusBar().showMessage(f"Exporting {path.name}…")

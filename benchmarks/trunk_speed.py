@@ -35,7 +35,10 @@ def trunk_table(paths: list[Path]) -> list[str]:
     from anil_engine.export import export_trunk
     from anil_engine.models import model_from_checkpoint
 
-    rows = ["| model | input | batch | torch eager (img/s) | onnxruntime (img/s) | ratio |", "|---|---|---|---|---|---|"]
+    rows = [
+        "| model | input | batch | torch eager (img/s) | onnxruntime (img/s) | ratio |",
+        "|---|---|---|---|---|---|",
+    ]
     for path in paths:
         model = model_from_checkpoint(load_checkpoint(path), str(path)).eval()
         pre = model.preprocessing
@@ -51,8 +54,9 @@ def trunk_table(paths: list[Path]) -> list[str]:
 
             t = images_per_second(run_torch, x)
             o = images_per_second(lambda a: session.run(None, {"images": a}), x)
-            rows.append(f"| {path.stem} | {pre.channels}x{pre.size}x{pre.size} | {batch} | {t:,.0f} | {o:,.0f} | "
-                        f"{o / t:.1f}x |")
+            rows.append(
+                f"| {path.stem} | {pre.channels}x{pre.size}x{pre.size} | {batch} | {t:,.0f} | {o:,.0f} | {o / t:.1f}x |"
+            )
     return rows
 
 
@@ -69,8 +73,9 @@ def end_to_end(path: Path, caltech: Path | None) -> list[str]:
                 from anil_engine.datasets.caltech import split_classes
 
                 for c in split_classes("test")[:5]:
-                    names = sorted(n for n in z.namelist() if n.startswith(f"101_ObjectCategories/{c}/")
-                                   and n.endswith(".jpg"))[:5]
+                    names = sorted(
+                        n for n in z.namelist() if n.startswith(f"101_ObjectCategories/{c}/") and n.endswith(".jpg")
+                    )[:5]
                     (support / c).mkdir()
                     for n in names:
                         (support / c / Path(n).name).write_bytes(z.read(n))
@@ -84,11 +89,15 @@ def end_to_end(path: Path, caltech: Path | None) -> list[str]:
                     Image.fromarray(rng.integers(0, 256, (240, 300, 3), dtype=np.uint8)).save(support / f"c{c}/{i}.jpg")
         classes = [(d.name, sorted(d.iterdir())) for d in sorted(support.iterdir())]
         ckpt = load_checkpoint(path)
-        rows = ["| model | trunk engine | support 5x5 -> adapted (ms, median of 5, cold feature cache) |", "|---|---|---|"]
+        rows = [
+            "| model | trunk engine | support 5x5 -> adapted (ms, median of 5, cold feature cache) |",
+            "|---|---|---|",
+        ]
         for backend in ("torch", "onnxruntime"):
             times = []
-            clf = FewShotClassifier(model_from_checkpoint(ckpt, str(path)), ckpt["fast_lr"], ckpt["adaptation_steps"],
-                                    backend=backend)
+            clf = FewShotClassifier(
+                model_from_checkpoint(ckpt, str(path)), ckpt["fast_lr"], ckpt["adaptation_steps"], backend=backend
+            )
             for _ in range(5):
                 clf.clear_cache()
                 start = time.perf_counter()

@@ -143,3 +143,17 @@ def test_bad_outputs_and_inputs(tmp_path, model, adapted):
     export_trunk(model, tmp_path / "trunk.onnx")
     with pytest.raises(ExportError, match="not an ANIL Studio classifier"):
         OnnxClassifier(tmp_path / "trunk.onnx")
+
+
+@pytest.mark.parametrize("bn", ["inductive", "transductive"])
+def test_evaluation_gives_the_same_result_with_onnxruntime_and_torch(model, folder_root, bn):
+    from anil_engine.config import EvalConfig, TaskSpec
+    from anil_engine.datasets import load_dataset
+    from anil_engine.evaluation import evaluate, run_to_end
+
+    data = load_dataset("folder", folder_root, "all", 32, 3)
+    config = EvalConfig(TaskSpec(3, 1, 3), 15, bn, 0)
+    a = run_to_end(evaluate(model, data, config, 0.5, 10, use_onnx=True))
+    b = run_to_end(evaluate(model, data, config, 0.5, 10, use_onnx=False))
+    assert a["trunk_engine"] == "onnxruntime" and b["trunk_engine"] == "torch"
+    assert a["accuracy"] == pytest.approx(b["accuracy"], abs=1e-9)

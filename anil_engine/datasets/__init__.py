@@ -15,7 +15,9 @@ DATASETS = ("omniglot", "caltech-101", "folder")
 
 # Per-dataset preprocessing defaults: (size, channels, mean, std).
 DEFAULT_PREPROCESSING = {
-    "omniglot": (28, 1, (0.0,), (1.0,)),
+    # Omniglot: paper is white (1.0), ink black. Subtracting 1 makes the paper 0, like the convolutions'
+    # zero padding, and is equivalent to the usual inversion (1 - x) up to the sign of the first conv.
+    "omniglot": (28, 1, (1.0,), (1.0,)),
     "caltech-101": (84, 3, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
     "folder": (84, 3, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }

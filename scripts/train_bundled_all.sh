@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Both bundled Omniglot models, one after the other (see scripts/train_bundled_omniglot.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${1:?Omniglot data root}
+bash scripts/train_bundled_omniglot.sh "$DATA" vinyals
+PRETRAIN_EPOCHS=${LAKE_PRETRAIN_EPOCHS:-10} bash scripts/train_bundled_omniglot.sh "$DATA" lake
