@@ -48,12 +48,12 @@ def trunk_table(paths: list[Path]) -> list[str]:
         for batch in (1, 64):
             x = np.random.default_rng(0).random((batch, pre.channels, pre.size, pre.size)).astype(np.float32)
 
-            def run_torch(a: np.ndarray) -> None:
+            def run_torch(a: np.ndarray, model=model) -> None:  # noqa: ANN001
                 with torch.inference_mode():
                     model.forward_features(torch.from_numpy(a))
 
             t = images_per_second(run_torch, x)
-            o = images_per_second(lambda a: session.run(None, {"images": a}), x)
+            o = images_per_second(lambda a, s=session: s.run(None, {"images": a}), x)
             rows.append(
                 f"| {path.stem} | {pre.channels}x{pre.size}x{pre.size} | {batch} | {t:,.0f} | {o:,.0f} | {o / t:.1f}x |"
             )
