@@ -106,6 +106,7 @@ def pretrain(config: PretrainConfig, out: str | Path) -> Generator[PretrainProgr
     )
     start = time.perf_counter()
     val_acc = 0.0
+    val_query = max(1, min(15, int(val_data.class_counts().min()) - 1))
     for epoch in range(1, config.epochs + 1):
         model.train()
         order = torch.randperm(len(train_data), generator=gen)
@@ -139,7 +140,7 @@ def pretrain(config: PretrainConfig, out: str | Path) -> Generator[PretrainProgr
                     time.perf_counter() - start,
                 )
         val = run_to_end(
-            evaluate(model, val_data, EvalConfig(TaskSpec(5, 1, 15), 200, "inductive", 1234), 0.1, 5, device)
+            evaluate(model, val_data, EvalConfig(TaskSpec(5, 1, val_query), 200, "inductive", 1234), 0.1, 5, device)
         )
         val_acc = val["accuracy"]
         yield PretrainProgress(

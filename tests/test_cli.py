@@ -70,7 +70,7 @@ def test_train_then_eval_json(tmp_path, folder_root):
     assert train.returncode == 0, train.stderr
     summary = json.loads(train.stdout.strip().splitlines()[-1])
     assert summary["iterations"] == 3
-    ev = run_cli(
+    eval_args = [
         "eval",
         "--checkpoint",
         summary["best"],
@@ -89,34 +89,14 @@ def test_train_then_eval_json(tmp_path, folder_root):
         "--episodes",
         "20",
         "--json",
-    )
+    ]
+    ev = run_cli(*eval_args)
     assert ev.returncode == 0, ev.stderr
     result = json.loads(ev.stdout)
     assert {"accuracy", "ci95", "episodes", "ways", "shots", "bn"} <= set(result)
     assert result["episodes"] == 20 and result["ways"] == 2 and result["bn"] == "inductive"
     assert 0 <= result["accuracy"] <= 100 and result["ci95"] >= 0
-    tr = run_cli(
-        "eval",
-        "--checkpoint",
-        summary["best"],
-        "--dataset",
-        "folder",
-        "--data-root",
-        str(folder_root),
-        "--split",
-        "test",
-        "--ways",
-        "2",
-        "--shots",
-        "1",
-        "--query",
-        "2",
-        "--episodes",
-        "20",
-        "--json",
-        "--bn",
-        "transductive",
-    )
+    tr = run_cli(*eval_args, "--bn", "transductive")
     assert json.loads(tr.stdout)["bn"] == "transductive"
 
 

@@ -78,3 +78,37 @@ def test_config_messages_name_the_bad_value():
         TrainConfig(data_root="x", meta_lr=-1)
     with pytest.raises(ConfigError, match="device must be one of"):
         TrainConfig(data_root="x", device="tpu")
+
+
+def test_pretrain_then_meta_train_from_it(tmp_path, omniglot_root):
+    from anil_engine.models import model_from_checkpoint
+    from anil_engine.pretraining import PretrainConfig, pretrain
+
+    pre = PretrainConfig(
+        dataset="omniglot", data_root=str(omniglot_root), epochs=1, batch_size=512, hidden_size=8, ways=5, device="cpu"
+    )
+    result = run_to_end(pretrain(pre, tmp_path / "pre.pt"))
+    ckpt = load_checkpoint(tmp_path / "pre.pt")
+    assert ckpt["kind"] == "pretrained" and result["val_5w1s"] >= 0
+    cfg = config(omniglot_root, init_from=str(tmp_path / "pre.pt"), init_feature_norm=4.0, iterations=1)
+    run_to_end(train(cfg, tmp_path / "run"))
+    trained = model_from_checkpoint(load_checkpoint(tmp_path / "run" / "last.pt"))
+    source = model_from_checkpoint(ckpt)
+    # The first conv comes from the pre-trained trunk (one Adam step away from it).
+    delta = (trained.trunk[1][0].conv.weight - source.trunk[1][0].conv.weight).abs().max()
+    assert delta < 5 * cfg.meta_lr
+
+
+def test_rescale_features_sets_the_mean_norm():
+    from anil_engine.config import ModelConfig, Preprocessing
+    from anil_engine.models import AnilModel, calibrate_batchnorm, rescale_features
+
+    torch.manual_seed(0)
+    model = AnilModel(ModelConfig(8, 4, 1, 28, 5), Preprocessing())
+    x = torch.rand(64, 1, 28, 28)
+    calibrate_batchnorm(model, x)
+    before = model.eval().forward_features(x)
+    scale = rescale_features(model, x, 3.0)
+    after = model.forward_features(x)
+    assert torch.allclose(after.norm(dim=1).mean(), torch.tensor(3.0), atol=1e-4)
+    assert torch.allclose(after, before * scale, atol=1e-5)
