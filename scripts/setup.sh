@@ -22,7 +22,9 @@ if [ ! -x "$VPY" ]; then
   "$PY" -m venv "$VENV"
 fi
 WANT=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && "$VPY" -c "import anil_engine, learn2learn" 2>/dev/null; then
+FOUND='import importlib.util as u, sys; sys.exit(0 if all(u.find_spec(m) for m in sys.argv[1:]) else 1)'
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] \
+   && "$VPY" -c "$FOUND" anil_engine app learn2learn torch PySide6 onnxruntime pytest 2>/dev/null; then
   exit 0
 fi
 
@@ -55,6 +57,6 @@ if ! "$VPY" -c "import learn2learn.data.task_dataset" 2>/dev/null; then
 fi
 
 "${PIP[@]}" install -e ".[test]"
-"$VPY" -c "import anil_engine, learn2learn"
+"$VPY" -c "from anil_engine._l2l import learn2learn; learn2learn()"
 echo "$WANT" > "$STAMP"
 echo "setup: ready ($VENV)"
