@@ -52,9 +52,9 @@ def _add_task_args(p: argparse.ArgumentParser, ways: int, shots: int, query: int
 def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument(
         "--dataset",
-        choices=("omniglot", "caltech-101", "folder"),
+        choices=("omniglot", "caltech-101", "cifar-fs", "fc100", "mini-imagenet", "folder"),
         default=None if not required else "omniglot",
-        help="data set: omniglot, caltech-101, or folder (a folder of class folders)",
+        help="data set (folder: a folder of class folders; see README for each layout)",
     )
     p.add_argument("--data-root", required=required, help="folder holding the data set")
     p.add_argument(

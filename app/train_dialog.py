@@ -63,8 +63,11 @@ class TrainDialog(QDialog):
         self.job: Job | None = None
         form = QFormLayout()
         self.dataset = QComboBox()
-        self.dataset.addItems(["omniglot", "folder"])
-        self.dataset.setToolTip("omniglot: Omniglot arrays or folders; folder: a folder of class folders")
+        self.dataset.addItems(["omniglot", "caltech-101", "folder"])
+        self.dataset.setToolTip(
+            "omniglot: Omniglot arrays or folders; caltech-101: 101_ObjectCategories folder or zip; "
+            "folder: a folder of class folders"
+        )
         self.data_root = QLineEdit()
         self.split_scheme = QComboBox()
         self.split_scheme.addItems(["vinyals", "lake"])

@@ -217,6 +217,7 @@ class MainWindow(QMainWindow):
         messages.setObjectName("messages-dock")
         messages.setWidget(self.errors.log)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, messages)
+        self.resizeDocks([messages], [110], Qt.Orientation.Vertical)
 
     def _build_center(self) -> None:
         self.support_view = SupportSetView(self.support)
@@ -454,7 +455,7 @@ class MainWindow(QMainWindow):
         if self.classifier is None or not self.classifier.is_adapted:
             self.errors.report("add at least 2 classes with images first; then drop images to classify", "warning")
             return
-        images, folders, messages = expand_drop(paths)
+        images, folders, messages = expand_drop(self._route_special_files(paths))
         for m in messages:
             self.errors.report(m, "warning")
         for folder in folders:
@@ -570,7 +571,7 @@ class MainWindow(QMainWindow):
         )
 
     def evaluate_paths(self, paths: list[Path]) -> None:
-        folders = [p for p in paths if p.is_dir()]
+        folders = [p for p in self._route_special_files(paths) if p.is_dir()]
         if self.classifier is None or not self.classifier.is_adapted or not folders:
             self.errors.report(
                 "drop a folder of class folders named like the support classes (after adapting)", "warning"

@@ -36,9 +36,46 @@ def extract_classes(caltech: Path, classes: list[str], work: Path) -> dict[str, 
     return out
 
 
+def extract_omniglot(omniglot: Path, n_classes: int, work: Path) -> dict[str, dict[str, list[Path]]]:
+    """Evaluation-set characters of the `lake` test split as PNG files: 5 support, 3 query, 12 labelled."""
+    import numpy as np
+    from PIL import Image
+
+    from anil_engine.datasets.omniglot import wanted_characters
+
+    images = np.load(omniglot / "images_evaluation.npz")["images"]
+    import csv
+
+    from anil_engine.datasets.omniglot import SPLITS_DIR
+
+    with open(SPLITS_DIR / "omniglot_characters.tsv", newline="") as f:
+        index = {
+            (r["alphabet"], r["character"]): int(r["array_index"])
+            for r in csv.DictReader(f, delimiter="\t")
+            if r["set"] == "evaluation"
+        }
+    chosen = wanted_characters("lake", "test")[:: 659 // n_classes][:n_classes]
+    out: dict[str, dict[str, list[Path]]] = {"support": {}, "query": {}, "labelled": {}}
+    for _set, alphabet, character in chosen:
+        name = f"{alphabet}-{character[-2:]}"
+        drawings = images[index[(alphabet, character)]]
+        for part, sl in (("support", slice(0, 5)), ("query", slice(5, 8)), ("labelled", slice(8, 20))):
+            folder = work / part / name
+            folder.mkdir(parents=True, exist_ok=True)
+            out[part][name] = []
+            for d, drawing in enumerate(drawings[sl]):
+                target = folder / f"{name}_{d:02d}.png"
+                Image.fromarray(np.where(drawing, 255, 0).astype(np.uint8)).save(target)
+                out[part][name].append(target)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--caltech", required=True, help="folder with 101_ObjectCategories.zip")
+    parser.add_argument("--caltech", default=None, help="folder with 101_ObjectCategories.zip")
+    parser.add_argument("--omniglot", default=None, help="folder with images_evaluation.npz (instead of Caltech)")
+    parser.add_argument("--prefix", default="", help="prefix of the screenshot file names")
+    parser.add_argument("--train-demo", default="", help="Omniglot data root: also run a short meta-training")
     parser.add_argument("--classes", default="", help="comma-separated Caltech-101 test classes")
     parser.add_argument("--checkpoint", default=None, help="model (default: the app's default)")
     parser.add_argument("--out", default="docs/screenshots")
@@ -53,9 +90,12 @@ def main() -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    classes = args.classes.split(",") if args.classes else split_classes("test")[:5]
     work = Path(tempfile.mkdtemp(prefix="anil-shots-"))
-    parts = extract_classes(Path(args.caltech), classes, work)
+    if args.omniglot:
+        parts = extract_omniglot(Path(args.omniglot), 5, work)
+    else:
+        classes = args.classes.split(",") if args.classes else split_classes("test")[:5]
+        parts = extract_classes(Path(args.caltech), classes, work)
     app = QApplication(sys.argv)
     settings = QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat)
     window = MainWindow(settings=settings, checkpoint=args.checkpoint)
@@ -70,8 +110,8 @@ def main() -> int:
     def shot(name: str, widget=None) -> None:  # noqa: ANN001
         for _ in range(20):
             app.processEvents()
-        (widget or window).grab().save(str(out / name))
-        print("saved", out / name)
+        (widget or window).grab().save(str(out / (args.prefix + name)))
+        print("saved", out / (args.prefix + name))
 
     shot("1-start.png")
     adapted = []
@@ -92,6 +132,31 @@ def main() -> int:
     shot("4-evaluate-labelled-folder.png")
     correct = sum(p.label == Path(p.path).parent.name for p in classified[0])
     print(f"query top-1: {correct}/{len(classified[0])}; labelled folder accuracy {evaluated[0].accuracy:.1f} %")
+    if args.train_demo:
+        window.show_train_dialog()
+        d = window.train_dialog
+        d.dataset.setCurrentText("omniglot")
+        d.data_root.setText(args.train_demo)
+        for box, value in (
+            (d.ways, 5),
+            (d.shots, 1),
+            (d.query, 1),
+            (d.meta_batch, 8),
+            (d.iterations, 60),
+            (d.val_every, 10),
+            (d.val_episodes, 50),
+            (d.hidden, 32),
+        ):
+            box.setValue(value)
+        d.device.setCurrentText("cpu")
+        d.out.setText(str(work / "train-demo"))
+        d.move(window.x() + 200, window.y() + 20)
+        loaded = []
+        window.model_loaded.connect(loaded.append)
+        d.start(resume=False)
+        wait_until(lambda: bool(loaded), timeout_s=900)
+        shot("5-meta-train.png", d)
+        d.close()
     window.close()
     shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -11,7 +11,7 @@ import torch
 from anil_engine.datasets.base import ImageTensorDataset
 from anil_engine.errors import ConfigError
 
-DATASETS = ("omniglot", "caltech-101", "folder")
+DATASETS = ("omniglot", "caltech-101", "cifar-fs", "fc100", "mini-imagenet", "folder")
 
 # Per-dataset preprocessing defaults: (size, channels, mean, std).
 DEFAULT_PREPROCESSING = {
@@ -19,6 +19,9 @@ DEFAULT_PREPROCESSING = {
     # zero padding, and is equivalent to the usual inversion (1 - x) up to the sign of the first conv.
     "omniglot": (28, 1, (1.0,), (1.0,)),
     "caltech-101": (84, 3, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "cifar-fs": (32, 3, (0.507, 0.487, 0.441), (0.267, 0.256, 0.276)),
+    "fc100": (32, 3, (0.507, 0.487, 0.441), (0.267, 0.256, 0.276)),
+    "mini-imagenet": (84, 3, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
     "folder": (84, 3, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }
 
@@ -49,7 +52,7 @@ def load_dataset(
     """Load a split of a named data set into memory.
 
     Args:
-        name: "omniglot", "caltech-101" or "folder" (a folder of class folders).
+        name: one of DATASETS ("folder" is a folder of class folders).
         root: the data root (see each loader for the expected layout).
         split: "train", "val" or "test" ("all" for folders).
         size: input size in pixels (square).
@@ -85,6 +88,14 @@ def _load_uncached(name: str, root: Path, split: str, size: int, channels: int, 
         from anil_engine.datasets.omniglot import load_omniglot
 
         return load_omniglot(root, scheme, split, size)
+    if name in ("cifar-fs", "fc100"):
+        from anil_engine.datasets.benchmarks import load_cifar
+
+        return load_cifar(name.replace("-", "_"), root, split, size, channels)
+    if name == "mini-imagenet":
+        from anil_engine.datasets.benchmarks import load_mini_imagenet
+
+        return load_mini_imagenet(root, split, size, channels)
     if name == "caltech-101":
         from anil_engine.datasets.caltech import load_caltech101
 
