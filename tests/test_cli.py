@@ -119,3 +119,62 @@ def test_bad_checkpoint_file_is_reported(tmp_path, capsys):
     bad.write_bytes(b"\x00garbage")
     assert main(["eval", "--checkpoint", str(bad), "--data-root", str(tmp_path)]) == 2
     assert "model.pt: not a readable PyTorch file" in capsys.readouterr().err
+
+
+def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path, folder_root):
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    args = [
+        sys.executable,
+        "-m",
+        "anil_engine",
+        "train",
+        "--dataset",
+        "folder",
+        "--data-root",
+        str(folder_root),
+        "--ways",
+        "2",
+        "--shots",
+        "1",
+        "--query",
+        "1",
+        "--iterations",
+        "100000",
+        "--meta-batch-size",
+        "2",
+        "--val-every",
+        "1000",
+        "--checkpoint-every",
+        "1000",
+        "--hidden-size",
+        "8",
+        "--input-size",
+        "32",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        log = out / "metrics.jsonl"
+        if log.is_file() and len(log.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "--resume" in err and (out / "last.pt").is_file()
+    from anil_engine.checkpoint import load_checkpoint
+
+    done = load_checkpoint(out / "last.pt")["resume"]["iteration"]
+    assert done >= 3
+    resume_args = [a if a != "100000" else str(done + 2) for a in args[3:]] + ["--resume"]
+    resumed = run_cli(*resume_args)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout.strip().splitlines()[-1])["iterations"] == done + 2
