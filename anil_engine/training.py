@@ -189,8 +189,32 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Gen
         }
         save_checkpoint(make_checkpoint(model, config, "anil", metrics(), dataset_info, resume_state), last_path)
 
+    def validate() -> tuple[float, float]:
+        """Inductive validation; keeps best.pt. Returns (accuracy, ci95) in percent."""
+        nonlocal best_val
+        val = run_to_end(
+            evaluate(
+                model,
+                val_data,
+                EvalConfig(config.task, config.val_episodes, "inductive", VAL_SEED),
+                config.fast_lr,
+                config.adaptation_steps,
+                device,
+            )
+        )
+        if best_val is None or val["accuracy"] > best_val:
+            best_val = val["accuracy"]
+            best_metrics = {**metrics(), "best_iteration": iteration}
+            save_checkpoint(make_checkpoint(model, config, "anil", best_metrics, dataset_info), best_path)
+        return val["accuracy"], val["ci95"]
+
     completed = False
     try:
+        if start_iteration == 0:
+            # The starting point is a candidate too (and the baseline meta-training must beat).
+            acc, ci = validate()
+            log.write(json.dumps({"iteration": 0, "val_accuracy": acc, "val_ci95": ci}) + "\n")
+            log.flush()
         while iteration < config.iterations:
             sampler_state, rng_state = sampler.state(), torch.get_rng_state()
             model.train()
@@ -212,26 +236,8 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Gen
             }
             val_acc = None
             if iteration % config.val_every == 0 or iteration == config.iterations:
-                val = run_to_end(
-                    evaluate(
-                        model,
-                        val_data,
-                        EvalConfig(config.task, config.val_episodes, "inductive", VAL_SEED),
-                        config.fast_lr,
-                        config.adaptation_steps,
-                        device,
-                    )
-                )
-                val_acc = val["accuracy"]
-                record["val_accuracy"], record["val_ci95"] = val_acc, val["ci95"]
-                if best_val is None or val_acc > best_val:
-                    best_val = val_acc
-                    save_checkpoint(
-                        make_checkpoint(
-                            model, config, "anil", {**metrics(), "best_iteration": iteration}, dataset_info
-                        ),
-                        best_path,
-                    )
+                val_acc, record["val_ci95"] = validate()
+                record["val_accuracy"] = val_acc
             if iteration % config.checkpoint_every == 0:
                 save_last()
             elapsed = time.perf_counter() - t0

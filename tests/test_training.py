@@ -37,8 +37,8 @@ def test_train_writes_log_and_checkpoints(tmp_path, omniglot_root):
     result = run_to_end(train(config(omniglot_root), tmp_path / "run"))
     assert result["iterations"] == 4
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert [x["iteration"] for x in lines] == [1, 2, 3, 4]
-    assert "val_accuracy" in lines[1] and "val_accuracy" not in lines[0]
+    assert [x["iteration"] for x in lines] == [0, 1, 2, 3, 4]
+    assert "val_accuracy" in lines[0] and "val_accuracy" in lines[2] and "val_accuracy" not in lines[1]
     best = load_checkpoint(tmp_path / "run" / "best.pt")
     last = load_checkpoint(tmp_path / "run" / "last.pt")
     assert best["kind"] == "anil" and "resume" not in best
