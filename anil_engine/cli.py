@@ -43,6 +43,16 @@ def _drive(
         bar.close()
 
 
+def _sigterm_as_interrupt() -> None:
+    """Treat SIGTERM (a scheduler or `kill` stopping the job) like Ctrl-C, so the job saves its state."""
+    import signal
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def _add_task_args(p: argparse.ArgumentParser, ways: int, shots: int, query: int) -> None:
     p.add_argument("--ways", type=int, default=ways, help=f"classes per episode (default {ways})")
     p.add_argument("--shots", type=int, default=shots, help=f"support images per class (default {shots})")
@@ -195,6 +205,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         init_feature_norm=args.init_feature_norm,
     )
     gen = train(config, args.out, resume=args.resume)
+    _sigterm_as_interrupt()
 
     def postfix(p: Any) -> dict[str, Any]:
         d = {"loss": f"{p.loss:.3f}", "acc": f"{p.accuracy:.1f}"}

@@ -121,7 +121,8 @@ def test_bad_checkpoint_file_is_reported(tmp_path, capsys):
     assert "model.pt: not a readable PyTorch file" in capsys.readouterr().err
 
 
-def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path, folder_root):
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path, folder_root, signame):
     import signal
     import time
 
@@ -166,7 +167,7 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path, folder_root):
         if log.is_file() and len(log.read_text().splitlines()) >= 3:
             break
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, signame))
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "--resume" in err and (out / "last.pt").is_file()
