@@ -49,7 +49,7 @@ def prepare_image(image: Image.Image, size: int, channels: int) -> np.ndarray:
         arr = arr[None]
     else:
         arr = arr.transpose(2, 0, 1)
-    return np.ascontiguousarray(arr)
+    return np.array(arr, dtype=np.uint8, copy=True, order="C")  # writable, contiguous
 
 
 def load_image(path: str | Path, size: int, channels: int) -> np.ndarray:

@@ -742,6 +742,7 @@ class MainWindow(QMainWindow):
         if self.train_dialog is not None:
             self.train_dialog.shutdown()
         self.wait_for_jobs()
+        self.support.undo_stack.cleanChanged.disconnect(self._update_title)
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("window_state", self.saveState())
         event.accept()
