@@ -206,6 +206,16 @@ def test_export_classifier_from_the_app_matches_torch_free_predict(qtbot, window
         drop(window.query_area, queries)
     runtime, _ = OnnxClassifier(tmp_path / "c.onnx").predict(queries)
     assert [p.label for p in runtime] == [p.label for p in blocker.args[0]]
+    # The same through `anil-studio predict` in a fresh process that never imports torch.
+    import json
+    import subprocess
+    import sys
+
+    args = ["predict", "--model", str(tmp_path / "c.onnx"), *map(str, queries), "--json"]
+    code = f"import sys; from anil_engine.cli import main; rc = main({args!r}); assert 'torch' not in sys.modules"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert [r["label"] for r in json.loads(out.stdout)] == [p.label for p in blocker.args[0]]
 
 
 def test_app_uses_onnxruntime_trunk_on_cpu(window):
