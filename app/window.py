@@ -400,12 +400,17 @@ class MainWindow(QMainWindow):
         finally:
             self.support.undo_stack.endMacro()
 
-    def drop_on_card(self, name: str, paths: list[Path]) -> None:
+    def _dropped_images(self, paths: list[Path]) -> list[Path]:
+        """Checkpoints and projects are opened; folders expand to their images; other files are reported."""
         images, folders, messages = expand_drop(self._route_special_files(paths))
         for m in messages:
             self.errors.report(m, "warning")
         for folder in folders:
             images.extend(images_in(folder))
+        return images
+
+    def drop_on_card(self, name: str, paths: list[Path]) -> None:
+        images = self._dropped_images(paths)
         if images:
             self.support.add_images(name, images)
 
@@ -452,14 +457,10 @@ class MainWindow(QMainWindow):
 
     # ---------------------------------------------------------------------------------- classify
     def classify_paths(self, paths: list[Path], replace: bool = False) -> None:
-        if self.classifier is None or not self.classifier.is_adapted:
+        images = self._dropped_images(paths)
+        if images and (self.classifier is None or not self.classifier.is_adapted):
             self.errors.report("add at least 2 classes with images first; then drop images to classify", "warning")
             return
-        images, folders, messages = expand_drop(self._route_special_files(paths))
-        for m in messages:
-            self.errors.report(m, "warning")
-        for folder in folders:
-            images.extend(images_in(folder))
         if images:
             self.run_job("classify", self.classifier.predict, images, on_done=lambda r: self._classified(r, replace))
 
