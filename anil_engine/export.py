@@ -8,6 +8,7 @@ BatchNorm uses running statistics (eval mode), so every image is independent.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import tempfile
@@ -47,6 +48,11 @@ class _Classifier(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return F.softmax(self.head(self.trunk(images)), dim=1)
+
+
+def _frozen_trunk(model: AnilModel) -> nn.Module:
+    """A CPU, eval-mode, contiguous copy of the trunk (the caller's model is left untouched)."""
+    return copy.deepcopy(model.trunk).cpu().eval().to(memory_format=torch.contiguous_format)
 
 
 def _to_onnx_bytes(module: nn.Module, example: torch.Tensor, output: str) -> bytes:
@@ -111,7 +117,7 @@ def trunk_onnx_bytes(model: AnilModel, transductive: bool = False) -> bytes:
     from anil_engine.anil import batch_statistics
 
     pre = model.preprocessing
-    trunk = model.trunk.cpu().eval().to(memory_format=torch.contiguous_format)
+    trunk = _frozen_trunk(model)
     with batch_statistics(trunk) if transductive else contextlib.nullcontext():
         data = _to_onnx_bytes(trunk, torch.rand(2, pre.channels, pre.size, pre.size), "features")
         data = _with_metadata(data, {"anil_studio.kind": "trunk", **_preprocessing_metadata(model)})
@@ -124,7 +130,7 @@ def export_trunk(model: AnilModel, out: str | Path) -> ExportReport:
     out = Path(out)
     _check_writable(out)
     pre = model.preprocessing
-    trunk = model.trunk.cpu().eval().to(memory_format=torch.contiguous_format)
+    trunk = _frozen_trunk(model)
     data = _to_onnx_bytes(trunk, torch.rand(2, pre.channels, pre.size, pre.size), "features")
     data = _with_metadata(data, {"anil_studio.kind": "trunk", **_preprocessing_metadata(model)})
     diff = _verify(data, trunk, pre.channels, pre.size, out)
@@ -146,9 +152,7 @@ def export_classifier(
     if weight.shape[0] != len(class_names):
         raise ExportError(f"{len(class_names)} class names for a head of {weight.shape[0]} outputs")
     pre = model.preprocessing
-    module = _Classifier(
-        model.trunk.cpu().eval().to(memory_format=torch.contiguous_format), weight.cpu(), bias.cpu()
-    ).eval()
+    module = _Classifier(_frozen_trunk(model), weight.cpu(), bias.cpu()).eval()
     data = _to_onnx_bytes(module, torch.rand(2, pre.channels, pre.size, pre.size), "probabilities")
     meta = {
         "anil_studio.kind": "classifier",

@@ -157,3 +157,13 @@ def test_evaluation_gives_the_same_result_with_onnxruntime_and_torch(model, fold
     b = run_to_end(evaluate(model, data, config, 0.5, 10, use_onnx=False))
     assert a["trunk_engine"] == "onnxruntime" and b["trunk_engine"] == "torch"
     assert a["accuracy"] == pytest.approx(b["accuracy"], abs=1e-9)
+
+
+def test_export_leaves_the_model_untouched(tmp_path, model):
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    export_trunk(model, tmp_path / "t.onnx")
+    assert model.training
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    model.eval()
