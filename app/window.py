@@ -78,6 +78,8 @@ class ErrorChannel(QWidget):
 
 def _load_model_job(path: str, device: str, fast_lr: float | None, steps: int | None) -> dict[str, Any]:
     """Worker side of loading a checkpoint."""
+    import torch
+
     from anil_engine.checkpoint import file_sha256, load_checkpoint
     from anil_engine.classifier import FewShotClassifier
     from anil_engine.models import model_from_checkpoint
@@ -99,6 +101,7 @@ def _load_model_job(path: str, device: str, fast_lr: float | None, steps: int | 
         "ckpt": {k: v for k, v in ckpt.items() if k != "state_dict"},
         "sha256": file_sha256(path),
         "notes": notes,
+        "cuda": torch.cuda.is_available(),
     }
 
 
@@ -173,14 +176,7 @@ class MainWindow(QMainWindow):
         open_button = QPushButton("Open checkpoint…")
         open_button.clicked.connect(self.open_checkpoint_dialog)
         self.device_combo = QComboBox()
-        self.device_combo.addItem("cpu")
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                self.device_combo.addItem("cuda")
-        except ImportError:  # pragma: no cover - torch is a hard dependency
-            pass
+        self.device_combo.addItem("cpu")  # "cuda" is added when the first model load finds a GPU
         self.device_combo.currentTextChanged.connect(
             lambda _d: self.checkpoint_path and self.load_model(self.checkpoint_path)
         )
@@ -343,6 +339,8 @@ class MainWindow(QMainWindow):
     def _model_loaded(self, result: dict[str, Any]) -> None:
         for note in result["notes"]:
             self.errors.report(note, "warning")
+        if result["cuda"] and self.device_combo.findText("cuda") < 0:
+            self.device_combo.addItem("cuda")
         self.classifier = result["classifier"]
         self.checkpoint_path = result["path"]
         self.checkpoint_sha256 = result["sha256"]
