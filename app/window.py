@@ -326,7 +326,7 @@ class MainWindow(QMainWindow):
 
     def load_model(self, path: str, fast_lr: float | None = None, steps: int | None = None) -> Job:
         self.model_status.setText(f"Loading {Path(path).name}…")
-        return self.run_job(
+        job = self.run_job(
             "load model",
             _load_model_job,
             str(path),
@@ -335,6 +335,14 @@ class MainWindow(QMainWindow):
             steps,
             on_done=self._model_loaded,
         )
+        current = Path(self.checkpoint_path).name if self.checkpoint_path else None
+        job.failed.connect(
+            lambda _exc: self.model_status.setText(
+                f"Could not load {Path(path).name}; "
+                + (f"still using {current}." if current else "open a checkpoint (Ctrl+O).")
+            )
+        )
+        return job
 
     def _model_loaded(self, result: dict[str, Any]) -> None:
         for note in result["notes"]:

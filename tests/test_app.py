@@ -160,6 +160,7 @@ def test_bad_checkpoint_drop_reports_and_keeps_running(qtbot, window, tmp_path):
     drop(window.support_view, [bad])
     qtbot.waitUntil(lambda: any("broken.pt" in m for m in messages), timeout=TIMEOUT)
     assert window.classifier is not None
+    qtbot.waitUntil(lambda: "still using tiny.pt" in window.model_status.text(), timeout=TIMEOUT)
 
 
 def test_close_asks_when_unsaved(qtbot, window, folder_root):
