@@ -158,6 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--adaptation-steps", type=int, default=None, help="head steps (the checkpoint's)")
     a.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu", help="device (cpu)")
 
+    k = sub.add_parser("classify", help="the app's flow in a terminal: adapt to a support folder, classify, evaluate")
+    k.add_argument("--checkpoint", required=True, help="checkpoint file (.pt)")
+    k.add_argument("--support", required=True, help="support folder: one sub-folder of images per class")
+    k.add_argument("images", nargs="*", help="image files or folders to classify")
+    k.add_argument("--leave-one-out", action="store_true", help="also report leave-one-out accuracy on the support")
+    k.add_argument("--labelled", default=None, help="also evaluate on a labelled folder of class folders")
+    k.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu", help="device (cpu)")
+
     r = sub.add_parser("predict", help="classify images with an exported classifier (no torch needed)")
     r.add_argument("--model", required=True, help="classifier .onnx from `adapt` or the app")
     r.add_argument("images", nargs="+", help="image files or folders")
@@ -407,6 +415,46 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_classify(args: argparse.Namespace) -> int:
+    from pathlib import Path as _Path
+
+    from anil_engine.checkpoint import load_checkpoint
+    from anil_engine.classifier import FewShotClassifier
+    from anil_engine.config import resolve_device
+    from anil_engine.datasets.folder import scan_class_folders
+    from anil_engine.models import model_from_checkpoint
+    from anil_engine.runtime import expand_images
+
+    ckpt = load_checkpoint(args.checkpoint)
+    model = model_from_checkpoint(ckpt, args.checkpoint)
+    clf = FewShotClassifier(model, float(ckpt["fast_lr"]), int(ckpt["adaptation_steps"]), resolve_device(args.device))
+    adapted = clf.adapt(list(scan_class_folders(args.support).classes.items()))
+    messages = list(adapted.skipped)
+    paths = expand_images([_Path(p) for p in args.images], messages)
+    predictions, skipped = clf.predict(paths) if paths else ([], [])
+    messages.extend(skipped)
+    out: dict[str, Any] = {
+        "classes": adapted.class_names,
+        "head_init": adapted.head_init,
+        "predictions": [
+            {"path": p.path, "label": p.label, "confidence": p.confidence, "probabilities": p.probabilities}
+            for p in predictions
+        ],
+    }
+    reports = []
+    if args.leave_one_out:
+        reports.append(("leave_one_out", clf.leave_one_out()))
+    if args.labelled:
+        reports.append(("labelled", clf.evaluate_folder(args.labelled)))
+    for name, r in reports:
+        messages.extend(r.skipped)
+        out[name] = {"accuracy": r.accuracy, "per_class": r.per_class, "confusion": r.confusion, "images": r.n_images}
+    for m in messages:
+        print(f"warning: {m}", file=sys.stderr)
+    print(json.dumps(out))
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from anil_engine.runtime import OnnxClassifier
 
@@ -439,6 +487,7 @@ COMMANDS = {
     "export": cmd_export,
     "adapt": cmd_adapt,
     "predict": cmd_predict,
+    "classify": cmd_classify,
     "gui": cmd_gui,
 }
 

@@ -179,3 +179,42 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path, folder_root, signame):
     resumed = run_cli(*resume_args)
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout.strip().splitlines()[-1])["iterations"] == done + 2
+
+
+def test_classify_command_adapts_classifies_and_evaluates(tmp_path, folder_root):
+    import shutil
+
+    import torch
+
+    from anil_engine.checkpoint import save_checkpoint
+    from anil_engine.config import ModelConfig, Preprocessing
+    from anil_engine.models import AnilModel, calibrate_batchnorm
+    from anil_engine.training import make_checkpoint
+
+    torch.manual_seed(0)
+    model = AnilModel(ModelConfig(16, 4, 3, 32, 5), Preprocessing(32, 3, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)))
+    calibrate_batchnorm(model, torch.rand(64, 3, 32, 32))
+    ckpt = make_checkpoint(model, None, "anil", {}, {"name": "folder"})
+    ckpt["fast_lr"], ckpt["adaptation_steps"] = 0.5, 20
+    save_checkpoint(ckpt, tmp_path / "m.pt")
+    for part, sl in (("support", slice(0, 3)), ("labelled", slice(3, 6))):
+        for name in ("class_00", "class_01"):
+            (tmp_path / part / name).mkdir(parents=True)
+            for p in sorted((folder_root / name).iterdir())[sl]:
+                shutil.copy(p, tmp_path / part / name / p.name)
+    out = run_cli(
+        "classify",
+        "--checkpoint",
+        str(tmp_path / "m.pt"),
+        "--support",
+        str(tmp_path / "support"),
+        str(tmp_path / "labelled" / "class_01"),
+        "--leave-one-out",
+        "--labelled",
+        str(tmp_path / "labelled"),
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["classes"] == ["class_00", "class_01"] and len(result["predictions"]) == 3
+    assert result["leave_one_out"]["images"] == 6 and result["labelled"]["images"] == 6
+    assert len(result["labelled"]["confusion"]) == 2
