@@ -13,6 +13,38 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "anil_engine", *args], capture_output=True, text=True, timeout=600)
 
 
+def tiny_train_args(root, out, iterations: int, val_every: int) -> list[str]:
+    """`train` arguments for a tiny 2-way 1-shot run on the synthetic class folders."""
+    return [
+        "train",
+        "--dataset",
+        "folder",
+        "--data-root",
+        str(root),
+        "--ways",
+        "2",
+        "--shots",
+        "1",
+        "--query",
+        "1",
+        "--iterations",
+        str(iterations),
+        "--meta-batch-size",
+        "2",
+        "--val-every",
+        str(val_every),
+        "--hidden-size",
+        "8",
+        "--input-size",
+        "32",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
+
+
 def test_help_documents_every_flag():
     parser = build_parser()
     for name in ("train", "eval", "pretrain", "card"):
@@ -37,36 +69,7 @@ def test_help_documents_every_flag():
 
 
 def test_train_then_eval_json(tmp_path, folder_root):
-    train = run_cli(
-        "train",
-        "--dataset",
-        "folder",
-        "--data-root",
-        str(folder_root),
-        "--ways",
-        "2",
-        "--shots",
-        "1",
-        "--query",
-        "1",
-        "--iterations",
-        "3",
-        "--meta-batch-size",
-        "2",
-        "--val-every",
-        "3",
-        "--val-episodes",
-        "4",
-        "--hidden-size",
-        "8",
-        "--input-size",
-        "32",
-        "--device",
-        "cpu",
-        "--out",
-        str(tmp_path / "run"),
-        "--quiet",
-    )
+    train = run_cli(*tiny_train_args(folder_root, tmp_path / "run", iterations=3, val_every=3), "--val-episodes", "4")
     assert train.returncode == 0, train.stderr
     summary = json.loads(train.stdout.strip().splitlines()[-1])
     assert summary["iterations"] == 3
@@ -131,34 +134,9 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path, folder_root, signame):
         sys.executable,
         "-m",
         "anil_engine",
-        "train",
-        "--dataset",
-        "folder",
-        "--data-root",
-        str(folder_root),
-        "--ways",
-        "2",
-        "--shots",
-        "1",
-        "--query",
-        "1",
-        "--iterations",
-        "100000",
-        "--meta-batch-size",
-        "2",
-        "--val-every",
-        "1000",
+        *tiny_train_args(folder_root, out, iterations=100000, val_every=1000),
         "--checkpoint-every",
         "1000",
-        "--hidden-size",
-        "8",
-        "--input-size",
-        "32",
-        "--device",
-        "cpu",
-        "--out",
-        str(out),
-        "--quiet",
     ]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
