@@ -107,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="with --init-from: rescale the trunk so mean feature norm is this (0: off)",
     )
+    t.add_argument(
+        "--engine",
+        choices=("batched", "reference"),
+        default="batched",
+        help="batched: all task heads adapted at once (fast, same gradients); "
+        "reference: learn2learn's per-task MAML loop and Taskset sampler, as in the article (batched)",
+    )
     t.add_argument("--seed", type=int, default=42, help="random seed (42)")
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="device (auto)")
     t.add_argument("--out", required=True, help="run folder (last.pt, best.pt, metrics.jsonl)")
@@ -211,6 +218,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         init_from=args.init_from,
         init_feature_norm=args.init_feature_norm,
+        engine=args.engine,
     )
     gen = train(config, args.out, resume=args.resume)
     _sigterm_as_interrupt()

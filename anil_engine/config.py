@@ -9,6 +9,7 @@ from typing import Any
 from anil_engine.errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda")
+ENGINES = ("batched", "reference")
 BN_MODES = ("inductive", "transductive")
 
 
@@ -116,6 +117,9 @@ class TrainConfig:
     checkpoint_every: int = 100
     init_from: str = ""
     init_feature_norm: float = 0.0
+    # "batched": all heads of a meta-batch adapted at once, fast index sampler (anil_engine.batched);
+    # "reference": learn2learn's per-task MAML loop and Taskset pipeline, as in the article.
+    engine: str = "batched"
 
     def __post_init__(self) -> None:
         TaskSpec(self.ways, self.shots, self.query)
@@ -135,6 +139,8 @@ class TrainConfig:
             raise ConfigError(f"adaptation_steps must be >= 0, got {self.adaptation_steps!r}")
         if self.device not in DEVICES:
             raise ConfigError(f"device must be one of {DEVICES}, got {self.device!r}")
+        if self.engine not in ENGINES:
+            raise ConfigError(f"engine must be one of {ENGINES}, got {self.engine!r}")
         if self.split_scheme not in ("vinyals", "lake"):
             raise ConfigError(f"split_scheme must be 'vinyals' or 'lake', got {self.split_scheme!r}")
         if not self.data_root:

@@ -66,7 +66,7 @@ class PretrainProgress:
     epochs: int
     loss: float
     accuracy: float  # training accuracy, percent
-    val_accuracy: float | None  # val 5-way 1-shot, percent (at epoch ends)
+    val_accuracy: float | None  # val 5-way 1-shot, percent (at validating epoch ends)
     elapsed_s: float
 
 
@@ -107,6 +107,7 @@ def pretrain(config: PretrainConfig, out: str | Path) -> Generator[PretrainProgr
     start = time.perf_counter()
     val_acc = 0.0
     val_query = max(1, min(15, int(val_data.class_counts().min()) - 1))
+    val_every = max(1, config.epochs // 8)  # validation episodes cost about an epoch on large inputs
     for epoch in range(1, config.epochs + 1):
         model.train()
         order = torch.randperm(len(train_data), generator=gen)
@@ -117,6 +118,9 @@ def pretrain(config: PretrainConfig, out: str | Path) -> Generator[PretrainProgr
             y = train_data.labels[idx].to(device)
             if config.augment:
                 x = random_affine(x, gen)
+                if channels == 3:  # photos: mirror half of them (characters are not mirror-symmetric)
+                    flip = (torch.rand(len(idx), generator=gen) < 0.5).to(device)
+                    x = torch.where(flip[:, None, None, None], x.flip(3), x)
             x = x.contiguous(memory_format=torch.channels_last)
             logits = classifier(model.trunk(x))
             loss = F.cross_entropy(logits, y)
@@ -139,10 +143,12 @@ def pretrain(config: PretrainConfig, out: str | Path) -> Generator[PretrainProgr
                     None,
                     time.perf_counter() - start,
                 )
-        val = run_to_end(
-            evaluate(model, val_data, EvalConfig(TaskSpec(5, 1, val_query), 200, "inductive", 1234), 0.1, 5, device)
-        )
-        val_acc = val["accuracy"]
+        validating = epoch % val_every == 0 or epoch == config.epochs
+        if validating:
+            val = evaluate(
+                model, val_data, EvalConfig(TaskSpec(5, 1, val_query), 200, "inductive", 1234), 0.1, 5, device
+            )
+            val_acc = run_to_end(val)["accuracy"]
         yield PretrainProgress(
             epoch * steps_per_epoch,
             config.epochs * steps_per_epoch,
@@ -150,7 +156,7 @@ def pretrain(config: PretrainConfig, out: str | Path) -> Generator[PretrainProgr
             config.epochs,
             total_loss / seen,
             100 * correct / seen,
-            val_acc,
+            val_acc if validating else None,
             time.perf_counter() - start,
         )
     from anil_engine.training import make_checkpoint

@@ -103,3 +103,64 @@ class EpisodeSampler:
 def to_float(images: torch.Tensor, device: torch.device | str) -> torch.Tensor:
     """uint8 (n, c, h, w) -> float32 in [0, 1] on `device`."""
     return images.to(device, non_blocking=True).float().div_(255.0)
+
+
+class FastEpisodeSampler:
+    """Episodes by index sampling on the in-memory uint8 tensor; the task distribution of `EpisodeSampler`.
+
+    learn2learn's pipeline builds every task image by image in Python (about a
+    millisecond per task on these CPUs, more for large tasks); here a task is a
+    few tensor operations: `ways` distinct usable classes in random order become
+    labels 0..ways-1 (what `FusedNWaysKShots` + `RemapLabels` give), each class
+    contributes `shots + query` distinct random images, and the result is sorted
+    by label (`ConsecutiveLabels`). The images may live on the GPU; the random
+    state is a `torch.Generator` on the CPU, so a seed gives the same tasks on
+    every device.
+
+    Args:
+        data: the images to sample from.
+        task: ways, shots and query per class.
+        seed: seed of the sampler's own generator.
+        device: where the returned images are (the data set is copied there once).
+    """
+
+    def __init__(self, data: ImageTensorDataset, task: TaskSpec, seed: int, device: torch.device | str = "cpu") -> None:
+        counts = data.class_counts()
+        usable = torch.nonzero(counts >= task.per_class).squeeze(1)
+        if len(usable) < task.ways:
+            raise ConfigError(
+                f"{task.ways}-way tasks with {task.shots} shots + {task.query} query need {task.ways} classes "
+                f"with >= {task.per_class} images each; this data has {len(usable)} such classes "
+                f"(of {data.n_classes}). Lower ways, shots or query, or add images."
+            )
+        self.task = task
+        self.images = data.images.to(device)
+        # (n_classes, max_count) image indices per class, padded; counts mask the padding out.
+        order = torch.argsort(data.labels, stable=True)
+        self._counts = counts[usable]
+        starts = torch.cumsum(counts, 0) - counts
+        width = int(self._counts.max())
+        offsets = torch.arange(width).unsqueeze(0)
+        rows = (starts[usable].unsqueeze(1) + offsets).clamp(max=len(order) - 1)
+        self._index = order[rows]
+        self._valid = offsets < self._counts.unsqueeze(1)
+        self._generator = torch.Generator().manual_seed(seed)
+        k = task.per_class
+        self._labels = torch.arange(task.ways).repeat_interleave(k)
+
+    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """One episode: images uint8 (ways*(shots+query), c, h, w), labels (n,) in 0..ways-1, sorted."""
+        task, g = self.task, self._generator
+        classes = torch.randperm(len(self._counts), generator=g)[: task.ways]
+        # Distinct images per class: the per_class smallest of uniform keys over the class's images.
+        keys = torch.rand(task.ways, self._index.shape[1], generator=g).masked_fill_(~self._valid[classes], 2.0)
+        picks = keys.topk(task.per_class, dim=1, largest=False).indices
+        idx = self._index[classes].gather(1, picks).reshape(-1)
+        return self.images[idx.to(self.images.device)], self._labels.clone()
+
+    def state(self) -> torch.Tensor:
+        """The generator state (a uint8 tensor), for resuming."""
+        return self._generator.get_state()
+
+    def set_state(self, state: torch.Tensor) -> None:
+        self._generator.set_state(state)

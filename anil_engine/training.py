@@ -21,14 +21,14 @@ import torch
 from torch import nn
 
 from anil_engine import __version__
-from anil_engine.anil import reference_meta_step
 from anil_engine.checkpoint import FORMAT, FORMAT_VERSION, atomic_write_bytes, load_checkpoint, save_checkpoint
 from anil_engine.config import EvalConfig, ModelConfig, Preprocessing, TrainConfig, resolve_device
 from anil_engine.datasets import DEFAULT_PREPROCESSING, load_dataset
+from anil_engine.engines import MetaEngine
 from anil_engine.errors import CheckpointError, ConfigError
 from anil_engine.evaluation import evaluate, run_to_end
 from anil_engine.models import AnilModel, model_from_checkpoint, rescale_features
-from anil_engine.tasks import EpisodeSampler, to_float
+from anil_engine.tasks import to_float
 
 VAL_SEED = 1234
 
@@ -131,7 +131,8 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Gen
         if not last_path.is_file():
             raise CheckpointError(f"{last_path}: nothing to resume; start without --resume")
         last = load_checkpoint(last_path)
-        saved = TrainConfig.from_dict(last["train_config"])
+        # Runs from before the batched engine existed used learn2learn's loop.
+        saved = TrainConfig.from_dict({"engine": "reference", **last["train_config"]})
         if {**saved.to_dict(), "iterations": 0, "device": ""} != {**config.to_dict(), "iterations": 0, "device": ""}:
             raise ConfigError(
                 f"{last_path}: was trained with other settings; resume with the same settings "
@@ -148,13 +149,19 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Gen
         g = torch.Generator().manual_seed(config.seed)
         sample = train_data.images[torch.randperm(len(train_data), generator=g)[:512]]
         rescale_features(model, to_float(sample, "cpu"), config.init_feature_norm)
-    model = model.to(device, memory_format=torch.channels_last)
-    from anil_engine._l2l import learn2learn
-
-    l2l = learn2learn()
-    maml_head = l2l.algorithms.MAML(model.head, lr=config.fast_lr, first_order=config.first_order)
+    engine = MetaEngine(
+        config.engine,
+        model,
+        train_data,
+        config.task,
+        config.seed,
+        device,
+        config.fast_lr,
+        config.adaptation_steps,
+        config.first_order,
+    )
+    sampler = engine.sampler
     optimizer = torch.optim.Adam(model.parameters(), lr=config.meta_lr)
-    sampler = EpisodeSampler(train_data, config.task, config.seed)
     if resume:
         model.load_state_dict(last["state_dict"])
         optimizer.load_state_dict(last["resume"]["optimizer"])
@@ -218,14 +225,9 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Gen
         while iteration < config.iterations:
             sampler_state, rng_state = sampler.state(), torch.get_rng_state()
             model.train()
-            tasks = []
-            for _ in range(config.meta_batch_size):
-                x, y = sampler.sample()
-                tasks.append((to_float(x, device).contiguous(memory_format=torch.channels_last), y.to(device)))
+            tasks = engine.sample(config.meta_batch_size)
             optimizer.zero_grad(set_to_none=True)
-            step = reference_meta_step(
-                model.trunk, maml_head, tasks, config.adaptation_steps, config.shots, config.query, config.first_order
-            )
+            step = engine.step(tasks)
             optimizer.step()
             iteration += 1
             sampler_state, rng_state = sampler.state(), torch.get_rng_state()

@@ -152,7 +152,7 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path, folder_root, signame):
     from anil_engine.checkpoint import load_checkpoint
 
     done = load_checkpoint(out / "last.pt")["resume"]["iteration"]
-    assert done >= 3
+    assert done >= 2  # metrics.jsonl had 3 lines: validation at 0 and two iterations
     resume_args = [a if a != "100000" else str(done + 2) for a in args[3:]] + ["--resume"]
     resumed = run_cli(*resume_args)
     assert resumed.returncode == 0, resumed.stderr

@@ -1,0 +1,89 @@
+"""The two meta-training engines behind one interface, for training, distributed training and the benchmark.
+
+- "batched" (default): `FastEpisodeSampler` on the in-memory uint8 tensor,
+  `channels_last` trunk, every task's head adapted at once (`anil_engine.batched`).
+- "reference": learn2learn's `Taskset` pipeline and per-task `MAML.clone()/adapt()`
+  loop, exactly as in the article (contiguous memory format).
+
+Both leave the same meta-gradient in `.grad` (tests/test_batched.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from anil_engine.anil import StepResult, reference_meta_step
+from anil_engine.batched import batched_meta_step
+from anil_engine.config import ENGINES, TaskSpec
+from anil_engine.datasets.base import ImageTensorDataset
+from anil_engine.errors import ConfigError
+from anil_engine.models import AnilModel
+from anil_engine.tasks import EpisodeSampler, FastEpisodeSampler, to_float
+
+
+class MetaEngine:
+    """Samples meta-batches and computes meta-gradients for `model` (which it moves to `device`).
+
+    Args:
+        engine: "batched" or "reference".
+        model: the ANIL model; its head is the one being meta-learned.
+        data: training images.
+        task: ways, shots and query per task.
+        seed: seed of the task sampler.
+        fast_lr, adaptation_steps, first_order: the inner loop.
+    """
+
+    def __init__(
+        self,
+        engine: str,
+        model: AnilModel,
+        data: ImageTensorDataset,
+        task: TaskSpec,
+        seed: int,
+        device: str,
+        fast_lr: float,
+        adaptation_steps: int,
+        first_order: bool,
+    ) -> None:
+        if engine not in ENGINES:
+            raise ConfigError(f"engine must be one of {ENGINES}, got {engine!r}")
+        self.engine, self.model, self.task, self.device = engine, model, task, device
+        self.fast_lr, self.adaptation_steps, self.first_order = fast_lr, adaptation_steps, first_order
+        if engine == "batched":
+            self.memory_format = torch.channels_last
+            self.sampler: Any = FastEpisodeSampler(data, task, seed, device)
+        else:
+            from anil_engine._l2l import learn2learn
+
+            self.memory_format = torch.contiguous_format
+            self.sampler = EpisodeSampler(data, task, seed)
+            self._maml = learn2learn().algorithms.MAML(model.head, lr=fast_lr, first_order=first_order)
+        model.to(device, memory_format=self.memory_format)
+
+    def sample(self, meta_batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """`meta_batch_size` tasks: float images on the device in the engine's memory format, labels."""
+        tasks = []
+        for _ in range(meta_batch_size):
+            x, y = self.sampler.sample()
+            tasks.append((to_float(x, self.device).contiguous(memory_format=self.memory_format), y.to(self.device)))
+        return tasks
+
+    def step(self, tasks: list[tuple[torch.Tensor, torch.Tensor]]) -> StepResult:
+        """Accumulate the mean meta-gradient of `tasks` into `.grad` (call `zero_grad` before)."""
+        t = self.task
+        if self.engine == "batched":
+            return batched_meta_step(
+                self.model.trunk,
+                self.model.head,
+                tasks,
+                self.fast_lr,
+                self.adaptation_steps,
+                t.shots,
+                t.query,
+                self.first_order,
+            )
+        return reference_meta_step(
+            self.model.trunk, self._maml, tasks, self.adaptation_steps, t.shots, t.query, self.first_order
+        )

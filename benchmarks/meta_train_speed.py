@@ -1,0 +1,162 @@
+"""Meta-training speed: learn2learn's per-task loop ("reference") and the batched engine, side by side.
+
+    python benchmarks/meta_train_speed.py [--iterations 5] [--device cpu|cuda] [--configs omniglot,cifar,...]
+
+Both engines run in the same invocation, each (configuration, engine) in its own
+subprocess (so peak memory is per measurement), on the same synthetic images
+(speed does not depend on the pixels). One meta-iteration = sample the
+meta-batch + forward + inner loops + backward + Adam step, exactly as
+`anil-studio train` does it; the sampler's share is also timed alone. Prints a
+Markdown table (and `--json` writes the raw numbers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+# name: (channels, size, hidden, ways, shots, query, meta_batch)
+CONFIGS = {
+    "omniglot-20w1s": (1, 28, 64, 20, 1, 1, 32),
+    "cifar-5w5s": (3, 32, 64, 5, 5, 5, 32),
+    "84px-5w5s-cnn4-32": (3, 84, 32, 5, 5, 5, 32),
+    "84px-5w5s-cnn4-64": (3, 84, 64, 5, 5, 5, 32),
+}
+ENGINES = ("reference", "batched")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    config: str
+    engine: str
+    seconds_per_iteration: float  # median
+    sampling_seconds: float  # per meta-batch, median
+    peak_memory_mib: float  # above the process's footprint before the first iteration
+    device: str
+
+
+def _rss_mib(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def measure(name: str, engine_name: str, iterations: int, device: str) -> Measurement:
+    import torch
+
+    from anil_engine.config import ModelConfig, Preprocessing, TaskSpec
+    from anil_engine.datasets.base import ImageTensorDataset
+    from anil_engine.engines import MetaEngine
+    from anil_engine.models import AnilModel
+
+    channels, size, hidden, ways, shots, query, meta_batch = CONFIGS[name]
+    torch.manual_seed(0)
+    n_classes, per_class = 64, 20
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n_classes * per_class, channels, size, size), dtype=torch.uint8, generator=g)
+    data = ImageTensorDataset(images, torch.arange(n_classes).repeat_interleave(per_class), [""] * n_classes)
+    pre = Preprocessing(size, channels, (0.5,) * channels, (0.25,) * channels)
+    model = AnilModel(ModelConfig(hidden, 4, channels, size, ways), pre)
+    task = TaskSpec(ways, shots, query)
+    engine = MetaEngine(engine_name, model, data, task, 0, device, 0.1, 5, False)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+
+    def sync() -> None:
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    def iteration() -> None:
+        tasks = engine.sample(meta_batch)
+        optimizer.zero_grad(set_to_none=True)
+        engine.step(tasks)
+        optimizer.step()
+
+    iteration()  # warm-up (allocator, kernels)
+    sync()
+    start_rss = _rss_mib("VmRSS")
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        start_cuda = torch.cuda.memory_allocated()
+    times, sampling = [], []
+    for _ in range(iterations):
+        t0 = time.perf_counter()
+        iteration()
+        sync()
+        times.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        engine.sample(meta_batch)
+        sync()
+        sampling.append(time.perf_counter() - t0)
+    if device == "cuda":
+        peak = (torch.cuda.max_memory_allocated() - start_cuda) / 2**20
+    else:
+        peak = _rss_mib("VmHWM") - start_rss
+    return Measurement(name, engine_name, statistics.median(times), statistics.median(sampling), peak, device)
+
+
+def run_worker(name: str, engine: str, iterations: int, device: str) -> Measurement:
+    cmd = [sys.executable, __file__, "--worker", name, engine, "--iterations", str(iterations), "--device", device]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return Measurement(**json.loads(out.strip().splitlines()[-1]))
+
+
+def table(results: list[Measurement]) -> list[str]:
+    rows = [
+        "| configuration | meta-batch | reference s/it | batched s/it | speed-up | sampling ref / batched (ms) "
+        "| peak memory ref / batched (MiB) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    by = {(m.config, m.engine): m for m in results}
+    for name in dict.fromkeys(m.config for m in results):
+        ref, fast = by[(name, "reference")], by[(name, "batched")]
+        rows.append(
+            f"| {name} | {CONFIGS[name][6]} | {ref.seconds_per_iteration:.3f} | {fast.seconds_per_iteration:.3f} "
+            f"| {ref.seconds_per_iteration / fast.seconds_per_iteration:.2f}x "
+            f"| {1000 * ref.sampling_seconds:.1f} / {1000 * fast.sampling_seconds:.1f} "
+            f"| {ref.peak_memory_mib:.0f} / {fast.peak_memory_mib:.0f} |"
+        )
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--iterations", type=int, default=5, help="timed meta-iterations per engine (5)")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset of " + ", ".join(CONFIGS))
+    parser.add_argument("--json", default=None, help="also write the measurements to this file")
+    parser.add_argument("--worker", nargs=2, metavar=("CONFIG", "ENGINE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        m = measure(args.worker[0], args.worker[1], args.iterations, args.device)
+        print(json.dumps(m.__dict__))
+        return 0
+    results = []
+    for name in args.configs.split(","):
+        if name not in CONFIGS:
+            parser.error(f"unknown configuration {name!r}; choose from {', '.join(CONFIGS)}")
+        for engine in ENGINES:
+            m = run_worker(name, engine, args.iterations, args.device)
+            print(f"{name} {engine}: {m.seconds_per_iteration:.3f} s/it", file=sys.stderr, flush=True)
+            results.append(m)
+    import torch
+
+    print(
+        f"device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{args.iterations} timed iterations (median), 5 inner steps, second order\n"
+    )
+    print("\n".join(table(results)))
+    if args.json:
+        Path(args.json).write_text(json.dumps([m.__dict__ for m in results], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

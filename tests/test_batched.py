@@ -1,0 +1,197 @@
+"""The batched engine against learn2learn's per-task loop, and the fast sampler against learn2learn's pipeline."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+
+from anil_engine._l2l import learn2learn
+from anil_engine.anil import reference_meta_step
+from anil_engine.batched import batched_meta_step
+from anil_engine.config import ModelConfig, Preprocessing, TaskSpec
+from anil_engine.datasets.base import ImageTensorDataset
+from anil_engine.models import AnilModel
+from anil_engine.tasks import EpisodeSampler, FastEpisodeSampler
+
+
+def make_model(ways, dtype, channels=1, size=28):
+    torch.manual_seed(0)
+    pre = Preprocessing(size, channels, (0.5,) * channels, (0.25,) * channels)
+    model = AnilModel(ModelConfig(8, 4, channels, size, ways), pre).to(dtype)
+    torch.nn.init.normal_(model.head.weight, std=0.3)  # a non-trivial head start
+    torch.nn.init.normal_(model.head.bias, std=0.3)
+    return model
+
+
+def make_tasks(n_tasks, ways, shots, query, dtype, channels=1, size=28):
+    g = torch.Generator().manual_seed(1)
+    return [
+        (
+            torch.rand(ways * (shots + query), channels, size, size, generator=g, dtype=dtype),
+            torch.arange(ways).repeat_interleave(shots + query),
+        )
+        for _ in range(n_tasks)
+    ]
+
+
+def relative_error(got: torch.Tensor, expected: torch.Tensor) -> float:
+    return float((got - expected).abs().max() / expected.abs().max().clamp_min(1e-30))
+
+
+def assert_same_gradients(reference, batched, tolerance):
+    """Relative error of the whole meta-gradient, and of every tensor whose gradient is not zero in theory.
+
+    (The convolution biases sit right before BatchNorm, which cancels them: their exact
+    gradient is 0 and what either path computes there is rounding noise.)
+    """
+    expected = {n: p.grad for n, p in reference.named_parameters()}
+    got = {n: p.grad for n, p in batched.named_parameters()}
+    assert all(g is not None for g in [*expected.values(), *got.values()])
+    flat_e = torch.cat([g.flatten() for g in expected.values()])
+    flat_g = torch.cat([g.flatten() for g in got.values()])
+    assert relative_error(flat_g, flat_e) <= tolerance
+    scale = float(flat_e.abs().max())
+    for name, e in expected.items():
+        if name.endswith("conv.bias"):  # exact value 0: compare on the scale of the whole gradient
+            assert float((got[name] - e).abs().max()) <= tolerance * scale, name
+        else:
+            assert relative_error(got[name], e) <= tolerance, name
+
+
+CASES = [
+    # ways, shots, query, steps, first_order, lr
+    (5, 1, 1, 1, False, 0.5),
+    (5, 5, 5, 5, False, 0.1),
+    (3, 2, 3, 3, False, 0.4),
+    (20, 1, 1, 5, False, 0.1),
+    (5, 5, 5, 5, True, 0.1),
+    (4, 3, 1, 2, True, 0.4),
+    (3, 1, 2, 0, False, 0.4),
+]
+
+
+@pytest.mark.parametrize("dtype,tolerance", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("ways,shots,query,steps,first_order,lr", CASES)
+def test_batched_step_equals_learn2learn_loop(ways, shots, query, steps, first_order, lr, dtype, tolerance):
+    reference = make_model(ways, dtype)
+    batched = copy.deepcopy(reference)
+    reference.train()
+    batched.train()
+    tasks = make_tasks(4, ways, shots, query, dtype)
+    maml = learn2learn().algorithms.MAML(reference.head, lr=lr, first_order=first_order)
+    ref = reference_meta_step(reference.trunk, maml, tasks, steps, shots, query, first_order)
+    got = batched_meta_step(batched.trunk, batched.head, tasks, lr, steps, shots, query, first_order)
+    assert got.loss == pytest.approx(ref.loss, rel=tolerance)
+    assert got.accuracy == pytest.approx(ref.accuracy)
+    assert_same_gradients(reference, batched, tolerance)
+    # BatchNorm running statistics: updated per task in the same order.
+    for (name, a), b in zip(reference.named_buffers(), batched.buffers(), strict=True):
+        if a.is_floating_point():
+            assert relative_error(b, a) <= tolerance, name
+
+
+def test_second_order_differs_from_first_order():
+    model = make_model(5, torch.float64)
+    model.train()
+    tasks = make_tasks(2, 5, 2, 2, torch.float64)
+    grads = []
+    for first_order in (False, True):
+        m = copy.deepcopy(model)
+        batched_meta_step(m.trunk, m.head, tasks, 0.5, 3, 2, 2, first_order)
+        grads.append(next(m.trunk.parameters()).grad)
+    assert relative_error(grads[1], grads[0]) > 1e-4
+
+
+def test_batched_step_three_channel_input_channels_last():
+    reference = make_model(5, torch.float64, channels=3, size=32)
+    batched = copy.deepcopy(reference).to(memory_format=torch.channels_last)
+    tasks = make_tasks(3, 5, 2, 2, torch.float64, channels=3, size=32)
+    maml = learn2learn().algorithms.MAML(reference.head, lr=0.1)
+    reference_meta_step(reference.trunk, maml, tasks, 5, 2, 2, False)
+    last = [(x.contiguous(memory_format=torch.channels_last), y) for x, y in tasks]
+    batched_meta_step(batched.trunk, batched.head, last, 0.1, 5, 2, 2, False)
+    assert_same_gradients(reference, batched, 1e-10)
+
+
+def ragged_dataset(n_classes=9, seed=0):
+    """Classes with 4..12 images each (some classes too small for the tasks below)."""
+    g = torch.Generator().manual_seed(seed)
+    counts = [4 + (3 * c) % 9 for c in range(n_classes)]
+    labels = torch.cat([torch.full((n,), c) for c, n in enumerate(counts)])
+    labels = labels[torch.randperm(len(labels), generator=g)]
+    images = torch.arange(len(labels), dtype=torch.int64).remainder(256).to(torch.uint8)
+    images = images.view(-1, 1, 1, 1).expand(-1, 1, 2, 2).clone()
+    return ImageTensorDataset(images, labels, [f"c{c}" for c in range(n_classes)])
+
+
+def test_fast_sampler_task_shape_and_contents():
+    data = ragged_dataset()
+    task = TaskSpec(3, 2, 3)
+    sampler = FastEpisodeSampler(data, task, seed=0)
+    for _ in range(50):
+        x, y = sampler.sample()
+        assert x.dtype == torch.uint8 and x.shape == (15, 1, 2, 2)
+        assert y.tolist() == [0] * 5 + [1] * 5 + [2] * 5
+        # Recover each image's index (pixel value = index mod 256; this data set has < 256 images).
+        idx = x[:, 0, 0, 0].long()
+        classes = data.labels[idx].view(3, 5)
+        assert (classes == classes[:, :1]).all(), "one source class per label"
+        assert len(set(classes[:, 0].tolist())) == 3, "distinct classes"
+        assert len(set(idx.tolist())) == 15, "distinct images"
+        assert (data.class_counts()[classes[:, 0]] >= 5).all(), "only classes with enough images"
+
+
+def test_fast_sampler_is_seeded_and_resumable():
+    data = ragged_dataset()
+    a, b = FastEpisodeSampler(data, TaskSpec(3, 1, 1), 7), FastEpisodeSampler(data, TaskSpec(3, 1, 1), 7)
+    assert all(torch.equal(a.sample()[0], b.sample()[0]) for _ in range(5))
+    state = a.state()
+    expected = [a.sample()[0] for _ in range(3)]
+    c = FastEpisodeSampler(data, TaskSpec(3, 1, 1), 0)
+    c.set_state(state)
+    assert all(torch.equal(c.sample()[0], e) for e in expected)
+    assert not torch.equal(FastEpisodeSampler(data, TaskSpec(3, 1, 1), 8).sample()[0], expected[0])
+
+
+def test_fast_sampler_refuses_too_few_classes():
+    with pytest.raises(Exception, match="need 8 classes"):
+        FastEpisodeSampler(ragged_dataset(), TaskSpec(8, 5, 5), 0)
+
+
+def frequencies(sampler, data, n_tasks):
+    """How often each class and each image is drawn, and how often each class gets label 0."""
+    class_hits = torch.zeros(data.n_classes)
+    image_hits = torch.zeros(len(data))
+    label0 = torch.zeros(data.n_classes)
+    for _ in range(n_tasks):
+        x, y = sampler.sample()
+        idx = x[:, 0, 0, 0].long()
+        image_hits[idx] += 1
+        classes = data.labels[idx]
+        class_hits[classes.unique()] += 1
+        label0[classes[y == 0][0]] += 1
+    return class_hits / n_tasks, image_hits / n_tasks, label0 / n_tasks
+
+
+def test_fast_sampler_has_learn2learn_task_distribution():
+    """Both samplers against the exact probabilities, within 5 standard errors."""
+    data = ragged_dataset()
+    task = TaskSpec(3, 2, 3)
+    n = 3000
+    counts = data.class_counts()
+    usable = counts >= task.per_class
+    n_usable = int(usable.sum())
+    p_class = torch.where(usable, task.ways / n_usable, 0.0)
+    p_image = (p_class * task.per_class / counts.clamp_min(1))[data.labels]
+    p_label0 = torch.where(usable, 1.0 / n_usable, 0.0)
+    for sampler in (FastEpisodeSampler(data, task, 3), EpisodeSampler(data, task, 3)):
+        got_class, got_image, got_label0 = frequencies(sampler, data, n)
+        for got, p in ((got_class, p_class), (got_image, p_image), (got_label0, p_label0)):
+            se = (p * (1 - p) / n).sqrt().clamp_min(1e-9)
+            z = ((got - p).abs() / se).max()
+            assert z < 5, (type(sampler).__name__, got, p)
+            assert got[p == 0].sum() == 0
+    assert math.isclose(float(p_class.sum()), task.ways)
