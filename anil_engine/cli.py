@@ -220,6 +220,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         init_feature_norm=args.init_feature_norm,
         engine=args.engine,
     )
+    import os
+
+    # Under torchrun every process runs this command; rank 0 alone shows progress and prints the result.
+    main_rank = os.environ.get("RANK", "0") == "0"
     gen = train(config, args.out, resume=args.resume)
     _sigterm_as_interrupt()
 
@@ -230,14 +234,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         return d
 
     try:
-        result = _drive(gen, config.iterations, "meta-train", args.quiet, postfix, lambda p: p.iteration)
-    except KeyboardInterrupt:
-        print(
-            f"\ninterrupted: saved {Path(args.out) / 'last.pt'}; continue with the same command plus --resume",
-            file=sys.stderr,
+        result = _drive(
+            gen, config.iterations, "meta-train", args.quiet or not main_rank, postfix, lambda p: p.iteration
         )
+    except KeyboardInterrupt:
+        if main_rank:
+            print(
+                f"\ninterrupted: saved {Path(args.out) / 'last.pt'}; continue with the same command plus --resume",
+                file=sys.stderr,
+            )
         return 130
-    print(json.dumps(result))
+    if main_rank:
+        print(json.dumps(result))
     return 0
 
 

@@ -24,6 +24,16 @@ from anil_engine import __version__
 from anil_engine.checkpoint import FORMAT, FORMAT_VERSION, atomic_write_bytes, load_checkpoint, save_checkpoint
 from anil_engine.config import EvalConfig, ModelConfig, Preprocessing, TrainConfig, resolve_device
 from anil_engine.datasets import DEFAULT_PREPROCESSING, load_dataset
+from anil_engine.distributed import (
+    average_buffers,
+    broadcast_model,
+    combine_gradients,
+    gather,
+    init_from_env,
+    rank_seed,
+    shutdown,
+    task_shares,
+)
 from anil_engine.engines import MetaEngine
 from anil_engine.errors import CheckpointError, ConfigError
 from anil_engine.evaluation import evaluate, run_to_end
@@ -89,7 +99,7 @@ def make_checkpoint(
     return ckpt
 
 
-def _init_model(config: TrainConfig, preprocessing: Preprocessing) -> AnilModel:
+def initial_model(config: TrainConfig, preprocessing: Preprocessing) -> AnilModel:
     mc = ModelConfig(config.hidden_size, 4, preprocessing.channels, config.input_size, config.ways)
     model = AnilModel(mc, preprocessing)
     if config.init_from:
@@ -121,9 +131,13 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Gen
     Closing the generator (or Ctrl-C inside it) saves `last.pt`, from which
     `train(..., resume=True)` continues with the same optimizer state, iteration
     and random state.
+
+    Under `torchrun` (see `anil_engine.distributed`) every process runs this
+    generator on its share of each meta-batch; rank 0 alone validates and writes.
     """
     out = Path(out_dir)
-    device = resolve_device(config.device)
+    ctx, device = init_from_env(resolve_device(config.device))
+    shares = task_shares(config.meta_batch_size, ctx.world_size)
     pre = preprocessing_for(config)
     last_path, best_path = out / "last.pt", out / "best.pt"
     start_iteration, best_val, elapsed_before = 0, None, 0.0
@@ -133,6 +147,13 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Gen
         last = load_checkpoint(last_path)
         # Runs from before the batched engine existed used learn2learn's loop.
         saved = TrainConfig.from_dict({"engine": "reference", **last["train_config"]})
+        saved_world = int(last["resume"].get("world_size", 1))
+        if saved_world != ctx.world_size:
+            raise ConfigError(
+                f"{last_path}: was trained with {saved_world} process(es), this is {ctx.world_size}; resume with "
+                f"the same number (torchrun --nproc-per-node x --nnodes = {saved_world}) so that every task "
+                "sampler continues where it stopped"
+            )
         if {**saved.to_dict(), "iterations": 0, "device": ""} != {**config.to_dict(), "iterations": 0, "device": ""}:
             raise ConfigError(
                 f"{last_path}: was trained with other settings; resume with the same settings "
@@ -144,7 +165,7 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Gen
     torch.manual_seed(config.seed)
     train_data = load_dataset(config.dataset, config.data_root, "train", pre.size, pre.channels, config.split_scheme)
     val_data = load_dataset(config.dataset, config.data_root, "val", pre.size, pre.channels, config.split_scheme)
-    model = _init_model(config, pre)
+    model = initial_model(config, pre)
     if config.init_feature_norm and not resume:
         g = torch.Generator().manual_seed(config.seed)
         sample = train_data.images[torch.randperm(len(train_data), generator=g)[:512]]
@@ -154,7 +175,7 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Gen
         model,
         train_data,
         config.task,
-        config.seed,
+        rank_seed(config.seed, ctx.rank),
         device,
         config.fast_lr,
         config.adaptation_steps,
@@ -165,17 +186,22 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Gen
     if resume:
         model.load_state_dict(last["state_dict"])
         optimizer.load_state_dict(last["resume"]["optimizer"])
-        sampler.set_state(last["resume"]["sampler"])
-        torch.set_rng_state(last["resume"]["torch_rng"])
+        r = last["resume"]
+        sampler.set_state(r["samplers"][ctx.rank] if "samplers" in r else r["sampler"])
+        torch.set_rng_state(r["torch_rngs"][ctx.rank] if "torch_rngs" in r else r["torch_rng"])
         start_iteration = int(last["resume"]["iteration"])
         best_val = last["metrics"].get("best_val_accuracy")
         elapsed_before = float(last["metrics"].get("train_seconds", 0.0))
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(json.dumps(config.to_dict(), indent=2).encode(), out / "config.json")
+    broadcast_model(ctx, model)
+    params = list(model.parameters())
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(json.dumps(config.to_dict(), indent=2).encode(), out / "config.json")
+        log = open(out / "metrics.jsonl", "a")
     dataset_info = {"name": config.dataset, "split_scheme": config.split_scheme, "train_split": "train"}
-    log = open(out / "metrics.jsonl", "a")
     iteration = start_iteration
-    sampler_state, rng_state = sampler.state(), torch.get_rng_state()
+    # Every rank's (sampler state, torch RNG state) before the next iteration, for last.pt.
+    states = gather(ctx, (sampler.state(), torch.get_rng_state()))
     t0 = time.perf_counter()
 
     def metrics() -> dict[str, Any]:
@@ -184,6 +210,7 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Gen
             "best_val_accuracy": best_val,
             "train_seconds": round(elapsed_before + time.perf_counter() - t0, 1),
             "device": device,
+            "processes": ctx.world_size,
             "torch": str(torch.__version__),
         }
 
@@ -191,8 +218,9 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Gen
         resume_state = {
             "optimizer": optimizer.state_dict(),
             "iteration": iteration,
-            "sampler": sampler_state,
-            "torch_rng": rng_state,
+            "world_size": ctx.world_size,
+            "samplers": [state for state, _ in states],
+            "torch_rngs": [rng for _, rng in states],
         }
         save_checkpoint(make_checkpoint(model, config, "anil", metrics(), dataset_info, resume_state), last_path)
 
@@ -217,41 +245,45 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Gen
 
     completed = False
     try:
-        if start_iteration == 0:
+        if start_iteration == 0 and ctx.is_main:
             # The starting point is a candidate too (and the baseline meta-training must beat).
             acc, ci = validate()
             log.write(json.dumps({"iteration": 0, "val_accuracy": acc, "val_ci95": ci}) + "\n")
             log.flush()
         while iteration < config.iterations:
-            sampler_state, rng_state = sampler.state(), torch.get_rng_state()
             model.train()
-            tasks = engine.sample(config.meta_batch_size)
+            tasks = engine.sample(shares[ctx.rank])
             optimizer.zero_grad(set_to_none=True)
             step = engine.step(tasks)
+            loss, accuracy = combine_gradients(
+                ctx, params, shares[ctx.rank], config.meta_batch_size, step.loss, step.accuracy
+            )
             optimizer.step()
+            average_buffers(ctx, model)
             iteration += 1
-            sampler_state, rng_state = sampler.state(), torch.get_rng_state()
+            states = gather(ctx, (sampler.state(), torch.get_rng_state()))
             record: dict[str, Any] = {
                 "iteration": iteration,
-                "loss": round(step.loss, 5),
-                "accuracy": round(100 * step.accuracy, 3),
+                "loss": round(loss, 5),
+                "accuracy": round(100 * accuracy, 3),
             }
             val_acc = None
-            if iteration % config.val_every == 0 or iteration == config.iterations:
+            if ctx.is_main and (iteration % config.val_every == 0 or iteration == config.iterations):
                 val_acc, record["val_ci95"] = validate()
                 record["val_accuracy"] = val_acc
-            if iteration % config.checkpoint_every == 0:
+            if ctx.is_main and iteration % config.checkpoint_every == 0:
                 save_last()
             elapsed = time.perf_counter() - t0
             record["seconds"] = round(elapsed_before + elapsed, 2)
-            log.write(json.dumps(record) + "\n")
-            log.flush()
+            if ctx.is_main:
+                log.write(json.dumps(record) + "\n")
+                log.flush()
             per_iter = elapsed / max(1, iteration - start_iteration)
             yield TrainProgress(
                 iteration,
                 config.iterations,
-                step.loss,
-                100 * step.accuracy,
+                loss,
+                100 * accuracy,
                 val_acc,
                 best_val,
                 elapsed_before + elapsed,
@@ -260,9 +292,11 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Gen
         completed = True
     finally:
         # Runs on completion, on generator close (cancel) and on Ctrl-C: nothing is lost.
-        save_last()
-        log.close()
-    if completed and not best_path.exists():
+        if ctx.is_main:
+            save_last()
+            log.close()
+        shutdown(ctx)
+    if completed and ctx.is_main and not best_path.exists():
         save_checkpoint(make_checkpoint(model, config, "anil", metrics(), dataset_info), best_path)
     return {
         "out": str(out),

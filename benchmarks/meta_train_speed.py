@@ -39,6 +39,7 @@ class Measurement:
     sampling_seconds: float  # per meta-batch, median
     peak_memory_mib: float  # above the process's footprint before the first iteration
     device: str
+    times: tuple[float, ...] = ()  # every timed iteration
 
 
 def _rss_mib(field: str) -> float:
@@ -99,7 +100,9 @@ def measure(name: str, engine_name: str, iterations: int, device: str) -> Measur
         peak = (torch.cuda.max_memory_allocated() - start_cuda) / 2**20
     else:
         peak = _rss_mib("VmHWM") - start_rss
-    return Measurement(name, engine_name, statistics.median(times), statistics.median(sampling), peak, device)
+    return Measurement(
+        name, engine_name, statistics.median(times), statistics.median(sampling), peak, device, tuple(times)
+    )
 
 
 def run_worker(name: str, engine: str, iterations: int, device: str) -> Measurement:
@@ -129,6 +132,7 @@ def table(results: list[Measurement]) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--iterations", type=int, default=5, help="timed meta-iterations per engine (5)")
+    parser.add_argument("--rounds", type=int, default=2, help="runs per engine, alternated (2)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset of " + ", ".join(CONFIGS))
     parser.add_argument("--json", default=None, help="also write the measurements to this file")
@@ -142,10 +146,26 @@ def main() -> int:
     for name in args.configs.split(","):
         if name not in CONFIGS:
             parser.error(f"unknown configuration {name!r}; choose from {', '.join(CONFIGS)}")
-        for engine in ENGINES:
-            m = run_worker(name, engine, args.iterations, args.device)
-            print(f"{name} {engine}: {m.seconds_per_iteration:.3f} s/it", file=sys.stderr, flush=True)
-            results.append(m)
+        # Alternate the engines over several rounds so that drift in machine speed hits both alike.
+        runs: dict[str, list[Measurement]] = {e: [] for e in ENGINES}
+        for _ in range(args.rounds):
+            for engine in ENGINES:
+                m = run_worker(name, engine, args.iterations, args.device)
+                print(f"{name} {engine}: {m.seconds_per_iteration:.3f} s/it", file=sys.stderr, flush=True)
+                runs[engine].append(m)
+        for engine, ms in runs.items():
+            times = tuple(t for m in ms for t in m.times)
+            results.append(
+                Measurement(
+                    name,
+                    engine,
+                    statistics.median(times),
+                    statistics.median(m.sampling_seconds for m in ms),
+                    max(m.peak_memory_mib for m in ms),
+                    args.device,
+                    times,
+                )
+            )
     import torch
 
     print(
