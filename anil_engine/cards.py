@@ -47,14 +47,23 @@ def write_card(
     device: str,
     out: str,
     run_eval: Callable[..., dict[str, Any]],
+    baselines: bool = False,
 ) -> list[dict[str, Any]]:
-    """Evaluate every setting in both BatchNorm modes, store results in the checkpoint, write the card."""
+    """Evaluate every setting in both BatchNorm modes, store results in the checkpoint, write the card.
+
+    With `baselines`, every setting is also measured (inductive, on the same episodes) with a
+    random trunk and the same head adaptation, and with nearest-class-mean on the trained features.
+    """
     ckpt = load_checkpoint(checkpoint)
     name = ckpt["dataset"].get("name", "omniglot")
     scheme = ckpt["dataset"].get("split_scheme", "vinyals")
-    results = []
+    results, rows = [], []
+    variants = [("inductive", "head", False), ("transductive", "head", False)]
+    if baselines:
+        variants += [("inductive", "head", True), ("inductive", "ncm", False)]
     for ways, shots in parse_settings(settings):
-        for bn in ("inductive", "transductive"):
+        row = []
+        for bn, method, random_trunk in variants:
             r = run_eval(
                 checkpoint,
                 data_root,
@@ -71,8 +80,12 @@ def write_card(
                 None,
                 device,
                 True,
+                method,
+                random_trunk,
             )
             results.append(r)
+            row.append(r)
+        rows.append(row)
     ckpt["test_results"] = [
         {
             k: r[k]
@@ -88,6 +101,8 @@ def write_card(
                 "split",
                 "split_scheme",
                 "dataset",
+                "method",
+                "trunk",
             )
         }
         for r in results
@@ -118,25 +133,36 @@ def write_card(
         "",
         f"## Test accuracy ({episodes} episodes, {EVAL_QUERY} query images per class, seed {seed}, mean ± 95% CI)",
         "",
-        "| setting | inductive BN (the app's) | transductive BN (learn2learn's) |",
-        "|---|---|---|",
+        "| setting | inductive BN (the app's) | transductive BN (learn2learn's) |"
+        + (
+            " baseline: random trunk, same head adaptation | baseline: nearest class mean, trained trunk |"
+            if baselines
+            else ""
+        ),
+        "|---|---|---|" + ("---|---|" if baselines else ""),
     ]
-    for i in range(0, len(results), 2):
-        a, b = results[i], results[i + 1]
-        lines.append(
-            f"| {a['ways']}-way {a['shots']}-shot | {a['accuracy']:.2f} ± {a['ci95']:.2f} | "
-            f"{b['accuracy']:.2f} ± {b['ci95']:.2f} |"
-        )
+    for row in rows:
+        cells = " | ".join(f"{r['accuracy']:.2f} ± {r['ci95']:.2f}" for r in row)
+        lines.append(f"| {row[0]['ways']}-way {row[0]['shots']}-shot | {cells} |")
     lines += [
         "",
         "Inductive: eval-mode BatchNorm with running statistics, each image independent (what the app does).",
         "Transductive: BatchNorm uses each episode's batch statistics (learn2learn's test protocol).",
+    ]
+    if baselines:
+        lines += [
+            "Baselines (inductive, the same episodes: same seed): a randomly initialised trunk (seeded by the "
+            "episode seed, BatchNorm statistics from 1,024 training images) with the same head adaptation "
+            "(`eval --random-trunk`), and nearest-class-mean classification on the trained features "
+            "(`eval --method ncm`).",
+        ]
+    lines += [
         "",
         "## Reproduce",
         "",
         "```",
         f"anil-studio card --checkpoint {checkpoint} --data-root DATA --settings {settings} "
-        f"--episodes {episodes} --seed {seed} --out {out}",
+        f"--episodes {episodes} --seed {seed}{' --baselines' if baselines else ''} --out {out}",
     ]
     a = results[0]
     lines += [

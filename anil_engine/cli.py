@@ -149,6 +149,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--fast-lr", type=float, default=None, help="inner-loop step size (the checkpoint's)")
     e.add_argument("--adaptation-steps", type=int, default=None, help="inner-loop steps (the checkpoint's)")
     e.add_argument("--seed", type=int, default=0, help="episode seed (0)")
+    e.add_argument(
+        "--method",
+        choices=("head", "ncm"),
+        default="head",
+        help="head: ANIL head adaptation; ncm: nearest class mean of the support features (baseline) (head)",
+    )
+    e.add_argument(
+        "--random-trunk",
+        action="store_true",
+        help="baseline: a randomly initialised trunk (seeded, BatchNorm statistics from training images)",
+    )
     e.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="device (auto)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -185,6 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--episodes", type=int, default=1000, help="test episodes per setting (1000)")
     c.add_argument("--seed", type=int, default=0, help="episode seed (0)")
     c.add_argument("--recipe", default="", help="recipe text (markdown) for the card")
+    c.add_argument(
+        "--baselines",
+        action="store_true",
+        help="also measure, on the same episodes (inductive), a random trunk with the same head adaptation and "
+        "nearest-class-mean on the trained features",
+    )
     c.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="device (auto)")
     c.add_argument("--out", required=True, help="markdown file to write")
     return parser
@@ -315,8 +332,14 @@ def run_eval(
     steps: int | None,
     device: str,
     quiet: bool,
+    method: str = "head",
+    random_trunk: bool = False,
 ) -> dict[str, Any]:
-    """Load a checkpoint and its data, run an evaluation, return the result dict."""
+    """Load a checkpoint and its data, run an evaluation, return the result dict.
+
+    `random_trunk`: replace the trained trunk by a freshly initialised one (seeded by `seed`; BatchNorm
+    statistics measured on 1,024 training images), the baseline the trained trunk must beat.
+    """
     from anil_engine.checkpoint import load_checkpoint
     from anil_engine.config import EvalConfig, TaskSpec, resolve_device
     from anil_engine.datasets import load_dataset
@@ -329,14 +352,32 @@ def run_eval(
     scheme = split_scheme or ckpt["dataset"].get("split_scheme", "vinyals")
     pre = model.preprocessing
     data = load_dataset(name, data_root, split, pre.size, pre.channels, scheme)
-    config = EvalConfig(TaskSpec(ways, shots, query), episodes, bn, seed, fast_lr, steps)
+    if random_trunk:
+        import torch
+
+        from anil_engine.models import AnilModel, calibrate_batchnorm
+        from anil_engine.tasks import to_float
+
+        torch.manual_seed(seed)
+        model = AnilModel(model.config, pre)
+        train_images = load_dataset(name, data_root, "train", pre.size, pre.channels, scheme).images
+        pick = torch.randperm(len(train_images), generator=torch.Generator().manual_seed(seed))[:1024]
+        calibrate_batchnorm(model, to_float(train_images[pick], "cpu"))
+    config = EvalConfig(TaskSpec(ways, shots, query), episodes, bn, seed, fast_lr, steps, method)
     dev = resolve_device(device)
     gen = evaluate(model, data, config, ckpt["fast_lr"], ckpt["adaptation_steps"], dev)
     result = _drive(
         gen, episodes, f"eval {ways}w{shots}s {bn}", quiet, lambda p: {"acc": f"{p.accuracy:.2f}"}, lambda p: p.episode
     )
     result.update(
-        {"dataset": name, "split": split, "split_scheme": scheme, "checkpoint": str(checkpoint), "device": dev}
+        {
+            "dataset": name,
+            "split": split,
+            "split_scheme": scheme,
+            "checkpoint": str(checkpoint),
+            "device": dev,
+            "trunk": "random" if random_trunk else "trained",
+        }
     )
     return result
 
@@ -358,6 +399,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         args.adaptation_steps,
         args.device,
         args.quiet or args.json,
+        args.method,
+        args.random_trunk,
     )
     if args.json:
         print(json.dumps(result))
@@ -382,6 +425,7 @@ def cmd_card(args: argparse.Namespace) -> int:
         args.device,
         args.out,
         run_eval,
+        args.baselines,
     )
     print(f"wrote {args.out}")
     return 0

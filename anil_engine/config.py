@@ -11,6 +11,7 @@ from anil_engine.errors import ConfigError
 DEVICES = ("auto", "cpu", "cuda")
 ENGINES = ("batched", "reference")
 BN_MODES = ("inductive", "transductive")
+METHODS = ("head", "ncm")
 
 
 def _positive(name: str, value: int | float) -> None:
@@ -172,9 +173,13 @@ class EvalConfig:
     seed: int = 0
     fast_lr: float | None = None
     adaptation_steps: int | None = None
+    # "head": ANIL's head adaptation (the product); "ncm": nearest class mean of the support features (a baseline).
+    method: str = "head"
 
     def __post_init__(self) -> None:
         _positive("episodes", self.episodes)
+        if self.method not in METHODS:
+            raise ConfigError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.bn not in BN_MODES:
             raise ConfigError(f"bn must be one of {BN_MODES}, got {self.bn!r}")
         if self.fast_lr is not None:

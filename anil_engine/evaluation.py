@@ -59,6 +59,16 @@ def features_for(
         return model.forward_features(x)
 
 
+def nearest_class_mean(
+    support: torch.Tensor, labels: torch.Tensor, query: torch.Tensor, n_classes: int
+) -> torch.Tensor:
+    """Predict the class whose mean support feature is nearest (Euclidean) to each query feature."""
+    means = torch.zeros(n_classes, support.shape[1], dtype=support.dtype, device=support.device)
+    means.index_add_(0, labels, support)
+    means /= torch.bincount(labels, minlength=n_classes).clamp_min(1).unsqueeze(1).to(support.dtype)
+    return torch.cdist(query, means).argmin(1)
+
+
 def onnx_trunk_session(model: AnilModel, bn: str = "inductive") -> Any:
     """An onnxruntime session of the trunk (4-60x faster than torch eager on CPU), or None if unavailable."""
     try:
@@ -102,10 +112,13 @@ def evaluate(
         labels = labels.to(device)
         features = features_for(model, images, config.bn, device, session)
         support, query = support_query_masks(labels, task.shots, task.query)
-        w0, b0 = initial_head(w_trained, b_trained, task.ways)
-        w, b = adapt_head(features[support], labels[support], w0, b0, lr, steps)
-        with torch.no_grad():
-            predictions = F.linear(features[query], w, b).argmax(1)
+        if config.method == "ncm":
+            predictions = nearest_class_mean(features[support], labels[support], features[query], task.ways)
+        else:
+            w0, b0 = initial_head(w_trained, b_trained, task.ways)
+            w, b = adapt_head(features[support], labels[support], w0, b0, lr, steps)
+            with torch.no_grad():
+                predictions = F.linear(features[query], w, b).argmax(1)
         accuracies.append(100.0 * float((predictions == labels[query]).float().mean()))
         if episode % progress_every == 0 or episode == config.episodes:
             yield EvalProgress(episode, config.episodes, sum(accuracies) / len(accuracies), time.perf_counter() - start)
@@ -122,6 +135,7 @@ def evaluate(
         "fast_lr": lr,
         "adaptation_steps": steps,
         "head_init": "meta-learned" if task.ways == w_trained.shape[0] else "mean of meta-learned rows",
+        "method": config.method,
         "seconds": round(time.perf_counter() - start, 2),
         "trunk_engine": "onnxruntime" if session is not None else "torch",
     }

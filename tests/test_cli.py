@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -101,6 +102,46 @@ def test_train_then_eval_json(tmp_path, folder_root):
     assert 0 <= result["accuracy"] <= 100 and result["ci95"] >= 0
     tr = run_cli(*eval_args, "--bn", "transductive")
     assert json.loads(tr.stdout)["bn"] == "transductive"
+
+    # Baselines, in process (faster): nearest class mean on the trained trunk, and a random trunk.
+    ncm, rnd = run_main_json(*eval_args, "--method", "ncm"), run_main_json(*eval_args, "--random-trunk")
+    assert (ncm["method"], ncm["trunk"]) == ("ncm", "trained")
+    assert (rnd["method"], rnd["trunk"]) == ("head", "random")
+    assert rnd["episodes"] == ncm["episodes"] == 20
+
+    card_ckpt = tmp_path / "card.pt"
+    card_ckpt.write_bytes(Path(summary["best"]).read_bytes())
+    card = tmp_path / "card.md"
+    assert (
+        main(
+            ["card", "--checkpoint", str(card_ckpt), "--data-root", str(folder_root), "--settings", "2x1,3x1"]
+            + ["--episodes", "10", "--baselines", "--device", "cpu", "--out", str(card)]
+        )
+        == 0
+    )
+    text = card.read_text()
+    assert "baseline: random trunk" in text and "nearest class mean" in text and "--baselines" in text
+    rows = [line for line in text.splitlines() if line.startswith(("| 2-way 1-shot", "| 3-way 1-shot"))]
+    assert len(rows) == 2 and all(row.count("±") == 4 for row in rows)
+    from anil_engine.checkpoint import load_checkpoint
+
+    stored = load_checkpoint(card_ckpt)["test_results"]
+    assert [(r["ways"], r["bn"], r["method"], r["trunk"]) for r in stored[:4]] == [
+        (2, "inductive", "head", "trained"),
+        (2, "transductive", "head", "trained"),
+        (2, "inductive", "head", "random"),
+        (2, "inductive", "ncm", "trained"),
+    ]
+
+
+def run_main_json(*args: str) -> dict:
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        assert main(list(args)) == 0
+    return json.loads(buffer.getvalue())
 
 
 @pytest.mark.parametrize(
