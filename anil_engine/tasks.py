@@ -44,6 +44,19 @@ def support_query_masks(labels: torch.Tensor, shots: int, query: int) -> tuple[t
     return support, ~support
 
 
+def usable_classes(data: ImageTensorDataset, task: TaskSpec) -> list[int]:
+    """The classes with enough images for `task`; a clear error when there are fewer than `task.ways`."""
+    counts = data.class_counts()
+    usable = [c for c in range(data.n_classes) if int(counts[c]) >= task.per_class]
+    if len(usable) < task.ways:
+        raise ConfigError(
+            f"{task.ways}-way tasks with {task.shots} shots + {task.query} query need {task.ways} classes "
+            f"with >= {task.per_class} images each; this data has {len(usable)} such classes "
+            f"(of {data.n_classes}). Lower ways, shots or query, or add images."
+        )
+    return usable
+
+
 class EpisodeSampler:
     """Draws episodes from a data set through learn2learn's task pipeline.
 
@@ -58,14 +71,7 @@ class EpisodeSampler:
 
         l2l = learn2learn()
 
-        counts = data.class_counts()
-        usable = [c for c in range(data.n_classes) if int(counts[c]) >= task.per_class]
-        if len(usable) < task.ways:
-            raise ConfigError(
-                f"{task.ways}-way tasks with {task.shots} shots + {task.query} query need {task.ways} classes "
-                f"with >= {task.per_class} images each; this data has {len(usable)} such classes "
-                f"(of {data.n_classes}). Lower ways, shots or query, or add images."
-            )
+        usable = usable_classes(data, task)
         self.data = data
         self.task = task
         meta = l2l.data.MetaDataset(data, labels_to_indices=data.labels_to_indices())
@@ -126,13 +132,7 @@ class FastEpisodeSampler:
 
     def __init__(self, data: ImageTensorDataset, task: TaskSpec, seed: int, device: torch.device | str = "cpu") -> None:
         counts = data.class_counts()
-        usable = torch.nonzero(counts >= task.per_class).squeeze(1)
-        if len(usable) < task.ways:
-            raise ConfigError(
-                f"{task.ways}-way tasks with {task.shots} shots + {task.query} query need {task.ways} classes "
-                f"with >= {task.per_class} images each; this data has {len(usable)} such classes "
-                f"(of {data.n_classes}). Lower ways, shots or query, or add images."
-            )
+        usable = torch.tensor(usable_classes(data, task), dtype=torch.long)
         self.task = task
         self.images = data.images.to(device)
         # (n_classes, max_count) image indices per class, padded; counts mask the padding out.
