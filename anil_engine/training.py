@@ -237,6 +237,7 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Gen
                 device,
             )
         )
+        model.to(memory_format=engine.memory_format)  # evaluation may have changed it; keep runs reproducible
         if best_val is None or val["accuracy"] > best_val:
             best_val = val["accuracy"]
             best_metrics = {**metrics(), "best_iteration": iteration}

@@ -45,15 +45,19 @@ def test_train_writes_log_and_checkpoints(tmp_path, omniglot_root):
     assert last["resume"]["iteration"] == 4 and best["train_config"]["ways"] == 5
 
 
-def test_interrupted_run_resumes_to_the_same_weights(tmp_path, omniglot_root):
-    straight = run_to_end(train(config(omniglot_root), tmp_path / "a"))
-    gen = train(config(omniglot_root), tmp_path / "b")
+@pytest.mark.parametrize("engine", ["batched", "reference"])
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path, omniglot_root, engine):
+    straight = run_to_end(train(config(omniglot_root, engine=engine), tmp_path / "a"))
+    gen = train(config(omniglot_root, engine=engine), tmp_path / "b")
     for progress in gen:
         if progress.iteration == 3:
             gen.close()  # what Cancel in the app and Ctrl-C in the CLI do
             break
     assert load_checkpoint(tmp_path / "b" / "last.pt")["resume"]["iteration"] == 3
-    resumed = run_to_end(train(config(omniglot_root), tmp_path / "b", resume=True))
+    with pytest.raises(ConfigError, match="other settings"):  # the other engine's sampler state does not fit
+        other = "reference" if engine == "batched" else "batched"
+        run_to_end(train(config(omniglot_root, engine=other), tmp_path / "b", resume=True))
+    resumed = run_to_end(train(config(omniglot_root, engine=engine), tmp_path / "b", resume=True))
     assert resumed["iterations"] == straight["iterations"] == 4
     a = load_checkpoint(tmp_path / "a" / "last.pt")["state_dict"]
     b = load_checkpoint(tmp_path / "b" / "last.pt")["state_dict"]
