@@ -169,8 +169,9 @@ def main() -> int:
     import torch
 
     print(
-        f"device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"{args.iterations} timed iterations (median), 5 inner steps, second order\n"
+        f"device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads; median of "
+        f"{args.rounds} x {args.iterations} timed iterations per engine (engines alternated, one process per run); "
+        "5 inner steps, second order\n"
     )
     print("\n".join(table(results)))
     if args.json:
