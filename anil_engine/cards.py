@@ -48,6 +48,8 @@ def write_card(
     out: str,
     run_eval: Callable[..., dict[str, Any]],
     baselines: bool = False,
+    adaptation_steps: int | None = None,
+    query: int = EVAL_QUERY,
 ) -> list[dict[str, Any]]:
     """Evaluate every setting in both BatchNorm modes, store results in the checkpoint, write the card.
 
@@ -55,6 +57,13 @@ def write_card(
     random trunk and the same head adaptation, and with nearest-class-mean on the trained features.
     """
     ckpt = load_checkpoint(checkpoint)
+    if adaptation_steps is not None:
+        # The checkpoint's head adaptation (used by eval, the app, classify and adapt); meta-training's inner
+        # loop stays recorded in train_config. Written first, so the evaluations below use it.
+        if adaptation_steps < 0:
+            raise ConfigError(f"adaptation steps must be >= 0, got {adaptation_steps}")
+        ckpt["adaptation_steps"] = adaptation_steps
+        save_checkpoint(ckpt, checkpoint)
     name = ckpt["dataset"].get("name", "omniglot")
     scheme = ckpt["dataset"].get("split_scheme", "vinyals")
     results, rows = [], []
@@ -72,7 +81,7 @@ def write_card(
                 scheme,
                 ways,
                 shots,
-                EVAL_QUERY,
+                query,
                 episodes,
                 bn,
                 seed,
@@ -120,7 +129,8 @@ def write_card(
         f"{ckpt['model']['ways']} ways",
         f"- **Preprocessing**: Pillow, EXIF transpose, {'grayscale' if pre['channels'] == 1 else 'RGB'}, "
         f"Lanczos resize to {pre['size']}x{pre['size']}, scale to [0, 1], mean {pre['mean']}, std {pre['std']}",
-        f"- **Head adaptation**: {ckpt['adaptation_steps']} SGD steps at fast_lr {ckpt['fast_lr']}",
+        f"- **Head adaptation** (test time and the app): {ckpt['adaptation_steps']} SGD steps at fast_lr "
+        f"{ckpt['fast_lr']} (meta-training's inner loop: {cfg.get('adaptation_steps', '?')} steps)",
         f"- **Training**: {metrics.get('iterations', '?')} meta-iterations, best validation accuracy "
         f"{metrics.get('best_val_accuracy', '?')} % at iteration {metrics.get('best_iteration', '?')}, "
         f"{metrics.get('train_seconds', '?')} s of meta-training on {metrics.get('device', '?')} "
@@ -131,7 +141,7 @@ def write_card(
         "",
         recipe or "Pure ANIL from a random initialisation.",
         "",
-        f"## Test accuracy ({episodes} episodes, {EVAL_QUERY} query images per class, seed {seed}, mean ± 95% CI)",
+        f"## Test accuracy ({episodes} episodes, {query} query images per class, seed {seed}, mean ± 95% CI)",
         "",
         "| setting | inductive BN (the app's) | transductive BN (learn2learn's) |"
         + (
@@ -162,13 +172,14 @@ def write_card(
         "",
         "```",
         f"anil-studio card --checkpoint {checkpoint} --data-root DATA --settings {settings} "
-        f"--episodes {episodes} --seed {seed}{' --baselines' if baselines else ''} --out {out}",
+        f"--episodes {episodes} --query {query} --seed {seed}{' --baselines' if baselines else ''}"
+        f"{f' --adaptation-steps {adaptation_steps}' if adaptation_steps is not None else ''} --out {out}",
     ]
     a = results[0]
     lines += [
         "# one row:",
         f"anil-studio eval --checkpoint {checkpoint} --dataset {name} --split-scheme {scheme} --data-root DATA "
-        f"--split test --ways {a['ways']} --shots {a['shots']} --query {EVAL_QUERY} --episodes {episodes} "
+        f"--split test --ways {a['ways']} --shots {a['shots']} --query {query} --episodes {episodes} "
         f"--bn inductive --seed {seed} --json",
         "```",
         "",

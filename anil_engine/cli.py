@@ -195,7 +195,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--settings", default="20x1,20x5,5x1,5x5", help="WAYSxSHOTS list (20x1,20x5,5x1,5x5)")
     c.add_argument("--episodes", type=int, default=1000, help="test episodes per setting (1000)")
     c.add_argument("--seed", type=int, default=0, help="episode seed (0)")
+    c.add_argument("--query", type=int, default=15, help="query images per class (15)")
     c.add_argument("--recipe", default="", help="recipe text (markdown) for the card")
+    c.add_argument(
+        "--adaptation-steps",
+        type=int,
+        default=None,
+        help="set the checkpoint's head-adaptation steps (test time and the app) before evaluating; "
+        "meta-training's inner loop is unchanged (the checkpoint's value)",
+    )
     c.add_argument(
         "--baselines",
         action="store_true",
@@ -426,6 +434,8 @@ def cmd_card(args: argparse.Namespace) -> int:
         args.out,
         run_eval,
         args.baselines,
+        args.adaptation_steps,
+        args.query,
     )
     print(f"wrote {args.out}")
     return 0

@@ -114,17 +114,31 @@ def test_train_then_eval_json(tmp_path, folder_root):
     card = tmp_path / "card.md"
     assert (
         main(
-            ["card", "--checkpoint", str(card_ckpt), "--data-root", str(folder_root), "--settings", "2x1,3x1"]
-            + ["--episodes", "10", "--baselines", "--device", "cpu", "--out", str(card)]
+            ["card", "--checkpoint", str(card_ckpt), "--data-root", str(folder_root), "--settings", "2x1,2x2"]
+            + [
+                "--episodes",
+                "10",
+                "--query",
+                "2",
+                "--baselines",
+                "--adaptation-steps",
+                "7",
+                "--device",
+                "cpu",
+                "--out",
+                str(card),
+            ]
         )
         == 0
     )
     text = card.read_text()
     assert "baseline: random trunk" in text and "nearest class mean" in text and "--baselines" in text
-    rows = [line for line in text.splitlines() if line.startswith(("| 2-way 1-shot", "| 3-way 1-shot"))]
+    rows = [line for line in text.splitlines() if line.startswith(("| 2-way 1-shot", "| 2-way 2-shot"))]
     assert len(rows) == 2 and all(row.count("±") == 4 for row in rows)
     from anil_engine.checkpoint import load_checkpoint
 
+    assert "7 SGD steps" in text and "--adaptation-steps 7" in text
+    assert load_checkpoint(card_ckpt)["adaptation_steps"] == 7
     stored = load_checkpoint(card_ckpt)["test_results"]
     assert [(r["ways"], r["bn"], r["method"], r["trunk"]) for r in stored[:4]] == [
         (2, "inductive", "head", "trained"),
