@@ -26,6 +26,7 @@ from anil_engine.errors import ConfigError
 from anil_engine.evaluation import evaluate, run_to_end
 from anil_engine.models import AnilModel
 from anil_engine.tasks import to_float
+from anil_engine.training import make_checkpoint
 
 PROGRESS_STEPS = 20
 
@@ -159,8 +160,6 @@ def pretrain(config: PretrainConfig, out: str | Path) -> Generator[PretrainProgr
             val_acc if validating else None,
             time.perf_counter() - start,
         )
-    from anil_engine.training import make_checkpoint
-
     model = model.to(memory_format=torch.contiguous_format)
 
     metrics = {
