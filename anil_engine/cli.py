@@ -59,12 +59,13 @@ def _add_task_args(p: argparse.ArgumentParser, ways: int, shots: int, query: int
     p.add_argument("--query", type=int, default=query, help=f"query images per class (default {query})")
 
 
-def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
+def _add_data_args(p: argparse.ArgumentParser, required: bool, from_checkpoint: bool = False) -> None:
     p.add_argument(
         "--dataset",
         choices=("omniglot", "caltech-101", "cifar-fs", "fc100", "mini-imagenet", "folder"),
-        default=None if not required else "omniglot",
-        help="data set (folder: a folder of class folders; see README for each layout)",
+        default=None if not required or from_checkpoint else "omniglot",
+        help="data set (folder: a folder of class folders; see README for each layout)"
+        + (" (default: the checkpoint's)" if from_checkpoint else ""),
     )
     p.add_argument("--data-root", required=required, help="folder holding the data set")
     p.add_argument(
@@ -136,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="evaluate a checkpoint on N-way K-shot test episodes")
     e.add_argument("--checkpoint", required=True, help="checkpoint file (.pt)")
-    _add_data_args(e, required=True)
+    _add_data_args(e, required=True, from_checkpoint=True)
     e.add_argument("--split", default="test", choices=("train", "val", "test", "all"), help="split (test)")
     _add_task_args(e, 5, 5, 15)
     e.add_argument("--episodes", type=int, default=1000, help="test episodes (1000)")
