@@ -53,6 +53,16 @@ def _sigterm_as_interrupt() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def _data_root(args: argparse.Namespace, dataset: str) -> str:
+    """The data root to read: `--data-root`, or where `--download` put the data set."""
+    if not getattr(args, "download", False):
+        return args.data_root
+    from anil_engine.datasets.download import download
+
+    print(f"downloading {dataset} into {args.data_root} ...", file=sys.stderr)
+    return str(download(dataset, args.data_root))
+
+
 def _add_task_args(p: argparse.ArgumentParser, ways: int, shots: int, query: int) -> None:
     p.add_argument("--ways", type=int, default=ways, help=f"classes per episode (default {ways})")
     p.add_argument("--shots", type=int, default=shots, help=f"support images per class (default {shots})")
@@ -68,6 +78,12 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool, from_checkpoint: 
         + (" (default: the checkpoint's)" if from_checkpoint else ""),
     )
     p.add_argument("--data-root", required=required, help="folder holding the data set")
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="first download the data set into --data-root with torchvision's or learn2learn's downloader "
+        "(needs network access to their servers)",
+    )
     p.add_argument(
         "--split-scheme",
         choices=("vinyals", "lake"),
@@ -224,7 +240,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     size = args.input_size or DEFAULT_PREPROCESSING[args.dataset][0]
     config = TrainConfig(
         dataset=args.dataset,
-        data_root=args.data_root,
+        data_root=_data_root(args, args.dataset),
         split_scheme=args.split_scheme or "vinyals",
         ways=args.ways,
         shots=args.shots,
@@ -282,7 +298,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     size = args.input_size or DEFAULT_PREPROCESSING[args.dataset][0]
     config = PretrainConfig(
         dataset=args.dataset,
-        data_root=args.data_root,
+        data_root=_data_root(args, args.dataset),
         split_scheme=args.split_scheme or "vinyals",
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -392,9 +408,15 @@ def run_eval(
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    data_root = args.data_root
+    if args.download:
+        from anil_engine.checkpoint import load_checkpoint
+
+        name = args.dataset or load_checkpoint(args.checkpoint)["dataset"].get("name", "omniglot")
+        data_root = _data_root(args, name)
     result = run_eval(
         args.checkpoint,
-        args.data_root,
+        data_root,
         args.dataset,
         args.split,
         args.split_scheme,
