@@ -44,13 +44,16 @@ def _drive(
 
 
 def _sigterm_as_interrupt() -> None:
-    """Treat SIGTERM (a scheduler or `kill` stopping the job) like Ctrl-C, so the job saves its state."""
+    """Treat SIGTERM (a scheduler or `kill` stopping the job) and SIGINT like Ctrl-C: the job saves its state."""
     import signal
 
     def handler(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+    # A job started in the background by a non-interactive shell (`cmd &`, nohup) inherits SIGINT as
+    # ignored, and Python then leaves it ignored: `kill -INT` must still stop it and save its state.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _data_root(args: argparse.Namespace, dataset: str) -> str:
