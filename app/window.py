@@ -358,6 +358,10 @@ class MainWindow(QMainWindow):
             w.setValue(v)
             w.blockSignals(False)
         self.card.setMarkdown(describe_checkpoint(result["path"], ckpt))
+        # The model list shows the loaded model when it is a bundled one, and nothing otherwise.
+        loaded = Path(result["path"]).resolve()
+        bundled = [Path(self.model_combo.itemData(i)).resolve() for i in range(self.model_combo.count())]
+        self.model_combo.setCurrentIndex(bundled.index(loaded) if loaded in bundled else -1)
         pre = ckpt["preprocessing"]
         self.model_status.setText(
             f"{Path(result['path']).name}: {pre['channels']}x{pre['size']}x{pre['size']} input, trained "

@@ -222,3 +222,13 @@ def test_export_classifier_from_the_app_matches_torch_free_predict(qtbot, window
 def test_app_uses_onnxruntime_trunk_on_cpu(window):
     assert window.classifier.backend == "onnxruntime"
     assert "trunk: onnxruntime" in window.model_status.text()
+
+
+def test_model_list_shows_the_loaded_model(qtbot, window):
+    # tiny.pt is not bundled: the list selects nothing rather than naming another model.
+    assert window.model_combo.currentIndex() == -1
+    if window.model_combo.count():
+        bundled = window.model_combo.itemData(0)
+        window.load_model(bundled)
+        qtbot.waitUntil(lambda: window.checkpoint_path == bundled, timeout=TIMEOUT)
+        assert window.model_combo.currentIndex() == 0
