@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from anil_engine.errors import ConfigError
@@ -52,8 +53,6 @@ def init_from_env(device: str) -> tuple[DistContext, str]:
     """
     if not launched_by_torchrun() or int(os.environ["WORLD_SIZE"]) == 1:
         return DistContext(), device
-    import torch.distributed as dist
-
     ctx = DistContext(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
     if device == "cuda":
         if ctx.local_rank >= torch.cuda.device_count():
@@ -71,8 +70,6 @@ def init_from_env(device: str) -> tuple[DistContext, str]:
 
 def shutdown(ctx: DistContext) -> None:
     if ctx.enabled:
-        import torch.distributed as dist
-
         if dist.is_initialized():
             dist.destroy_process_group()
 
@@ -99,8 +96,6 @@ def broadcast_model(ctx: DistContext, model: nn.Module) -> None:
     """Make every rank start from rank 0's parameters and buffers."""
     if not ctx.enabled:
         return
-    import torch.distributed as dist
-
     for t in model.state_dict().values():
         dist.broadcast(t, 0)
 
@@ -115,8 +110,6 @@ def combine_gradients(
     """
     if not ctx.enabled:
         return loss, accuracy
-    import torch.distributed as dist
-
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
     device = grads[0].device
     flat = torch.cat([g.reshape(-1) for g in grads] + [torch.tensor([loss, accuracy], device=device)])
@@ -134,8 +127,6 @@ def average_buffers(ctx: DistContext, model: nn.Module) -> None:
     """Average the BatchNorm running statistics over the ranks (each saw different tasks)."""
     if not ctx.enabled:
         return
-    import torch.distributed as dist
-
     for name, t in model.named_buffers():
         if t.is_floating_point():
             dist.all_reduce(t)
@@ -148,8 +139,6 @@ def gather(ctx: DistContext, value: Any) -> list[Any]:
     """Every rank's `value`, in rank order (on every rank)."""
     if not ctx.enabled:
         return [value]
-    import torch.distributed as dist
-
     out: list[Any] = [None] * ctx.world_size
     dist.all_gather_object(out, value)
     return out
