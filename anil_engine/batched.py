@@ -91,13 +91,54 @@ def trunk_features(trunk: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return h.reshape(h.shape[0], -1)
 
 
-def task_features(trunk: nn.Module, images: list[torch.Tensor]) -> torch.Tensor:
-    """Run the trunk once per task (per-task BatchNorm statistics, as in the per-task loop); (T, n, d).
+def grouped_batch_norm(bn: nn.modules.batchnorm._BatchNorm, h: torch.Tensor, groups: int) -> torch.Tensor:
+    """`bn` applied to `groups` equal slices of the batch, as if called once per slice, in one call.
 
-    One call over the whole meta-batch would mix the tasks' BatchNorm statistics, and
-    measured 2-8x slower on CPU (large convolutions are memory-bound there).
+    In training mode each slice is normalised with its own batch statistics and the
+    running statistics receive the slices' updates in order (closed form of
+    `groups` momentum updates); in eval mode this is `bn(h)`.
     """
-    return torch.stack([trunk_features(trunk, x) for x in images])
+    if not bn.training or groups == 1:
+        return bn(h)
+    if bn.momentum is None or not bn.track_running_stats:
+        return torch.cat([bn(part) for part in h.chunk(groups)])
+    n, c = h.shape[:2]
+    x = h.reshape(groups, n // groups, c, -1)
+    mean = x.mean(dim=(1, 3), keepdim=True)
+    var = x.var(dim=(1, 3), unbiased=False, keepdim=True)
+    y = (x - mean) * torch.rsqrt(var + bn.eps)
+    if bn.affine:
+        y = y * bn.weight.view(1, 1, c, 1) + bn.bias.view(1, 1, c, 1)
+    with torch.no_grad():
+        m, count = bn.momentum, x.shape[1] * x.shape[3]
+        # r_T = (1-m)^T r_0 + sum_t m (1-m)^(T-1-t) s_t: the per-slice updates, in order.
+        decay = (1 - m) ** torch.arange(groups - 1, -1, -1, dtype=h.dtype, device=h.device)
+        weights = (m * decay).view(groups, 1)
+        keep = (1 - m) ** groups
+        bn.running_mean.mul_(keep).add_((weights * mean.view(groups, c)).sum(0))
+        unbiased = var.view(groups, c) * (count / max(count - 1, 1))
+        bn.running_var.mul_(keep).add_((weights * unbiased).sum(0))
+        bn.num_batches_tracked.add_(groups)
+    return y.reshape(h.shape)
+
+
+def task_features(trunk: nn.Module, images: list[torch.Tensor], one_pass: bool = False) -> torch.Tensor:
+    """The trunk's features of every task, with per-task BatchNorm statistics as in the per-task loop; (T, n, d).
+
+    `one_pass=False` runs the trunk once per task: on CPU one call over the whole
+    meta-batch measured 2-8x slower (large convolutions are memory-bound there).
+    `one_pass=True` runs every convolution once over the whole meta-batch and
+    normalises each task's slice with its own statistics (`grouped_batch_norm`):
+    on a GPU this turns `T` small launches per layer into one.
+    """
+    blocks = _pool_then_relu(trunk)
+    if not one_pass or blocks is None or len({x.shape for x in images}) != 1:
+        return torch.stack([trunk_features(trunk, x) for x in images])
+    groups = len(images)
+    h = trunk[0](torch.cat(images))
+    for block in blocks:
+        h = block.relu(block.max_pool(grouped_batch_norm(block.normalize, block.conv(h), groups)))
+    return h.reshape(groups, images[0].shape[0], -1)
 
 
 def batched_meta_step(
@@ -109,18 +150,18 @@ def batched_meta_step(
     shots: int,
     query: int,
     first_order: bool,
+    one_pass: bool = False,
 ) -> StepResult:
     """One meta-batch, batched; leaves the averaged meta-gradient in `.grad` of trunk and head.
 
     Args:
         tasks: (images float (n, c, h, w) on the device, labels (n,) in 0..ways-1) per task;
             every task has the same number of images per class.
+        one_pass: run each convolution once over the whole meta-batch (see `task_features`).
     """
-    features = task_features(trunk, [x for x, _ in tasks])
+    features = task_features(trunk, [x for x, _ in tasks], one_pass)
     labels = torch.stack([y for _, y in tasks])
-    masks = [support_query_masks(y, shots, query) for _, y in tasks]
-    support = torch.stack([s for s, _ in masks])
-    query_mask = torch.stack([q for _, q in masks])
+    support, query_mask = support_query_masks(labels, shots, query)
     t, _, d = features.shape
     ways = head.weight.shape[0]
     fs = features[support].view(t, -1, d)

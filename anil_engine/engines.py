@@ -1,7 +1,9 @@
 """The two meta-training engines behind one interface, for training, distributed training and the benchmark.
 
-- "batched" (default): `FastEpisodeSampler` on the in-memory uint8 tensor,
-  `channels_last` trunk, every task's head adapted at once (`anil_engine.batched`).
+- "batched" (default): `FastEpisodeSampler` on the in-memory uint8 tensor (on
+  the GPU when training there), `channels_last` trunk, every task's head adapted
+  at once (`anil_engine.batched`); on a GPU each convolution runs once over the
+  whole meta-batch, with per-task BatchNorm statistics.
 - "reference": learn2learn's `Taskset` pipeline and per-task `MAML.clone()/adapt()`
   loop, exactly as in the article (contiguous memory format).
 
@@ -51,6 +53,8 @@ class MetaEngine:
             raise ConfigError(f"engine must be one of {ENGINES}, got {engine!r}")
         self.engine, self.model, self.task, self.device = engine, model, task, device
         self.fast_lr, self.adaptation_steps, self.first_order = fast_lr, adaptation_steps, first_order
+        # One trunk call over the whole meta-batch pays on a GPU (fewer, larger launches), not on a CPU.
+        self.one_pass = torch.device(device).type == "cuda"
         if engine == "batched":
             self.memory_format = torch.channels_last
             self.sampler: Any = FastEpisodeSampler(data, task, seed, device)
@@ -64,6 +68,10 @@ class MetaEngine:
 
     def sample(self, meta_batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """`meta_batch_size` tasks: float images on the device in the engine's memory format, labels."""
+        if self.engine == "batched" and meta_batch_size > 0:
+            x, y = self.sampler.sample_many(meta_batch_size)
+            x = to_float(x, self.device).contiguous(memory_format=self.memory_format)
+            return list(zip(x.split(y.shape[1]), y.to(self.device), strict=True))
         tasks = []
         for _ in range(meta_batch_size):
             x, y = self.sampler.sample()
@@ -83,6 +91,7 @@ class MetaEngine:
                 t.shots,
                 t.query,
                 self.first_order,
+                self.one_pass,
             )
         return reference_meta_step(
             self.model.trunk, self._maml, tasks, self.adaptation_steps, t.shots, t.query, self.first_order

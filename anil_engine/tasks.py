@@ -20,27 +20,38 @@ from anil_engine.errors import ConfigError
 
 
 def support_query_masks(labels: torch.Tensor, shots: int, query: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Split a task into support and query.
+    """Split tasks into support and query.
 
     Within each class the images alternate support, query, support, ... until one
     side has its count; the rest go to the other side. With `shots == query`
-    this is the article's even/odd split.
+    this is the article's even/odd split. Vectorised and free of host syncs, so it
+    costs a few kernel launches on a GPU whatever the number of classes; the
+    class-count check runs only for labels on the CPU (where the samplers make them).
 
     Args:
-        labels: (n,) labels of one task, each class present `shots + query` times.
+        labels: (n,) labels of one task, or (T, n) of T tasks; each class present
+            `shots + query` times per task.
 
     Returns:
-        (support_mask, query_mask), bool (n,).
+        (support_mask, query_mask), bool, the shape of `labels`.
     """
-    position = torch.zeros_like(labels)
-    for label in labels.unique():
-        idx = (labels == label).nonzero().squeeze(1)
-        if idx.numel() != shots + query:
-            raise ValueError(f"class {int(label)} has {idx.numel()} images in the task, expected {shots + query}")
-        position[idx] = torch.arange(idx.numel(), device=labels.device)
+    if labels.device.type == "cpu":
+        for row in labels.reshape(-1, labels.shape[-1]):
+            counts = torch.bincount(row)
+            bad = ((counts != 0) & (counts != shots + query)).nonzero()
+            if len(bad):
+                label = int(bad[0, 0])
+                raise ValueError(
+                    f"class {label} has {int(counts[label])} images in the task, expected {shots + query}"
+                )
+    # Position of each image within its class: index in the stably sorted order minus the class's first index.
+    order = torch.argsort(labels, dim=-1, stable=True)
+    ordered = labels.gather(-1, order)
+    first = torch.searchsorted(ordered.contiguous(), ordered.contiguous())
+    rank = torch.arange(labels.shape[-1], device=labels.device).expand_as(labels)
+    position = torch.empty_like(labels).scatter_(-1, order, rank - first)
     paired = 2 * min(shots, query)
-    in_pairs = position < paired
-    support = torch.where(in_pairs, position % 2 == 0, torch.tensor(shots > query, device=labels.device))
+    support = torch.where(position < paired, position % 2 == 0, shots > query)
     return support, ~support
 
 
@@ -148,15 +159,24 @@ class FastEpisodeSampler:
         k = task.per_class
         self._labels = torch.arange(task.ways).repeat_interleave(k)
 
-    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """One episode: images uint8 (ways*(shots+query), c, h, w), labels (n,) in 0..ways-1, sorted."""
+    def _indices(self) -> torch.Tensor:
+        """One episode's image indices (ways*(shots+query),), on the CPU, grouped by label."""
         task, g = self.task, self._generator
         classes = torch.randperm(len(self._counts), generator=g)[: task.ways]
         # Distinct images per class: the per_class smallest of uniform keys over the class's images.
         keys = torch.rand(task.ways, self._index.shape[1], generator=g).masked_fill_(~self._valid[classes], 2.0)
         picks = keys.topk(task.per_class, dim=1, largest=False).indices
-        idx = self._index[classes].gather(1, picks).reshape(-1)
-        return self.images[idx.to(self.images.device)], self._labels.clone()
+        return self._index[classes].gather(1, picks).reshape(-1)
+
+    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """One episode: images uint8 (ways*(shots+query), c, h, w), labels (n,) in 0..ways-1, sorted."""
+        return self.images[self._indices().to(self.images.device)], self._labels.clone()
+
+    def sample_many(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """`count` episodes in one gather (one transfer, one launch on a GPU): the episodes `count`
+        calls of `sample` would give, images concatenated (count*n, c, h, w), labels (count, n)."""
+        idx = torch.cat([self._indices() for _ in range(count)])
+        return self.images[idx.to(self.images.device)], self._labels.repeat(count, 1)
 
     def state(self) -> torch.Tensor:
         """The generator state (a uint8 tensor), for resuming."""

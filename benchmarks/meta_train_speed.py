@@ -29,6 +29,8 @@ CONFIGS = {
     "84px-5w5s-cnn4-64": (3, 84, 64, 5, 5, 5, 32),
 }
 ENGINES = ("reference", "batched")
+# Also measurable: the batched engine with its trunk run once per task (the CPU layout) on a GPU.
+EXTRA_ENGINES = ("batched-per-task",)
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,9 @@ def measure(name: str, engine_name: str, iterations: int, device: str) -> Measur
     pre = Preprocessing(size, channels, (0.5,) * channels, (0.25,) * channels)
     model = AnilModel(ModelConfig(hidden, 4, channels, size, ways), pre)
     task = TaskSpec(ways, shots, query)
-    engine = MetaEngine(engine_name, model, data, task, 0, device, 0.1, 5, False)
+    engine = MetaEngine(engine_name.removesuffix("-per-task"), model, data, task, 0, device, 0.1, 5, False)
+    if engine_name == "batched-per-task":
+        engine.one_pass = False
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
 
@@ -112,19 +116,21 @@ def run_worker(name: str, engine: str, iterations: int, device: str) -> Measurem
 
 
 def table(results: list[Measurement]) -> list[str]:
+    extra = [e for e in EXTRA_ENGINES if any(m.engine == e for m in results)]
     rows = [
         "| configuration | meta-batch | reference s/it | batched s/it | speed-up | sampling ref / batched (ms) "
-        "| peak memory ref / batched (MiB) |",
-        "|---|---|---|---|---|---|---|",
+        "| peak memory ref / batched (MiB) |" + "".join(f" {e} s/it |" for e in extra),
+        "|---|---|---|---|---|---|---|" + "---|" * len(extra),
     ]
     by = {(m.config, m.engine): m for m in results}
     for name in dict.fromkeys(m.config for m in results):
         ref, fast = by[(name, "reference")], by[(name, "batched")]
         rows.append(
-            f"| {name} | {CONFIGS[name][6]} | {ref.seconds_per_iteration:.3f} | {fast.seconds_per_iteration:.3f} "
+            f"| {name} | {CONFIGS[name][6]} | {ref.seconds_per_iteration:.4f} | {fast.seconds_per_iteration:.4f} "
             f"| {ref.seconds_per_iteration / fast.seconds_per_iteration:.2f}x "
             f"| {1000 * ref.sampling_seconds:.1f} / {1000 * fast.sampling_seconds:.1f} "
             f"| {ref.peak_memory_mib:.0f} / {fast.peak_memory_mib:.0f} |"
+            + "".join(f" {by[(name, e)].seconds_per_iteration:.4f} |" for e in extra)
         )
     return rows
 
@@ -135,6 +141,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="runs per engine, alternated (2)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset of " + ", ".join(CONFIGS))
+    parser.add_argument(
+        "--per-task-trunk",
+        action="store_true",
+        help="also time the batched engine with the trunk run once per task (its CPU layout; on a GPU it "
+        "runs each convolution once over the meta-batch)",
+    )
     parser.add_argument("--json", default=None, help="also write the measurements to this file")
     parser.add_argument("--worker", nargs=2, metavar=("CONFIG", "ENGINE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -147,9 +159,10 @@ def main() -> int:
         if name not in CONFIGS:
             parser.error(f"unknown configuration {name!r}; choose from {', '.join(CONFIGS)}")
         # Alternate the engines over several rounds so that drift in machine speed hits both alike.
-        runs: dict[str, list[Measurement]] = {e: [] for e in ENGINES}
+        engines = ENGINES + (EXTRA_ENGINES if args.per_task_trunk else ())
+        runs: dict[str, list[Measurement]] = {e: [] for e in engines}
         for _ in range(args.rounds):
-            for engine in ENGINES:
+            for engine in engines:
                 m = run_worker(name, engine, args.iterations, args.device)
                 print(f"{name} {engine}: {m.seconds_per_iteration:.3f} s/it", file=sys.stderr, flush=True)
                 runs[engine].append(m)

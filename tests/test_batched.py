@@ -10,11 +10,11 @@ import torch
 
 from anil_engine._l2l import learn2learn
 from anil_engine.anil import reference_meta_step
-from anil_engine.batched import batched_meta_step
+from anil_engine.batched import batched_meta_step, task_features
 from anil_engine.config import ModelConfig, Preprocessing, TaskSpec
 from anil_engine.datasets.base import ImageTensorDataset
 from anil_engine.models import AnilModel
-from anil_engine.tasks import EpisodeSampler, FastEpisodeSampler
+from anil_engine.tasks import EpisodeSampler, FastEpisodeSampler, support_query_masks
 
 
 def make_model(ways, dtype, channels=1, size=28):
@@ -73,9 +73,10 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("one_pass", [False, True], ids=["per-task-trunk", "one-pass-trunk"])
 @pytest.mark.parametrize("dtype,tolerance", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
 @pytest.mark.parametrize("ways,shots,query,steps,first_order,lr", CASES)
-def test_batched_step_equals_learn2learn_loop(ways, shots, query, steps, first_order, lr, dtype, tolerance):
+def test_batched_step_equals_learn2learn_loop(ways, shots, query, steps, first_order, lr, dtype, tolerance, one_pass):
     reference = make_model(ways, dtype)
     batched = copy.deepcopy(reference)
     reference.train()
@@ -83,7 +84,7 @@ def test_batched_step_equals_learn2learn_loop(ways, shots, query, steps, first_o
     tasks = make_tasks(4, ways, shots, query, dtype)
     maml = learn2learn().algorithms.MAML(reference.head, lr=lr, first_order=first_order)
     ref = reference_meta_step(reference.trunk, maml, tasks, steps, shots, query, first_order)
-    got = batched_meta_step(batched.trunk, batched.head, tasks, lr, steps, shots, query, first_order)
+    got = batched_meta_step(batched.trunk, batched.head, tasks, lr, steps, shots, query, first_order, one_pass)
     assert got.loss == pytest.approx(ref.loss, rel=tolerance)
     assert got.accuracy == pytest.approx(ref.accuracy)
     assert_same_gradients(reference, batched, tolerance)
@@ -112,8 +113,46 @@ def test_batched_step_three_channel_input_channels_last():
     maml = learn2learn().algorithms.MAML(reference.head, lr=0.1)
     reference_meta_step(reference.trunk, maml, tasks, 5, 2, 2, False)
     last = [(x.contiguous(memory_format=torch.channels_last), y) for x, y in tasks]
+    one_pass = copy.deepcopy(batched)
     batched_meta_step(batched.trunk, batched.head, last, 0.1, 5, 2, 2, False)
     assert_same_gradients(reference, batched, 1e-10)
+    batched_meta_step(one_pass.trunk, one_pass.head, last, 0.1, 5, 2, 2, False, one_pass=True)
+    assert_same_gradients(reference, one_pass, 1e-10)
+
+
+def test_one_pass_trunk_keeps_eval_mode_and_momentum_free_batchnorm_exact():
+    """Eval mode (running statistics) and cumulative-average BatchNorm (momentum None) fall back exactly."""
+    model = make_model(3, torch.float64)
+    tasks = make_tasks(3, 3, 1, 1, torch.float64)
+    images = [x for x, _ in tasks]
+    model.eval()
+    assert torch.equal(task_features(model.trunk, images, True), task_features(model.trunk, images, False))
+    model.train()
+    for m in model.trunk.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = None
+    a, b = copy.deepcopy(model), copy.deepcopy(model)
+    fa, fb = task_features(a.trunk, images, True), task_features(b.trunk, images, False)
+    assert relative_error(fa.detach(), fb.detach()) <= 1e-12
+    for x, y in zip(a.buffers(), b.buffers(), strict=True):
+        assert torch.equal(x, y)
+
+
+def test_support_query_masks_batched_equals_per_task():
+    g = torch.Generator().manual_seed(3)
+    labels = torch.stack([torch.arange(4).repeat_interleave(5)[torch.randperm(20, generator=g)] for _ in range(6)])
+    for shots, query in [(2, 3), (3, 2), (1, 4), (4, 1)]:
+        support, query_mask = support_query_masks(labels, shots, query)
+        for row, s, q in zip(labels, support, query_mask, strict=True):
+            rs, rq = support_query_masks(row, shots, query)
+            assert torch.equal(rs, s) and torch.equal(rq, q)
+            for c in range(4):
+                assert int((s & (row == c)).sum()) == shots and int((q & (row == c)).sum()) == query
+                # within a class, support and query alternate from the first image
+                first_two = (row == c).nonzero().squeeze(1)[:2]
+                assert bool(s[first_two[0]]) and not bool(s[first_two[1]])
+    with pytest.raises(ValueError, match="class 1 has 3 images"):
+        support_query_masks(torch.tensor([0, 0, 0, 0, 1, 1, 1]), 2, 2)
 
 
 def ragged_dataset(n_classes=9, seed=0):
@@ -156,6 +195,17 @@ def test_fast_sampler_is_seeded_and_resumable():
     assert not torch.equal(FastEpisodeSampler(data, TaskSpec(3, 1, 1), 8).sample()[0], expected[0])
 
 
+def test_fast_sampler_sample_many_equals_sequential_samples():
+    data = ragged_dataset()
+    a, b = FastEpisodeSampler(data, TaskSpec(3, 2, 1), 5), FastEpisodeSampler(data, TaskSpec(3, 2, 1), 5)
+    x, y = a.sample_many(4)
+    assert x.shape == (36, 1, 2, 2) and y.shape == (4, 9)
+    for i in range(4):
+        xi, yi = b.sample()
+        assert torch.equal(x[9 * i : 9 * (i + 1)], xi) and torch.equal(y[i], yi)
+    assert torch.equal(a.state(), b.state())
+
+
 def test_fast_sampler_refuses_too_few_classes():
     with pytest.raises(Exception, match="need 8 classes"):
         FastEpisodeSampler(ragged_dataset(), TaskSpec(8, 5, 5), 0)
@@ -195,3 +245,22 @@ def test_fast_sampler_has_learn2learn_task_distribution():
             assert z < 5, (type(sampler).__name__, got, p)
             assert got[p == 0].sum() == 0
     assert math.isclose(float(p_class.sum()), task.ways)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("dtype,tolerance", [(torch.float64, 1e-10), (torch.float32, 1e-4)])
+@pytest.mark.parametrize("ways,shots,query,steps,first_order,lr", CASES[:5])
+def test_one_pass_on_gpu_equals_learn2learn_loop_on_gpu(ways, shots, query, steps, first_order, lr, dtype, tolerance):
+    torch.backends.cudnn.allow_tf32 = False  # compare arithmetic, not TF32 rounding
+    reference = make_model(ways, dtype).cuda()
+    batched = copy.deepcopy(reference).to(memory_format=torch.channels_last)
+    tasks = [(x.cuda(), y.cuda()) for x, y in make_tasks(8, ways, shots, query, dtype)]
+    maml = learn2learn().algorithms.MAML(reference.head, lr=lr, first_order=first_order)
+    ref = reference_meta_step(reference.trunk, maml, tasks, steps, shots, query, first_order)
+    last = [(x.contiguous(memory_format=torch.channels_last), y) for x, y in tasks]
+    got = batched_meta_step(batched.trunk, batched.head, last, lr, steps, shots, query, first_order, one_pass=True)
+    assert got.loss == pytest.approx(ref.loss, rel=tolerance)
+    assert_same_gradients(reference, batched, tolerance)
+    for (name, a), b in zip(reference.named_buffers(), batched.buffers(), strict=True):
+        if a.is_floating_point():
+            assert relative_error(b, a) <= tolerance, name
