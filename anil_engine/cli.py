@@ -149,6 +149,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden-size", type=int, default=64, help="CNN4 channels (64)")
     p.add_argument("--input-size", type=int, default=None, help="input size in pixels")
     p.add_argument("--ways", type=int, default=20, help="head size of the resulting checkpoint (20)")
+    p.add_argument(
+        "--classifier",
+        choices=("linear", "cosine"),
+        default="linear",
+        help="pre-training classifier: linear (cross-entropy on logits) or cosine (scaled cosine similarity, "
+        "'Baseline++') (linear)",
+    )
+    p.add_argument("--cosine-scale", type=float, default=10.0, help="logit scale of the cosine classifier (10)")
+    p.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing of the loss (0)")
+    p.add_argument("--no-augment", action="store_true", help="no random affine (and mirror) augmentation")
     p.add_argument("--seed", type=int, default=42, help="random seed (42)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="device (auto)")
     p.add_argument("--out", required=True, help="checkpoint file to write")
@@ -312,6 +322,10 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         ways=args.ways,
         seed=args.seed,
         device=args.device,
+        augment=not args.no_augment,
+        classifier=args.classifier,
+        cosine_scale=args.cosine_scale,
+        label_smoothing=args.label_smoothing,
     )
     gen = pretrain(config, args.out)
     from anil_engine.datasets import load_dataset

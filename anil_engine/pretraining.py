@@ -29,6 +29,23 @@ from anil_engine.tasks import to_float
 from anil_engine.training import make_checkpoint
 
 PROGRESS_STEPS = 20
+CLASSIFIERS = ("linear", "cosine")
+
+
+class CosineClassifier(nn.Module):
+    """logits = scale * cos(feature, class row): the "Baseline++" pre-training classifier.
+
+    It trains the trunk for small within-class spread in direction, which the
+    few-shot head (or a nearest class mean) then profits from.
+    """
+
+    def __init__(self, num_features: int, n_classes: int, scale: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(n_classes, num_features) * num_features**-0.5)
+        self.scale = scale
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.scale * F.linear(F.normalize(features, dim=1), F.normalize(self.weight, dim=1))
 
 
 @dataclass(frozen=True)
@@ -48,8 +65,17 @@ class PretrainConfig:
     seed: int = 42
     device: str = "auto"
     augment: bool = True
+    classifier: str = "linear"  # or "cosine": scaled cosine similarity to each class's weight row
+    cosine_scale: float = 10.0
+    label_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.classifier not in CLASSIFIERS:
+            raise ConfigError(f"classifier must be one of {CLASSIFIERS}, got {self.classifier!r}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        if not self.cosine_scale > 0:
+            raise ConfigError(f"cosine_scale must be > 0, got {self.cosine_scale!r}")
         for name in ("epochs", "batch_size", "lr", "hidden_size", "input_size"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
@@ -98,7 +124,11 @@ def pretrain(config: PretrainConfig, out: str | Path) -> Generator[PretrainProgr
     val_data = load_dataset(config.dataset, config.data_root, "val", pre.size, channels, config.split_scheme)
     model = AnilModel(ModelConfig(config.hidden_size, 4, channels, pre.size, config.ways), pre)
     model = model.to(device, memory_format=torch.channels_last)
-    classifier = nn.Linear(model.num_features, train_data.n_classes).to(device)
+    if config.classifier == "cosine":
+        classifier: nn.Module = CosineClassifier(model.num_features, train_data.n_classes, config.cosine_scale)
+    else:
+        classifier = nn.Linear(model.num_features, train_data.n_classes)
+    classifier = classifier.to(device)
     params = list(model.trunk.parameters()) + list(classifier.parameters())
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
@@ -124,7 +154,7 @@ def pretrain(config: PretrainConfig, out: str | Path) -> Generator[PretrainProgr
                     x = torch.where(flip[:, None, None, None], x.flip(3), x)
             x = x.contiguous(memory_format=torch.channels_last)
             logits = classifier(model.trunk(x))
-            loss = F.cross_entropy(logits, y)
+            loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
