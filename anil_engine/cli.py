@@ -134,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="batched: all task heads adapted at once (fast, same gradients); "
         "reference: learn2learn's per-task MAML loop and Taskset sampler, as in the article (batched)",
     )
+    t.add_argument(
+        "--sampler",
+        choices=("auto", "fast", "learn2learn"),
+        default="auto",
+        help="task sampler: the engine's own (auto: fast for batched, learn2learn for reference), the fast index "
+        "sampler, or learn2learn's Taskset; the same sampler and seed give both engines the same tasks (auto)",
+    )
     t.add_argument("--seed", type=int, default=42, help="random seed (42)")
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="device (auto)")
     t.add_argument("--out", required=True, help="run folder (last.pt, best.pt, metrics.jsonl)")
@@ -274,6 +281,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         init_from=args.init_from,
         init_feature_norm=args.init_feature_norm,
         engine=args.engine,
+        sampler=args.sampler,
     )
     import os
 

@@ -10,6 +10,7 @@ from anil_engine.errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda")
 ENGINES = ("batched", "reference")
+SAMPLERS = ("auto", "fast", "learn2learn")
 BN_MODES = ("inductive", "transductive")
 METHODS = ("head", "ncm")
 
@@ -121,6 +122,9 @@ class TrainConfig:
     # "batched": all heads of a meta-batch adapted at once, fast index sampler (anil_engine.batched);
     # "reference": learn2learn's per-task MAML loop and Taskset pipeline, as in the article.
     engine: str = "batched"
+    # Task sampler: "auto" (the engine's own: fast for batched, learn2learn for reference), "fast" or
+    # "learn2learn". Giving both engines the same sampler gives them the same tasks for the same seed.
+    sampler: str = "auto"
 
     def __post_init__(self) -> None:
         TaskSpec(self.ways, self.shots, self.query)
@@ -142,6 +146,8 @@ class TrainConfig:
             raise ConfigError(f"device must be one of {DEVICES}, got {self.device!r}")
         if self.engine not in ENGINES:
             raise ConfigError(f"engine must be one of {ENGINES}, got {self.engine!r}")
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
         if self.split_scheme not in ("vinyals", "lake"):
             raise ConfigError(f"split_scheme must be 'vinyals' or 'lake', got {self.split_scheme!r}")
         if not self.data_root:

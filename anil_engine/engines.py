@@ -18,7 +18,7 @@ import torch
 
 from anil_engine.anil import StepResult, reference_meta_step
 from anil_engine.batched import batched_meta_step
-from anil_engine.config import ENGINES, TaskSpec
+from anil_engine.config import ENGINES, SAMPLERS, TaskSpec
 from anil_engine.datasets.base import ImageTensorDataset
 from anil_engine.errors import ConfigError
 from anil_engine.models import AnilModel
@@ -35,6 +35,8 @@ class MetaEngine:
         task: ways, shots and query per task.
         seed: seed of the task sampler.
         fast_lr, adaptation_steps, first_order: the inner loop.
+        sampler: "auto" (the engine's own), "fast" (`FastEpisodeSampler`) or "learn2learn"
+            (`EpisodeSampler`); the same sampler and seed give both engines the same tasks.
     """
 
     def __init__(
@@ -48,27 +50,34 @@ class MetaEngine:
         fast_lr: float,
         adaptation_steps: int,
         first_order: bool,
+        sampler: str = "auto",
     ) -> None:
         if engine not in ENGINES:
             raise ConfigError(f"engine must be one of {ENGINES}, got {engine!r}")
+        if sampler not in SAMPLERS:
+            raise ConfigError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+        if sampler == "auto":
+            sampler = "fast" if engine == "batched" else "learn2learn"
         self.engine, self.model, self.task, self.device = engine, model, task, device
         self.fast_lr, self.adaptation_steps, self.first_order = fast_lr, adaptation_steps, first_order
         # One trunk call over the whole meta-batch pays on a GPU (fewer, larger launches), not on a CPU.
         self.one_pass = torch.device(device).type == "cuda"
+        if sampler == "fast":
+            self.sampler: Any = FastEpisodeSampler(data, task, seed, device)
+        else:
+            self.sampler = EpisodeSampler(data, task, seed)
         if engine == "batched":
             self.memory_format = torch.channels_last
-            self.sampler: Any = FastEpisodeSampler(data, task, seed, device)
         else:
             from anil_engine._l2l import learn2learn
 
             self.memory_format = torch.contiguous_format
-            self.sampler = EpisodeSampler(data, task, seed)
             self._maml = learn2learn().algorithms.MAML(model.head, lr=fast_lr, first_order=first_order)
         model.to(device, memory_format=self.memory_format)
 
     def sample(self, meta_batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """`meta_batch_size` tasks: float images on the device in the engine's memory format, labels."""
-        if self.engine == "batched" and meta_batch_size > 0:
+        if isinstance(self.sampler, FastEpisodeSampler) and meta_batch_size > 0:
             x, y = self.sampler.sample_many(meta_batch_size)
             x = to_float(x, self.device).contiguous(memory_format=self.memory_format)
             return list(zip(x.split(y.shape[1]), y.to(self.device), strict=True))

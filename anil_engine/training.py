@@ -180,6 +180,7 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Gen
         config.fast_lr,
         config.adaptation_steps,
         config.first_order,
+        config.sampler,
     )
     sampler = engine.sampler
     optimizer = torch.optim.Adam(model.parameters(), lr=config.meta_lr)

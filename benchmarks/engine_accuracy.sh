@@ -2,6 +2,10 @@
 # Does the batched engine train as well as learn2learn's loop? The same short pure-ANIL
 # Omniglot run (vinyals split, 5-way 1-shot, same seed and settings) with each engine,
 # then 1,000 test episodes (seed 0) of the final weights, inductive and transductive.
+# Three runs: reference (learn2learn's loop and Taskset), batched (the default: batched
+# step and fast sampler, so other tasks than the reference draws), and batched-same-tasks
+# (batched step on learn2learn's Taskset: the reference's tasks, so the two differ only by
+# float rounding of the same gradients).
 #   bash benchmarks/engine_accuracy.sh OMNIGLOT_ROOT [WORK_DIR]
 # Env: ITERATIONS (300). Idempotent: finished runs are reused.
 set -euo pipefail
@@ -10,10 +14,15 @@ WORK=${2:-runs/engine-accuracy}
 PY=${PYTHON:-.venv/bin/python}
 ITER=${ITERATIONS:-300}
 mkdir -p "$WORK"
-for ENGINE in reference batched; do
+RUNS="reference batched batched-same-tasks"
+for ENGINE in $RUNS; do
+  case $ENGINE in
+    batched-same-tasks) FLAGS="--engine batched --sampler learn2learn" ;;
+    *) FLAGS="--engine $ENGINE" ;;
+  esac
   if [ ! -f "$WORK/$ENGINE/done.json" ]; then
     rm -rf "$WORK/$ENGINE"
-    $PY -m anil_engine train --engine "$ENGINE" --dataset omniglot --data-root "$DATA" --ways 5 --shots 1 --query 1 \
+    $PY -m anil_engine train $FLAGS --dataset omniglot --data-root "$DATA" --ways 5 --shots 1 --query 1 \
       --meta-batch-size 32 --meta-lr 0.003 --fast-lr 0.5 --adaptation-steps 1 --iterations "$ITER" \
       --val-every 1000000 --checkpoint-every 100 --seed 42 --device cpu --quiet --out "$WORK/$ENGINE" \
       > "$WORK/$ENGINE.train.json"
@@ -22,7 +31,7 @@ for ENGINE in reference batched; do
 done
 echo "| engine | meta-training seconds | test 5w1s inductive | test 5w1s transductive |"
 echo "|---|---|---|---|"
-for ENGINE in reference batched; do
+for ENGINE in $RUNS; do
   ROW="| $ENGINE | $($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['train_seconds'])" "$WORK/$ENGINE/done.json")"
   for BN in inductive transductive; do
     R=$($PY -m anil_engine eval --checkpoint "$WORK/$ENGINE/last.pt" --dataset omniglot --data-root "$DATA" \

@@ -264,3 +264,26 @@ def test_one_pass_on_gpu_equals_learn2learn_loop_on_gpu(ways, shots, query, step
     for (name, a), b in zip(reference.named_buffers(), batched.buffers(), strict=True):
         if a.is_floating_point():
             assert relative_error(b, a) <= tolerance, name
+
+
+def test_both_engines_on_learn2learn_sampler_draw_the_same_tasks_and_gradients():
+    from anil_engine.engines import MetaEngine
+
+    data = ragged_dataset(n_classes=9)
+    data = ImageTensorDataset(data.images[:, :, :1, :1].expand(-1, 1, 28, 28).clone(), data.labels, data.class_names)
+    models = [make_model(3, torch.float32) for _ in range(2)]
+    engines = [
+        MetaEngine("reference", models[0], data, TaskSpec(3, 1, 1), 7, "cpu", 0.1, 2, False),
+        MetaEngine("batched", models[1], data, TaskSpec(3, 1, 1), 7, "cpu", 0.1, 2, False, sampler="learn2learn"),
+    ]
+    for _ in range(2):
+        batches = [e.sample(4) for e in engines]
+        for (xa, ya), (xb, yb) in zip(*batches, strict=True):
+            assert torch.equal(xa, xb) and torch.equal(ya, yb)
+        for m in models:
+            m.zero_grad()
+        steps = [e.step(b) for e, b in zip(engines, batches, strict=True)]
+        assert steps[1].loss == pytest.approx(steps[0].loss, rel=1e-5)
+        assert_same_gradients(models[0], models[1], 1e-4)
+    with pytest.raises(Exception, match="sampler must be one of"):
+        MetaEngine("batched", models[1], data, TaskSpec(3, 1, 1), 7, "cpu", 0.1, 2, False, sampler="fastest")
