@@ -25,7 +25,8 @@ def parse_settings(text: str) -> list[tuple[int, int]]:
     return out  # type: ignore[return-value]
 
 
-def machine_description() -> str:
+def machine_description(device: str = "cpu") -> str:
+    """ "<CPU model>, <n> cores, <OS>", preceded by the GPU's name when `device` is a CUDA device."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -34,7 +35,12 @@ def machine_description() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()}"
+    host = f"{cpu}, {os.cpu_count()} cores, {platform.system()}"
+    if str(device).startswith("cuda"):
+        import torch
+
+        return f"{torch.cuda.get_device_name(torch.device(device))}; host {host}"
+    return host
 
 
 def write_card(
@@ -56,6 +62,9 @@ def write_card(
     With `baselines`, every setting is also measured (inductive, on the same episodes) with a
     random trunk and the same head adaptation, and with nearest-class-mean on the trained features.
     """
+    recipe_file = recipe if recipe and "\n" not in recipe and Path(recipe).is_file() else ""
+    if recipe_file:
+        recipe = Path(recipe_file).read_text(encoding="utf-8").strip()
     ckpt = load_checkpoint(checkpoint)
     if adaptation_steps is not None:
         # The checkpoint's head adaptation (used by eval, the app, classify and adapt); meta-training's inner
@@ -119,6 +128,10 @@ def write_card(
     save_checkpoint(ckpt, checkpoint)
 
     cfg, metrics, pre = ckpt.get("train_config", {}), ckpt.get("metrics", {}), ckpt["preprocessing"]
+    # Where it was trained: recorded at training time; older checkpoints trained on a CPU were made here.
+    machine = metrics.get("machine") or (
+        machine_description() if metrics.get("device") == "cpu" else "machine not recorded"
+    )
     lines = [
         f"# Model card: `{Path(checkpoint).name}`",
         "",
@@ -134,7 +147,7 @@ def write_card(
         f"- **Training**: {metrics.get('iterations', '?')} meta-iterations, best validation accuracy "
         f"{metrics.get('best_val_accuracy', '?')} % at iteration {metrics.get('best_iteration', '?')}, "
         f"{metrics.get('train_seconds', '?')} s of meta-training on {metrics.get('device', '?')} "
-        f"({machine_description()}), torch {metrics.get('torch', '?')}",
+        f"({machine}), torch {metrics.get('torch', '?')}",
         f"- **Training settings**: `{ {k: v for k, v in cfg.items() if k != 'data_root'} }`",
         "",
         "## Recipe",
@@ -173,7 +186,8 @@ def write_card(
         "```",
         f"anil-studio card --checkpoint {checkpoint} --data-root DATA --settings {settings} "
         f"--episodes {episodes} --query {query} --seed {seed}{' --baselines' if baselines else ''}"
-        f"{f' --adaptation-steps {adaptation_steps}' if adaptation_steps is not None else ''} --out {out}",
+        f"{f' --adaptation-steps {adaptation_steps}' if adaptation_steps is not None else ''}"
+        f"{f' --recipe {recipe_file}' if recipe_file else ''} --out {out}",
     ]
     a = results[0]
     lines += [

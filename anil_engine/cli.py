@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--episodes", type=int, default=1000, help="test episodes per setting (1000)")
     c.add_argument("--seed", type=int, default=0, help="episode seed (0)")
     c.add_argument("--query", type=int, default=15, help="query images per class (15)")
-    c.add_argument("--recipe", default="", help="recipe text (markdown) for the card")
+    c.add_argument("--recipe", default="", help="recipe for the card: markdown text, or a file holding it")
     c.add_argument(
         "--adaptation-steps",
         type=int,

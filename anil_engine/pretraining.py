@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from anil_engine.cards import machine_description
 from anil_engine.checkpoint import save_checkpoint
 from anil_engine.config import EvalConfig, ModelConfig, Preprocessing, TaskSpec, resolve_device
 from anil_engine.datasets import DEFAULT_PREPROCESSING, load_dataset
@@ -197,6 +198,7 @@ def pretrain(config: PretrainConfig, out: str | Path) -> Generator[PretrainProgr
         "val_5w1s": val_acc,
         "train_seconds": round(time.perf_counter() - start, 1),
         "device": device,
+        "machine": machine_description(device),
         "torch": str(torch.__version__),
         "pretrain_config": dict(config.__dict__),
     }

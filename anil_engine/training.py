@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from anil_engine import __version__
+from anil_engine.cards import machine_description
 from anil_engine.checkpoint import FORMAT, FORMAT_VERSION, atomic_write_bytes, load_checkpoint, save_checkpoint
 from anil_engine.config import EvalConfig, ModelConfig, Preprocessing, TrainConfig, resolve_device
 from anil_engine.datasets import DEFAULT_PREPROCESSING, load_dataset
@@ -205,6 +206,8 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Gen
     states = gather(ctx, (sampler.state(), torch.get_rng_state()))
     t0 = time.perf_counter()
 
+    machine = machine_description(device)
+
     def metrics() -> dict[str, Any]:
         return {
             "iterations": iteration,
@@ -213,6 +216,7 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Gen
             "device": device,
             "processes": ctx.world_size,
             "torch": str(torch.__version__),
+            "machine": machine,
         }
 
     def save_last() -> None:

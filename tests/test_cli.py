@@ -112,6 +112,8 @@ def test_train_then_eval_json(tmp_path, folder_root):
     card_ckpt = tmp_path / "card.pt"
     card_ckpt.write_bytes(Path(summary["best"]).read_bytes())
     card = tmp_path / "card.md"
+    recipe = tmp_path / "recipe.md"
+    recipe.write_text("1. **Pre-train** the trunk.\n2. Meta-train it.\n")
     assert (
         main(
             ["card", "--checkpoint", str(card_ckpt), "--data-root", str(folder_root), "--settings", "2x1,2x2"]
@@ -125,6 +127,8 @@ def test_train_then_eval_json(tmp_path, folder_root):
                 "7",
                 "--device",
                 "cpu",
+                "--recipe",
+                str(recipe),
                 "--out",
                 str(card),
             ]
@@ -132,6 +136,9 @@ def test_train_then_eval_json(tmp_path, folder_root):
         == 0
     )
     text = card.read_text()
+    # A recipe file is read into the card and named in its command; where it was trained is recorded.
+    assert "1. **Pre-train** the trunk.\n2. Meta-train it." in text and f"--recipe {recipe}" in text
+    assert "meta-training on cpu (" in text and "cores" in text
     assert "baseline: random trunk" in text and "nearest class mean" in text and "--baselines" in text
     rows = [line for line in text.splitlines() if line.startswith(("| 2-way 1-shot", "| 2-way 2-shot"))]
     assert len(rows) == 2 and all(row.count("±") == 4 for row in rows)

@@ -103,6 +103,38 @@ def test_pretrain_then_meta_train_from_it(tmp_path, omniglot_root):
     assert delta < 5 * cfg.meta_lr
 
 
+def test_cosine_classifier_logits_and_pretrain_options(tmp_path, omniglot_root):
+    from anil_engine.pretraining import CosineClassifier, PretrainConfig, pretrain
+
+    clf = CosineClassifier(4, 3, scale=10.0)
+    f = torch.randn(5, 4)
+    logits = clf(f)
+    assert logits.abs().max() <= 10.0 + 1e-5
+    # Invariant to the feature's length, proportional to the cosine with each row.
+    assert torch.allclose(clf(3 * f), logits, atol=1e-5)
+    row = clf.weight[1] / clf.weight[1].norm()
+    assert torch.allclose(logits[:, 1], 10 * (f / f.norm(dim=1, keepdim=True)) @ row, atol=1e-5)
+    pre = PretrainConfig(
+        dataset="omniglot",
+        data_root=str(omniglot_root),
+        epochs=1,
+        batch_size=512,
+        hidden_size=8,
+        ways=5,
+        device="cpu",
+        classifier="cosine",
+        label_smoothing=0.1,
+        augment=False,
+    )
+    run_to_end(pretrain(pre, tmp_path / "cos.pt"))
+    ckpt = load_checkpoint(tmp_path / "cos.pt")
+    assert ckpt["metrics"]["pretrain_config"]["classifier"] == "cosine"
+    with pytest.raises(ConfigError, match="classifier must be one of"):
+        PretrainConfig(dataset="omniglot", data_root="x", classifier="arc")
+    with pytest.raises(ConfigError, match="label_smoothing"):
+        PretrainConfig(dataset="omniglot", data_root="x", label_smoothing=1.0)
+
+
 def test_rescale_features_sets_the_mean_norm():
     from anil_engine.config import ModelConfig, Preprocessing
     from anil_engine.models import AnilModel, calibrate_batchnorm, rescale_features
