@@ -68,9 +68,18 @@ def init_from_env(device: str) -> tuple[DistContext, str]:
     return ctx, device
 
 
-def shutdown(ctx: DistContext) -> None:
+def shutdown(ctx: DistContext, synchronize: bool = True) -> None:
+    """Leave the process group.
+
+    With `synchronize` (a run that completed on every rank), wait for every rank first: a
+    rank that tears gloo down while rank 0 still saves and validates can abort the other
+    process (seen under load: "terminate called without an active exception"). Not on an
+    error or cancel path, where another rank may never arrive.
+    """
     if ctx.enabled:
         if dist.is_initialized():
+            if synchronize:
+                dist.barrier()
             dist.destroy_process_group()
 
 

@@ -301,7 +301,7 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Gen
         if ctx.is_main:
             save_last()
             log.close()
-        shutdown(ctx)
+        shutdown(ctx, synchronize=completed)
     if completed and ctx.is_main and not best_path.exists():
         save_checkpoint(make_checkpoint(model, config, "anil", metrics(), dataset_info), best_path)
     return {

@@ -88,7 +88,8 @@ def test_two_gloo_processes_equal_one_process_on_the_whole_meta_batch(tmp_path, 
 
 def test_two_process_run_resumes_from_its_checkpoint(tmp_path, folder_root):
     straight, split = tmp_path / "straight", tmp_path / "split"
-    assert torchrun(2, *run_args(folder_root, straight, 3, 4)).returncode == 0
+    done = torchrun(2, *run_args(folder_root, straight, 3, 4))
+    assert done.returncode == 0, done.stderr[-3000:]
     first = torchrun(2, *run_args(folder_root, split, 2, 4))
     assert first.returncode == 0, first.stderr
     assert len(load_checkpoint(split / "last.pt")["resume"]["samplers"]) == 2
