@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from anil_engine.errors import AnilError
 from anil_engine.registry import bundled_models
+from app import gc_guard
 from app.jobs import Job
 from app.support_model import SupportSet, expand_drop, images_in
 from app.widgets import DropArea, ProbabilityRow, SupportSetView, confusion_image, dropped_paths
@@ -135,6 +136,8 @@ class MainWindow(QMainWindow):
 
     def __init__(self, settings: QSettings | None = None, checkpoint: str | None = None) -> None:
         super().__init__()
+        gc_guard.acquire()  # cyclic garbage collection on this (GUI) thread only, never inside a job
+        self._gc_acquired = True
         self.settings = settings or QSettings("ANIL Studio", "ANIL Studio")
         self.setWindowTitle("ANIL Studio")
         self.setAcceptDrops(True)
@@ -756,4 +759,7 @@ class MainWindow(QMainWindow):
         self.support.undo_stack.cleanChanged.disconnect(self._update_title)
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("window_state", self.saveState())
+        if self._gc_acquired:
+            self._gc_acquired = False
+            gc_guard.release()
         event.accept()

@@ -232,3 +232,30 @@ def test_model_list_shows_the_loaded_model(qtbot, window):
         window.load_model(bundled)
         qtbot.waitUntil(lambda: window.checkpoint_path == bundled, timeout=TIMEOUT)
         assert window.model_combo.currentIndex() == 0
+
+
+def test_garbage_is_collected_on_the_gui_thread_only_while_a_window_is_open(qtbot):
+    import gc
+
+    from app import gc_guard
+
+    assert gc.isenabled()
+    gc_guard.acquire()
+    try:
+        assert not gc.isenabled(), "no automatic collection (it could run inside a worker thread)"
+        # A cycle is still collected, by the GUI thread's timer.
+        class Node:
+            pass
+
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        import weakref
+
+        alive = weakref.ref(a)
+        del a, b
+        keep = [Node() for _ in range(2 * gc.get_threshold()[0])]  # cross the generation-0 threshold
+        qtbot.waitUntil(lambda: alive() is None, timeout=5000)
+        assert len(keep) > 0
+    finally:
+        gc_guard.release()
+    assert gc.isenabled()
