@@ -71,10 +71,11 @@ def init_from_env(device: str) -> tuple[DistContext, str]:
 def shutdown(ctx: DistContext, synchronize: bool = True) -> None:
     """Leave the process group.
 
-    With `synchronize` (a run that completed on every rank), wait for every rank first: a
-    rank that tears gloo down while rank 0 still saves and validates can abort the other
-    process (seen under load: "terminate called without an active exception"). Not on an
-    error or cancel path, where another rank may never arrive.
+    With `synchronize` (a run that completed on every rank), wait for every rank first, so
+    that no rank tears gloo down while rank 0 still saves and validates. Under CPU load a
+    2-process test run's rank 1 sometimes aborted at exit ("terminate called without an
+    active exception"): 2 of 3 runs before this barrier, 1 of 9 after it; the cause is not
+    fully established. Not on an error or cancel path, where another rank may never arrive.
     """
     if ctx.enabled:
         if dist.is_initialized():
