@@ -250,8 +250,10 @@ def test_fast_sampler_has_learn2learn_task_distribution():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("dtype,tolerance", [(torch.float64, 1e-10), (torch.float32, 1e-4)])
 @pytest.mark.parametrize("ways,shots,query,steps,first_order,lr", CASES[:5])
-def test_one_pass_on_gpu_equals_learn2learn_loop_on_gpu(ways, shots, query, steps, first_order, lr, dtype, tolerance):
-    torch.backends.cudnn.allow_tf32 = False  # compare arithmetic, not TF32 rounding
+def test_one_pass_on_gpu_equals_learn2learn_loop_on_gpu(
+    ways, shots, query, steps, first_order, lr, dtype, tolerance, monkeypatch
+):
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # compare arithmetic, not TF32 rounding
     reference = make_model(ways, dtype).cuda()
     batched = copy.deepcopy(reference).to(memory_format=torch.channels_last)
     tasks = [(x.cuda(), y.cuda()) for x, y in make_tasks(8, ways, shots, query, dtype)]
