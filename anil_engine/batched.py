@@ -104,11 +104,16 @@ def grouped_batch_norm(bn: nn.modules.batchnorm._BatchNorm, h: torch.Tensor, gro
         return torch.cat([bn(part) for part in h.chunk(groups)])
     n, c = h.shape[:2]
     x = h.reshape(groups, n // groups, c, -1)
-    mean = x.mean(dim=(1, 3), keepdim=True)
-    var = x.var(dim=(1, 3), unbiased=False, keepdim=True)
-    y = (x - mean) * torch.rsqrt(var + bn.eps)
+    # One reduction pass for both statistics, then y = x * scale + shift in one elementwise pass
+    # (per task and channel), so that autograd keeps only x and the small per-channel tensors.
+    var, mean = torch.var_mean(x, dim=(1, 3), correction=0, keepdim=True)
+    scale = torch.rsqrt(var + bn.eps)
     if bn.affine:
-        y = y * bn.weight.view(1, 1, c, 1) + bn.bias.view(1, 1, c, 1)
+        scale = scale * bn.weight.view(1, 1, c, 1)
+        shift = bn.bias.view(1, 1, c, 1) - mean * scale
+    else:
+        shift = -mean * scale
+    y = torch.addcmul(shift, x, scale)
     with torch.no_grad():
         m, count = bn.momentum, x.shape[1] * x.shape[3]
         # r_T = (1-m)^T r_0 + sum_t m (1-m)^(T-1-t) s_t: the per-slice updates, in order.

@@ -1,13 +1,15 @@
 """The two meta-training engines behind one interface, for training, distributed training and the benchmark.
 
 - "batched" (default): `FastEpisodeSampler` on the in-memory uint8 tensor (on
-  the GPU when training there), `channels_last` trunk, every task's head adapted
+  the GPU when training there; learn2learn's tasks for the same seed, drawn
+  without its per-image pipeline), `channels_last` trunk, every task's head adapted
   at once (`anil_engine.batched`); on a GPU each convolution runs once over the
   whole meta-batch, with per-task BatchNorm statistics.
 - "reference": learn2learn's `Taskset` pipeline and per-task `MAML.clone()/adapt()`
   loop, exactly as in the article (contiguous memory format).
 
-Both leave the same meta-gradient in `.grad` (tests/test_batched.py).
+With the same seed both draw the same tasks and leave the same meta-gradient in
+`.grad` (tests/test_batched.py).
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ class MetaEngine:
         seed: seed of the task sampler.
         fast_lr, adaptation_steps, first_order: the inner loop.
         sampler: "auto" (the engine's own), "fast" (`FastEpisodeSampler`) or "learn2learn"
-            (`EpisodeSampler`); the same sampler and seed give both engines the same tasks.
+            (`EpisodeSampler`); both give the same tasks for a seed, the fast one
+            without learn2learn's per-image pipeline.
     """
 
     def __init__(
@@ -62,6 +65,9 @@ class MetaEngine:
         self.fast_lr, self.adaptation_steps, self.first_order = fast_lr, adaptation_steps, first_order
         # One trunk call over the whole meta-batch pays on a GPU (fewer, larger launches), not on a CPU.
         self.one_pass = torch.device(device).type == "cuda"
+        if self.one_pass:
+            # A run's shapes are fixed: let cuDNN time its convolution algorithms once per shape.
+            torch.backends.cudnn.benchmark = True
         if sampler == "fast":
             self.sampler: Any = FastEpisodeSampler(data, task, seed, device)
         else:

@@ -17,7 +17,7 @@ from anil_engine.anil import batch_statistics
 from anil_engine.config import EvalConfig
 from anil_engine.datasets.base import ImageTensorDataset
 from anil_engine.models import AnilModel
-from anil_engine.tasks import EpisodeSampler, support_query_masks, to_float
+from anil_engine.tasks import FastEpisodeSampler, support_query_masks, to_float
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def evaluate(
     steps = config.adaptation_steps if config.adaptation_steps is not None else adaptation_steps
     session = onnx_trunk_session(model, config.bn) if (str(device) == "cpu" and use_onnx) else None
     model = model.to(device, memory_format=torch.channels_last)
-    sampler = EpisodeSampler(data, task, config.seed)
+    sampler = FastEpisodeSampler(data, task, config.seed)  # learn2learn's episodes for this seed, without its pipeline
     w_trained, b_trained = model.head.weight.detach(), model.head.bias.detach()
     accuracies: list[float] = []
     start = time.perf_counter()

@@ -189,7 +189,10 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Gen
         model.load_state_dict(last["state_dict"])
         optimizer.load_state_dict(last["resume"]["optimizer"])
         r = last["resume"]
-        sampler.set_state(r["samplers"][ctx.rank] if "samplers" in r else r["sampler"])
+        try:
+            sampler.set_state(r["samplers"][ctx.rank] if "samplers" in r else r["sampler"])
+        except ConfigError as e:
+            raise ConfigError(f"{last_path}: {e}") from e
         torch.set_rng_state(r["torch_rngs"][ctx.rank] if "torch_rngs" in r else r["torch_rng"])
         start_iteration = int(last["resume"]["iteration"])
         best_val = last["metrics"].get("best_val_accuracy")

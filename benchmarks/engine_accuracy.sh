@@ -2,10 +2,9 @@
 # Does the batched engine train as well as learn2learn's loop? The same short pure-ANIL
 # Omniglot run (vinyals split, 5-way 1-shot, same seed and settings) with each engine,
 # then 1,000 test episodes (seed 0) of the final weights, inductive and transductive.
-# Three runs: reference (learn2learn's loop and Taskset), batched (the default: batched
-# step and fast sampler, so other tasks than the reference draws), and batched-same-tasks
-# (batched step on learn2learn's Taskset: the reference's tasks, so the two differ only by
-# float rounding of the same gradients).
+# Two runs: reference (learn2learn's loop and Taskset) and batched (the default: batched
+# step and fast sampler). The fast sampler draws learn2learn's tasks for the same seed, so
+# the two runs see the same tasks and differ only by float rounding of the same gradients.
 #   bash benchmarks/engine_accuracy.sh OMNIGLOT_ROOT [WORK_DIR]
 # Env: ITERATIONS (300). Idempotent: finished runs are reused.
 set -euo pipefail
@@ -14,12 +13,9 @@ WORK=${2:-runs/engine-accuracy}
 PY=${PYTHON:-.venv/bin/python}
 ITER=${ITERATIONS:-300}
 mkdir -p "$WORK"
-RUNS="reference batched batched-same-tasks"
+RUNS="reference batched"
 for ENGINE in $RUNS; do
-  case $ENGINE in
-    batched-same-tasks) FLAGS="--engine batched --sampler learn2learn" ;;
-    *) FLAGS="--engine $ENGINE" ;;
-  esac
+  FLAGS="--engine $ENGINE"
   if [ ! -f "$WORK/$ENGINE/done.json" ]; then
     rm -rf "$WORK/$ENGINE"
     $PY -m anil_engine train $FLAGS --dataset omniglot --data-root "$DATA" --ways 5 --shots 1 --query 1 \

@@ -13,6 +13,7 @@ from anil_engine.anil import reference_meta_step
 from anil_engine.batched import batched_meta_step, task_features
 from anil_engine.config import ModelConfig, Preprocessing, TaskSpec
 from anil_engine.datasets.base import ImageTensorDataset
+from anil_engine.errors import ConfigError
 from anil_engine.models import AnilModel
 from anil_engine.tasks import EpisodeSampler, FastEpisodeSampler, support_query_masks
 
@@ -203,7 +204,7 @@ def test_fast_sampler_sample_many_equals_sequential_samples():
     for i in range(4):
         xi, yi = b.sample()
         assert torch.equal(x[9 * i : 9 * (i + 1)], xi) and torch.equal(y[i], yi)
-    assert torch.equal(a.state(), b.state())
+    assert a.state() == b.state()
 
 
 def test_fast_sampler_refuses_too_few_classes():
@@ -245,6 +246,28 @@ def test_fast_sampler_has_learn2learn_task_distribution():
             assert z < 5, (type(sampler).__name__, got, p)
             assert got[p == 0].sum() == 0
     assert math.isclose(float(p_class.sum()), task.ways)
+
+
+@pytest.mark.parametrize("ways,shots,query", [(3, 2, 3), (5, 1, 1), (2, 1, 2), (4, 3, 1)])
+def test_fast_sampler_draws_learn2learns_tasks(ways, shots, query):
+    """Same seed, same episodes as learn2learn's Taskset pipeline, in the same order; the same state after."""
+    data = ragged_dataset()
+    task = TaskSpec(ways, shots, query)
+    fast, reference = FastEpisodeSampler(data, task, 11), EpisodeSampler(data, task, 11)
+    for _ in range(200):
+        (xa, ya), (xb, yb) = fast.sample(), reference.sample()
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    assert fast.state() == reference.state()
+    x, y = fast.sample_many(3)
+    for i in range(3):
+        xb, yb = reference.sample()
+        assert torch.equal(x[len(yb) * i : len(yb) * (i + 1)], xb) and torch.equal(y[i], yb)
+
+
+def test_fast_sampler_rejects_a_state_it_did_not_write():
+    sampler = FastEpisodeSampler(ragged_dataset(), TaskSpec(3, 1, 1), 0)
+    with pytest.raises(ConfigError, match="not a Python random state"):
+        sampler.set_state(torch.zeros(5056, dtype=torch.uint8))  # what an older version saved
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
