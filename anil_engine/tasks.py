@@ -41,9 +41,7 @@ def support_query_masks(labels: torch.Tensor, shots: int, query: int) -> tuple[t
             bad = ((counts != 0) & (counts != shots + query)).nonzero()
             if len(bad):
                 label = int(bad[0, 0])
-                raise ValueError(
-                    f"class {label} has {int(counts[label])} images in the task, expected {shots + query}"
-                )
+                raise ValueError(f"class {label} has {int(counts[label])} images in the task, expected {shots + query}")
     # Position of each image within its class: index in the stably sorted order minus the class's first index.
     order = torch.argsort(labels, dim=-1, stable=True)
     ordered = labels.gather(-1, order)

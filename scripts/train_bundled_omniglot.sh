@@ -4,8 +4,8 @@
 #   bash scripts/train_bundled_omniglot.sh DATA_ROOT SCHEME [WORK_DIR]
 # SCHEME: vinyals or lake. Idempotent: finished steps are skipped, an interrupted
 # ANIL run resumes from its last.pt. Env: PRETRAIN_EPOCHS (15), ANIL_ITERATIONS (1000),
-# DEVICE (auto: a CUDA GPU when there is one). The bundled vinyals model:
-#   PRETRAIN_EPOCHS=30 ANIL_ITERATIONS=2200 DEVICE=cuda bash scripts/train_bundled_omniglot.sh DATA vinyals
+# HIDDEN (CNN4 channels, 64), DEVICE (auto: a CUDA GPU when there is one). The bundled vinyals model:
+#   HIDDEN=256 PRETRAIN_EPOCHS=20 ANIL_ITERATIONS=300 DEVICE=cuda bash scripts/train_bundled_omniglot.sh DATA vinyals
 set -euo pipefail
 DATA=${1:?data root (folder with images_background.npz or images_background/)}
 SCHEME=${2:?vinyals or lake}
@@ -13,14 +13,15 @@ WORK=${3:-runs/omniglot-$SCHEME}
 PY=${PYTHON:-.venv/bin/python}
 ITER=${ANIL_ITERATIONS:-1000}
 DEVICE=${DEVICE:-auto}
+HIDDEN=${HIDDEN:-64}
 mkdir -p "$WORK"
 if [ ! -f "$WORK/pretrained.pt" ]; then
   $PY -m anil_engine pretrain --dataset omniglot --data-root "$DATA" --split-scheme "$SCHEME" \
-    --epochs "${PRETRAIN_EPOCHS:-15}" --batch-size 256 --lr 0.002 --ways 20 --seed 42 --device "$DEVICE" --out "$WORK/pretrained.pt"
+    --epochs "${PRETRAIN_EPOCHS:-15}" --batch-size 256 --lr 0.002 --ways 20 --seed 42 --device "$DEVICE" --hidden-size "$HIDDEN" --out "$WORK/pretrained.pt"
 fi
 RESUME=""
 [ -f "$WORK/anil/last.pt" ] && RESUME="--resume"
 $PY -m anil_engine train --dataset omniglot --data-root "$DATA" --split-scheme "$SCHEME" \
-  --init-from "$WORK/pretrained.pt" --ways 20 --shots 1 --query 1 --meta-batch-size 32 \
+  --init-from "$WORK/pretrained.pt" --hidden-size "$HIDDEN" --ways 20 --shots 1 --query 1 --meta-batch-size 32 \
   --meta-lr 0.0005 --fast-lr 0.1 --init-feature-norm 16 --adaptation-steps 5 --iterations "$ITER" --val-every 50 \
   --val-episodes 300 --checkpoint-every 25 --seed 42 --device "$DEVICE" --out "$WORK/anil" $RESUME

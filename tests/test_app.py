@@ -243,6 +243,7 @@ def test_garbage_is_collected_on_the_gui_thread_only_while_a_window_is_open(qtbo
     gc_guard.acquire()
     try:
         assert not gc.isenabled(), "no automatic collection (it could run inside a worker thread)"
+
         # A cycle is still collected, by the GUI thread's timer.
         class Node:
             pass

@@ -10,7 +10,7 @@ import torch
 
 from anil_engine._l2l import learn2learn
 from anil_engine.anil import reference_meta_step
-from anil_engine.batched import batched_meta_step, task_features
+from anil_engine.batched import batched_meta_step, grouped_batch_norm, task_features
 from anil_engine.config import ModelConfig, Preprocessing, TaskSpec
 from anil_engine.datasets.base import ImageTensorDataset
 from anil_engine.errors import ConfigError
@@ -137,6 +137,31 @@ def test_one_pass_trunk_keeps_eval_mode_and_momentum_free_batchnorm_exact():
     assert relative_error(fa.detach(), fb.detach()) <= 1e-12
     for x, y in zip(a.buffers(), b.buffers(), strict=True):
         assert torch.equal(x, y)
+
+
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_grouped_batch_norm_equals_one_call_per_group(affine, layout):
+    """Outputs, input and parameter gradients, and running statistics of the hand-written backward."""
+    g = torch.Generator().manual_seed(5)
+    h = (3.0 + 2.0 * torch.randn(12, 6, 5, 5, generator=g, dtype=torch.float64)).contiguous(memory_format=layout)
+    upstream = torch.randn(12, 6, 5, 5, generator=g, dtype=torch.float64)
+    bns = [torch.nn.BatchNorm2d(6, affine=affine).double() for _ in range(2)]
+    if affine:
+        for bn in bns:
+            bn.weight.data.copy_(torch.linspace(-1.5, 2.0, 6, dtype=torch.float64))
+            bn.bias.data.copy_(torch.linspace(0.5, -0.5, 6, dtype=torch.float64))
+    xa, xb = h.clone().requires_grad_(), h.clone().requires_grad_()
+    ya = grouped_batch_norm(bns[0], xa, 4)
+    yb = torch.cat([bns[1](part) for part in xb.chunk(4)])
+    assert relative_error(ya.detach(), yb.detach()) <= 1e-12
+    (ya * upstream).sum().backward()
+    (yb * upstream).sum().backward()
+    assert relative_error(xa.grad, xb.grad) <= 1e-10
+    for pa, pb in zip(bns[0].parameters(), bns[1].parameters(), strict=True):
+        assert relative_error(pa.grad, pb.grad) <= 1e-10
+    for ba, bb in zip(bns[0].buffers(), bns[1].buffers(), strict=True):
+        assert relative_error(ba.double(), bb.double()) <= 1e-12
 
 
 def test_support_query_masks_batched_equals_per_task():
