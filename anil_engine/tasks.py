@@ -172,8 +172,8 @@ class FastEpisodeSampler:
         return [i for c in order for i in picks[c]]
 
     def _gather(self, indices: list[int]) -> torch.Tensor:
-        """The images at `indices`. `index_select` on rows of bytes: on CPU 4-D uint8 advanced
-        indexing measured 250x slower (8 ms for a 32-task Omniglot meta-batch against 0.03 ms)."""
+        """The images at `indices`, by `index_select` on rows of bytes (on one CPU thread 7x faster than
+        advanced indexing of the 4-D uint8 tensor for a 32-task Omniglot meta-batch: 0.05 against 0.38 ms)."""
         idx = torch.tensor(indices, dtype=torch.long).to(self.images.device, non_blocking=True)
         rows = self.images.view(self.images.shape[0], -1).index_select(0, idx)
         return rows.view(len(indices), *self.images.shape[1:])
