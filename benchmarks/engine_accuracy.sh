@@ -2,37 +2,40 @@
 # Does the batched engine train as well as learn2learn's loop? The same short pure-ANIL
 # Omniglot run (vinyals split, 5-way 1-shot, same seed and settings) with each engine,
 # then 1,000 test episodes (seed 0) of the final weights, inductive and transductive.
-# Two runs: reference (learn2learn's loop and Taskset) and batched (the default: batched
-# step and fast sampler). The fast sampler draws learn2learn's tasks for the same seed, so
-# the two runs see the same tasks and differ only by float rounding of the same gradients.
+# Two runs per seed: reference (learn2learn's loop and Taskset) and batched (the default:
+# batched step and fast sampler). The fast sampler draws learn2learn's tasks for the same
+# seed, so the two runs of a seed see the same tasks and differ only by float rounding of
+# the same gradients. Several seeds show how far rounding alone moves a run, against how far
+# the seed does.
 #   bash benchmarks/engine_accuracy.sh OMNIGLOT_ROOT [WORK_DIR]
-# Env: ITERATIONS (300). Idempotent: finished runs are reused.
+# Env: ITERATIONS (300), SEEDS ("42 43 44"). Idempotent: finished runs and evaluations are reused.
 set -euo pipefail
 DATA=${1:?Omniglot data root (images_background.npz or images_background/)}
 WORK=${2:-runs/engine-accuracy}
 PY=${PYTHON:-.venv/bin/python}
 ITER=${ITERATIONS:-300}
-mkdir -p "$WORK"
-RUNS="reference batched"
-for ENGINE in $RUNS; do
-  FLAGS="--engine $ENGINE"
-  if [ ! -f "$WORK/$ENGINE/done.json" ]; then
-    rm -rf "$WORK/$ENGINE"
-    $PY -m anil_engine train $FLAGS --dataset omniglot --data-root "$DATA" --ways 5 --shots 1 --query 1 \
-      --meta-batch-size 32 --meta-lr 0.003 --fast-lr 0.5 --adaptation-steps 1 --iterations "$ITER" \
-      --val-every 1000000 --checkpoint-every 100 --seed 42 --device cpu --quiet --out "$WORK/$ENGINE" \
-      > "$WORK/$ENGINE.train.json"
-    cp "$WORK/$ENGINE.train.json" "$WORK/$ENGINE/done.json"
-  fi
-done
-echo "| engine | meta-training seconds | test 5w1s inductive | test 5w1s transductive |"
-echo "|---|---|---|---|"
-for ENGINE in $RUNS; do
-  ROW="| $ENGINE | $($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['train_seconds'])" "$WORK/$ENGINE/done.json")"
-  for BN in inductive transductive; do
-    R=$($PY -m anil_engine eval --checkpoint "$WORK/$ENGINE/last.pt" --dataset omniglot --data-root "$DATA" \
-      --split test --ways 5 --shots 1 --query 15 --episodes 1000 --bn "$BN" --seed 0 --device cpu --json)
-    ROW="$ROW | $(echo "$R" | $PY -c "import json,sys; r=json.load(sys.stdin); print(f\"{r['accuracy']:.2f} ± {r['ci95']:.2f}\")")"
+SEEDS=${SEEDS:-42 43 44}
+for SEED in $SEEDS; do
+  for ENGINE in reference batched; do
+    RUN="$WORK/seed$SEED/$ENGINE"
+    if [ ! -f "$RUN/done.json" ]; then
+      rm -rf "$RUN"
+      mkdir -p "$RUN"
+      $PY -m anil_engine train --engine "$ENGINE" --dataset omniglot --data-root "$DATA" --ways 5 --shots 1 \
+        --query 1 --meta-batch-size 32 --meta-lr 0.003 --fast-lr 0.5 --adaptation-steps 1 --iterations "$ITER" \
+        --val-every 1000000 --checkpoint-every 100 --seed "$SEED" --device cpu --quiet --out "$RUN" \
+        > "$RUN.train.json"
+      cp "$RUN.train.json" "$RUN/done.json"
+    fi
+    for BN in inductive transductive; do
+      if [ ! -s "$RUN/test-$BN.json" ]; then
+        $PY -m anil_engine eval --checkpoint "$RUN/last.pt" --dataset omniglot --data-root "$DATA" --split test \
+          --ways 5 --shots 1 --query 15 --episodes 1000 --bn "$BN" --seed 0 --device cpu --json \
+          > "$RUN/test-$BN.json.tmp"
+        mv "$RUN/test-$BN.json.tmp" "$RUN/test-$BN.json"
+      fi
+    done
   done
-  echo "$ROW |"
 done
+# shellcheck disable=SC2086
+$PY benchmarks/engine_accuracy_report.py "$WORK" $SEEDS

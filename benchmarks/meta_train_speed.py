@@ -8,6 +8,12 @@ subprocess (so peak memory is per measurement), on the same synthetic images
 meta-batch + forward + inner loops + backward + Adam step, exactly as
 `anil-studio train` does it; the sampler's share is also timed alone. Prints a
 Markdown table (and `--json` writes the raw numbers).
+
+The "trunk alone" column times only what every engine has to compute: the
+trunk's forward and backward over the meta-batch's images (the batched engine's
+layout, no head, no inner loop) plus the Adam step. `reference / trunk alone` is
+then the most any engine with these convolutions could gain over learn2learn's
+loop on this machine.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ CONFIGS = {
     "84px-5w5s-cnn4-32": (3, 84, 32, 5, 5, 5, 32),
     "84px-5w5s-cnn4-64": (3, 84, 64, 5, 5, 5, 32),
 }
-ENGINES = ("reference", "batched")
+ENGINES = ("reference", "batched", "trunk")
 # Also measurable: the batched engine with its trunk run once per task (the CPU layout) on a GPU.
 EXTRA_ENGINES = ("batched-per-task",)
 
@@ -42,6 +48,7 @@ class Measurement:
     peak_memory_mib: float  # above the process's footprint before the first iteration
     device: str
     times: tuple[float, ...] = ()  # every timed iteration
+    round_medians: tuple[float, ...] = ()  # one median per round (one process each)
 
 
 def _rss_mib(field: str) -> float:
@@ -54,6 +61,7 @@ def _rss_mib(field: str) -> float:
 def measure(name: str, engine_name: str, iterations: int, device: str) -> Measurement:
     import torch
 
+    from anil_engine.batched import task_features
     from anil_engine.config import ModelConfig, Preprocessing, TaskSpec
     from anil_engine.datasets.base import ImageTensorDataset
     from anil_engine.engines import MetaEngine
@@ -68,11 +76,18 @@ def measure(name: str, engine_name: str, iterations: int, device: str) -> Measur
     pre = Preprocessing(size, channels, (0.5,) * channels, (0.25,) * channels)
     model = AnilModel(ModelConfig(hidden, 4, channels, size, ways), pre)
     task = TaskSpec(ways, shots, query)
-    engine = MetaEngine(engine_name.removesuffix("-per-task"), model, data, task, 0, device, 0.1, 5, False)
+    base = "batched" if engine_name == "trunk" else engine_name.removesuffix("-per-task")
+    engine = MetaEngine(base, model, data, task, 0, device, 0.1, 5, False)
     if engine_name == "batched-per-task":
         engine.one_pass = False
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
+    probe = torch.randn(meta_batch, ways * (shots + query), model.num_features, generator=g).to(device)
+
+    def trunk_step(tasks: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        # The trunk's share of a meta-step: forward, and backward from a fixed feature gradient.
+        features = task_features(model.trunk, [x for x, _ in tasks], engine.one_pass)
+        features.backward(probe)
 
     def sync() -> None:
         if device == "cuda":
@@ -81,7 +96,10 @@ def measure(name: str, engine_name: str, iterations: int, device: str) -> Measur
     def iteration() -> None:
         tasks = engine.sample(meta_batch)
         optimizer.zero_grad(set_to_none=True)
-        engine.step(tasks)
+        if engine_name == "trunk":
+            trunk_step(tasks)
+        else:
+            engine.step(tasks)
         optimizer.step()
 
     iteration()  # warm-up (allocator, kernels)
@@ -118,16 +136,19 @@ def run_worker(name: str, engine: str, iterations: int, device: str) -> Measurem
 def table(results: list[Measurement]) -> list[str]:
     extra = [e for e in EXTRA_ENGINES if any(m.engine == e for m in results)]
     rows = [
-        "| configuration | meta-batch | reference s/it | batched s/it | speed-up | sampling ref / batched (ms) "
+        "| configuration | meta-batch | reference s/it | batched s/it | speed-up | trunk alone s/it "
+        "| reference / trunk alone | speed-up by round | sampling ref / batched (ms) "
         "| peak memory ref / batched (MiB) |" + "".join(f" {e} s/it |" for e in extra),
-        "|---|---|---|---|---|---|---|" + "---|" * len(extra),
+        "|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(extra),
     ]
     by = {(m.config, m.engine): m for m in results}
     for name in dict.fromkeys(m.config for m in results):
-        ref, fast = by[(name, "reference")], by[(name, "batched")]
+        ref, fast, trunk = by[(name, "reference")], by[(name, "batched")], by[(name, "trunk")]
         rows.append(
             f"| {name} | {CONFIGS[name][6]} | {ref.seconds_per_iteration:.4f} | {fast.seconds_per_iteration:.4f} "
             f"| {ref.seconds_per_iteration / fast.seconds_per_iteration:.2f}x "
+            f"| {trunk.seconds_per_iteration:.4f} | {ref.seconds_per_iteration / trunk.seconds_per_iteration:.2f}x "
+            f"| {', '.join(f'{r / b:.2f}' for r, b in zip(ref.round_medians, fast.round_medians, strict=True))} "
             f"| {1000 * ref.sampling_seconds:.1f} / {1000 * fast.sampling_seconds:.1f} "
             f"| {ref.peak_memory_mib:.0f} / {fast.peak_memory_mib:.0f} |"
             + "".join(f" {by[(name, e)].seconds_per_iteration:.4f} |" for e in extra)
@@ -177,14 +198,15 @@ def main() -> int:
                     max(m.peak_memory_mib for m in ms),
                     args.device,
                     times,
+                    tuple(m.seconds_per_iteration for m in ms),
                 )
             )
     import torch
 
     print(
         f"device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads; median of "
-        f"{args.rounds} x {args.iterations} timed iterations per engine (engines alternated, one process per run); "
-        "5 inner steps, second order\n"
+        f"{args.rounds} x {args.iterations} timed iterations per engine (engines alternated, one process per run; "
+        "speed-up by round: reference / batched within each round); 5 inner steps, second order\n"
     )
     print("\n".join(table(results)))
     if args.json:

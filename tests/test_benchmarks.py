@@ -1,0 +1,65 @@
+"""The benchmark scripts: the speed table's measurements and the engine-accuracy report's verdicts."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def speed(monkeypatch):
+    module = load("meta_train_speed")
+    # channels, size, hidden, ways, shots, query, meta_batch: seconds per engine, not minutes.
+    monkeypatch.setattr(module, "CONFIGS", {"tiny": (1, 16, 4, 3, 1, 2, 4)})
+    return module
+
+
+def test_speed_table_has_every_engine_and_the_trunk_bound(speed):
+    results = []
+    for engine in speed.ENGINES:
+        m = speed.measure("tiny", engine, 2, "cpu")
+        assert m.engine == engine and len(m.times) == 2 and min(m.times) > 0
+        results.append(speed.Measurement(**{**m.__dict__, "round_medians": (m.seconds_per_iteration,)}))
+    ref, fast, trunk = (m.seconds_per_iteration for m in results)
+    (row,) = speed.table(results)[2:]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[0] == "tiny" and cells[1] == "4"
+    assert cells[4] == f"{ref / fast:.2f}x"
+    assert cells[6] == f"{ref / trunk:.2f}x"
+    assert cells[7] == f"{ref / fast:.2f}"  # one round: the same ratio
+
+
+def write_run(work, seed, engine, inductive, transductive):
+    run = work / f"seed{seed}" / engine
+    run.mkdir(parents=True)
+    (run / "done.json").write_text(json.dumps({"train_seconds": 12.5}))
+    for mode, (acc, ci) in (("inductive", inductive), ("transductive", transductive)):
+        (run / f"test-{mode}.json").write_text(json.dumps({"accuracy": acc, "ci95": ci}))
+
+
+def test_accuracy_report_says_whether_the_batched_mean_is_inside_the_reference_interval(tmp_path):
+    report = load("engine_accuracy_report")
+    write_run(tmp_path, 1, "reference", (85.0, 0.6), (90.0, 0.5))
+    write_run(tmp_path, 1, "batched", (85.5, 0.6), (90.2, 0.5))  # 0.5 from the reference: inside
+    write_run(tmp_path, 2, "reference", (84.0, 0.6), (89.0, 0.5))
+    write_run(tmp_path, 2, "batched", (84.9, 0.6), (89.5, 0.5))  # 0.9: outside
+    rows = report.report(tmp_path, ["1", "2"])
+    by = {tuple(c.strip() for c in r.strip("|").split("|")[:2]): r for r in rows[2:]}
+    assert by[("1", "batched")].rstrip(" |").endswith("yes")
+    assert "+0.50 (± 0.85)" in by[("1", "batched")]
+    assert by[("2", "batched")].rstrip(" |").endswith("no")
+    assert "84.50" in by[("mean of 2 seeds", "reference")] and "85.20" in by[("mean of 2 seeds", "batched")]
