@@ -74,18 +74,26 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("one_pass", [False, True], ids=["per-task-trunk", "one-pass-trunk"])
+@pytest.mark.parametrize(
+    "one_pass,layout",
+    [(False, torch.contiguous_format), (False, torch.channels_last), (True, torch.contiguous_format)],
+    ids=["per-task-trunk", "per-task-trunk-channels-last", "one-pass-trunk"],
+)
 @pytest.mark.parametrize("dtype,tolerance", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
 @pytest.mark.parametrize("ways,shots,query,steps,first_order,lr", CASES)
-def test_batched_step_equals_learn2learn_loop(ways, shots, query, steps, first_order, lr, dtype, tolerance, one_pass):
+def test_batched_step_equals_learn2learn_loop(
+    ways, shots, query, steps, first_order, lr, dtype, tolerance, one_pass, layout
+):
+    """(The per-task trunk in channels_last is the CPU training layout: it uses the fused kernel where built.)"""
     reference = make_model(ways, dtype)
-    batched = copy.deepcopy(reference)
+    batched = copy.deepcopy(reference).to(memory_format=layout)
     reference.train()
     batched.train()
     tasks = make_tasks(4, ways, shots, query, dtype)
     maml = learn2learn().algorithms.MAML(reference.head, lr=lr, first_order=first_order)
     ref = reference_meta_step(reference.trunk, maml, tasks, steps, shots, query, first_order)
-    got = batched_meta_step(batched.trunk, batched.head, tasks, lr, steps, shots, query, first_order, one_pass)
+    laid_out = [(x.contiguous(memory_format=layout), y) for x, y in tasks]
+    got = batched_meta_step(batched.trunk, batched.head, laid_out, lr, steps, shots, query, first_order, one_pass)
     assert got.loss == pytest.approx(ref.loss, rel=tolerance)
     assert got.accuracy == pytest.approx(ref.accuracy)
     assert_same_gradients(reference, batched, tolerance)
