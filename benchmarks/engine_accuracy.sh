@@ -6,22 +6,29 @@
 # batched step and fast sampler). The fast sampler draws learn2learn's tasks for the same
 # seed, so the two runs of a seed see the same tasks and differ only by float rounding of
 # the same gradients. Several seeds show how far rounding alone moves a run, against how far
-# the seed does.
+# the seed does. With CONTROL=1 a third run per seed, reference-avx2, repeats the reference with
+# PyTorch's AVX2 kernels instead of its AVX-512 ones (ATEN_CPU_CAPABILITY=avx2): learn2learn's loop
+# against itself, same tasks, only the rounding differs.
 #   bash benchmarks/engine_accuracy.sh OMNIGLOT_ROOT [WORK_DIR]
-# Env: ITERATIONS (300), SEEDS ("42 43 44"). Idempotent: finished runs and evaluations are reused.
+# Env: ITERATIONS (300), SEEDS ("42 43 44"), CONTROL (0). Idempotent: finished runs and evaluations
+# are reused.
 set -euo pipefail
 DATA=${1:?Omniglot data root (images_background.npz or images_background/)}
 WORK=${2:-runs/engine-accuracy}
 PY=${PYTHON:-.venv/bin/python}
 ITER=${ITERATIONS:-300}
 SEEDS=${SEEDS:-42 43 44}
+RUNS="reference batched"
+[ "${CONTROL:-0}" = 1 ] && RUNS="$RUNS reference-avx2"
 for SEED in $SEEDS; do
-  for ENGINE in reference batched; do
-    RUN="$WORK/seed$SEED/$ENGINE"
+  for RUNNAME in $RUNS; do
+    RUN="$WORK/seed$SEED/$RUNNAME"
+    ENGINE=${RUNNAME%-avx2}
+    CAPABILITY=$([ "$RUNNAME" = reference-avx2 ] && echo avx2 || echo "${ATEN_CPU_CAPABILITY:-}")
     if [ ! -f "$RUN/done.json" ]; then
       rm -rf "$RUN"
       mkdir -p "$RUN"
-      $PY -m anil_engine train --engine "$ENGINE" --dataset omniglot --data-root "$DATA" --ways 5 --shots 1 \
+      ATEN_CPU_CAPABILITY=$CAPABILITY $PY -m anil_engine train --engine "$ENGINE" --dataset omniglot --data-root "$DATA" --ways 5 --shots 1 \
         --query 1 --meta-batch-size 32 --meta-lr 0.003 --fast-lr 0.5 --adaptation-steps 1 --iterations "$ITER" \
         --val-every 1000000 --checkpoint-every 100 --seed "$SEED" --device cpu --quiet --out "$RUN" \
         > "$RUN.train.json"

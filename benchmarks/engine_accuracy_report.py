@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 ENGINES = ("reference", "batched")
+CONTROL = "reference-avx2"  # the reference again with other CPU kernels: rounding only
 MODES = ("inductive", "transductive")
 
 
@@ -27,17 +28,21 @@ def load(work: Path, seed: str, engine: str) -> dict:
 def report(work: Path, seeds: list[str]) -> list[str]:
     rows = [
         "| seed | engine | meta-training s | test 5w1s inductive | test 5w1s transductive "
-        "| batched - reference (inductive) | batched mean inside the reference's interval |",
+        "| minus reference (inductive) | mean inside the reference's interval |",
         "|---|---|---|---|---|---|---|",
     ]
     results = {s: {e: load(work, s, e) for e in ENGINES} for s in seeds}
+    for s in seeds:
+        if (work / f"seed{s}" / CONTROL / "test-transductive.json").exists():
+            results[s][CONTROL] = load(work, s, CONTROL)
     for seed, by in results.items():
-        ref, fast = by["reference"]["inductive"], by["batched"]["inductive"]
-        for engine in ENGINES:
+        ref = by["reference"]["inductive"]
+        for engine in by:
             r = by[engine]
+            fast = r["inductive"]
             cells = [f"{r[m][0]:.2f} ± {r[m][1]:.2f}" for m in MODES]
             extra = ["", ""]
-            if engine == "batched":
+            if engine != "reference":
                 # Two independent 1,000-episode estimates: the interval of their difference.
                 diff_ci = math.hypot(ref[1], fast[1])
                 inside = abs(fast[0] - ref[0]) <= ref[1]
@@ -46,7 +51,7 @@ def report(work: Path, seeds: list[str]) -> list[str]:
                 f"| {seed} | {engine} | {r['seconds']:.1f} | {cells[0]} | {cells[1]} | {extra[0]} | {extra[1]} |"
             )
     if len(seeds) > 1:
-        for engine in ENGINES:
+        for engine in [e for e in (*ENGINES, CONTROL) if all(e in results[s] for s in seeds)]:
             accs = [results[s][engine]["inductive"][0] for s in seeds]
             rows.append(
                 f"| mean of {len(seeds)} seeds | {engine} | | {statistics.mean(accs):.2f} "

@@ -8,12 +8,6 @@ subprocess (so peak memory is per measurement), on the same synthetic images
 meta-batch + forward + inner loops + backward + Adam step, exactly as
 `anil-studio train` does it; the sampler's share is also timed alone. Prints a
 Markdown table (and `--json` writes the raw numbers).
-
-The "trunk alone" column times only what every engine has to compute: the
-trunk's forward and backward over the meta-batch's images (the batched engine's
-layout, no head, no inner loop) plus the Adam step. `reference / trunk alone` is
-then the most any engine with these convolutions could gain over learn2learn's
-loop on this machine.
 """
 
 from __future__ import annotations
@@ -34,7 +28,7 @@ CONFIGS = {
     "84px-5w5s-cnn4-32": (3, 84, 32, 5, 5, 5, 32),
     "84px-5w5s-cnn4-64": (3, 84, 64, 5, 5, 5, 32),
 }
-ENGINES = ("reference", "batched", "trunk")
+ENGINES = ("reference", "batched")
 # Also measurable: the batched engine with its trunk run once per task (the CPU layout) on a GPU.
 EXTRA_ENGINES = ("batched-per-task",)
 
@@ -61,7 +55,6 @@ def _rss_mib(field: str) -> float:
 def measure(name: str, engine_name: str, iterations: int, device: str) -> Measurement:
     import torch
 
-    from anil_engine.batched import task_features
     from anil_engine.config import ModelConfig, Preprocessing, TaskSpec
     from anil_engine.datasets.base import ImageTensorDataset
     from anil_engine.engines import MetaEngine
@@ -76,18 +69,11 @@ def measure(name: str, engine_name: str, iterations: int, device: str) -> Measur
     pre = Preprocessing(size, channels, (0.5,) * channels, (0.25,) * channels)
     model = AnilModel(ModelConfig(hidden, 4, channels, size, ways), pre)
     task = TaskSpec(ways, shots, query)
-    base = "batched" if engine_name == "trunk" else engine_name.removesuffix("-per-task")
-    engine = MetaEngine(base, model, data, task, 0, device, 0.1, 5, False)
+    engine = MetaEngine(engine_name.removesuffix("-per-task"), model, data, task, 0, device, 0.1, 5, False)
     if engine_name == "batched-per-task":
         engine.one_pass = False
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
-    probe = torch.randn(meta_batch, ways * (shots + query), model.num_features, generator=g).to(device)
-
-    def trunk_step(tasks: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        # The trunk's share of a meta-step: forward, and backward from a fixed feature gradient.
-        features = task_features(model.trunk, [x for x, _ in tasks], engine.one_pass)
-        features.backward(probe)
 
     def sync() -> None:
         if device == "cuda":
@@ -96,10 +82,7 @@ def measure(name: str, engine_name: str, iterations: int, device: str) -> Measur
     def iteration() -> None:
         tasks = engine.sample(meta_batch)
         optimizer.zero_grad(set_to_none=True)
-        if engine_name == "trunk":
-            trunk_step(tasks)
-        else:
-            engine.step(tasks)
+        engine.step(tasks)
         optimizer.step()
 
     iteration()  # warm-up (allocator, kernels)
@@ -136,18 +119,16 @@ def run_worker(name: str, engine: str, iterations: int, device: str) -> Measurem
 def table(results: list[Measurement]) -> list[str]:
     extra = [e for e in EXTRA_ENGINES if any(m.engine == e for m in results)]
     rows = [
-        "| configuration | meta-batch | reference s/it | batched s/it | speed-up | trunk alone s/it "
-        "| reference / trunk alone | speed-up by round | sampling ref / batched (ms) "
-        "| peak memory ref / batched (MiB) |" + "".join(f" {e} s/it |" for e in extra),
-        "|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(extra),
+        "| configuration | meta-batch | reference s/it | batched s/it | speed-up | speed-up by round "
+        "| sampling ref / batched (ms) | peak memory ref / batched (MiB) |" + "".join(f" {e} s/it |" for e in extra),
+        "|---|---|---|---|---|---|---|---|" + "---|" * len(extra),
     ]
     by = {(m.config, m.engine): m for m in results}
     for name in dict.fromkeys(m.config for m in results):
-        ref, fast, trunk = by[(name, "reference")], by[(name, "batched")], by[(name, "trunk")]
+        ref, fast = by[(name, "reference")], by[(name, "batched")]
         rows.append(
             f"| {name} | {CONFIGS[name][6]} | {ref.seconds_per_iteration:.4f} | {fast.seconds_per_iteration:.4f} "
             f"| {ref.seconds_per_iteration / fast.seconds_per_iteration:.2f}x "
-            f"| {trunk.seconds_per_iteration:.4f} | {ref.seconds_per_iteration / trunk.seconds_per_iteration:.2f}x "
             f"| {', '.join(f'{r / b:.2f}' for r, b in zip(ref.round_medians, fast.round_medians, strict=True))} "
             f"| {1000 * ref.sampling_seconds:.1f} / {1000 * fast.sampling_seconds:.1f} "
             f"| {ref.peak_memory_mib:.0f} / {fast.peak_memory_mib:.0f} |"
