@@ -24,11 +24,12 @@ for SEED in $SEEDS; do
   for RUNNAME in $RUNS; do
     RUN="$WORK/seed$SEED/$RUNNAME"
     ENGINE=${RUNNAME%-avx2}
-    CAPABILITY=$([ "$RUNNAME" = reference-avx2 ] && echo avx2 || echo "${ATEN_CPU_CAPABILITY:-}")
+    CAPABILITY=()
+    [ "$RUNNAME" = reference-avx2 ] && CAPABILITY=(ATEN_CPU_CAPABILITY=avx2)
     if [ ! -f "$RUN/done.json" ]; then
       rm -rf "$RUN"
       mkdir -p "$RUN"
-      ATEN_CPU_CAPABILITY=$CAPABILITY $PY -m anil_engine train --engine "$ENGINE" --dataset omniglot --data-root "$DATA" --ways 5 --shots 1 \
+      env "${CAPABILITY[@]}" $PY -m anil_engine train --engine "$ENGINE" --dataset omniglot --data-root "$DATA" --ways 5 --shots 1 \
         --query 1 --meta-batch-size 32 --meta-lr 0.003 --fast-lr 0.5 --adaptation-steps 1 --iterations "$ITER" \
         --val-every 1000000 --checkpoint-every 100 --seed "$SEED" --device cpu --quiet --out "$RUN" \
         > "$RUN.train.json"
