@@ -11,6 +11,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -18,55 +19,61 @@ namespace {
 
 constexpr int64_t kGrain = 16;
 
-// Per-channel batch mean and biased variance, shifted by the first pixel for accuracy. Rows are summed
-// in T within blocks of kBlock rows (vectorised over channels), and the blocks in double.
+// Two per-channel sums over `rows` rows: add_row(r, a, b) adds row r's terms to a[0..c) and b[0..c).
+// Rows are summed in T within blocks of kBlock rows (vectorised over channels), blocks and threads in
+// double; returns the totals in `first` and `second`.
 constexpr int64_t kBlock = 64;
 
-template <typename T>
-void channel_stats(const T* x, int64_t rows, int64_t c, std::vector<double>& mean, std::vector<double>& var) {
+template <typename T, typename AddRow>
+void channel_sums(int64_t rows, int64_t c, std::vector<double>& first, std::vector<double>& second, AddRow add_row) {
   const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), rows / kGrain));
-  std::vector<double> sums(chunks * c, 0.0), squares(chunks * c, 0.0);
+  std::vector<double> sa(chunks * c, 0.0), sb(chunks * c, 0.0);
   at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> bs(c), bq(c);
+    std::vector<T> ba(c), bb(c);
     for (int64_t k = begin; k < end; ++k) {
       const int64_t r0 = rows * k / chunks, r1 = rows * (k + 1) / chunks;
-      double* s = sums.data() + k * c;
-      double* q = squares.data() + k * c;
       for (int64_t b0 = r0; b0 < r1; b0 += kBlock) {
-        const int64_t b1 = std::min(b0 + kBlock, r1);
-        T* __restrict__ ps = bs.data();
-        T* __restrict__ pq = bq.data();
-        const T* __restrict__ shift = x;
-        for (int64_t j = 0; j < c; ++j) {
-          ps[j] = T(0);
-          pq[j] = T(0);
-        }
-        for (int64_t r = b0; r < b1; ++r) {
-          const T* __restrict__ row = x + r * c;
-          for (int64_t j = 0; j < c; ++j) {
-            const T d = row[j] - shift[j];
-            ps[j] += d;
-            pq[j] += d * d;
-          }
+        std::fill(ba.begin(), ba.end(), T(0));
+        std::fill(bb.begin(), bb.end(), T(0));
+        for (int64_t r = b0; r < std::min(b0 + kBlock, r1); ++r) {
+          add_row(r, ba.data(), bb.data());
         }
         for (int64_t j = 0; j < c; ++j) {
-          s[j] += ps[j];
-          q[j] += pq[j];
+          sa[k * c + j] += ba[j];
+          sb[k * c + j] += bb[j];
         }
       }
+    }
+  });
+  first.assign(c, 0.0);
+  second.assign(c, 0.0);
+  for (int64_t k = 0; k < chunks; ++k) {
+    for (int64_t j = 0; j < c; ++j) {
+      first[j] += sa[k * c + j];
+      second[j] += sb[k * c + j];
+    }
+  }
+}
+
+// Per-channel batch mean and biased variance, shifted by the first pixel for accuracy.
+template <typename T>
+void channel_stats(const T* x, int64_t rows, int64_t c, std::vector<double>& mean, std::vector<double>& var) {
+  std::vector<double> sums, squares;
+  channel_sums<T>(rows, c, sums, squares, [&](int64_t r, T* __restrict__ ps, T* __restrict__ pq) {
+    const T* __restrict__ row = x + r * c;
+    const T* __restrict__ shift = x;
+    for (int64_t j = 0; j < c; ++j) {
+      const T d = row[j] - shift[j];
+      ps[j] += d;
+      pq[j] += d * d;
     }
   });
   mean.assign(c, 0.0);
   var.assign(c, 0.0);
   for (int64_t j = 0; j < c; ++j) {
-    double s = 0.0, q = 0.0;
-    for (int64_t k = 0; k < chunks; ++k) {
-      s += sums[k * c + j];
-      q += squares[k * c + j];
-    }
-    const double m = s / rows;
+    const double m = sums[j] / rows;
     mean[j] = m + static_cast<double>(x[j]);
-    var[j] = std::max(q / rows - m * m, 0.0);
+    var[j] = std::max(squares[j] / rows - m * m, 0.0);
   }
 }
 
@@ -171,38 +178,16 @@ std::vector<at::Tensor> backward_impl(
   const T* ip = invstd.data_ptr<T>();
   const T* wp = weight.data_ptr<T>();
   // Reductions over the pooled elements (the only ones with a gradient): sum g and sum g * (x - mean).
-  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), pooled_rows / kGrain));
-  std::vector<double> sums(chunks * c, 0.0), dots(chunks * c, 0.0);
-  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> bs(c), bd(c);
-    for (int64_t k = begin; k < end; ++k) {
-      const int64_t r0 = pooled_rows * k / chunks, r1 = pooled_rows * (k + 1) / chunks;
-      double* s = sums.data() + k * c;
-      double* d = dots.data() + k * c;
-      for (int64_t b0 = r0; b0 < r1; b0 += kBlock) {
-        const int64_t b1 = std::min(b0 + kBlock, r1);
-        T* __restrict__ ps = bs.data();
-        T* __restrict__ pd = bd.data();
-        const T* __restrict__ mu = mp;
-        for (int64_t j = 0; j < c; ++j) {
-          ps[j] = T(0);
-          pd[j] = T(0);
-        }
-        for (int64_t r = b0; r < b1; ++r) {
-          const T* __restrict__ go = gp + r * c;
-          const T* __restrict__ oo = op + r * c;
-          const T* __restrict__ so = sp + r * c;
-          for (int64_t j = 0; j < c; ++j) {
-            const T g = oo[j] > T(0) ? go[j] : T(0);
-            ps[j] += g;
-            pd[j] += g * (so[j] - mu[j]);
-          }
-        }
-        for (int64_t j = 0; j < c; ++j) {
-          s[j] += ps[j];
-          d[j] += pd[j];
-        }
-      }
+  std::vector<double> sums, dots;
+  channel_sums<T>(pooled_rows, c, sums, dots, [&](int64_t r, T* __restrict__ ps, T* __restrict__ pd) {
+    const T* __restrict__ go = gp + r * c;
+    const T* __restrict__ oo = op + r * c;
+    const T* __restrict__ so = sp + r * c;
+    const T* __restrict__ mu = mp;
+    for (int64_t j = 0; j < c; ++j) {
+      const T g = oo[j] > T(0) ? go[j] : T(0);
+      ps[j] += g;
+      pd[j] += g * (so[j] - mu[j]);
     }
   });
   auto opts = x.options();
@@ -210,11 +195,7 @@ std::vector<at::Tensor> backward_impl(
   std::vector<T> k(c), b(c), cc(c);
   const double m = static_cast<double>(n * h * w);
   for (int64_t j = 0; j < c; ++j) {
-    double s = 0.0, d = 0.0;
-    for (int64_t q = 0; q < chunks; ++q) {
-      s += sums[q * c + j];
-      d += dots[q * c + j];
-    }
+    const double s = sums[j], d = dots[j];
     const double inv = static_cast<double>(ip[j]);
     const double sum_gxhat = d * inv;
     dweight.data_ptr<T>()[j] = static_cast<T>(sum_gxhat);
