@@ -36,6 +36,8 @@ from torch import nn
 log = logging.getLogger(__name__)
 
 _SOURCE = Path(__file__).with_name("_fused_block.cpp")
+_NAME = "anil_fused_block_x86_64_v3"
+_STALE_LOCK_S = 600  # a build takes about a minute; an older lock is left by a killed build
 _lock = threading.Lock()
 _module: Any = None
 _error: str | None = None
@@ -69,6 +71,18 @@ def _load() -> Any:
         return _module
 
 
+def _clear_stale_lock(lock: Path) -> None:
+    """Remove the build lock of a build that was killed: torch would wait for it forever."""
+    import time
+
+    try:
+        if time.time() - lock.stat().st_mtime > _STALE_LOCK_S:
+            lock.unlink()
+            log.warning("removed a stale build lock left by an interrupted build: %s", lock)
+    except FileNotFoundError:
+        pass
+
+
 def _build() -> Any:
     global _error
     try:
@@ -80,11 +94,12 @@ def _build() -> Any:
     try:
         # Its import warns that there is no CUDA runtime: irrelevant to a CPU kernel.
         logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-        from torch.utils.cpp_extension import load
+        from torch.utils.cpp_extension import _get_build_directory, load
 
+        _clear_stale_lock(Path(_get_build_directory(_NAME, verbose=False)) / "lock")
         log.info("building the fused CPU kernel (once; cached afterwards)")
         return load(
-            name="anil_fused_block_x86_64_v3",
+            name=_NAME,
             sources=[str(_SOURCE)],
             extra_cflags=["-O3", "-march=x86-64-v3", "-fopenmp"],
             extra_ldflags=["-fopenmp"],

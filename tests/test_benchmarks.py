@@ -62,3 +62,14 @@ def test_accuracy_report_says_whether_the_batched_mean_is_inside_the_reference_i
     assert "+0.50 (± 0.85)" in by[("1", "batched")]
     assert by[("2", "batched")].rstrip(" |").endswith("no")
     assert "84.50" in by[("mean of 2 seeds", "reference")] and "85.20" in by[("mean of 2 seeds", "batched")]
+    assert not any("reference-avx2" in r for r in rows)  # the control run is optional
+
+
+def test_accuracy_report_shows_the_rounding_control_against_the_reference(tmp_path):
+    report = load("engine_accuracy_report")
+    write_run(tmp_path, 1, "reference", (85.0, 0.6), (90.0, 0.5))
+    write_run(tmp_path, 1, "batched", (85.5, 0.6), (90.2, 0.5))
+    write_run(tmp_path, 1, "reference-avx2", (84.0, 0.6), (89.7, 0.5))
+    rows = report.report(tmp_path, ["1"])
+    (control,) = [r for r in rows if "| reference-avx2 |" in r]
+    assert "-1.00 (± 0.85)" in control and control.rstrip(" |").endswith("no")
