@@ -3,8 +3,10 @@
 - "batched" (default): `FastEpisodeSampler` on the in-memory uint8 tensor (on
   the GPU when training there; learn2learn's tasks for the same seed, drawn
   without its per-image pipeline), `channels_last` trunk, every task's head adapted
-  at once (`anil_engine.batched`); on a GPU each convolution runs once over the
-  whole meta-batch, with per-task BatchNorm statistics.
+  at once (`anil_engine.batched`); on a CPU the trunk runs once per task with the
+  fused BatchNorm/max-pool/ReLU kernel (`anil_engine.fused`) where it is built; on
+  a GPU each convolution runs once over the whole meta-batch, with per-task
+  BatchNorm statistics.
 - "reference": learn2learn's `Taskset` pipeline and per-task `MAML.clone()/adapt()`
   loop, exactly as in the article (contiguous memory format).
 
@@ -18,6 +20,7 @@ from typing import Any
 
 import torch
 
+from anil_engine import fused
 from anil_engine.anil import StepResult, reference_meta_step
 from anil_engine.batched import batched_meta_step
 from anil_engine.config import ENGINES, SAMPLERS, TaskSpec
@@ -74,6 +77,8 @@ class MetaEngine:
             self.sampler = EpisodeSampler(data, task, seed)
         if engine == "batched":
             self.memory_format = torch.channels_last
+            if not self.one_pass:
+                fused.available()  # build the CPU kernel now (once per machine), not inside the first iteration
         else:
             from anil_engine._l2l import learn2learn
 
