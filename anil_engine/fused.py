@@ -94,11 +94,14 @@ def _build() -> Any:
     try:
         # Its import warns that there is no CUDA runtime: irrelevant to a CPU kernel.
         logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-        from torch.utils.cpp_extension import _get_build_directory, load
+        from torch.utils import cpp_extension
 
-        _clear_stale_lock(Path(_get_build_directory(_NAME, verbose=False)) / "lock")
+        try:  # a private helper of torch's: without it, only the stale-lock check is skipped
+            _clear_stale_lock(Path(cpp_extension._get_build_directory(_NAME, verbose=False)) / "lock")
+        except (AttributeError, TypeError, OSError) as exc:
+            log.debug("no stale-lock check: %s", exc)
         log.info("building the fused CPU kernel (once; cached afterwards)")
-        return load(
+        return cpp_extension.load(
             name=_NAME,
             sources=[str(_SOURCE)],
             extra_cflags=["-O3", "-march=x86-64-v3", "-fopenmp"],
