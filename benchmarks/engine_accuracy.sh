@@ -7,8 +7,9 @@
 # seed, so the two runs of a seed see the same tasks and differ only by float rounding of
 # the same gradients. Several seeds show how far rounding alone moves a run, against how far
 # the seed does. With CONTROL=1 a third run per seed, reference-avx2, repeats the reference with
-# PyTorch's AVX2 kernels instead of its AVX-512 ones (ATEN_CPU_CAPABILITY=avx2): learn2learn's loop
-# against itself, same tasks, only the rounding differs.
+# PyTorch's and oneDNN's AVX2 kernels instead of their AVX-512 ones (ATEN_CPU_CAPABILITY=avx2,
+# ONEDNN_MAX_CPU_ISA=AVX2; on a CPU without AVX-512 this changes nothing): learn2learn's loop against
+# itself, same tasks, only the rounding differs.
 #   bash benchmarks/engine_accuracy.sh OMNIGLOT_ROOT [WORK_DIR]
 # Env: ITERATIONS (300), SEEDS ("42 43 44"), CONTROL (0). Idempotent: finished runs and evaluations
 # are reused.
@@ -25,7 +26,7 @@ for SEED in $SEEDS; do
     RUN="$WORK/seed$SEED/$RUNNAME"
     ENGINE=${RUNNAME%-avx2}
     CAPABILITY=()
-    [ "$RUNNAME" = reference-avx2 ] && CAPABILITY=(ATEN_CPU_CAPABILITY=avx2)
+    [ "$RUNNAME" = reference-avx2 ] && CAPABILITY=(ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2)
     if [ ! -f "$RUN/done.json" ]; then
       rm -rf "$RUN"
       mkdir -p "$RUN"

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 ENGINES = ("reference", "batched")
-CONTROL = "reference-avx2"  # the reference again with other CPU kernels: rounding only
+CONTROL = "reference-avx2"  # the reference again with AVX2 instead of AVX-512 kernels: rounding only
 MODES = ("inductive", "transductive")
 
 
