@@ -98,9 +98,16 @@ def test_batched_step_equals_learn2learn_loop(
     assert got.accuracy == pytest.approx(ref.accuracy)
     assert_same_gradients(reference, batched, tolerance)
     # BatchNorm running statistics: updated per task in the same order.
-    for (name, a), b in zip(reference.named_buffers(), batched.buffers(), strict=True):
-        if a.is_floating_point():
-            assert relative_error(b, a) <= tolerance, name
+    expected, got = dict(reference.named_buffers()), dict(batched.named_buffers())
+    for name, a in expected.items():
+        if not a.is_floating_point():
+            continue
+        if name.endswith("running_mean"):
+            # A mean near 0 has no relative precision: its rounding is on the scale of the data (their std).
+            scale = float(a.abs().max() + expected[name.replace("_mean", "_var")].sqrt().max())
+            assert float((got[name] - a).abs().max()) <= tolerance * scale, name
+        else:
+            assert relative_error(got[name], a) <= tolerance, name
 
 
 def test_second_order_differs_from_first_order():
