@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 
 _SOURCE = Path(__file__).with_name("_fused_block.cpp")
 _NAME = "anil_fused_block_x86_64_v3"
-_STALE_LOCK_S = 600  # a build takes about a minute; an older lock is left by a killed build
 _lock = threading.Lock()
 _module: Any = None
 _error: str | None = None
@@ -71,18 +70,6 @@ def _load() -> Any:
         return _module
 
 
-def _clear_stale_lock(lock: Path) -> None:
-    """Remove the build lock of a build that was killed: torch would wait for it forever."""
-    import time
-
-    try:
-        if time.time() - lock.stat().st_mtime > _STALE_LOCK_S:
-            lock.unlink()
-            log.warning("removed a stale build lock left by an interrupted build: %s", lock)
-    except FileNotFoundError:
-        pass
-
-
 def _build() -> Any:
     global _error
     try:
@@ -96,11 +83,9 @@ def _build() -> Any:
         logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         from torch.utils import cpp_extension
 
-        try:  # a private helper of torch's: without it, only the stale-lock check is skipped
-            _clear_stale_lock(Path(cpp_extension._get_build_directory(_NAME, verbose=False)) / "lock")
-        except (AttributeError, TypeError, OSError) as exc:
-            log.debug("no stale-lock check: %s", exc)
-        log.info("building the fused CPU kernel (once; cached afterwards)")
+        # torch holds an OS-level lock on the build directory while it builds or loads, which a killed
+        # process releases (torch 2.14.1's torch.utils.cpp_extension._jit_compile; the file itself stays).
+        log.info("loading the fused CPU kernel (built once, about a minute; cached afterwards)")
         return cpp_extension.load(
             name=_NAME,
             sources=[str(_SOURCE)],

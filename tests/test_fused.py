@@ -102,17 +102,3 @@ def test_fusable_only_where_the_kernel_computes_the_same_thing():
 )
 def test_kernel_builds_where_it_can():
     assert fused.available(), fused.unavailable_reason()
-
-
-def test_a_lock_left_by_a_killed_build_is_removed_a_fresh_one_is_not(tmp_path):
-    import time
-
-    stale, fresh = tmp_path / "stale", tmp_path / "fresh"
-    stale.touch()
-    fresh.touch()
-    old = time.time() - 2 * fused._STALE_LOCK_S
-    os.utime(stale, (old, old))
-    fused._clear_stale_lock(stale)
-    fused._clear_stale_lock(fresh)
-    fused._clear_stale_lock(tmp_path / "absent")
-    assert not stale.exists() and fresh.exists()
