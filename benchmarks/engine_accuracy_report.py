@@ -39,14 +39,14 @@ def report(work: Path, seeds: list[str]) -> list[str]:
         ref = by["reference"]["inductive"]
         for engine in by:
             r = by[engine]
-            fast = r["inductive"]
+            own = r["inductive"]
             cells = [f"{r[m][0]:.2f} ± {r[m][1]:.2f}" for m in MODES]
             extra = ["", ""]
             if engine != "reference":
                 # Two independent 1,000-episode estimates: the interval of their difference.
-                diff_ci = math.hypot(ref[1], fast[1])
-                inside = abs(fast[0] - ref[0]) <= ref[1]
-                extra = [f"{fast[0] - ref[0]:+.2f} (± {diff_ci:.2f})", "yes" if inside else "no"]
+                diff_ci = math.hypot(ref[1], own[1])
+                inside = abs(own[0] - ref[0]) <= ref[1]
+                extra = [f"{own[0] - ref[0]:+.2f} (± {diff_ci:.2f})", "yes" if inside else "no"]
             rows.append(
                 f"| {seed} | {engine} | {r['seconds']:.1f} | {cells[0]} | {cells[1]} | {extra[0]} | {extra[1]} |"
             )
