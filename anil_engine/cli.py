@@ -141,6 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="task sampler: the engine's own (auto: fast for batched, learn2learn for reference), the fast index "
         "sampler, or learn2learn's Taskset; the same sampler and seed give both engines the same tasks (auto)",
     )
+    t.add_argument(
+        "--precision",
+        choices=("float32", "float64"),
+        default="float32",
+        help="float type of meta-training; float64 is several times slower, for checking the engines against "
+        "each other with far smaller rounding errors (float32)",
+    )
     t.add_argument("--seed", type=int, default=42, help="random seed (42)")
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="device (auto)")
     t.add_argument("--out", required=True, help="run folder (last.pt, best.pt, metrics.jsonl)")
@@ -282,6 +289,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         init_feature_norm=args.init_feature_norm,
         engine=args.engine,
         sampler=args.sampler,
+        precision=args.precision,
     )
     import os
 

@@ -35,7 +35,7 @@ class MetaEngine:
 
     Args:
         engine: "batched" or "reference".
-        model: the ANIL model; its head is the one being meta-learned.
+        model: the ANIL model; its head is the one being meta-learned. Tasks come in its dtype.
         data: training images.
         task: ways, shots and query per task.
         seed: seed of the task sampler.
@@ -65,6 +65,7 @@ class MetaEngine:
         if sampler == "auto":
             sampler = "fast" if engine == "batched" else "learn2learn"
         self.engine, self.model, self.task, self.device = engine, model, task, device
+        self.dtype = next(model.parameters()).dtype
         self.fast_lr, self.adaptation_steps, self.first_order = fast_lr, adaptation_steps, first_order
         # One trunk call over the whole meta-batch pays on a GPU (fewer, larger launches), not on a CPU.
         self.one_pass = torch.device(device).type == "cuda"
@@ -90,12 +91,13 @@ class MetaEngine:
         """`meta_batch_size` tasks: float images on the device in the engine's memory format, labels."""
         if isinstance(self.sampler, FastEpisodeSampler) and meta_batch_size > 0:
             x, y = self.sampler.sample_many(meta_batch_size)
-            x = to_float(x, self.device).contiguous(memory_format=self.memory_format)
+            x = to_float(x, self.device, self.dtype).contiguous(memory_format=self.memory_format)
             return list(zip(x.split(y.shape[1]), y.to(self.device), strict=True))
         tasks = []
         for _ in range(meta_batch_size):
             x, y = self.sampler.sample()
-            tasks.append((to_float(x, self.device).contiguous(memory_format=self.memory_format), y.to(self.device)))
+            x = to_float(x, self.device, self.dtype).contiguous(memory_format=self.memory_format)
+            tasks.append((x, y.to(self.device)))
         return tasks
 
     def step(self, tasks: list[tuple[torch.Tensor, torch.Tensor]]) -> StepResult:

@@ -126,9 +126,9 @@ class EpisodeSampler:
         self._state = random_state(state)
 
 
-def to_float(images: torch.Tensor, device: torch.device | str) -> torch.Tensor:
-    """uint8 (n, c, h, w) -> float32 in [0, 1] on `device`."""
-    return images.to(device, non_blocking=True).float().div_(255.0)
+def to_float(images: torch.Tensor, device: torch.device | str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 (n, c, h, w) -> `dtype` in [0, 1] on `device`."""
+    return images.to(device, non_blocking=True).to(dtype).div_(255.0)
 
 
 class FastEpisodeSampler:

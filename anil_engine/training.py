@@ -10,6 +10,7 @@ Run folder layout::
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Generator
@@ -171,6 +172,7 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Gen
         g = torch.Generator().manual_seed(config.seed)
         sample = train_data.images[torch.randperm(len(train_data), generator=g)[:512]]
         rescale_features(model, to_float(sample, "cpu"), config.init_feature_norm)
+    model.to(getattr(torch, config.precision))
     engine = MetaEngine(
         config.engine,
         model,
@@ -235,9 +237,11 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Gen
     def validate() -> tuple[float, float]:
         """Inductive validation; keeps best.pt. Returns (accuracy, ci95) in percent."""
         nonlocal best_val
+        # Evaluation (and its ONNX trunk) works in float32; a float64 run validates a float32 copy.
+        eval_model = model if config.precision == "float32" else copy.deepcopy(model).float()
         val = run_to_end(
             evaluate(
-                model,
+                eval_model,
                 val_data,
                 EvalConfig(config.task, config.val_episodes, "inductive", VAL_SEED),
                 config.fast_lr,

@@ -10,12 +10,16 @@
 # PyTorch's and oneDNN's AVX2 kernels instead of their AVX-512 ones (ATEN_CPU_CAPABILITY=avx2,
 # ONEDNN_MAX_CPU_ISA=AVX2; on a CPU without AVX-512 this changes nothing): learn2learn's loop against
 # itself, same tasks, only the rounding differs.
+# With PRECISION=float64 both engines meta-train in float64: rounding errors near 1e-16 instead of 1e-7, so
+# what is left between the two runs of a seed is what the engines compute differently, not rounding
+# amplified over hundreds of Adam steps. The report also compares the final weights of the two runs.
 #   bash benchmarks/engine_accuracy.sh OMNIGLOT_ROOT [WORK_DIR]
-# Env: ITERATIONS (300), SEEDS ("42 43 44"), CONTROL (0). Idempotent: finished runs and evaluations
-# are reused.
+# Env: ITERATIONS (300), SEEDS ("42 43 44"), CONTROL (0), PRECISION (float32). Idempotent: finished runs
+# and evaluations are reused.
 set -euo pipefail
 DATA=${1:?Omniglot data root (images_background.npz or images_background/)}
-WORK=${2:-runs/engine-accuracy}
+PRECISION=${PRECISION:-float32}
+WORK=${2:-runs/engine-accuracy-$PRECISION}
 PY=${PYTHON:-.venv/bin/python}
 ITER=${ITERATIONS:-300}
 SEEDS=${SEEDS:-42 43 44}
@@ -32,7 +36,7 @@ for SEED in $SEEDS; do
       mkdir -p "$RUN"
       env "${CAPABILITY[@]}" $PY -m anil_engine train --engine "$ENGINE" --dataset omniglot --data-root "$DATA" --ways 5 --shots 1 \
         --query 1 --meta-batch-size 32 --meta-lr 0.003 --fast-lr 0.5 --adaptation-steps 1 --iterations "$ITER" \
-        --val-every 1000000 --checkpoint-every 100 --seed "$SEED" --device cpu --quiet --out "$RUN" \
+        --precision "$PRECISION" --val-every 1000000 --checkpoint-every 100 --seed "$SEED" --device cpu --quiet --out "$RUN" \
         > "$RUN.train.json"
       cp "$RUN.train.json" "$RUN/done.json"
     fi

@@ -73,3 +73,31 @@ def test_accuracy_report_shows_the_rounding_control_against_the_reference(tmp_pa
     rows = report.report(tmp_path, ["1"])
     (control,) = [r for r in rows if "| reference-avx2 |" in r]
     assert "-1.00 (± 0.85)" in control and control.rstrip(" |").endswith("no")
+
+
+def test_accuracy_report_compares_final_weights_without_conv_biases(tmp_path):
+    import torch
+
+    report = load("engine_accuracy_report")
+    write_run(tmp_path, 1, "reference", (85.0, 0.6), (90.0, 0.5))
+    write_run(tmp_path, 1, "batched", (85.0, 0.6), (90.0, 0.5))
+    ref = {
+        "b.conv.weight": torch.tensor([2.0, -4.0], dtype=torch.float64),
+        "b.conv.bias": torch.tensor([1e-10, 0.0], dtype=torch.float64),
+        "b.normalize.running_mean": torch.tensor([0.5, 0.0], dtype=torch.float64),
+        "b.normalize.running_var": torch.tensor([9.0, 4.0], dtype=torch.float64),
+        "b.normalize.num_batches_tracked": torch.tensor(7),
+    }
+    got = {**ref, "b.conv.weight": torch.tensor([2.0, -4.0 + 4e-9], dtype=torch.float64)}
+    got["b.conv.bias"] = torch.tensor([-3e-10, 0.0], dtype=torch.float64)  # relatively far apart: not counted
+    for engine, state in (("reference", ref), ("batched", got)):
+        torch.save({"state_dict": state}, tmp_path / "seed1" / engine / "last.pt")
+        (tmp_path / "seed1" / engine / "config.json").write_text(json.dumps({"precision": "float64"}))
+    cells = lambda row: [c.strip() for c in row.strip().strip("|").split("|")]  # noqa: E731
+    (batched,) = [cells(r) for r in report.report(tmp_path, ["1"]) if "| batched |" in r]
+    assert batched[2] == "float64" and batched[-1] == "1.0e-09"  # 4e-9 / max |w| = 4
+    # The running mean, on the activations' scale: 0.5 + sqrt(9) = 3.5.
+    got["b.normalize.running_mean"] = torch.tensor([0.5 + 7e-8, 0.0], dtype=torch.float64)
+    torch.save({"state_dict": got}, tmp_path / "seed1" / "batched" / "last.pt")
+    (batched,) = [cells(r) for r in report.report(tmp_path, ["1"]) if "| batched |" in r]
+    assert batched[-1] == "2.0e-08"

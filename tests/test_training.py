@@ -65,6 +65,41 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, omniglot_root, en
         assert torch.allclose(a[k].float(), b[k].float(), atol=1e-6), k
 
 
+def test_float64_runs_of_both_engines_end_at_the_same_weights(tmp_path, omniglot_root):
+    from anil_engine.models import model_from_checkpoint
+
+    states = {}
+    for engine in ("reference", "batched"):
+        cfg = config(omniglot_root, engine=engine, precision="float64", iterations=6, val_every=6, checkpoint_every=6)
+        run_to_end(train(cfg, tmp_path / engine))
+        states[engine] = load_checkpoint(tmp_path / engine / "last.pt")["state_dict"]
+    compared = 0
+    for name, ref in states["reference"].items():
+        got = states["batched"][name]
+        if not ref.is_floating_point():
+            assert torch.equal(got, ref), name
+            continue
+        assert ref.dtype == got.dtype == torch.float64, name
+        # A convolution bias feeds a training-mode BatchNorm, which subtracts it again: its gradient is
+        # rounding noise, in float64 far below Adam's eps (1e-8), so it stays near its initial zero in
+        # both engines, where relative differences mean nothing.
+        if name.endswith("conv.bias"):
+            assert max(got.abs().max(), ref.abs().max()) < 1e-6, name
+            continue
+        scale = ref.abs().max()
+        if name.endswith("running_mean"):  # it follows the convolution bias too: on the activations' scale
+            scale = scale + states["reference"][name.replace("mean", "var")].sqrt().max()
+        rel = float((got - ref).abs().max() / scale.clamp_min(1e-12))
+        assert rel <= 1e-9, (name, rel)
+        compared += 1
+    assert compared == 4 * 5 + 2 + 2  # conv weight, BN weight, bias, running mean, var per block; head; mean, std
+    # The float64 checkpoint opens as the usual float32 model (evaluation, the app, export).
+    model = model_from_checkpoint(load_checkpoint(tmp_path / "batched" / "best.pt"))
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    with pytest.raises(ConfigError, match="precision must be one of"):
+        config(omniglot_root, precision="float16")
+
+
 def test_resume_refuses_other_settings_and_existing_runs(tmp_path, omniglot_root):
     run_to_end(train(config(omniglot_root, iterations=2), tmp_path / "r"))
     with pytest.raises(ConfigError, match="other settings"):
