@@ -188,6 +188,8 @@ class ProbabilityRow(QWidget):
         layout.setContentsMargins(2, 2, 2, 2)
         pic = QLabel()
         pic.setPixmap(thumbnail(Path(prediction.path)))
+        pic.setFixedWidth(THUMB)  # every row's bars start at the same place, whatever the picture's shape
+        pic.setAlignment(Qt.AlignmentFlag.AlignCenter)
         layout.addWidget(pic)
         text = QVBoxLayout()
         head = QLabel(f"<b>{prediction.label}</b> ({100 * prediction.confidence:.1f} %) — {Path(prediction.path).name}")
