@@ -20,6 +20,8 @@ in float64):
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 import torch
@@ -136,6 +138,26 @@ class _GroupNormalize(torch.autograd.Function):
         return dx, grad_weight, grad_bias, None, None
 
 
+def update_running_statistics(
+    bn: nn.modules.batchnorm._BatchNorm, mean: torch.Tensor, var: torch.Tensor, groups: int, count: int
+) -> None:
+    """The running statistics after `groups` BatchNorm calls in order, one per slice, in closed form.
+
+    Args:
+        mean, var: (groups, C) each slice's batch mean and biased variance over `count` values.
+    """
+    with torch.no_grad():
+        m = bn.momentum
+        # r_T = (1-m)^T r_0 + sum_t m (1-m)^(T-1-t) s_t: the per-slice updates, in order.
+        decay = (1 - m) ** torch.arange(groups - 1, -1, -1, dtype=mean.dtype, device=mean.device)
+        weights = (m * decay).view(groups, 1)
+        keep = (1 - m) ** groups
+        bn.running_mean.mul_(keep).add_((weights * mean).sum(0))
+        unbiased = var * (count / max(count - 1, 1))
+        bn.running_var.mul_(keep).add_((weights * unbiased).sum(0))
+        bn.num_batches_tracked.add_(groups)
+
+
 def grouped_batch_norm(bn: nn.modules.batchnorm._BatchNorm, h: torch.Tensor, groups: int) -> torch.Tensor:
     """`bn` applied to `groups` equal slices of the batch, as if called once per slice, in one call.
 
@@ -159,16 +181,7 @@ def grouped_batch_norm(bn: nn.modules.batchnorm._BatchNorm, h: torch.Tensor, gro
     else:
         weight, bias = torch.ones_like(invstd), torch.zeros_like(invstd)
     y = _GroupNormalize.apply(x, weight, bias, mean, invstd)
-    with torch.no_grad():
-        m, count = bn.momentum, x.shape[1]
-        # r_T = (1-m)^T r_0 + sum_t m (1-m)^(T-1-t) s_t: the per-slice updates, in order.
-        decay = (1 - m) ** torch.arange(groups - 1, -1, -1, dtype=h.dtype, device=h.device)
-        weights = (m * decay).view(groups, 1)
-        keep = (1 - m) ** groups
-        bn.running_mean.mul_(keep).add_((weights * mean.view(groups, c)).sum(0))
-        unbiased = var.view(groups, c) * (count / max(count - 1, 1))
-        bn.running_var.mul_(keep).add_((weights * unbiased).sum(0))
-        bn.num_batches_tracked.add_(groups)
+    update_running_statistics(bn, mean.view(groups, c), var.view(groups, c), groups, x.shape[1])
     spatial = h.shape[2:]
     return y.reshape(n, *spatial, c).permute(0, h.dim() - 1, *range(1, h.dim() - 1))
 
@@ -188,8 +201,24 @@ def task_features(trunk: nn.Module, images: list[torch.Tensor], one_pass: bool =
     groups = len(images)
     h = trunk[0](torch.cat(images))
     for block in blocks:
-        h = block.relu(block.max_pool(grouped_batch_norm(block.normalize, block.conv(h), groups)))
+        y = block.conv(h)
+        h = None
+        if _gpu_kernels_wanted(y):
+            from anil_engine import fused_gpu
+
+            if fused_gpu.fusable(block.normalize, block.max_pool, y, groups):
+                h = fused_gpu.grouped_bn_pool_relu(block.normalize, y, groups)
+        if h is None:
+            h = block.relu(block.max_pool(grouped_batch_norm(block.normalize, y, groups)))
     return h.reshape(groups, images[0].shape[0], -1)
+
+
+def _gpu_kernels_wanted(y: torch.Tensor) -> bool:
+    """Whether to try `anil_engine.fused_gpu` (opt-in, ANIL_TRITON=1; imported only then: it imports Triton)."""
+    if y.device.type == "cuda":
+        return os.environ.get("ANIL_TRITON", "0") == "1"
+    fused_gpu = sys.modules.get("anil_engine.fused_gpu")
+    return fused_gpu is not None and fused_gpu.allow_cpu_interpreter
 
 
 def batched_meta_step(

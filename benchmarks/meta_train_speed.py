@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -29,8 +30,9 @@ CONFIGS = {
     "84px-5w5s-cnn4-64": (3, 84, 64, 5, 5, 5, 32),
 }
 ENGINES = ("reference", "batched")
-# Also measurable: the batched engine with its trunk run once per task (the CPU layout) on a GPU.
-EXTRA_ENGINES = ("batched-per-task",)
+# Also measurable on a GPU: the batched engine with its trunk run once per task (the CPU layout), and with
+# the Triton kernels for BatchNorm -> max-pool -> ReLU (anil_engine.fused_gpu, ANIL_TRITON=1).
+EXTRA_ENGINES = ("batched-per-task", "batched-triton")
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ def measure(name: str, engine_name: str, iterations: int, device: str) -> Measur
     from anil_engine.models import AnilModel
 
     channels, size, hidden, ways, shots, query, meta_batch = CONFIGS[name]
+    if engine_name == "batched-triton":
+        os.environ["ANIL_TRITON"] = "1"
     torch.manual_seed(0)
     n_classes, per_class = 64, 20
     g = torch.Generator().manual_seed(0)
@@ -69,7 +73,7 @@ def measure(name: str, engine_name: str, iterations: int, device: str) -> Measur
     pre = Preprocessing(size, channels, (0.5,) * channels, (0.25,) * channels)
     model = AnilModel(ModelConfig(hidden, 4, channels, size, ways), pre)
     task = TaskSpec(ways, shots, query)
-    engine = MetaEngine(engine_name.removesuffix("-per-task"), model, data, task, 0, device, 0.1, 5, False)
+    engine = MetaEngine(engine_name.split("-")[0], model, data, task, 0, device, 0.1, 5, False)
     if engine_name == "batched-per-task":
         engine.one_pass = False
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -101,6 +105,11 @@ def measure(name: str, engine_name: str, iterations: int, device: str) -> Measur
         engine.sample(meta_batch)
         sync()
         sampling.append(time.perf_counter() - t0)
+    if engine_name == "batched-triton":
+        from anil_engine import fused_gpu
+
+        if fused_gpu.calls == 0:  # it fell back to PyTorch's ops: this would time the wrong thing
+            raise SystemExit(f"the Triton kernels did not run: {fused_gpu._failed or 'not on a GPU'}")
     if device == "cuda":
         peak = (torch.cuda.max_memory_allocated() - start_cuda) / 2**20
     else:
@@ -112,7 +121,11 @@ def measure(name: str, engine_name: str, iterations: int, device: str) -> Measur
 
 def run_worker(name: str, engine: str, iterations: int, device: str) -> Measurement:
     cmd = [sys.executable, __file__, "--worker", name, engine, "--iterations", str(iterations), "--device", device]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    env = {k: v for k, v in os.environ.items() if k != "ANIL_TRITON"}  # only "batched-triton" turns them on
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise SystemExit(f"{name} {engine} failed:\n{done.stderr.strip()}")
+    out = done.stdout
     return Measurement(**json.loads(out.strip().splitlines()[-1]))
 
 
@@ -120,7 +133,8 @@ def table(results: list[Measurement]) -> list[str]:
     extra = [e for e in EXTRA_ENGINES if any(m.engine == e for m in results)]
     rows = [
         "| configuration | meta-batch | reference s/it | batched s/it | speed-up | speed-up by round "
-        "| sampling ref / batched (ms) | peak memory ref / batched (MiB) |" + "".join(f" {e} s/it |" for e in extra),
+        "| sampling ref / batched (ms) | peak memory ref / batched (MiB) |"
+        + "".join(f" {e} s/it (speed-up) |" for e in extra),
         "|---|---|---|---|---|---|---|---|" + "---|" * len(extra),
     ]
     by = {(m.config, m.engine): m for m in results}
@@ -132,7 +146,11 @@ def table(results: list[Measurement]) -> list[str]:
             f"| {', '.join(f'{r / b:.2f}' for r, b in zip(ref.round_medians, fast.round_medians, strict=True))} "
             f"| {1000 * ref.sampling_seconds:.1f} / {1000 * fast.sampling_seconds:.1f} "
             f"| {ref.peak_memory_mib:.0f} / {fast.peak_memory_mib:.0f} |"
-            + "".join(f" {by[(name, e)].seconds_per_iteration:.4f} |" for e in extra)
+            + "".join(
+                f" {by[(name, e)].seconds_per_iteration:.4f} "
+                f"({ref.seconds_per_iteration / by[(name, e)].seconds_per_iteration:.2f}x) |"
+                for e in extra
+            )
         )
     return rows
 
@@ -149,6 +167,11 @@ def main() -> int:
         help="also time the batched engine with the trunk run once per task (its CPU layout; on a GPU it "
         "runs each convolution once over the meta-batch)",
     )
+    parser.add_argument(
+        "--triton",
+        action="store_true",
+        help="also time the batched engine with the Triton kernels of anil_engine.fused_gpu (GPU only)",
+    )
     parser.add_argument("--json", default=None, help="also write the measurements to this file")
     parser.add_argument("--worker", nargs=2, metavar=("CONFIG", "ENGINE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -156,12 +179,14 @@ def main() -> int:
         m = measure(args.worker[0], args.worker[1], args.iterations, args.device)
         print(json.dumps(m.__dict__))
         return 0
+    if args.triton and args.device != "cuda":
+        parser.error("--triton times GPU kernels: use it with --device cuda")
     results = []
     for name in args.configs.split(","):
         if name not in CONFIGS:
             parser.error(f"unknown configuration {name!r}; choose from {', '.join(CONFIGS)}")
         # Alternate the engines over several rounds so that drift in machine speed hits both alike.
-        engines = ENGINES + (EXTRA_ENGINES if args.per_task_trunk else ())
+        engines = ENGINES + ("batched-per-task",) * args.per_task_trunk + ("batched-triton",) * args.triton
         runs: dict[str, list[Measurement]] = {e: [] for e in engines}
         for _ in range(args.rounds):
             for engine in engines:

@@ -42,6 +42,14 @@ def test_speed_table_has_both_engines_and_the_speed_up_of_each_round(speed):
     assert cells[5] == f"{ref / fast:.2f}"  # one round: the same ratio
 
 
+def test_speed_table_gives_extra_engines_their_speed_up(speed):
+    m = lambda engine, s: speed.Measurement("tiny", engine, s, 0.001, 10.0, "cuda", (s,), (s,))  # noqa: E731
+    rows = speed.table([m("reference", 0.3), m("batched", 0.05), m("batched-triton", 0.025)])
+    assert rows[0].rstrip().endswith("| batched-triton s/it (speed-up) |")
+    cells = [c.strip() for c in rows[2].strip().strip("|").split("|")]
+    assert cells[4] == "6.00x" and cells[-1] == "0.0250 (12.00x)"
+
+
 def write_run(work, seed, engine, inductive, transductive):
     run = work / f"seed{seed}" / engine
     run.mkdir(parents=True)
