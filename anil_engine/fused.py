@@ -111,8 +111,13 @@ def unavailable_reason() -> str | None:
 
 
 def fusable(bn: nn.Module, pool: nn.Module, x: torch.Tensor) -> bool:
-    """Whether `relu(pool(bn(x)))` can go through the kernel: training-mode affine BatchNorm with running
-    statistics, a 2x2 stride-2 max-pool, x a channels_last float CPU tensor."""
+    """Whether `relu(pool(bn(x)))` can go through the kernel: see `block_fits`, and x on the CPU."""
+    return x.device.type == "cpu" and block_fits(bn, pool, x) and available()
+
+
+def block_fits(bn: nn.Module, pool: nn.Module, x: torch.Tensor) -> bool:
+    """What the CPU and GPU kernels both need: training-mode affine BatchNorm with running statistics (and a
+    momentum), a 2x2 stride-2 max-pool without padding, x a 4-d float32/float64 channels_last tensor."""
     return (
         isinstance(bn, nn.BatchNorm2d)
         and bn.training
@@ -126,13 +131,11 @@ def fusable(bn: nn.Module, pool: nn.Module, x: torch.Tensor) -> bool:
         and _pair(pool.dilation) == (1, 1)
         and not pool.ceil_mode
         and not pool.return_indices
-        and x.device.type == "cpu"
         and x.dtype in (torch.float32, torch.float64)
         and x.dim() == 4
         and x.shape[2] >= 2
         and x.shape[3] >= 2
         and x.is_contiguous(memory_format=torch.channels_last)
-        and available()
     )
 
 

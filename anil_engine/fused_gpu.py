@@ -31,6 +31,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from anil_engine import fused
+
 try:
     import triton.language as tl
 except ImportError:  # PyTorch wheels without Triton (CPU-only builds, macOS)
@@ -48,37 +50,12 @@ def enabled() -> bool:
     return os.environ.get("ANIL_TRITON", "0") == "1" and _failed is None
 
 
-def _pair(v: Any) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else tuple(v)
-
-
 def fusable(bn: nn.Module, pool: nn.Module, x: torch.Tensor, groups: int) -> bool:
     """Whether `relu(pool(grouped_batch_norm(bn, x, groups)))` can go through the kernels."""
     if tl is None:
         return False
     device_ok = (x.device.type == "cuda" and enabled()) or (x.device.type == "cpu" and allow_cpu_interpreter)
-    return (
-        device_ok
-        and isinstance(bn, nn.BatchNorm2d)
-        and bn.training
-        and bn.affine
-        and bn.track_running_stats
-        and bn.momentum is not None
-        and isinstance(pool, nn.MaxPool2d)
-        and _pair(pool.kernel_size) == (2, 2)
-        and _pair(pool.stride or pool.kernel_size) == (2, 2)
-        and _pair(pool.padding) == (0, 0)
-        and _pair(pool.dilation) == (1, 1)
-        and not pool.ceil_mode
-        and not pool.return_indices
-        and x.dim() == 4
-        and x.dtype in (torch.float32, torch.float64)
-        and x.is_contiguous(memory_format=torch.channels_last)
-        and groups > 1
-        and x.shape[0] % groups == 0
-        and x.shape[2] >= 2
-        and x.shape[3] >= 2
-    )
+    return device_ok and groups > 1 and x.shape[0] % groups == 0 and fused.block_fits(bn, pool, x)
 
 
 def _forward_kernel(
