@@ -229,6 +229,17 @@ class _GroupedBlock(torch.autograd.Function):
         return dx, sum_g_xhat.sum(0).view_as(weight), sum_g.sum(0).view_as(weight), None, None, None
 
 
+@functools.cache
+def _compiles(device: torch.device, dtype: torch.dtype, channels: int) -> None:
+    """Compile both kernels for this case on a tiny input (forward and backward), so that a failure shows
+    before training starts rather than in its first backward pass."""
+    x = torch.randn(2, channels, 3, 3, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    ones = torch.ones(1, channels, device=device, dtype=dtype)
+    stats = torch.zeros(2, channels, device=device, dtype=dtype)
+    _GroupedBlock.apply(x, ones, ones, stats, stats + 1, 2).sum().backward()
+
+
 def grouped_bn_pool_relu(bn: nn.BatchNorm2d, x: torch.Tensor, groups: int) -> torch.Tensor | None:
     """`relu(max_pool2d(grouped_batch_norm(bn, x, groups), 2))` through the kernels; None if they failed to
     compile (logged once; PyTorch's ops from then on). Check `fusable` first."""
@@ -236,18 +247,18 @@ def grouped_bn_pool_relu(bn: nn.BatchNorm2d, x: torch.Tensor, groups: int) -> to
     from anil_engine.batched import update_running_statistics
 
     c = x.shape[1]
+    if x.device.type != "cpu":
+        try:
+            _compiles(x.device, x.dtype, c)
+        except Exception as exc:  # no compiler for Triton's launcher, a Triton bug: PyTorch's ops still work
+            _failed = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+            log.warning("Triton block kernels unavailable, using PyTorch's ops: %s", _failed)
+            return None
     xv = _groups_view(x, groups)
     with torch.no_grad():
         var, mean = torch.var_mean(xv, dim=1, correction=0)
         invstd = torch.rsqrt(var + bn.eps)
-    try:
-        out = _GroupedBlock.apply(x, bn.weight.view(1, c), bn.bias.view(1, c), mean, invstd, groups)
-    except Exception as exc:  # no Triton, no compiler for its launcher: PyTorch's ops still work
-        if x.device.type == "cpu":
-            raise
-        _failed = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
-        log.warning("Triton block kernels unavailable, using PyTorch's ops: %s", _failed)
-        return None
+    out = _GroupedBlock.apply(x, bn.weight.view(1, c), bn.bias.view(1, c), mean, invstd, groups)
     update_running_statistics(bn, mean, var, groups, xv.shape[1])
     calls += 1
     return out

@@ -111,6 +111,22 @@ def test_not_fusable_where_the_kernels_do_not_apply():
     assert not fused_gpu.fusable(nn.BatchNorm2d(3, momentum=None).double(), pool, cl, 2)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_compile_check_runs_both_kernels_on_a_tiny_input(device):
+    fused_gpu._compiles.cache_clear()
+    fused_gpu._compiles(torch.device(device), torch.float32, 5)  # raises if either kernel does not run
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_kernel_that_does_not_compile_falls_back_to_pytorch(monkeypatch):
+    x, bn, _ = block_case("cuda", torch.float32, 2, 2, 3, 4, 4)
+    x = x.contiguous(memory_format=torch.channels_last)
+    monkeypatch.setattr(fused_gpu, "_compiles", lambda *a: 1 / 0)
+    monkeypatch.setattr(fused_gpu, "_failed", None)
+    assert fused_gpu.grouped_bn_pool_relu(bn, x, 2) is None
+    assert not fused_gpu.enabled() and "ZeroDivisionError" in fused_gpu._failed
+
+
 def test_off_on_a_gpu_unless_asked_for(monkeypatch):
     monkeypatch.delenv("ANIL_TRITON")
     assert not fused_gpu.enabled()
