@@ -46,6 +46,27 @@ def tiny_train_args(root, out, iterations: int, val_every: int) -> list[str]:
     ]
 
 
+def test_float64_training_and_evaluating_its_checkpoint(tmp_path, folder_root):
+    """What benchmarks/engine_accuracy.sh does with PRECISION=float64: train in float64, evaluate last.pt."""
+    import torch
+
+    out = tmp_path / "run64"
+    args = tiny_train_args(folder_root, out, iterations=2, val_every=2)
+    train = run_cli(*args, "--precision", "float64", "--engine", "reference", "--val-episodes", "4")
+    assert train.returncode == 0, train.stderr
+    assert json.loads((out / "config.json").read_text())["precision"] == "float64"
+    state = torch.load(out / "last.pt", weights_only=True)["state_dict"]
+    assert state["head.weight"].dtype == torch.float64
+    ev = run_cli(
+        "eval", "--checkpoint", str(out / "last.pt"), "--dataset", "folder", "--data-root", str(folder_root),
+        "--split", "test", "--ways", "2", "--shots", "1", "--query", "2", "--episodes", "10", "--json",
+    )  # fmt: skip
+    assert ev.returncode == 0, ev.stderr
+    assert 0 <= json.loads(ev.stdout)["accuracy"] <= 100
+    bad = run_cli(*args, "--precision", "float16")
+    assert bad.returncode == 2 and "--precision" in bad.stderr
+
+
 def test_help_documents_every_flag():
     parser = build_parser()
     for name in ("train", "eval", "pretrain", "card"):
