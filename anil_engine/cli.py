@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--precision",
         choices=("float32", "float64"),
         default="float32",
-        help="float type of meta-training; float64 is several times slower, for checking the engines against "
+        help="float type of meta-training; float64 is slower, there for checking the engines against "
         "each other with far smaller rounding errors (float32)",
     )
     t.add_argument("--seed", type=int, default=42, help="random seed (42)")

@@ -126,8 +126,8 @@ class TrainConfig:
     # Task sampler: "auto" (the engine's own: fast for batched, learn2learn for reference), "fast" or
     # "learn2learn". Giving both engines the same sampler gives them the same tasks for the same seed.
     sampler: str = "auto"
-    # Weights, activations and gradients of meta-training. "float64" is several times slower; it is there to
-    # check the engines against each other with rounding errors ~1e-16 instead of ~1e-7.
+    # Weights, activations and gradients of meta-training. "float64" is slower; it is there to check the
+    # engines against each other with rounding errors ~1e-16 instead of ~1e-7.
     precision: str = "float32"
 
     def __post_init__(self) -> None:
