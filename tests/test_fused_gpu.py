@@ -127,6 +127,34 @@ def test_a_kernel_that_does_not_compile_falls_back_to_pytorch(monkeypatch):
     assert not fused_gpu.enabled() and "ZeroDivisionError" in fused_gpu._failed
 
 
+@pytest.mark.parametrize("arch", [80, 90])  # Ampere (A100), Hopper (H100, H200)
+def test_kernels_compile_to_gpu_machine_code(arch):
+    """Triton compiles both kernels down to a cubin with its bundled ptxas, no GPU needed: this catches what
+    the interpreter cannot (types, layouts, code generation), for the block sizes the engine launches."""
+    import inspect
+
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource, compile
+
+    kernels = fused_gpu._kernels(False)
+    for dtype in ("fp32", "fp64"):
+        for kernel, source in zip(kernels, (fused_gpu._forward_kernel, fused_gpu._backward_kernel), strict=True):
+            names = list(inspect.signature(source).parameters)
+            signature = {
+                n: "constexpr"
+                if n.startswith("BLOCK_")
+                else ("*i8" if n == "idx_ptr" else f"*{dtype}")
+                if n.endswith("_ptr")
+                else "i32"
+                for n in names
+            }
+            blocks = {n: fused_gpu.BLOCK_PIXELS if n != "BLOCK_C" else fused_gpu._block_c(64) for n in names}
+            constexprs = {n: v for n, v in blocks.items() if n.startswith("BLOCK_")}
+            compiled = compile(ASTSource(kernel, signature, constexprs), target=GPUTarget("cuda", arch, 32))
+            assert compiled.asm["cubin"]
+            assert ".local" not in compiled.asm["ptx"]  # no register spills to local memory
+
+
 def test_off_on_a_gpu_unless_asked_for(monkeypatch):
     monkeypatch.delenv("ANIL_TRITON")
     assert not fused_gpu.enabled()
