@@ -127,6 +127,15 @@ def test_a_kernel_that_does_not_compile_falls_back_to_pytorch(monkeypatch):
     assert not fused_gpu.enabled() and "ZeroDivisionError" in fused_gpu._failed
 
 
+def arg_type(name: str, dtype: str) -> str:
+    """Triton's signature type of a kernel argument."""
+    if name.startswith("BLOCK_"):
+        return "constexpr"
+    if name == "idx_ptr":
+        return "*i8"
+    return f"*{dtype}" if name.endswith("_ptr") else "i32"
+
+
 @pytest.mark.parametrize("arch", [80, 90])  # Ampere (A100), Hopper (H100, H200)
 def test_kernels_compile_to_gpu_machine_code(arch):
     """Triton compiles both kernels down to a cubin with its bundled ptxas, no GPU needed: this catches what
@@ -140,16 +149,9 @@ def test_kernels_compile_to_gpu_machine_code(arch):
     for dtype in ("fp32", "fp64"):
         for kernel, source in zip(kernels, (fused_gpu._forward_kernel, fused_gpu._backward_kernel), strict=True):
             names = list(inspect.signature(source).parameters)
-            signature = {
-                n: "constexpr"
-                if n.startswith("BLOCK_")
-                else ("*i8" if n == "idx_ptr" else f"*{dtype}")
-                if n.endswith("_ptr")
-                else "i32"
-                for n in names
-            }
-            blocks = {n: fused_gpu.BLOCK_PIXELS if n != "BLOCK_C" else fused_gpu._block_c(64) for n in names}
-            constexprs = {n: v for n, v in blocks.items() if n.startswith("BLOCK_")}
+            signature = {n: arg_type(n, dtype) for n in names}
+            constexprs = {n: fused_gpu._block_c(64) if n == "BLOCK_C" else fused_gpu.BLOCK_PIXELS for n in names}
+            constexprs = {n: v for n, v in constexprs.items() if n.startswith("BLOCK_")}
             compiled = compile(ASTSource(kernel, signature, constexprs), target=GPUTarget("cuda", arch, 32))
             assert compiled.asm["cubin"]
             assert ".local" not in compiled.asm["ptx"]  # no register spills to local memory
