@@ -45,6 +45,7 @@ class Measurement:
     device: str
     times: tuple[float, ...] = ()  # every timed iteration
     round_medians: tuple[float, ...] = ()  # one median per round (one process each)
+    profile: str = ""  # with --profile: torch.profiler's table of the timed iterations
 
 
 def _rss_mib(field: str) -> float:
@@ -54,8 +55,12 @@ def _rss_mib(field: str) -> float:
     return float("nan")
 
 
-def measure(name: str, engine_name: str, iterations: int, device: str) -> Measurement:
+def measure(name: str, engine_name: str, iterations: int, device: str, profile: bool = False) -> Measurement:
+    import contextlib
+
     import torch
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as profiler
 
     from anil_engine.config import ModelConfig, Preprocessing, TaskSpec
     from anil_engine.datasets.base import ImageTensorDataset
@@ -96,15 +101,21 @@ def measure(name: str, engine_name: str, iterations: int, device: str) -> Measur
         torch.cuda.reset_peak_memory_stats()
         start_cuda = torch.cuda.memory_allocated()
     times, sampling = [], []
-    for _ in range(iterations):
-        t0 = time.perf_counter()
-        iteration()
-        sync()
-        times.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        engine.sample(meta_batch)
-        sync()
-        sampling.append(time.perf_counter() - t0)
+    activities = [ProfilerActivity.CPU] + [ProfilerActivity.CUDA] * (device == "cuda")
+    with profiler(activities=activities) if profile else contextlib.nullcontext() as prof:
+        for _ in range(iterations):
+            t0 = time.perf_counter()
+            iteration()
+            sync()
+            times.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            engine.sample(meta_batch)
+            sync()
+            sampling.append(time.perf_counter() - t0)
+    table = ""
+    if profile:
+        key = "self_cuda_time_total" if device == "cuda" else "self_cpu_time_total"
+        table = prof.key_averages().table(sort_by=key, row_limit=15)
     if engine_name == "batched-triton":
         from anil_engine import fused_gpu
 
@@ -115,12 +126,13 @@ def measure(name: str, engine_name: str, iterations: int, device: str) -> Measur
     else:
         peak = _rss_mib("VmHWM") - start_rss
     return Measurement(
-        name, engine_name, statistics.median(times), statistics.median(sampling), peak, device, tuple(times)
+        name, engine_name, statistics.median(times), statistics.median(sampling), peak, device, tuple(times), (), table
     )
 
 
-def run_worker(name: str, engine: str, iterations: int, device: str) -> Measurement:
+def run_worker(name: str, engine: str, iterations: int, device: str, profile: bool = False) -> Measurement:
     cmd = [sys.executable, __file__, "--worker", name, engine, "--iterations", str(iterations), "--device", device]
+    cmd += ["--profile"] * profile
     env = {k: v for k, v in os.environ.items() if k != "ANIL_TRITON"}  # only "batched-triton" turns them on
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
@@ -172,11 +184,17 @@ def main() -> int:
         action="store_true",
         help="also time the batched engine with the Triton kernels of anil_engine.fused_gpu (GPU only)",
     )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="run the timed iterations under torch.profiler and print each run's top operations (the profiler "
+        "slows them down: time without it)",
+    )
     parser.add_argument("--json", default=None, help="also write the measurements to this file")
     parser.add_argument("--worker", nargs=2, metavar=("CONFIG", "ENGINE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        m = measure(args.worker[0], args.worker[1], args.iterations, args.device)
+        m = measure(args.worker[0], args.worker[1], args.iterations, args.device, args.profile)
         print(json.dumps(m.__dict__))
         return 0
     if args.triton and args.device != "cuda":
@@ -190,7 +208,7 @@ def main() -> int:
         runs: dict[str, list[Measurement]] = {e: [] for e in engines}
         for _ in range(args.rounds):
             for engine in engines:
-                m = run_worker(name, engine, args.iterations, args.device)
+                m = run_worker(name, engine, args.iterations, args.device, args.profile)
                 print(f"{name} {engine}: {m.seconds_per_iteration:.3f} s/it", file=sys.stderr, flush=True)
                 runs[engine].append(m)
         for engine, ms in runs.items():
@@ -205,6 +223,7 @@ def main() -> int:
                     args.device,
                     times,
                     tuple(m.seconds_per_iteration for m in ms),
+                    "\n".join(m.profile for m in ms),
                 )
             )
     import torch
@@ -215,6 +234,8 @@ def main() -> int:
         "speed-up by round: reference / batched within each round); 5 inner steps, second order\n"
     )
     print("\n".join(table(results)))
+    for m in results if args.profile else ():
+        print(f"\ntorch.profiler, {m.config}, {m.engine} (timings above were taken under the profiler):\n{m.profile}")
     if args.json:
         Path(args.json).write_text(json.dumps([m.__dict__ for m in results], indent=2))
     return 0

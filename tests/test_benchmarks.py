@@ -42,6 +42,12 @@ def test_speed_table_has_both_engines_and_the_speed_up_of_each_round(speed):
     assert cells[5] == f"{ref / fast:.2f}"  # one round: the same ratio
 
 
+def test_profile_lists_the_top_operations(speed):
+    m = speed.measure("tiny", "batched", 1, "cpu", profile=True)
+    assert "convolution" in m.profile and "Self CPU" in m.profile
+    assert speed.measure("tiny", "batched", 1, "cpu").profile == ""
+
+
 def test_speed_table_gives_extra_engines_their_speed_up(speed):
     m = lambda engine, s: speed.Measurement("tiny", engine, s, 0.001, 10.0, "cuda", (s,), (s,))  # noqa: E731
     rows = speed.table([m("reference", 0.3), m("batched", 0.05), m("batched-triton", 0.025)])
