@@ -35,7 +35,18 @@ case "$(uname -m)" in
   aarch64|arm64) TORCH=("torch==2.9.1" "torchvision==0.24.1") ;;
   *) TORCH=("torch" "torchvision") ;;
 esac
-"$VPY" -c "import torch, torchvision" 2>/dev/null || "${PIP[@]}" install "${TORCH[@]}"
+if ! "$VPY" -c "import torch, torchvision" 2>/dev/null; then
+  # PyPI's x86-64 PyTorch is the CUDA build: about 5.5 GB in the venv. Say so before pip fails half-way with
+  # "No space left on device".
+  NEED_GB=7
+  FREE_GB=$(df -Pk "$VENV" | awk 'NR == 2 { print int($4 / 1048576) }')
+  if [ "$(uname -m)" = x86_64 ] && [ "$FREE_GB" -lt "$NEED_GB" ]; then
+    echo "setup: PyTorch needs about $NEED_GB GB free for $VENV; only $FREE_GB GB is free there." >&2
+    echo "setup: free some space (old clones' .venv folders are 6 GB each) and run this script again." >&2
+    exit 1
+  fi
+  "${PIP[@]}" install "${TORCH[@]}"
+fi
 
 if ! "$VPY" -c "import learn2learn.data.task_dataset" 2>/dev/null; then
   WHEEL=$(ls "$WHEELS"/learn2learn-0.2.0-*.whl 2>/dev/null | head -n1 || true)
