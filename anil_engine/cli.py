@@ -18,22 +18,28 @@ BUNDLED_MODELS = Path(__file__).resolve().parent.parent / "models"
 
 def _drive(
     gen: Generator[Any, None, Any],
-    bar_total: int,
+    bar_total: int | Callable[[Any], int],
     desc: str,
     quiet: bool,
     postfix: Callable[[Any], dict[str, Any]],
     count: Callable[[Any], int],
 ) -> Any:
-    """Run a job generator under a tqdm bar; Ctrl-C closes it (the job saves its state)."""
+    """Run a job generator under a tqdm bar; Ctrl-C closes it (the job saves its state).
+
+    `bar_total`: the bar's length, or a function reading it from the first item.
+    """
     from tqdm import tqdm
 
-    bar = tqdm(total=bar_total, desc=desc, disable=quiet, dynamic_ncols=True, file=sys.stderr)
+    known = not callable(bar_total)
+    bar = tqdm(total=bar_total if known else None, desc=desc, disable=quiet, dynamic_ncols=True, file=sys.stderr)
     try:
         while True:
             try:
                 item = next(gen)
             except StopIteration as stop:
                 return stop.value
+            if not known:
+                bar.total, known = bar_total(item), True
             bar.update(count(item) - bar.n)
             bar.set_postfix(postfix(item), refresh=False)
     except KeyboardInterrupt:
@@ -175,7 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-augment", action="store_true", help="no random affine (and mirror) augmentation")
     p.add_argument("--seed", type=int, default=42, help="random seed (42)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="device (auto)")
-    p.add_argument("--out", required=True, help="checkpoint file to write")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="checkpoint file to write; while it runs, OUT_STEM.resume.pt beside it holds a resumable state",
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue an interrupted pre-training of --out from its .resume.pt"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     e = sub.add_parser("eval", help="evaluate a checkpoint on N-way K-shot test episodes")
@@ -322,7 +335,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from anil_engine.datasets import DEFAULT_PREPROCESSING
-    from anil_engine.pretraining import PretrainConfig, pretrain
+    from anil_engine.pretraining import PretrainConfig, pretrain, resume_path
 
     size = args.input_size or DEFAULT_PREPROCESSING[args.dataset][0]
     config = PretrainConfig(
@@ -343,25 +356,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         cosine_scale=args.cosine_scale,
         label_smoothing=args.label_smoothing,
     )
-    gen = pretrain(config, args.out)
-    from anil_engine.datasets import load_dataset
-
-    steps = (
-        -(
-            -len(
-                load_dataset(
-                    config.dataset,
-                    config.data_root,
-                    "train",
-                    size,
-                    DEFAULT_PREPROCESSING[config.dataset][1],
-                    config.split_scheme,
-                )
-            )
-            // config.batch_size
-        )
-        * config.epochs
-    )
+    _sigterm_as_interrupt()
+    gen = pretrain(config, args.out, resume=args.resume)
     val = {}
 
     def postfix(p: Any) -> dict[str, Any]:
@@ -369,7 +365,14 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
             val["val5w1s"] = f"{p.val_accuracy:.1f}"
         return {"epoch": p.epoch, "loss": f"{p.loss:.3f}", "acc": f"{p.accuracy:.1f}", **val}
 
-    result = _drive(gen, steps, "pretrain", args.quiet, postfix, lambda p: p.step)
+    try:
+        result = _drive(gen, lambda p: p.steps, "pretrain", args.quiet, postfix, lambda p: p.step)
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted: saved {resume_path(args.out)}; continue with the same command plus --resume",
+            file=sys.stderr,
+        )
+        return 130
     print(json.dumps(result))
     return 0
 

@@ -20,16 +20,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from anil_engine.cards import machine_description
-from anil_engine.checkpoint import save_checkpoint
+from anil_engine.checkpoint import load_checkpoint, save_checkpoint
 from anil_engine.config import EvalConfig, ModelConfig, Preprocessing, TaskSpec, resolve_device
 from anil_engine.datasets import DEFAULT_PREPROCESSING, load_dataset
-from anil_engine.errors import ConfigError
+from anil_engine.errors import CheckpointError, ConfigError
 from anil_engine.evaluation import evaluate, run_to_end
 from anil_engine.models import AnilModel
 from anil_engine.tasks import to_float
 from anil_engine.training import make_checkpoint
 
 PROGRESS_STEPS = 20
+SAVE_EVERY_S = 300.0  # a resumable state at least this often (and at every epoch's end)
 CLASSIFIERS = ("linear", "cosine")
 
 
@@ -114,8 +115,46 @@ def random_affine(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return F.grid_sample(x, grid, padding_mode="border", align_corners=False)
 
 
-def pretrain(config: PretrainConfig, out: str | Path) -> Generator[PretrainProgress, None, dict]:
-    """Train trunk + Linear(num_features, n_train_classes); save the trunk with a fresh `ways` head."""
+def resume_path(out: str | Path) -> Path:
+    """Where `pretrain(config, out)` keeps its resumable state while it runs: OUT_STEM.resume.pt beside OUT."""
+    out = Path(out)
+    return out.with_name(out.stem + ".resume.pt")
+
+
+def _comparable(config: PretrainConfig) -> dict:
+    """The settings a resumed run must share with the saved one (the device may change)."""
+    return {k: v for k, v in config.__dict__.items() if k != "device"}
+
+
+def pretrain(
+    config: PretrainConfig, out: str | Path, resume: bool = False, save_every_s: float = SAVE_EVERY_S
+) -> Generator[PretrainProgress, None, dict]:
+    """Train trunk + Linear(num_features, n_train_classes); save the trunk with a fresh `ways` head to `out`.
+
+    While it runs, `resume_path(out)` holds a resumable state (weights, classifier, optimizer, schedule,
+    position in the epoch, random states), written at every epoch's end, every `save_every_s` seconds,
+    and when the job stops early (generator closed, Ctrl-C, an error). `resume=True` continues from it
+    exactly where it stopped; the state file is removed once `out` is written.
+    """
+    out = Path(out)
+    state_path = resume_path(out)
+    saved: dict | None = None
+    if resume:
+        if not state_path.is_file():
+            raise CheckpointError(f"{state_path}: nothing to resume; start without --resume")
+        saved = load_checkpoint(state_path)
+        if "resume" not in saved or saved["resume"].get("pretrain_config") is None:
+            raise CheckpointError(f"{state_path}: not a pre-training state; start without --resume")
+        if saved["resume"]["pretrain_config"] != _comparable(config):
+            raise ConfigError(
+                f"{state_path}: was pre-trained with other settings; resume with the same settings (only --device "
+                "may change) or choose another --out"
+            )
+    elif state_path.exists():
+        raise ConfigError(
+            f"{state_path}: an unfinished pre-training of {out.name}; pass --resume to continue it, or delete the "
+            "file to start over"
+        )
     device = resolve_device(config.device)
     _size, channels, mean, std = DEFAULT_PREPROCESSING[config.dataset]
     pre = Preprocessing(config.input_size, channels, mean, std)
@@ -133,75 +172,122 @@ def pretrain(config: PretrainConfig, out: str | Path) -> Generator[PretrainProgr
     params = list(model.trunk.parameters()) + list(classifier.parameters())
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, config.lr, total_steps=config.epochs * steps_per_epoch, pct_start=0.1
-    )
+    total_steps = config.epochs * steps_per_epoch
+    # 10 % warm-up; at least 1.5 steps of it, since OneCycleLR divides by (warm-up steps - 1).
+    warmup = min(0.75, max(0.1, 1.5 / total_steps))
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=total_steps, pct_start=warmup)
+    # Where the run stands: the next step is `step_in_epoch` of `epoch` (1-based), over `order`.
+    epoch, step_in_epoch, order = 1, 0, torch.randperm(len(train_data), generator=gen)
+    total_loss, correct, seen, val_acc, elapsed_before = 0.0, 0, 0, 0.0, 0.0
+    if saved is not None:
+        r = saved["resume"]
+        model.load_state_dict(saved["state_dict"])
+        classifier.load_state_dict(r["classifier"])
+        optimizer.load_state_dict(r["optimizer"])
+        scheduler.load_state_dict(r["scheduler"])
+        epoch, step_in_epoch, order = int(r["epoch"]), int(r["step_in_epoch"]), r["order"]
+        total_loss, correct, seen = float(r["total_loss"]), int(r["correct"]), int(r["seen"])
+        val_acc, elapsed_before = float(r["val_acc"]), float(r["elapsed_s"])
+        gen.set_state(r["generator"])
+        torch.set_rng_state(r["torch_rng"])
+    dataset = {"name": config.dataset, "split_scheme": config.split_scheme, "train_split": "train"}
     start = time.perf_counter()
-    val_acc = 0.0
+    # The random states at the last step boundary: a run stopped inside a step resumes from its start.
+    rngs = (gen.get_state(), torch.get_rng_state())
+
+    def elapsed() -> float:
+        return elapsed_before + time.perf_counter() - start
+
+    def metrics() -> dict:
+        return {
+            "epochs": config.epochs,
+            "val_5w1s": val_acc,
+            "train_seconds": round(elapsed(), 1),
+            "device": device,
+            "machine": machine_description(device),
+            "torch": str(torch.__version__),
+            "pretrain_config": dict(config.__dict__),
+        }
+
+    def save_state() -> None:
+        state = {
+            "pretrain_config": _comparable(config),
+            "classifier": {k: v.detach().cpu().clone() for k, v in classifier.state_dict().items()},
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "epoch": epoch,
+            "step_in_epoch": step_in_epoch,
+            "order": order,
+            "total_loss": total_loss,
+            "correct": correct,
+            "seen": seen,
+            "val_acc": val_acc,
+            "elapsed_s": elapsed(),
+            "generator": rngs[0],
+            "torch_rng": rngs[1],
+        }
+        save_checkpoint(make_checkpoint(model, None, "pretrained", metrics(), dataset, state), state_path)
+
+    def progress(step: int, val: float | None) -> PretrainProgress:
+        return PretrainProgress(
+            step, config.epochs * steps_per_epoch, epoch, config.epochs, total_loss / max(seen, 1),
+            100 * correct / max(seen, 1), val, elapsed(),
+        )  # fmt: skip
+
     val_query = max(1, min(15, int(val_data.class_counts().min()) - 1))
     val_every = math.ceil(config.epochs / 4)  # 4 validations: on 84x84 inputs one costs about an epoch
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        order = torch.randperm(len(train_data), generator=gen)
-        total_loss, correct, seen = 0.0, 0, 0
-        for i in range(steps_per_epoch):
-            idx = order[i * config.batch_size : (i + 1) * config.batch_size]
-            x = to_float(train_data.images[idx], device)
-            y = train_data.labels[idx].to(device)
-            if config.augment:
-                x = random_affine(x, gen)
-                if channels == 3:  # photos: mirror half of them (characters are not mirror-symmetric)
-                    flip = (torch.rand(len(idx), generator=gen) < 0.5).to(device)
-                    x = torch.where(flip[:, None, None, None], x.flip(3), x)
-            x = x.contiguous(memory_format=torch.channels_last)
-            logits = classifier(model.trunk(x))
-            loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            total_loss += float(loss.detach()) * len(idx)
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(idx)
-            step = (epoch - 1) * steps_per_epoch + i + 1
-            if (i + 1) % PROGRESS_STEPS == 0 and i + 1 < steps_per_epoch:
-                yield PretrainProgress(
-                    step,
-                    config.epochs * steps_per_epoch,
-                    epoch,
-                    config.epochs,
-                    total_loss / seen,
-                    100 * correct / seen,
-                    None,
-                    time.perf_counter() - start,
+    save_state()  # also finds out now, not after the first epoch, whether OUT's folder is writable
+    last_save = time.perf_counter()
+    completed = False
+    try:
+        while epoch <= config.epochs:
+            model.train()
+            while step_in_epoch < steps_per_epoch:
+                idx = order[step_in_epoch * config.batch_size : (step_in_epoch + 1) * config.batch_size]
+                x = to_float(train_data.images[idx], device)
+                y = train_data.labels[idx].to(device)
+                if config.augment:
+                    x = random_affine(x, gen)
+                    if channels == 3:  # photos: mirror half of them (characters are not mirror-symmetric)
+                        flip = (torch.rand(len(idx), generator=gen) < 0.5).to(device)
+                        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+                x = x.contiguous(memory_format=torch.channels_last)
+                logits = classifier(model.trunk(x))
+                loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                total_loss += float(loss.detach()) * len(idx)
+                correct += int((logits.argmax(1) == y).sum())
+                seen += len(idx)
+                step_in_epoch += 1
+                rngs = (gen.get_state(), torch.get_rng_state())
+                if step_in_epoch < steps_per_epoch:
+                    if time.perf_counter() - last_save >= save_every_s:
+                        save_state()
+                        last_save = time.perf_counter()
+                    if step_in_epoch % PROGRESS_STEPS == 0:
+                        yield progress((epoch - 1) * steps_per_epoch + step_in_epoch, None)
+            validating = epoch % val_every == 0 or epoch == config.epochs
+            if validating:
+                val = evaluate(
+                    model, val_data, EvalConfig(TaskSpec(5, 1, val_query), 200, "inductive", 1234), 0.1, 5, device
                 )
-        validating = epoch % val_every == 0 or epoch == config.epochs
-        if validating:
-            val = evaluate(
-                model, val_data, EvalConfig(TaskSpec(5, 1, val_query), 200, "inductive", 1234), 0.1, 5, device
-            )
-            val_acc = run_to_end(val)["accuracy"]
-        yield PretrainProgress(
-            epoch * steps_per_epoch,
-            config.epochs * steps_per_epoch,
-            epoch,
-            config.epochs,
-            total_loss / seen,
-            100 * correct / seen,
-            val_acc if validating else None,
-            time.perf_counter() - start,
-        )
-    model = model.to(memory_format=torch.contiguous_format)
-
-    metrics = {
-        "epochs": config.epochs,
-        "val_5w1s": val_acc,
-        "train_seconds": round(time.perf_counter() - start, 1),
-        "device": device,
-        "machine": machine_description(device),
-        "torch": str(torch.__version__),
-        "pretrain_config": dict(config.__dict__),
-    }
-    dataset = {"name": config.dataset, "split_scheme": config.split_scheme, "train_split": "train"}
-    save_checkpoint(make_checkpoint(model, None, "pretrained", metrics, dataset), out)
-    return {"out": str(out), **{k: metrics[k] for k in ("val_5w1s", "train_seconds")}}
+                val_acc = run_to_end(val)["accuracy"]
+            report = progress(epoch * steps_per_epoch, val_acc if validating else None)
+            # The next epoch's position; saved now, it is where a resumed run starts.
+            epoch, step_in_epoch, total_loss, correct, seen = epoch + 1, 0, 0.0, 0, 0
+            if epoch <= config.epochs:
+                order = torch.randperm(len(train_data), generator=gen)
+                rngs = (gen.get_state(), torch.get_rng_state())
+                save_state()
+                last_save = time.perf_counter()
+            yield report
+        save_checkpoint(make_checkpoint(model, None, "pretrained", metrics(), dataset), out)
+        completed = True
+    finally:
+        if not completed:  # closed (cancel), Ctrl-C or an error: keep the work done so far
+            save_state()
+    state_path.unlink(missing_ok=True)
+    return {"out": str(out), "val_5w1s": val_acc, "train_seconds": round(elapsed(), 1)}

@@ -242,6 +242,41 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path, folder_root, signame):
     assert json.loads(resumed.stdout.strip().splitlines()[-1])["iterations"] == done + 2
 
 
+def test_ctrl_c_stops_pretraining_with_a_resumable_state(tmp_path):
+    import signal
+    import time
+
+    from conftest import write_class_folders
+
+    from anil_engine.checkpoint import load_checkpoint
+
+    root = write_class_folders(tmp_path / "data", n_classes=32, per_class=4, size=16)
+    out = tmp_path / "pre.pt"
+    args = [
+        "pretrain", "--dataset", "folder", "--data-root", str(root), "--input-size", "16", "--hidden-size", "8",
+        "--ways", "5", "--batch-size", "16", "--epochs", "1000", "--device", "cpu", "--out", str(out),
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "anil_engine", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    state = tmp_path / "pre.resume.pt"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not state.is_file():  # written before the first step
+        time.sleep(0.2)
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert f"saved {state}; continue with the same command plus --resume" in err
+    assert not out.exists()
+    saved = load_checkpoint(state)["resume"]
+    assert saved["epoch"] > 1 or saved["step_in_epoch"] > 0  # two seconds of training were kept
+    again = run_cli(*args)
+    assert again.returncode == 2 and "pass --resume to continue it" in again.stderr
+    changed = run_cli(*args, "--lr", "0.01", "--resume")
+    assert changed.returncode == 2 and "was pre-trained with other settings" in changed.stderr
+
+
 def test_classify_command_adapts_classifies_and_evaluates(tmp_path, folder_root):
     import shutil
 

@@ -183,3 +183,109 @@ def test_rescale_features_sets_the_mean_norm():
     after = model.forward_features(x)
     assert torch.allclose(after.norm(dim=1).mean(), torch.tensor(3.0), atol=1e-4)
     assert torch.allclose(after, before * scale, atol=1e-5)
+
+
+def _pretrain_config(root, **kw):
+    from anil_engine.pretraining import PretrainConfig
+
+    base = dict(
+        dataset="folder", data_root=str(root), epochs=2, batch_size=16, hidden_size=8, input_size=16, ways=5,
+        device="cpu",
+    )  # fmt: skip
+    return PretrainConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def pretrain_root(tmp_path_factory):
+    """32 classes of 4 small images: 20 training classes (5 steps of 16 per epoch), 5 validation classes."""
+    from conftest import write_class_folders
+
+    return write_class_folders(tmp_path_factory.mktemp("pretrain"), n_classes=32, per_class=4, size=16)
+
+
+@pytest.fixture(scope="module")
+def pretrained_without_a_stop(tmp_path_factory, pretrain_root):
+    from anil_engine.pretraining import pretrain, resume_path
+
+    out = tmp_path_factory.mktemp("full") / "full.pt"
+    result = run_to_end(pretrain(_pretrain_config(pretrain_root), out))
+    assert not resume_path(out).exists()  # removed once the result is written
+    return out, result
+
+
+class _StopInsideAStep(Exception):
+    pass
+
+
+@pytest.mark.parametrize("stop", ["closed mid-epoch", "closed at an epoch's end", "error inside a step"])
+def test_pretraining_stopped_and_resumed_ends_at_the_same_weights(
+    tmp_path, pretrain_root, pretrained_without_a_stop, monkeypatch, stop
+):
+    from anil_engine import pretraining
+
+    monkeypatch.setattr(pretraining, "PROGRESS_STEPS", 1)  # a progress item after every step
+    cfg = _pretrain_config(pretrain_root)
+    full_path, full = pretrained_without_a_stop
+
+    out = tmp_path / "part.pt"
+    state = pretraining.resume_path(out)
+    assert state == tmp_path / "part.resume.pt"
+    job = pretraining.pretrain(cfg, out)
+    if stop == "error inside a step":
+        calls = {"n": 0}
+        affine = pretraining.random_affine
+
+        def failing_affine(x, generator):
+            calls["n"] += 1
+            y = affine(x, generator)  # its random numbers are drawn, then the step dies
+            if calls["n"] == 4:
+                raise _StopInsideAStep
+            return y
+
+        monkeypatch.setattr(pretraining, "random_affine", failing_affine)
+        with pytest.raises(_StopInsideAStep):
+            for _ in job:
+                pass
+        monkeypatch.setattr(pretraining, "random_affine", affine)
+        expected = (1, 3)  # three steps done
+    else:
+        items = []
+        for item in job:
+            items.append(item)
+            if stop == "closed mid-epoch" and item.step == 3 or item.val_accuracy is not None:
+                break
+        job.close()
+        expected = (1, 3) if stop == "closed mid-epoch" else (2, 0)
+        assert items[-1].step == (3 if stop == "closed mid-epoch" else items[-1].steps // 2)
+    assert not out.exists() and state.is_file()
+    saved = load_checkpoint(state)["resume"]
+    assert (saved["epoch"], saved["step_in_epoch"]) == expected
+
+    resumed = run_to_end(pretraining.pretrain(cfg, out, resume=True))
+    assert not state.exists()
+    a, b = load_checkpoint(full_path), load_checkpoint(out)
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for key in a["state_dict"]:
+        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
+    assert resumed["val_5w1s"] == full["val_5w1s"]
+
+
+def test_pretraining_saves_its_state_while_it_runs_and_refuses_to_mix_runs(tmp_path, pretrain_root):
+    from anil_engine.errors import CheckpointError
+    from anil_engine.pretraining import pretrain, resume_path
+
+    cfg = _pretrain_config(pretrain_root, epochs=1)
+    out = tmp_path / "pre.pt"
+    with pytest.raises(CheckpointError, match=r"pre.resume.pt: nothing to resume; start without --resume"):
+        run_to_end(pretrain(cfg, out, resume=True))
+    job = pretrain(cfg, out, save_every_s=0.0)  # a state after every step
+    next(job)  # the first progress item comes after PROGRESS_STEPS steps (or at the epoch's end)
+    saved = load_checkpoint(resume_path(out))
+    assert saved["kind"] == "pretrained" and saved["resume"]["step_in_epoch"] >= 1
+    with pytest.raises(ConfigError, match=r"pre.resume.pt: an unfinished pre-training of pre.pt; pass --resume"):
+        run_to_end(pretrain(cfg, out))
+    with pytest.raises(ConfigError, match=r"other settings; resume with the same settings"):
+        run_to_end(pretrain(_pretrain_config(pretrain_root, epochs=1, lr=0.01), out, resume=True))
+    job.close()
+    run_to_end(pretrain(_pretrain_config(pretrain_root, epochs=1, device="auto"), out, resume=True))
+    assert load_checkpoint(out)["kind"] == "pretrained" and not resume_path(out).exists()
