@@ -18,35 +18,36 @@ BUNDLED_MODELS = Path(__file__).resolve().parent.parent / "models"
 
 def _drive(
     gen: Generator[Any, None, Any],
-    bar_total: int | Callable[[Any], int],
-    desc: str,
     quiet: bool,
+    phase: Callable[[Any], tuple[str, int, int]],
     postfix: Callable[[Any], dict[str, Any]],
-    count: Callable[[Any], int],
 ) -> Any:
     """Run a job generator under a tqdm bar; Ctrl-C closes it (the job saves its state).
 
-    `bar_total`: the bar's length, or a function reading it from the first item.
+    `phase(item)`: (what is running, its length, how far it is); a new name starts a new bar.
     """
     from tqdm import tqdm
 
-    known = not callable(bar_total)
-    bar = tqdm(total=bar_total if known else None, desc=desc, disable=quiet, dynamic_ncols=True, file=sys.stderr)
+    bar, desc = None, None
     try:
         while True:
             try:
                 item = next(gen)
             except StopIteration as stop:
                 return stop.value
-            if not known:
-                bar.total, known = bar_total(item), True
-            bar.update(count(item) - bar.n)
+            name, total, done = phase(item)
+            if name != desc:
+                if bar is not None:
+                    bar.close()
+                bar, desc = tqdm(total=total, desc=name, disable=quiet, dynamic_ncols=True, file=sys.stderr), name
+            bar.update(done - bar.n)
             bar.set_postfix(postfix(item), refresh=False)
     except KeyboardInterrupt:
         gen.close()
         raise
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
 
 
 def _sigterm_as_interrupt() -> None:
@@ -130,8 +131,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--init-feature-norm",
         type=float,
-        default=0.0,
-        help="with --init-from: rescale the trunk so mean feature norm is this (0: off)",
+        default=None,
+        help="with --init-from: rescale the trunk so mean feature norm is this (0: off; default 0, or 16 with "
+        "--pretrain-epochs)",
+    )
+    t.add_argument(
+        "--pretrain-epochs",
+        type=int,
+        default=0,
+        help="first pre-train the trunk as a plain classifier for this many epochs (into OUT/pretrained.pt; "
+        "`pretrain`'s other defaults), then meta-train from it: the bundled models' recipe as one command (0: off)",
     )
     t.add_argument(
         "--engine",
@@ -275,6 +284,13 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_train(args: argparse.Namespace) -> int:
     from anil_engine.config import TrainConfig
     from anil_engine.datasets import DEFAULT_PREPROCESSING
+    from anil_engine.pretraining import (
+        PRETRAINED,
+        RECIPE_FEATURE_NORM,
+        PretrainProgress,
+        pretrain_then_train,
+        resume_path,
+    )
     from anil_engine.training import train
 
     size = args.input_size or DEFAULT_PREPROCESSING[args.dataset][0]
@@ -299,7 +315,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         val_episodes=args.val_episodes,
         checkpoint_every=args.checkpoint_every,
         init_from=args.init_from,
-        init_feature_norm=args.init_feature_norm,
+        init_feature_norm=0.0 if args.pretrain_epochs > 0 else (args.init_feature_norm or 0.0),
         engine=args.engine,
         sampler=args.sampler,
         precision=args.precision,
@@ -308,29 +324,53 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     # Under torchrun every process runs this command; rank 0 alone shows progress and prints the result.
     main_rank = os.environ.get("RANK", "0") == "0"
-    gen = train(config, args.out, resume=args.resume)
+    pretraining = args.pretrain_epochs > 0
+    if pretraining:
+        norm = RECIPE_FEATURE_NORM if args.init_feature_norm is None else args.init_feature_norm
+        gen = pretrain_then_train(config, args.pretrain_epochs, args.out, args.resume, norm)
+    else:
+        gen = train(config, args.out, resume=args.resume)
     _sigterm_as_interrupt()
 
+    def phase(p: Any) -> tuple[str, int, int]:
+        if isinstance(p, PretrainProgress):
+            return "pretrain", p.steps, p.step
+        return "meta-train", p.iterations, p.iteration
+
+    pretrain_postfix = _pretrain_postfix()
+
     def postfix(p: Any) -> dict[str, Any]:
+        if isinstance(p, PretrainProgress):
+            return pretrain_postfix(p)
         d = {"loss": f"{p.loss:.3f}", "acc": f"{p.accuracy:.1f}"}
         if p.best_val_accuracy is not None:
             d["best_val"] = f"{p.best_val_accuracy:.2f}"
         return d
 
     try:
-        result = _drive(
-            gen, config.iterations, "meta-train", args.quiet or not main_rank, postfix, lambda p: p.iteration
-        )
+        result = _drive(gen, args.quiet or not main_rank, phase, postfix)
     except KeyboardInterrupt:
         if main_rank:
-            print(
-                f"\ninterrupted: saved {Path(args.out) / 'last.pt'}; continue with the same command plus --resume",
-                file=sys.stderr,
-            )
+            saved = Path(args.out) / "last.pt"
+            if pretraining and not saved.exists():
+                saved = resume_path(Path(args.out) / PRETRAINED)
+            print(f"\ninterrupted: saved {saved}; continue with the same command plus --resume", file=sys.stderr)
         return 130
     if main_rank:
         print(json.dumps(result))
     return 0
+
+
+def _pretrain_postfix() -> Callable[[Any], dict[str, Any]]:
+    """The pre-training bar's numbers; the last validation accuracy stays shown."""
+    val: dict[str, str] = {}
+
+    def postfix(p: Any) -> dict[str, Any]:
+        if p.val_accuracy is not None:
+            val["val5w1s"] = f"{p.val_accuracy:.1f}"
+        return {"epoch": p.epoch, "loss": f"{p.loss:.3f}", "acc": f"{p.accuracy:.1f}", **val}
+
+    return postfix
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
@@ -358,15 +398,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     )
     _sigterm_as_interrupt()
     gen = pretrain(config, args.out, resume=args.resume)
-    val = {}
-
-    def postfix(p: Any) -> dict[str, Any]:
-        if p.val_accuracy is not None:
-            val["val5w1s"] = f"{p.val_accuracy:.1f}"
-        return {"epoch": p.epoch, "loss": f"{p.loss:.3f}", "acc": f"{p.accuracy:.1f}", **val}
-
     try:
-        result = _drive(gen, lambda p: p.steps, "pretrain", args.quiet, postfix, lambda p: p.step)
+        result = _drive(gen, args.quiet, lambda p: ("pretrain", p.steps, p.step), _pretrain_postfix())
     except KeyboardInterrupt:
         print(
             f"\ninterrupted: saved {resume_path(args.out)}; continue with the same command plus --resume",
@@ -427,9 +460,8 @@ def run_eval(
     config = EvalConfig(TaskSpec(ways, shots, query), episodes, bn, seed, fast_lr, steps, method)
     dev = resolve_device(device)
     gen = evaluate(model, data, config, ckpt["fast_lr"], ckpt["adaptation_steps"], dev)
-    result = _drive(
-        gen, episodes, f"eval {ways}w{shots}s {bn}", quiet, lambda p: {"acc": f"{p.accuracy:.2f}"}, lambda p: p.episode
-    )
+    desc = f"eval {ways}w{shots}s {bn}"
+    result = _drive(gen, quiet, lambda p: (desc, episodes, p.episode), lambda p: {"acc": f"{p.accuracy:.2f}"})
     result.update(
         {
             "dataset": name,

@@ -10,9 +10,10 @@ CPU hours than meta-training from scratch (see the reference table: pre-training
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -21,13 +22,13 @@ from torch import nn
 
 from anil_engine.cards import machine_description
 from anil_engine.checkpoint import load_checkpoint, save_checkpoint
-from anil_engine.config import EvalConfig, ModelConfig, Preprocessing, TaskSpec, resolve_device
+from anil_engine.config import EvalConfig, ModelConfig, Preprocessing, TaskSpec, TrainConfig, resolve_device
 from anil_engine.datasets import DEFAULT_PREPROCESSING, load_dataset
 from anil_engine.errors import CheckpointError, ConfigError
 from anil_engine.evaluation import evaluate, run_to_end
 from anil_engine.models import AnilModel
 from anil_engine.tasks import to_float
-from anil_engine.training import make_checkpoint
+from anil_engine.training import TrainProgress, make_checkpoint, train
 
 PROGRESS_STEPS = 20
 SAVE_EVERY_S = 300.0  # a resumable state at least this often (and at every epoch's end)
@@ -95,7 +96,7 @@ class PretrainProgress:
     epochs: int
     loss: float
     accuracy: float  # training accuracy, percent
-    val_accuracy: float | None  # val 5-way 1-shot, percent (at validating epoch ends)
+    val_accuracy: float | None  # val 5-way 1-shot (fewer ways if val has fewer classes), percent, at validations
     elapsed_s: float
 
 
@@ -235,6 +236,7 @@ def pretrain(
         )  # fmt: skip
 
     val_query = max(1, min(15, int(val_data.class_counts().min()) - 1))
+    val_ways = min(5, val_data.n_classes)  # a small folder may have fewer validation classes
     val_every = math.ceil(config.epochs / 4)  # 4 validations: on 84x84 inputs one costs about an epoch
     save_state()  # also finds out now, not after the first epoch, whether OUT's folder is writable
     last_save = time.perf_counter()
@@ -269,11 +271,10 @@ def pretrain(
                         last_save = time.perf_counter()
                     if step_in_epoch % PROGRESS_STEPS == 0:
                         yield progress((epoch - 1) * steps_per_epoch + step_in_epoch, None)
-            validating = epoch % val_every == 0 or epoch == config.epochs
+            validating = (epoch % val_every == 0 or epoch == config.epochs) and val_ways >= 2
             if validating:
-                val = evaluate(
-                    model, val_data, EvalConfig(TaskSpec(5, 1, val_query), 200, "inductive", 1234), 0.1, 5, device
-                )
+                task = TaskSpec(val_ways, 1, val_query)
+                val = evaluate(model, val_data, EvalConfig(task, 200, "inductive", 1234), 0.1, 5, device)
                 val_acc = run_to_end(val)["accuracy"]
             report = progress(epoch * steps_per_epoch, val_acc if validating else None)
             # The next epoch's position; saved now, it is where a resumed run starts.
@@ -291,3 +292,57 @@ def pretrain(
             save_state()
     state_path.unlink(missing_ok=True)
     return {"out": str(out), "val_5w1s": val_acc, "train_seconds": round(elapsed(), 1)}
+
+
+PRETRAINED = "pretrained.pt"
+RECIPE_FEATURE_NORM = 16.0  # the bundled models' rescaling of a pre-trained trunk (see `train --init-feature-norm`)
+
+
+def pretrain_config_for(config: TrainConfig, epochs: int) -> PretrainConfig:
+    """Pre-training settings matching a meta-training run: its data, trunk, head size, seed and device."""
+    return PretrainConfig(
+        dataset=config.dataset,
+        data_root=config.data_root,
+        split_scheme=config.split_scheme,
+        epochs=epochs,
+        hidden_size=config.hidden_size,
+        input_size=config.input_size,
+        ways=config.ways,
+        seed=config.seed,
+        device=config.device,
+    )
+
+
+def pretrain_then_train(
+    config: TrainConfig,
+    pretrain_epochs: int,
+    out_dir: str | Path,
+    resume: bool = False,
+    feature_norm: float = RECIPE_FEATURE_NORM,
+) -> Generator[PretrainProgress | TrainProgress, None, dict]:
+    """The bundled models' recipe as one job: pre-train the trunk into OUT/pretrained.pt, then meta-train in OUT.
+
+    Meta-training starts from the pre-trained trunk rescaled to mean feature norm
+    `feature_norm` (0: not rescaled). Yields `PretrainProgress`, then `TrainProgress`;
+    returns `train`'s summary. Stopped anywhere, `resume=True` continues: the pre-training
+    from OUT/pretrained.resume.pt, or the meta-training from OUT/last.pt.
+    """
+    if config.init_from:
+        raise ConfigError("pre-training makes the starting trunk: leave 'start trunk from' (--init-from) empty")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError(
+            "pre-training runs in one process: run `anil-studio pretrain` first, then `torchrun ... train --init-from`"
+        )
+    out = Path(out_dir)
+    pre_path = out / PRETRAINED
+    pre_config = pretrain_config_for(config, pretrain_epochs)
+    config = replace(config, init_from=str(pre_path), init_feature_norm=feature_norm)
+    started = [p for p in (pre_path, resume_path(pre_path), out / "last.pt") if p.exists()]
+    if not resume and started:
+        raise ConfigError(f"{out}: already holds a run ({started[0].name}); resume it or choose a new run folder")
+    if resume and not started:
+        raise CheckpointError(f"{out}: nothing to resume; start without resume")
+    if not pre_path.is_file():
+        out.mkdir(parents=True, exist_ok=True)
+        yield from pretrain(pre_config, pre_path, resume=resume_path(pre_path).is_file())
+    return (yield from train(config, out, resume=(out / "last.pt").is_file()))

@@ -277,6 +277,21 @@ def test_ctrl_c_stops_pretraining_with_a_resumable_state(tmp_path):
     assert changed.returncode == 2 and "was pre-trained with other settings" in changed.stderr
 
 
+def test_train_with_pretrain_epochs_runs_the_recipe_in_one_command(tmp_path, folder_root):
+    from anil_engine.checkpoint import load_checkpoint
+
+    out = tmp_path / "run"
+    args = tiny_train_args(folder_root, out, iterations=2, val_every=2)
+    done = run_cli(*args, "--pretrain-epochs", "1", "--val-episodes", "4")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1])["iterations"] == 2
+    assert load_checkpoint(out / "pretrained.pt")["kind"] == "pretrained"
+    saved = load_checkpoint(out / "best.pt")["train_config"]
+    assert saved["init_from"] == str(out / "pretrained.pt") and saved["init_feature_norm"] == 16.0
+    both = run_cli(*tiny_train_args(folder_root, tmp_path / "b", 2, 2), "--pretrain-epochs", "1", "--init-from", "x.pt")
+    assert both.returncode == 2 and "leave 'start trunk from' (--init-from) empty" in both.stderr
+
+
 def test_classify_command_adapts_classifies_and_evaluates(tmp_path, folder_root):
     import shutil
 

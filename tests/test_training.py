@@ -289,3 +289,39 @@ def test_pretraining_saves_its_state_while_it_runs_and_refuses_to_mix_runs(tmp_p
     job.close()
     run_to_end(pretrain(_pretrain_config(pretrain_root, epochs=1, device="auto"), out, resume=True))
     assert load_checkpoint(out)["kind"] == "pretrained" and not resume_path(out).exists()
+
+
+def test_pretrain_then_train_is_one_resumable_job(tmp_path, pretrain_root):
+    from anil_engine.errors import CheckpointError
+    from anil_engine.pretraining import PretrainProgress, pretrain_then_train
+    from anil_engine.training import TrainProgress
+
+    cfg = TrainConfig(
+        dataset="folder", data_root=str(pretrain_root), ways=2, shots=1, query=1, meta_batch_size=2, iterations=3,
+        val_every=3, val_episodes=3, checkpoint_every=1, hidden_size=8, input_size=16, device="cpu",
+    )  # fmt: skip
+    out = tmp_path / "run"
+    with pytest.raises(CheckpointError, match="nothing to resume"):
+        run_to_end(pretrain_then_train(cfg, 2, out, resume=True))
+    job = pretrain_then_train(cfg, 2, out)
+    assert isinstance(next(job), PretrainProgress)
+    job.close()  # stopped during pre-training
+    assert (out / "pretrained.resume.pt").is_file() and not (out / "pretrained.pt").exists()
+    with pytest.raises(ConfigError, match=r"already holds a run \(pretrained.resume.pt\); resume it"):
+        run_to_end(pretrain_then_train(cfg, 2, out))
+    job = pretrain_then_train(cfg, 2, out, resume=True)
+    kinds = []
+    for item in job:
+        kinds.append(type(item))
+        if isinstance(item, TrainProgress):
+            break
+    job.close()  # stopped during meta-training, after one iteration
+    assert PretrainProgress in kinds and kinds[-1] is TrainProgress
+    assert (out / "pretrained.pt").is_file() and not (out / "pretrained.resume.pt").exists()
+    assert load_checkpoint(out / "last.pt")["resume"]["iteration"] == 1
+    result = run_to_end(pretrain_then_train(cfg, 2, out, resume=True))
+    assert result["iterations"] == 3
+    saved = load_checkpoint(out / "last.pt")["train_config"]
+    assert saved["init_from"] == str(out / "pretrained.pt") and saved["init_feature_norm"] == 16.0
+    with pytest.raises(ConfigError, match="leave 'start trunk from'"):
+        run_to_end(pretrain_then_train(TrainConfig(**{**cfg.to_dict(), "init_from": "x.pt"}), 2, tmp_path / "b"))
