@@ -195,6 +195,31 @@ def test_meta_training_in_the_app_becomes_the_current_model(qtbot, window, folde
     d.close()
 
 
+def test_pretraining_then_meta_training_in_the_app(qtbot, window, folder_root, tmp_path):
+    window.show_train_dialog()
+    d = window.train_dialog
+    d.dataset.setCurrentText("folder")
+    d.data_root.setText(str(folder_root))
+    for box, value in ((d.ways, 2), (d.shots, 1), (d.query, 1), (d.meta_batch, 2), (d.iterations, 2)):
+        box.setValue(value)
+    d.input_size.setValue(32)
+    d.hidden.setValue(8)
+    d.val_every.setValue(2)
+    d.val_episodes.setValue(3)
+    d.device.setCurrentText("cpu")
+    d.pretrain_epochs.setValue(1)
+    d.out.setText(str(tmp_path / "run"))
+    statuses = []
+    with qtbot.waitSignal(window.model_loaded, timeout=TIMEOUT * 3) as loaded:
+        d.start(resume=False)
+        d.job.progress.connect(lambda p: statuses.append(d.status.text()))
+    assert loaded.args[0] == str(tmp_path / "run" / "best.pt")
+    assert (tmp_path / "run" / "pretrained.pt").is_file()
+    assert any(s.startswith("Pre-training the trunk, epoch 1/1") for s in statuses)
+    assert statuses[-1].startswith("Iteration 2/2") and d.progress.maximum() == 2 and d.progress.value() == 2
+    d.close()
+
+
 def test_export_classifier_from_the_app_matches_torch_free_predict(qtbot, window, folder_root, tmp_path):
     from anil_engine.runtime import OnnxClassifier
 
