@@ -367,7 +367,7 @@ def _pretrain_postfix() -> Callable[[Any], dict[str, Any]]:
 
     def postfix(p: Any) -> dict[str, Any]:
         if p.val_accuracy is not None:
-            val["val5w1s"] = f"{p.val_accuracy:.1f}"
+            val["val_ncm"] = f"{p.val_accuracy:.1f}"
         return {"epoch": p.epoch, "loss": f"{p.loss:.3f}", "acc": f"{p.accuracy:.1f}", **val}
 
     return postfix

@@ -96,7 +96,9 @@ class PretrainProgress:
     epochs: int
     loss: float
     accuracy: float  # training accuracy, percent
-    val_accuracy: float | None  # val 5-way 1-shot (fewer ways if val has fewer classes), percent, at validations
+    # Validation 5-way 1-shot accuracy by nearest class mean (fewer ways if val has fewer classes), percent;
+    # only on the items that end a validating epoch.
+    val_accuracy: float | None
     elapsed_s: float
 
 
@@ -203,6 +205,7 @@ def pretrain(
         return {
             "epochs": config.epochs,
             "val_5w1s": val_acc,
+            "val_method": "ncm",
             "train_seconds": round(elapsed(), 1),
             "device": device,
             "machine": machine_description(device),
@@ -274,7 +277,10 @@ def pretrain(
             validating = (epoch % val_every == 0 or epoch == config.epochs) and val_ways >= 2
             if validating:
                 task = TaskSpec(val_ways, 1, val_query)
-                val = evaluate(model, val_data, EvalConfig(task, 200, "inductive", 1234), 0.1, 5, device)
+                # Nearest class mean: it measures the features whatever their scale. The fresh head with 5 steps of
+                # lr 0.1 depends on it (Omniglot, CNN4-32, 4 epochs: 58 % against 94 % on the same trunk).
+                val_config = EvalConfig(task, 200, "inductive", 1234, method="ncm")
+                val = evaluate(model, val_data, val_config, 0.1, 5, device)
                 val_acc = run_to_end(val)["accuracy"]
             report = progress(epoch * steps_per_epoch, val_acc if validating else None)
             # The next epoch's position; saved now, it is where a resumed run starts.
