@@ -348,6 +348,8 @@ def pretrain_then_train(
         raise ConfigError(f"{out}: already holds a run ({started[0].name}); resume it or choose a new run folder")
     if resume and not started:
         raise CheckpointError(f"{out}: nothing to resume; start without resume")
+    if resume and (out / "last.pt").exists() and not pre_path.is_file():
+        raise ConfigError(f"{out}: its meta-training did not start from {PRETRAINED}; resume it without pre-training")
     if not pre_path.is_file():
         out.mkdir(parents=True, exist_ok=True)
         yield from pretrain(pre_config, pre_path, resume=resume_path(pre_path).is_file())

@@ -235,7 +235,7 @@ class TrainDialog(QDialog):
         if isinstance(p, PretrainProgress):  # progress and status only; the curves are meta-training's
             self.progress.setRange(0, p.steps)
             self.progress.setValue(p.step)
-            val = f", validation {p.val_accuracy:.1f} %" if p.val_accuracy is not None else ""
+            val = f", validation (nearest class mean) {p.val_accuracy:.1f} %" if p.val_accuracy is not None else ""
             self.status.setText(
                 f"Pre-training the trunk, epoch {p.epoch}/{p.epochs}: loss {p.loss:.3f}, "
                 f"accuracy {p.accuracy:.1f} %{val}"

@@ -323,5 +323,9 @@ def test_pretrain_then_train_is_one_resumable_job(tmp_path, pretrain_root):
     assert result["iterations"] == 3
     saved = load_checkpoint(out / "last.pt")["train_config"]
     assert saved["init_from"] == str(out / "pretrained.pt") and saved["init_feature_norm"] == 16.0
+    plain = tmp_path / "plain"
+    run_to_end(train(cfg, plain))
+    with pytest.raises(ConfigError, match="did not start from pretrained.pt; resume it without pre-training"):
+        run_to_end(pretrain_then_train(cfg, 2, plain, resume=True))
     with pytest.raises(ConfigError, match="leave 'start trunk from'"):
         run_to_end(pretrain_then_train(TrainConfig(**{**cfg.to_dict(), "init_from": "x.pt"}), 2, tmp_path / "b"))
