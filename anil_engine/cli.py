@@ -188,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cosine-scale", type=float, default=10.0, help="logit scale of the cosine classifier (10)")
     p.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing of the loss (0)")
     p.add_argument("--no-augment", action="store_true", help="no random affine (and mirror) augmentation")
+    p.add_argument(
+        "--val-episodes", type=int, default=200, help="5-way 1-shot validation episodes, 4 times a run (200)"
+    )
     p.add_argument("--seed", type=int, default=42, help="random seed (42)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="device (auto)")
     p.add_argument(
@@ -395,6 +398,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         classifier=args.classifier,
         cosine_scale=args.cosine_scale,
         label_smoothing=args.label_smoothing,
+        val_episodes=args.val_episodes,
     )
     _sigterm_as_interrupt()
     gen = pretrain(config, args.out, resume=args.resume)

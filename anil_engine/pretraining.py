@@ -71,6 +71,7 @@ class PretrainConfig:
     classifier: str = "linear"  # or "cosine": scaled cosine similarity to each class's weight row
     cosine_scale: float = 10.0
     label_smoothing: float = 0.0
+    val_episodes: int = 200  # validation episodes at 4 epoch ends
 
     def __post_init__(self) -> None:
         if self.classifier not in CLASSIFIERS:
@@ -79,7 +80,7 @@ class PretrainConfig:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         if not self.cosine_scale > 0:
             raise ConfigError(f"cosine_scale must be > 0, got {self.cosine_scale!r}")
-        for name in ("epochs", "batch_size", "lr", "hidden_size", "input_size"):
+        for name in ("epochs", "batch_size", "lr", "hidden_size", "input_size", "val_episodes"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
         if self.weight_decay < 0:
@@ -279,7 +280,7 @@ def pretrain(
                 task = TaskSpec(val_ways, 1, val_query)
                 # Nearest class mean: it measures the features whatever their scale. The fresh head with 5 steps of
                 # lr 0.1 depends on it (Omniglot, CNN4-32, 4 epochs: 58 % against 94 % on the same trunk).
-                val_config = EvalConfig(task, 200, "inductive", 1234, method="ncm")
+                val_config = EvalConfig(task, config.val_episodes, "inductive", 1234, method="ncm")
                 val = evaluate(model, val_data, val_config, 0.1, 5, device)
                 val_acc = run_to_end(val)["accuracy"]
             report = progress(epoch * steps_per_epoch, val_acc if validating else None)
@@ -316,6 +317,7 @@ def pretrain_config_for(config: TrainConfig, epochs: int) -> PretrainConfig:
         ways=config.ways,
         seed=config.seed,
         device=config.device,
+        val_episodes=config.val_episodes,
     )
 
 

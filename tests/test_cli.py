@@ -254,7 +254,8 @@ def test_ctrl_c_stops_pretraining_with_a_resumable_state(tmp_path):
     out = tmp_path / "pre.pt"
     args = [
         "pretrain", "--dataset", "folder", "--data-root", str(root), "--input-size", "16", "--hidden-size", "8",
-        "--ways", "5", "--batch-size", "16", "--epochs", "1000", "--device", "cpu", "--out", str(out),
+        "--ways", "5", "--batch-size", "16", "--epochs", "1000", "--device", "cpu", "--val-episodes", "10",
+        "--out", str(out),
     ]  # fmt: skip
     proc = subprocess.Popen(
         [sys.executable, "-m", "anil_engine", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

@@ -124,8 +124,9 @@ def test_pretrain_then_meta_train_from_it(tmp_path, omniglot_root):
     from anil_engine.pretraining import PretrainConfig, pretrain
 
     pre = PretrainConfig(
-        dataset="omniglot", data_root=str(omniglot_root), epochs=1, batch_size=512, hidden_size=8, ways=5, device="cpu"
-    )
+        dataset="omniglot", data_root=str(omniglot_root), epochs=1, batch_size=512, hidden_size=8, ways=5, device="cpu",
+        val_episodes=20,
+    )  # fmt: skip
     result = run_to_end(pretrain(pre, tmp_path / "pre.pt"))
     ckpt = load_checkpoint(tmp_path / "pre.pt")
     assert ckpt["kind"] == "pretrained" and result["val_5w1s"] >= 0
@@ -160,6 +161,7 @@ def test_cosine_classifier_logits_and_pretrain_options(tmp_path, omniglot_root):
         classifier="cosine",
         label_smoothing=0.1,
         augment=False,
+        val_episodes=20,
     )
     run_to_end(pretrain(pre, tmp_path / "cos.pt"))
     ckpt = load_checkpoint(tmp_path / "cos.pt")
@@ -190,7 +192,7 @@ def _pretrain_config(root, **kw):
 
     base = dict(
         dataset="folder", data_root=str(root), epochs=2, batch_size=16, hidden_size=8, input_size=16, ways=5,
-        device="cpu",
+        device="cpu", val_episodes=20,
     )  # fmt: skip
     return PretrainConfig(**{**base, **kw})
 
