@@ -433,50 +433,14 @@ def run_eval(
     method: str = "head",
     random_trunk: bool = False,
 ) -> dict[str, Any]:
-    """Load a checkpoint and its data, run an evaluation, return the result dict.
+    """`anil_engine.evaluation.evaluate_checkpoint` under a progress bar; returns its result dict."""
+    from anil_engine.config import EvalConfig, TaskSpec
+    from anil_engine.evaluation import evaluate_checkpoint
 
-    `random_trunk`: replace the trained trunk by a freshly initialised one (seeded by `seed`; BatchNorm
-    statistics measured on 1,024 training images), the baseline the trained trunk must beat.
-    """
-    from anil_engine.checkpoint import load_checkpoint
-    from anil_engine.config import EvalConfig, TaskSpec, resolve_device
-    from anil_engine.datasets import load_dataset
-    from anil_engine.evaluation import evaluate
-    from anil_engine.models import model_from_checkpoint
-
-    ckpt = load_checkpoint(checkpoint)
-    model = model_from_checkpoint(ckpt, checkpoint)
-    name = dataset or ckpt["dataset"].get("name", "omniglot")
-    scheme = split_scheme or ckpt["dataset"].get("split_scheme", "vinyals")
-    pre = model.preprocessing
-    data = load_dataset(name, data_root, split, pre.size, pre.channels, scheme)
-    if random_trunk:
-        import torch
-
-        from anil_engine.models import AnilModel, calibrate_batchnorm
-        from anil_engine.tasks import to_float
-
-        torch.manual_seed(seed)
-        model = AnilModel(model.config, pre)
-        train_images = load_dataset(name, data_root, "train", pre.size, pre.channels, scheme).images
-        pick = torch.randperm(len(train_images), generator=torch.Generator().manual_seed(seed))[:1024]
-        calibrate_batchnorm(model, to_float(train_images[pick], "cpu"))
     config = EvalConfig(TaskSpec(ways, shots, query), episodes, bn, seed, fast_lr, steps, method)
-    dev = resolve_device(device)
-    gen = evaluate(model, data, config, ckpt["fast_lr"], ckpt["adaptation_steps"], dev)
+    gen = evaluate_checkpoint(checkpoint, data_root, config, dataset, split, split_scheme, device, random_trunk)
     desc = f"eval {ways}w{shots}s {bn}"
-    result = _drive(gen, quiet, lambda p: (desc, episodes, p.episode), lambda p: {"acc": f"{p.accuracy:.2f}"})
-    result.update(
-        {
-            "dataset": name,
-            "split": split,
-            "split_scheme": scheme,
-            "checkpoint": str(checkpoint),
-            "device": dev,
-            "trunk": "random" if random_trunk else "trained",
-        }
-    )
-    return result
+    return _drive(gen, quiet, lambda p: (desc, episodes, p.episode), lambda p: {"acc": f"{p.accuracy:.2f}"})
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

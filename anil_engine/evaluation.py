@@ -7,6 +7,7 @@ import math
 import time
 from collections.abc import Generator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -139,6 +140,56 @@ def evaluate(
         "seconds": round(time.perf_counter() - start, 2),
         "trunk_engine": "onnxruntime" if session is not None else "torch",
     }
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    data_root: str,
+    config: EvalConfig,
+    dataset: str | None = None,
+    split: str = "test",
+    split_scheme: str | None = None,
+    device: str = "auto",
+    random_trunk: bool = False,
+) -> Generator[EvalProgress, None, dict[str, Any]]:
+    """Load a checkpoint and the split of its data set (or `dataset`), then `evaluate` it; yields progress.
+
+    `random_trunk`: replace the trained trunk by a freshly initialised one (seeded by `config.seed`;
+    BatchNorm statistics measured on 1,024 training images), the baseline the trained trunk must beat.
+
+    Returns:
+        `evaluate`'s result plus "dataset", "split", "split_scheme", "checkpoint", "device", "trunk".
+    """
+    from anil_engine.checkpoint import load_checkpoint
+    from anil_engine.config import resolve_device
+    from anil_engine.datasets import load_dataset
+    from anil_engine.models import calibrate_batchnorm, model_from_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
+    model = model_from_checkpoint(ckpt, checkpoint)
+    name = dataset or ckpt["dataset"].get("name", "omniglot")
+    scheme = split_scheme or ckpt["dataset"].get("split_scheme", "vinyals")
+    pre = model.preprocessing
+    data = load_dataset(name, data_root, split, pre.size, pre.channels, scheme)
+    if random_trunk:
+        torch.manual_seed(config.seed)
+        model = AnilModel(model.config, pre)
+        train_images = load_dataset(name, data_root, "train", pre.size, pre.channels, scheme).images
+        pick = torch.randperm(len(train_images), generator=torch.Generator().manual_seed(config.seed))[:1024]
+        calibrate_batchnorm(model, to_float(train_images[pick], "cpu"))
+    dev = resolve_device(device)
+    result = yield from evaluate(model, data, config, ckpt["fast_lr"], ckpt["adaptation_steps"], dev)
+    result.update(
+        {
+            "dataset": name,
+            "split": split,
+            "split_scheme": scheme,
+            "checkpoint": str(checkpoint),
+            "device": dev,
+            "trunk": "random" if random_trunk else "trained",
+        }
+    )
+    return result
 
 
 def run_to_end(gen: Generator[Any, None, Any]) -> Any:

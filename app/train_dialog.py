@@ -10,9 +10,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QProgressBar,
@@ -24,26 +22,7 @@ from PySide6.QtWidgets import (
 
 from anil_engine.config import TrainConfig
 from app.jobs import CANCELLED, Job
-
-
-def _path_row(edit: QLineEdit, folder: bool, parent: QWidget) -> QWidget:
-    row = QWidget()
-    layout = QHBoxLayout(row)
-    layout.setContentsMargins(0, 0, 0, 0)
-    layout.addWidget(edit, 1)
-    browse = QPushButton("Browse…")
-
-    def pick() -> None:
-        if folder:
-            chosen = QFileDialog.getExistingDirectory(parent, "Choose folder", edit.text())
-        else:
-            chosen, _ = QFileDialog.getOpenFileName(parent, "Choose checkpoint", edit.text(), "Checkpoints (*.pt)")
-        if chosen:
-            edit.setText(chosen)
-
-    browse.clicked.connect(pick)
-    layout.addWidget(browse)
-    return row
+from app.widgets import hbox, path_row
 
 
 class TrainDialog(QDialog):
@@ -100,20 +79,20 @@ class TrainDialog(QDialog):
         )
         self.dataset.currentTextChanged.connect(self._dataset_changed)
         form.addRow("Data set", self.dataset)
-        form.addRow("Data root", _path_row(self.data_root, True, self))
+        form.addRow("Data root", path_row(self.data_root, True, self))
         form.addRow("Omniglot split", self.split_scheme)
-        form.addRow("Ways / shots / query", self._row(self.ways, self.shots, self.query))
+        form.addRow("Ways / shots / query", hbox(self.ways, self.shots, self.query))
         form.addRow("Meta learning rate (Adam)", self.meta_lr)
         form.addRow("Fast learning rate (head)", self.fast_lr)
         form.addRow("Meta-batch size", self.meta_batch)
         form.addRow("Adaptation steps", self.steps)
         form.addRow("Iterations", self.iterations)
-        form.addRow("Input size / hidden size", self._row(self.input_size, self.hidden))
+        form.addRow("Input size / hidden size", hbox(self.input_size, self.hidden))
         form.addRow("", self.first_order)
-        form.addRow("Validate every / episodes", self._row(self.val_every, self.val_episodes))
+        form.addRow("Validate every / episodes", hbox(self.val_every, self.val_episodes))
         form.addRow("Device", self.device)
-        form.addRow("Run folder", _path_row(self.out, True, self))
-        form.addRow("Start trunk from (optional)", _path_row(self.init_from, False, self))
+        form.addRow("Run folder", path_row(self.out, True, self))
+        form.addRow("Start trunk from (optional)", path_row(self.init_from, False, self))
         form.addRow("Pre-train trunk first (epochs)", self.pretrain_epochs)
         self.progress = QProgressBar()
         self.status = QLabel("Not started.")
@@ -124,7 +103,7 @@ class TrainDialog(QDialog):
         self.start_button.clicked.connect(lambda: self.start(resume=False))
         self.resume_button.clicked.connect(lambda: self.start(resume=True))
         self.stop_button.clicked.connect(self.stop)
-        buttons = self._row(self.start_button, self.resume_button, self.stop_button)
+        buttons = hbox(self.start_button, self.resume_button, self.stop_button)
         import pyqtgraph as pg
 
         self.plot = pg.PlotWidget(title="Meta-training")
@@ -152,15 +131,6 @@ class TrainDialog(QDialog):
         layout.addWidget(self.plot, 2)
         layout.addWidget(self.loss_plot, 1)
         self.resize(720, 900)
-
-    @staticmethod
-    def _row(*widgets: QWidget) -> QWidget:
-        row = QWidget()
-        layout = QHBoxLayout(row)
-        layout.setContentsMargins(0, 0, 0, 0)
-        for w in widgets:
-            layout.addWidget(w)
-        return row
 
     def _dataset_changed(self, name: str) -> None:
         self.split_scheme.setEnabled(name == "omniglot")

@@ -7,6 +7,7 @@ from pathlib import Path
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QImage, QImageReader, QPainter, QPixmap
 from PySide6.QtWidgets import (
+    QFileDialog,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -23,6 +24,34 @@ from PySide6.QtWidgets import (
 
 THUMB = 56
 _thumb_cache: dict[tuple[str, int], QPixmap] = {}
+
+
+def hbox(*widgets: QWidget) -> QWidget:
+    """The widgets side by side, as one form field."""
+    row = QWidget()
+    layout = QHBoxLayout(row)
+    layout.setContentsMargins(0, 0, 0, 0)
+    for widget in widgets:
+        layout.addWidget(widget)
+    return row
+
+
+def path_row(edit: QLineEdit, folder: bool, parent: QWidget) -> QWidget:
+    """`edit` with a Browse… button choosing a folder, or else a checkpoint file."""
+    browse = QPushButton("Browse…")
+
+    def pick() -> None:
+        if folder:
+            chosen = QFileDialog.getExistingDirectory(parent, "Choose folder", edit.text())
+        else:
+            chosen, _ = QFileDialog.getOpenFileName(parent, "Choose checkpoint", edit.text(), "Checkpoints (*.pt)")
+        if chosen:
+            edit.setText(chosen)
+
+    browse.clicked.connect(pick)
+    row = hbox(edit, browse)
+    row.layout().setStretch(0, 1)
+    return row
 
 
 def thumbnail(path: Path, size: int = THUMB) -> QPixmap:

@@ -152,6 +152,8 @@ class MainWindow(QMainWindow):
         self._adapt_pending = False
         self._adapt_job: Job | None = None
         self.train_dialog = None
+        self.eval_dialog = None
+        self.checkpoint_info: dict[str, Any] = {}  # the current checkpoint's data set and trained task
         self.confirm_close = self._ask_save_changes
         self._build_model_panel()
         self._build_center()
@@ -301,6 +303,7 @@ class MainWindow(QMainWindow):
         action(model, "Adapt now", self.adapt_now, "Ctrl+R")
         action(model, "Leave-one-out evaluation", self.leave_one_out, "Ctrl+L")
         action(model, "Meta-train…", self.show_train_dialog, "Ctrl+T")
+        action(model, "Evaluate on a data set…", self.show_eval_dialog, "Ctrl+Shift+L")
 
     # ---------------------------------------------------------------------------------- jobs
     def run_job(self, name: str, fn, *args, on_done=None, on_progress=None) -> Job:  # noqa: ANN001
@@ -356,6 +359,9 @@ class MainWindow(QMainWindow):
         self.checkpoint_path = result["path"]
         self.checkpoint_sha256 = result["sha256"]
         ckpt = result["ckpt"]
+        self.checkpoint_info = {"dataset": ckpt.get("dataset", {}), "trained_task": ckpt.get("trained_task", {})}
+        if self.eval_dialog is not None:
+            self.eval_dialog.set_checkpoint(result["path"], self.checkpoint_info)
         for w, v in ((self.fast_lr, self.classifier.fast_lr), (self.steps, self.classifier.steps)):
             w.blockSignals(True)
             w.setValue(v)
@@ -620,6 +626,17 @@ class MainWindow(QMainWindow):
         self.train_dialog.show()
         self.train_dialog.raise_()
 
+    def show_eval_dialog(self) -> None:
+        from app.eval_dialog import EvalDialog
+
+        if self.eval_dialog is None:
+            self.eval_dialog = EvalDialog(self)
+            self.eval_dialog.error.connect(self.errors.exception)
+            if self.checkpoint_path:
+                self.eval_dialog.set_checkpoint(self.checkpoint_path, self.checkpoint_info)
+        self.eval_dialog.show()
+        self.eval_dialog.raise_()
+
     # ---------------------------------------------------------------------------------- projects
     def current_project(self):  # noqa: ANN201 - Project
         from anil_engine.project import Project
@@ -753,8 +770,9 @@ class MainWindow(QMainWindow):
         if not self.support.undo_stack.isClean() and not self.confirm_close():
             event.ignore()
             return
-        if self.train_dialog is not None:
-            self.train_dialog.shutdown()
+        for dialog in (self.train_dialog, self.eval_dialog):
+            if dialog is not None:
+                dialog.shutdown()
         self.wait_for_jobs()
         self.support.undo_stack.cleanChanged.disconnect(self._update_title)
         self.settings.setValue("geometry", self.saveGeometry())

@@ -285,3 +285,37 @@ def test_garbage_is_collected_on_the_gui_thread_only_while_a_window_is_open(qtbo
     finally:
         gc_guard.release()
     assert gc.isenabled()
+
+
+def test_episode_evaluation_in_the_app_matches_the_cli(qtbot, window, folder_root, checkpoint):
+    from anil_engine.cli import run_eval
+
+    window.show_eval_dialog()
+    d = window.eval_dialog
+    assert d.checkpoint == str(checkpoint) and d.dataset.currentText() == "folder"  # from the checkpoint
+    assert d.ways.value() == 5  # its trained task (the fixture's head has 5 ways)
+    d.data_root.setText(str(folder_root))
+    d.split.setCurrentText("all")
+    d.ways.setValue(3)
+    d.query.setValue(2)
+    d.episodes.setValue(20)
+    d.device.setCurrentText("cpu")
+    with qtbot.waitSignal(d.results.model().rowsInserted, timeout=TIMEOUT):
+        d.run()
+    cli = run_eval(
+        str(checkpoint), str(folder_root), "folder", "all", None, 3, 1, 2, 20, "inductive", 0, None, None, "cpu", True
+    )
+    assert d.results.count() == 1
+    expected = f"{cli['accuracy']:.2f} ± {cli['ci95']:.2f} % — folder all, 3-way 1-shot"
+    assert d.results.item(0).text().startswith(expected)
+
+    d.episodes.setValue(100000)
+    d.run()
+    qtbot.waitUntil(lambda: d.progress.value() >= 10, timeout=TIMEOUT)
+    d.stop()
+    qtbot.waitUntil(lambda: not d.job.running, timeout=TIMEOUT)
+    assert d.status.text().startswith("Stopped: no result") and d.results.count() == 1
+    d.data_root.setText("")
+    d.run()
+    assert d.status.text() == "Not started: choose the data root: the folder that holds the data set"
+    d.close()

@@ -1,0 +1,192 @@
+"""Evaluate the current model on a data set's few-shot episodes: mean accuracy ± 95 % CI, as `anil-studio eval`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from anil_engine.config import EvalConfig, TaskSpec
+from anil_engine.datasets import DATASETS
+from app.jobs import CANCELLED, Job
+from app.widgets import hbox, path_row
+
+
+class EvalDialog(QDialog):
+    """Non-modal dialog running `anil_engine.evaluation.evaluate_checkpoint` on the current checkpoint in a worker.
+
+    Every finished run is added to the list at the bottom (and stays there), so settings can be compared.
+
+    Signals:
+        error(object): exceptions, for the app's error channel.
+    """
+
+    error = Signal(object)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Evaluate on a data set")
+        self.job: Job | None = None
+        self.checkpoint = ""
+        self.checkpoint_label = QLabel("No model loaded.")
+        self.checkpoint_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.dataset = QComboBox()
+        self.dataset.addItems(list(DATASETS))
+        self.data_root = QLineEdit()
+        self.split_scheme = QComboBox()
+        self.split_scheme.addItems(["vinyals", "lake"])
+        self.split = QComboBox()
+        self.split.addItems(["test", "val", "train", "all"])
+        self.ways, self.shots, self.query = QSpinBox(), QSpinBox(), QSpinBox()
+        for box, value in ((self.ways, 5), (self.shots, 1), (self.query, 15)):
+            box.setRange(1, 1000)
+            box.setValue(value)
+        self.episodes = QSpinBox(minimum=1, maximum=1_000_000, value=1000)
+        self.bn = QComboBox()
+        self.bn.addItems(["inductive", "transductive"])
+        self.bn.setToolTip(
+            "inductive: BatchNorm with the support set's statistics (the app's); transductive: with each batch's "
+            "own (learn2learn's)"
+        )
+        self.method = QComboBox()
+        self.method.addItems(["head", "ncm"])
+        self.method.setToolTip("head: ANIL's head adaptation; ncm: nearest class mean of the support features")
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
+        self.device = QComboBox()
+        self.device.addItems(["auto", "cpu", "cuda"])
+        self.dataset.currentTextChanged.connect(lambda name: self.split_scheme.setEnabled(name == "omniglot"))
+        form = QFormLayout()
+        form.addRow("Checkpoint", self.checkpoint_label)
+        form.addRow("Data set", self.dataset)
+        form.addRow("Data root", path_row(self.data_root, True, self))
+        form.addRow("Omniglot split", self.split_scheme)
+        form.addRow("Split", self.split)
+        form.addRow("Ways / shots / query", hbox(self.ways, self.shots, self.query))
+        form.addRow("Episodes", self.episodes)
+        form.addRow("BatchNorm / method", hbox(self.bn, self.method))
+        form.addRow("Seed / device", hbox(self.seed, self.device))
+        self.run_button = QPushButton("Run")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setEnabled(False)
+        self.run_button.clicked.connect(self.run)
+        self.stop_button.clicked.connect(self.stop)
+        self.progress = QProgressBar()
+        self.status = QLabel("Not started.")
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.results = QListWidget()
+        self.results.setToolTip("Finished evaluations, newest last")
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(hbox(self.run_button, self.stop_button))
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(QLabel("Results"))
+        layout.addWidget(self.results, 1)
+        self.resize(640, 560)
+
+    def set_checkpoint(self, path: str, info: dict[str, Any]) -> None:
+        """The model to evaluate, and its data set and trained task as defaults."""
+        self.checkpoint = path
+        self.checkpoint_label.setText(path)
+        dataset = info.get("dataset", {})
+        if dataset.get("name") in DATASETS:
+            self.dataset.setCurrentText(dataset["name"])
+        if dataset.get("split_scheme") in ("vinyals", "lake"):
+            self.split_scheme.setCurrentText(dataset["split_scheme"])
+        task = info.get("trained_task", {})
+        for box, key in ((self.ways, "ways"), (self.shots, "shots")):
+            if isinstance(task.get(key), int):
+                box.setValue(task[key])
+
+    def config(self) -> EvalConfig:
+        task = TaskSpec(self.ways.value(), self.shots.value(), self.query.value())
+        return EvalConfig(
+            task, self.episodes.value(), self.bn.currentText(), self.seed.value(), method=self.method.currentText()
+        )
+
+    def run(self) -> None:
+        from anil_engine.evaluation import evaluate_checkpoint
+
+        if self.job is not None and self.job.running:
+            return
+        try:
+            if not self.checkpoint:
+                raise ValueError("no model loaded: open a checkpoint first (Ctrl+O)")
+            if not self.data_root.text().strip():
+                raise ValueError("choose the data root: the folder that holds the data set")
+            config = self.config()
+        except ValueError as exc:  # ConfigError is a ValueError
+            self.error.emit(exc)
+            self.status.setText(f"Not started: {exc}")
+            return
+        self.progress.setRange(0, config.episodes)
+        self.progress.setValue(0)
+        self.status.setText("Loading the model and the data…")
+        self.job = Job(
+            "evaluate",
+            evaluate_checkpoint,
+            self.checkpoint,
+            self.data_root.text().strip(),
+            config,
+            self.dataset.currentText(),
+            self.split.currentText(),
+            self.split_scheme.currentText(),
+            self.device.currentText(),
+        )
+        self.job.progress.connect(self._on_progress)
+        self.job.done.connect(self._on_done)
+        self.job.failed.connect(self._on_failed)
+        self.job.finished.connect(lambda: self._set_running(False))
+        self._set_running(True)
+        self.job.start()
+
+    def stop(self) -> None:
+        if self.job is not None and self.job.running:
+            self.job.cancel()
+
+    def _set_running(self, running: bool) -> None:
+        self.run_button.setEnabled(not running)
+        self.stop_button.setEnabled(running)
+
+    def _on_progress(self, p) -> None:  # noqa: ANN001 - EvalProgress
+        self.progress.setValue(p.episode)
+        left = p.elapsed_s / p.episode * (p.episodes - p.episode)
+        self.status.setText(
+            f"Episode {p.episode}/{p.episodes}: running mean {p.accuracy:.2f} % — about {left:.0f} s left"
+        )
+
+    def _on_done(self, result) -> None:  # noqa: ANN001
+        if result is CANCELLED:
+            self.status.setText("Stopped: no result (a mean over fewer episodes than asked is not reported).")
+            return
+        line = (
+            f"{result['accuracy']:.2f} ± {result['ci95']:.2f} % — {result['dataset']} {result['split']}, "
+            f"{result['ways']}-way {result['shots']}-shot, {result['query']} queries, {result['episodes']} episodes, "
+            f"{result['bn']}, {result['method']}, seed {result['seed']} ({result['seconds']:.0f} s)"
+        )
+        self.status.setText(line)
+        self.results.addItem(line)
+        self.results.scrollToBottom()
+
+    def _on_failed(self, exc: BaseException) -> None:
+        self.status.setText(f"Failed: {exc}")
+        self.error.emit(exc)
+
+    def shutdown(self) -> None:
+        """Stop a running evaluation and wait for it."""
+        if self.job is not None and self.job.running:
+            self.job.cancel()
+            self.job.wait(60000)
