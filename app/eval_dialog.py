@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 from anil_engine.config import EvalConfig, TaskSpec
 from anil_engine.datasets import DATASETS
 from app.jobs import CANCELLED, Job
-from app.widgets import hbox, path_row
+from app.widgets import hbox, path_row, remember_data_roots
 
 
 class EvalDialog(QDialog):
@@ -36,7 +36,7 @@ class EvalDialog(QDialog):
 
     error = Signal(object)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, settings: QSettings | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Evaluate on a data set")
         self.job: Job | None = None
@@ -68,6 +68,7 @@ class EvalDialog(QDialog):
         self.device = QComboBox()
         self.device.addItems(["auto", "cpu", "cuda"])
         self.dataset.currentTextChanged.connect(lambda name: self.split_scheme.setEnabled(name == "omniglot"))
+        self._store_data_root = remember_data_roots(settings, self.dataset, self.data_root)
         form = QFormLayout()
         form.addRow("Checkpoint", self.checkpoint_label)
         form.addRow("Data set", self.dataset)
@@ -132,6 +133,7 @@ class EvalDialog(QDialog):
             self.error.emit(exc)
             self.status.setText(f"Not started: {exc}")
             return
+        self._store_data_root()
         self.progress.setRange(0, config.episodes)
         self.progress.setValue(0)
         self.status.setText("Loading the model and the data…")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QSettings, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 
 from anil_engine.config import TrainConfig
 from app.jobs import CANCELLED, Job
-from app.widgets import hbox, path_row
+from app.widgets import hbox, path_row, remember_data_roots
 
 
 class TrainDialog(QDialog):
@@ -37,7 +37,7 @@ class TrainDialog(QDialog):
     model_ready = Signal(str)
     error = Signal(object)
 
-    def __init__(self, parent: QWidget | None = None, default_out: str = "") -> None:
+    def __init__(self, parent: QWidget | None = None, default_out: str = "", settings: QSettings | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Meta-train an ANIL model")
         self.job: Job | None = None
@@ -78,6 +78,7 @@ class TrainDialog(QDialog):
             "from' empty."
         )
         self.dataset.currentTextChanged.connect(self._dataset_changed)
+        self._store_data_root = remember_data_roots(settings, self.dataset, self.data_root)
         form.addRow("Data set", self.dataset)
         form.addRow("Data root", path_row(self.data_root, True, self))
         form.addRow("Omniglot split", self.split_scheme)
@@ -172,6 +173,7 @@ class TrainDialog(QDialog):
         except ValueError as exc:
             self.error.emit(exc)
             return
+        self._store_data_root()
         if not resume:
             self._xs, self._acc, self._loss, self._vx, self._vy = [], [], [], [], []
         self.progress.setRange(0, config.iterations)

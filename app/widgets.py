@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSettings, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QImage, QImageReader, QPainter, QPixmap
 from PySide6.QtWidgets import (
+    QComboBox,
     QFileDialog,
     QFrame,
     QHBoxLayout,
@@ -34,6 +36,25 @@ def hbox(*widgets: QWidget) -> QWidget:
     for widget in widgets:
         layout.addWidget(widget)
     return row
+
+
+def remember_data_roots(settings: QSettings | None, dataset: QComboBox, root: QLineEdit) -> Callable[[], None]:
+    """Fill `root` with the folder last used for the chosen data set; returns what stores the current one."""
+    if settings is None:
+        return lambda: None
+
+    def fill(name: str) -> None:
+        saved = settings.value(f"data_root/{name}", "")
+        if saved:
+            root.setText(str(saved))
+
+    def store() -> None:
+        if root.text().strip():
+            settings.setValue(f"data_root/{dataset.currentText()}", root.text().strip())
+
+    dataset.currentTextChanged.connect(fill)
+    fill(dataset.currentText())
+    return store
 
 
 def path_row(edit: QLineEdit, folder: bool, parent: QWidget) -> QWidget:

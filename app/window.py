@@ -620,7 +620,8 @@ class MainWindow(QMainWindow):
         from app.train_dialog import TrainDialog
 
         if self.train_dialog is None:
-            self.train_dialog = TrainDialog(self, default_out=str(Path.home() / "anil-runs" / "run1"))
+            out = str(Path.home() / "anil-runs" / "run1")
+            self.train_dialog = TrainDialog(self, default_out=out, settings=self.settings)
             self.train_dialog.error.connect(self.errors.exception)
             self.train_dialog.model_ready.connect(self.load_model)
         self.train_dialog.show()
@@ -630,7 +631,7 @@ class MainWindow(QMainWindow):
         from app.eval_dialog import EvalDialog
 
         if self.eval_dialog is None:
-            self.eval_dialog = EvalDialog(self)
+            self.eval_dialog = EvalDialog(self, settings=self.settings)
             self.eval_dialog.error.connect(self.errors.exception)
             if self.checkpoint_path:
                 self.eval_dialog.set_checkpoint(self.checkpoint_path, self.checkpoint_info)

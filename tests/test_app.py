@@ -319,3 +319,10 @@ def test_episode_evaluation_in_the_app_matches_the_cli(qtbot, window, folder_roo
     d.run()
     assert d.status.text() == "Not started: choose the data root: the folder that holds the data set"
     d.close()
+    # The folder of a data set that ran is remembered, for this dialog and the Meta-train one.
+    assert window.settings.value("data_root/folder") == str(folder_root)
+    window.show_train_dialog()
+    assert window.train_dialog.data_root.text() == ""
+    window.train_dialog.dataset.setCurrentText("folder")
+    assert window.train_dialog.data_root.text() == str(folder_root)
+    window.train_dialog.close()
