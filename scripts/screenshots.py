@@ -76,6 +76,11 @@ def main() -> int:
     parser.add_argument("--omniglot", default=None, help="folder with images_evaluation.npz (instead of Caltech)")
     parser.add_argument("--prefix", default="", help="prefix of the screenshot file names")
     parser.add_argument("--train-demo", default="", help="Omniglot data root: also run a short meta-training")
+    parser.add_argument(
+        "--eval-demo",
+        default="",
+        help="data root of the model's data set: also evaluate it on 1,000 test episodes (5-way 1-shot) in the app",
+    )
     parser.add_argument("--classes", default="", help="comma-separated Caltech-101 test classes")
     parser.add_argument("--checkpoint", default=None, help="model (default: the app's default)")
     parser.add_argument("--out", default="docs/screenshots")
@@ -156,6 +161,19 @@ def main() -> int:
         d.start(resume=False)
         wait_until(lambda: bool(loaded), timeout_s=900)
         shot("5-meta-train.png", d)
+        d.close()
+    if args.eval_demo:
+        window.show_eval_dialog()
+        d = window.eval_dialog
+        d.data_root.setText(args.eval_demo)
+        d.ways.setValue(5)
+        d.shots.setValue(1)
+        d.device.setCurrentText("cpu")
+        d.move(window.x() + 200, window.y() + 20)
+        d.run()
+        wait_until(lambda: d.results.count() > 0, timeout_s=1800)
+        print("evaluate on a data set:", d.results.item(0).text())
+        shot("6-evaluate-data-set.png", d)
         d.close()
     window.close()
     shutil.rmtree(work, ignore_errors=True)
