@@ -345,7 +345,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     def postfix(p: Any) -> dict[str, Any]:
         if isinstance(p, PretrainProgress):
             return pretrain_postfix(p)
-        d = {"loss": f"{p.loss:.3f}", "acc": f"{p.accuracy:.1f}"}
+        d = {} if p.iteration == 0 else {"loss": f"{p.loss:.3f}", "acc": f"{p.accuracy:.1f}"}
         if p.best_val_accuracy is not None:
             d["best_val"] = f"{p.best_val_accuracy:.2f}"
         return d

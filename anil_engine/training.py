@@ -47,7 +47,8 @@ VAL_SEED = 1234
 
 @dataclass(frozen=True)
 class TrainProgress:
-    """Yielded after every meta-iteration."""
+    """Yielded after every meta-iteration, and once before the first of a new run (iteration 0: the starting
+    point's validation; loss, accuracy and ETA are NaN there)."""
 
     iteration: int  # completed iterations
     iterations: int
@@ -263,6 +264,8 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Gen
             acc, ci = validate()
             log.write(json.dumps({"iteration": 0, "val_accuracy": acc, "val_ci95": ci}) + "\n")
             log.flush()
+            nan = float("nan")
+            yield TrainProgress(0, config.iterations, nan, nan, acc, best_val, time.perf_counter() - t0, nan)
         while iteration < config.iterations:
             model.train()
             tasks = engine.sample(shares[ctx.rank])

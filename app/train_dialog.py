@@ -215,6 +215,12 @@ class TrainDialog(QDialog):
             return
         self.progress.setRange(0, p.iterations)
         self.progress.setValue(p.iteration)
+        if p.iteration == 0:  # the starting point's validation, before the first meta-iteration
+            self._vx.append(0)
+            self._vy.append(p.val_accuracy)
+            self.val_curve.setData(self._vx, self._vy)
+            self.status.setText(f"Starting point: validation accuracy {p.val_accuracy:.1f} %. Meta-training…")
+            return
         self._xs.append(p.iteration)
         self._acc.append(p.accuracy)
         self._loss.append(p.loss)

@@ -192,6 +192,7 @@ def test_meta_training_in_the_app_becomes_the_current_model(qtbot, window, folde
         d.start(resume=False)
     assert loaded.args[0].endswith("best.pt")
     assert d.progress.value() == 3 and len(d._xs) == 3
+    assert d._vx == [0, 3]  # the starting point's validation is drawn too
     d.close()
 
 

@@ -34,10 +34,20 @@ def config(root, **kw):
 
 
 def test_train_writes_log_and_checkpoints(tmp_path, omniglot_root):
-    result = run_to_end(train(config(omniglot_root), tmp_path / "run"))
+    job = train(config(omniglot_root), tmp_path / "run")
+    items = []
+    while True:
+        try:
+            items.append(next(job))
+        except StopIteration as stop:
+            result = stop.value
+            break
     assert result["iterations"] == 4
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [x["iteration"] for x in lines] == [0, 1, 2, 3, 4]
+    # The starting point's validation comes first, as progress too (the app draws it).
+    assert [p.iteration for p in items] == [0, 1, 2, 3, 4]
+    assert items[0].val_accuracy == lines[0]["val_accuracy"] and items[0].loss != items[0].loss  # NaN
     assert "val_accuracy" in lines[0] and "val_accuracy" in lines[2] and "val_accuracy" not in lines[1]
     best = load_checkpoint(tmp_path / "run" / "best.pt")
     last = load_checkpoint(tmp_path / "run" / "last.pt")
@@ -315,7 +325,7 @@ def test_pretrain_then_train_is_one_resumable_job(tmp_path, pretrain_root):
     kinds = []
     for item in job:
         kinds.append(type(item))
-        if isinstance(item, TrainProgress):
+        if isinstance(item, TrainProgress) and item.iteration == 1:
             break
     job.close()  # stopped during meta-training, after one iteration
     assert PretrainProgress in kinds and kinds[-1] is TrainProgress
