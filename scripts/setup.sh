@@ -48,7 +48,11 @@ if ! "$VPY" -c "import torch, torchvision" 2>/dev/null; then
   "${PIP[@]}" install "${TORCH[@]}"
 fi
 
-if ! "$VPY" -c "import learn2learn.data.task_dataset" 2>/dev/null; then
+# Ours, or learn2learn from elsewhere (its metadata still asks for qpth and gsutil, which do not build here)?
+OURS='import importlib.metadata as m, learn2learn.data.task_dataset
+needs = " ".join(m.requires("learn2learn") or [])
+raise SystemExit("qpth" in needs or "gsutil" in needs)'
+if ! "$VPY" -c "$OURS" 2>/dev/null; then
   WHEEL=$(ls "$WHEELS"/learn2learn-0.2.0-*.whl 2>/dev/null | head -n1 || true)
   if [ -z "$WHEEL" ]; then
     echo "setup: building learn2learn 0.2.0 with Cython 3 (once, ~30 s)"
