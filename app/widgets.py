@@ -130,6 +130,7 @@ class ClassCard(DropArea):
     remove_requested = Signal(str)
     remove_image_requested = Signal(str, object)
     images_dropped = Signal(str, list)
+    add_requested = Signal(str)
 
     def __init__(self, name: str, paths: list[Path], parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -146,8 +147,13 @@ class ClassCard(DropArea):
         remove.setText("✕")
         remove.setToolTip(f"Remove class {name}")
         remove.clicked.connect(lambda: self.remove_requested.emit(self.name))
+        self.add_button = QToolButton()
+        self.add_button.setText("+")
+        self.add_button.setToolTip(f"Add images to class {name}…")
+        self.add_button.clicked.connect(lambda: self.add_requested.emit(self.name))
         top.addWidget(self.name_edit, 1)
         top.addWidget(self.count)
+        top.addWidget(self.add_button)
         top.addWidget(remove)
         layout.addLayout(top)
         self.thumbs = QListWidget()
@@ -166,7 +172,7 @@ class ClassCard(DropArea):
         self.thumbs.itemDoubleClicked.connect(self._remove_item)
         layout.addWidget(self.thumbs)
         if not paths:
-            hint = QLabel("Drop images of this class here")
+            hint = QLabel("Drop images of this class here, or press +")
             hint.setStyleSheet("color: gray")
             layout.addWidget(hint)
 
@@ -196,7 +202,13 @@ class SupportSetView(DropArea):
         title = QLabel("<b>Support set</b> — drop a folder of class folders, or images to start a class")
         self.add_button = QPushButton("Add class")
         self.add_button.setToolTip("Add an empty class (Ctrl+N)")
+        self.add_images_button = QPushButton("Add images…")
+        self.add_images_button.setToolTip("Choose images of one new class (Ctrl+I)")
+        self.add_folder_button = QPushButton("Add folder…")
+        self.add_folder_button.setToolTip("Choose a folder of class folders, or one class's folder (Ctrl+Shift+I)")
         header.addWidget(title, 1)
+        header.addWidget(self.add_images_button)
+        header.addWidget(self.add_folder_button)
         header.addWidget(self.add_button)
         outer.addLayout(header)
         self.scroll = QScrollArea()
@@ -223,10 +235,12 @@ class SupportSetView(DropArea):
             card.remove_requested.connect(self.support.remove_class)
             card.remove_image_requested.connect(self.support.remove_image)
             card.images_dropped.connect(self.card_drop)
+            card.add_requested.connect(self.card_add_requested)
             self.cards_layout.insertWidget(self.cards_layout.count() - 1, card)
             self.cards[cls.name] = card
 
     card_drop = Signal(str, list)
+    card_add_requested = Signal(str)
 
 
 class ProbabilityRow(QWidget):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import csv
+import os
 import time
 import traceback
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence, QPixmap
+from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
@@ -31,14 +32,17 @@ from PySide6.QtWidgets import (
 )
 
 from anil_engine.errors import AnilError
+from anil_engine.images import IMAGE_SUFFIXES
 from anil_engine.registry import bundled_models
 from app import gc_guard
+from app.help import TextDialog, about_html, shortcuts_html
 from app.jobs import Job
 from app.support_model import SupportSet, expand_drop, images_in
-from app.widgets import DropArea, ProbabilityRow, SupportSetView, confusion_image, dropped_paths
+from app.widgets import DropArea, ProbabilityRow, SupportSetView, confusion_image, dropped_paths, hbox
 
 ADAPT_DELAY_MS = 250
 MAX_RECENT = 8
+IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)) + ");;All files (*)"
 
 
 class ErrorChannel(QWidget):
@@ -153,6 +157,10 @@ class MainWindow(QMainWindow):
         self._adapt_job: Job | None = None
         self.train_dialog = None
         self.eval_dialog = None
+        self.text_dialogs: dict[str, Any] = {}  # Help dialogs, kept so that they stay open
+        # Pasted image data is written here, so that results, CSV and projects can refer to a file.
+        data_dir = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+        self.paste_dir = Path(data_dir or Path.home() / ".local/share/ANIL Studio") / "pasted"
         self.checkpoint_info: dict[str, Any] = {}  # the current checkpoint's data set and trained task
         self.confirm_close = self._ask_save_changes
         self._build_model_panel()
@@ -224,15 +232,22 @@ class MainWindow(QMainWindow):
         self.support_view = SupportSetView(self.support)
         self.support_view.dropped.connect(self.drop_on_support)
         self.support_view.card_drop.connect(self.drop_on_card)
+        self.support_view.card_add_requested.connect(self.add_images_to_card_dialog)
         self.support_view.add_button.clicked.connect(lambda: self.support.add_class("class"))
+        self.support_view.add_images_button.clicked.connect(self.add_support_images_dialog)
+        self.support_view.add_folder_button.clicked.connect(self.add_support_folder_dialog)
         self.adapt_status = self.support_view.status
 
         self.query_area = DropArea()
         q = QVBoxLayout(self.query_area)
-        q.addWidget(QLabel("<b>Classify</b> — drop images or folders here"))
+        q.addWidget(QLabel("<b>Classify</b> — drop images or folders here, or paste images (Ctrl+V)"))
         self.results = QListWidget()
         q.addWidget(self.results, 1)
         buttons = QHBoxLayout()
+        classify_button = QPushButton("Classify images…")
+        classify_button.setToolTip("Choose image files to classify (Ctrl+K)")
+        classify_button.clicked.connect(self.classify_images_dialog)
+        buttons.addWidget(classify_button)
         self.export_button = QPushButton("Export CSV…")
         self.export_button.clicked.connect(self.export_csv_dialog)
         clear = QPushButton("Clear")
@@ -251,7 +266,10 @@ class MainWindow(QMainWindow):
         )
         self.loo_button = QPushButton("Leave-one-out on the support set")
         self.loo_button.clicked.connect(self.leave_one_out)
-        e.addWidget(self.loo_button)
+        labelled_button = QPushButton("Evaluate on a labelled folder…")
+        labelled_button.setToolTip("Choose a folder of class folders named like the support classes (Ctrl+Shift+F)")
+        labelled_button.clicked.connect(self.evaluate_folder_dialog)
+        e.addWidget(hbox(self.loo_button, labelled_button))
         self.eval_summary = QLabel("")
         self.eval_summary.setWordWrap(True)
         self.eval_summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -286,6 +304,13 @@ class MainWindow(QMainWindow):
         self._rebuild_recent()
         action(file, "Save project", self.save_project, QKeySequence.StandardKey.Save)
         action(file, "Save project as…", self.save_project_as, QKeySequence.StandardKey.SaveAs)
+        file.addSeparator()
+        action(file, "Add support images as a new class…", self.add_support_images_dialog, "Ctrl+I")
+        action(file, "Add support folder…", self.add_support_folder_dialog, "Ctrl+Shift+I")
+        action(file, "Classify images…", self.classify_images_dialog, "Ctrl+K")
+        action(file, "Classify a folder…", self.classify_folder_dialog, "Ctrl+Shift+K")
+        action(file, "Evaluate on a labelled folder…", self.evaluate_folder_dialog, "Ctrl+Shift+F")
+        file.addSeparator()
         action(file, "Export results as CSV…", self.export_csv_dialog, "Ctrl+E")
         action(file, "Export adapted classifier to ONNX…", self.export_classifier_dialog, "Ctrl+Shift+E")
         action(file, "Export frozen trunk to ONNX…", self.export_trunk_dialog)
@@ -299,11 +324,15 @@ class MainWindow(QMainWindow):
         edit.addAction(undo)
         edit.addAction(redo)
         action(edit, "Add class", lambda: self.support.add_class("class"), QKeySequence.StandardKey.New)
+        action(edit, "Paste images to classify", self.paste_images, QKeySequence.StandardKey.Paste)
         model = self.menuBar().addMenu("&Model")
         action(model, "Adapt now", self.adapt_now, "Ctrl+R")
         action(model, "Leave-one-out evaluation", self.leave_one_out, "Ctrl+L")
         action(model, "Meta-train…", self.show_train_dialog, "Ctrl+T")
         action(model, "Evaluate on a data set…", self.show_eval_dialog, "Ctrl+Shift+L")
+        help_menu = self.menuBar().addMenu("&Help")
+        action(help_menu, "Keyboard shortcuts", self.show_shortcuts, QKeySequence.StandardKey.HelpContents)
+        action(help_menu, "About ANIL Studio", self.show_about)
 
     # ---------------------------------------------------------------------------------- jobs
     def run_job(self, name: str, fn, *args, on_done=None, on_progress=None) -> Job:  # noqa: ANN001
@@ -441,6 +470,103 @@ class MainWindow(QMainWindow):
         paths = dropped_paths(event)
         event.acceptProposedAction()
         self.drop_on_support(paths)
+
+    # ---------------------------------------------------------------------------------- file pickers
+    # The same flows as the drops, for users who cannot or would rather not drag.
+    def _pick_images(self, title: str) -> list[Path]:
+        paths, _ = QFileDialog.getOpenFileNames(self, title, self._last_dir(), IMAGE_FILTER)
+        if paths:
+            self.settings.setValue("last_dir", str(Path(paths[0]).parent))
+        return [Path(p) for p in paths]
+
+    def _pick_folder(self, title: str) -> Path | None:
+        path = QFileDialog.getExistingDirectory(self, title, self._last_dir())
+        if not path:
+            return None
+        self.settings.setValue("last_dir", str(Path(path).parent))
+        return Path(path)
+
+    def add_support_images_dialog(self) -> None:
+        paths = self._pick_images("Images of one new class")
+        if paths:
+            self.drop_on_support(paths)
+
+    def add_support_folder_dialog(self) -> None:
+        folder = self._pick_folder("A folder of class folders, or one class's folder")
+        if folder is not None:
+            self.drop_on_support([folder])
+
+    def add_images_to_card_dialog(self, name: str) -> None:
+        paths = self._pick_images(f"Images to add to class {name}")
+        if paths:
+            self.drop_on_card(name, paths)
+
+    def classify_images_dialog(self) -> None:
+        paths = self._pick_images("Images to classify")
+        if paths:
+            self.tabs.setCurrentWidget(self.query_area)
+            self.classify_paths(paths)
+
+    def classify_folder_dialog(self) -> None:
+        folder = self._pick_folder("A folder of images to classify")
+        if folder is not None:
+            self.tabs.setCurrentWidget(self.query_area)
+            self.classify_paths([folder])
+
+    def evaluate_folder_dialog(self) -> None:
+        folder = self._pick_folder("A labelled folder: one folder per support class")
+        if folder is not None:
+            self.tabs.setCurrentWidget(self.eval_area)
+            self.evaluate_paths([folder])
+
+    def paste_images(self) -> None:
+        """Classify the clipboard: copied image files, or image data (saved as a PNG in `paste_dir`)."""
+        mime = QGuiApplication.clipboard().mimeData()
+        if mime is not None and mime.hasUrls() and any(u.isLocalFile() for u in mime.urls()):
+            paths = [Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()]
+        elif mime is not None and mime.hasImage():
+            path = self._save_pasted(QGuiApplication.clipboard().image())
+            if path is None:
+                return
+            paths = [path]
+        else:
+            self.errors.report("the clipboard holds no image or image file; copy one first, then paste", "warning")
+            return
+        self.tabs.setCurrentWidget(self.query_area)
+        self.classify_paths(paths)
+
+    def _save_pasted(self, image) -> Path | None:  # noqa: ANN001 - QImage
+        if image.isNull():
+            self.errors.report("the clipboard's image is empty; copy the image again, then paste", "warning")
+            return None
+        path = self.paste_dir / f"pasted-{time.strftime('%Y%m%d-%H%M%S')}-{time.monotonic_ns() % 10**6:06d}.png"
+        tmp = path.with_suffix(".part.png")
+        try:
+            self.paste_dir.mkdir(parents=True, exist_ok=True)
+            if not image.save(str(tmp), "PNG"):
+                raise OSError("Qt could not write the PNG")
+            os.replace(tmp, path)
+        except OSError as exc:
+            self.errors.report(f"{path}: could not save the pasted image ({exc}); check that the folder is writable")
+            return None
+        return path
+
+    # ---------------------------------------------------------------------------------- help
+    def _show_text_dialog(self, key: str, title: str, text: str) -> None:
+        dialog = self.text_dialogs.get(key)
+        if dialog is None:
+            dialog = self.text_dialogs[key] = TextDialog(title, text, self)
+        dialog.browser.setHtml(text)
+        dialog.show()
+        dialog.raise_()
+
+    def show_shortcuts(self) -> None:
+        self._show_text_dialog("shortcuts", "Keyboard shortcuts", shortcuts_html(self.menuBar()))
+
+    def show_about(self) -> None:
+        devices = [self.device_combo.itemText(i) for i in range(self.device_combo.count())]
+        text = about_html(self.checkpoint_path, devices, self.settings.fileName())
+        self._show_text_dialog("about", "About ANIL Studio", text)
 
     # ---------------------------------------------------------------------------------- adapt
     def adapt_now(self) -> None:

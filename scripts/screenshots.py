@@ -176,6 +176,9 @@ def main() -> int:
         shot("6-evaluate-data-set.png", d)
         d.close()
     window.close()
+    del window
+    settings.sync()
+    del settings  # QSettings writes its file when destroyed; remove the folder after that
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

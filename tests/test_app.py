@@ -327,3 +327,147 @@ def test_episode_evaluation_in_the_app_matches_the_cli(qtbot, window, folder_roo
     window.train_dialog.dataset.setCurrentText("folder")
     assert window.train_dialog.data_root.text() == str(folder_root)
     window.train_dialog.close()
+
+
+# ------------------------------------------------------------------ every drop also has a menu item / button
+def menu_action(window, text: str):
+    from app.help import menu_shortcuts  # noqa: F401 - the walk below mirrors it
+
+    for top in window.menuBar().actions():
+        for a in top.menu().actions():
+            if a.text() == text:
+                return a
+    raise AssertionError(f"no menu action {text!r}")
+
+
+@pytest.fixture
+def pick(monkeypatch):
+    """Answer the next file dialogs: pick(files=[...]) / pick(folder=...); records each dialog's title."""
+    from PySide6.QtWidgets import QFileDialog
+
+    answers, titles = {"files": [], "folder": ""}, []
+
+    def files(parent, title, *args):
+        titles.append(title)
+        return [str(p) for p in answers["files"]], ""
+
+    def folder(parent, title, *args):
+        titles.append(title)
+        return str(answers["folder"]) if answers["folder"] else ""
+
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", staticmethod(files))
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(folder))
+
+    def set_answer(files=(), folder=""):
+        answers["files"], answers["folder"] = list(files), folder
+        return titles
+
+    return set_answer
+
+
+def test_support_classify_and_evaluate_without_dragging(qtbot, window, folder_root, tmp_path, pick):
+    titles = pick(folder=folder_root)
+    with qtbot.waitSignal(window.adapted, timeout=TIMEOUT) as adapted:
+        menu_action(window, "Add support folder…").trigger()
+    assert window.support.names() == [f"class_{i:02d}" for i in range(12)]
+    assert len(adapted.args[0].class_names) == 12
+    # images of a new class through the support set's button; then more images through a card's "+"
+    new = sorted((folder_root / "class_03").iterdir())
+    pick(files=new[:2])
+    with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
+        window.support_view.add_images_button.click()
+    assert window.support.names()[-1] == "class" and len(window.support.classes[-1].paths) == 2
+    pick(files=new[2:4])
+    with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
+        window.support_view.cards["class"].add_button.click()
+    assert window.support.classes[-1].paths == new[:4]
+    window.support.undo_stack.undo()
+    assert window.support.classes[-1].paths == new[:2]
+    assert titles[-1] == "Images to add to class class"
+    # classify images, then a folder; the Classify tab comes to the front
+    window.tabs.setCurrentWidget(window.eval_area)
+    queries = [sorted((folder_root / n).iterdir())[-1] for n in ("class_00", "class_01")]
+    pick(files=queries)
+    with qtbot.waitSignal(window.classified, timeout=TIMEOUT) as blocker:
+        menu_action(window, "Classify images…").trigger()
+    assert [p.path for p in blocker.args[0]] == [str(q) for q in queries]
+    assert window.tabs.currentWidget() is window.query_area
+    pick(folder=folder_root / "class_05")
+    with qtbot.waitSignal(window.classified, timeout=TIMEOUT) as blocker:
+        menu_action(window, "Classify a folder…").trigger()
+    assert len(blocker.args[0]) == 6 and window.results.count() == 8
+    # a labelled folder
+    pick(folder=folder_root)
+    with qtbot.waitSignal(window.evaluated, timeout=TIMEOUT) as evaluated:
+        menu_action(window, "Evaluate on a labelled folder…").trigger()
+    assert evaluated.args[0].n_images == 12 * 6
+    assert window.tabs.currentWidget() is window.eval_area
+    # a cancelled dialog changes nothing
+    names, count = window.support.names(), window.support.undo_stack.count()
+    pick()
+    for text in ("Add support images as a new class…", "Add support folder…", "Classify images…"):
+        menu_action(window, text).trigger()
+    window.wait_for_jobs()
+    assert window.support.names() == names and window.support.undo_stack.count() == count
+    assert window.results.count() == 8
+
+
+def test_paste_image_data_and_files_to_classify(qtbot, window, folder_root, tmp_path):
+    from PySide6.QtCore import QMimeData, QUrl
+    from PySide6.QtGui import QGuiApplication, QImage
+
+    window.paste_dir = tmp_path / "pasted"
+    messages = []
+    window.errors.reported.connect(lambda level, text: messages.append(text))
+    with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
+        drop(window.support_view, [folder_root / "class_00", folder_root / "class_01"])
+    clipboard = QGuiApplication.clipboard()
+    source = sorted((folder_root / "class_01").iterdir())[0]
+    clipboard.setImage(QImage(str(source)))
+    with qtbot.waitSignal(window.classified, timeout=TIMEOUT) as blocker:
+        menu_action(window, "Paste images to classify").trigger()
+    (pasted,) = blocker.args[0]
+    saved = list((tmp_path / "pasted").iterdir())
+    assert [str(p) for p in saved] == [pasted.path] and saved[0].suffix == ".png"
+    assert not any(".part" in p.name for p in saved)
+    direct = window.classifier.predict([source])[0][0]  # the same pixels classified from the original file
+    assert pasted.label == direct.label
+    assert pasted.probabilities == pytest.approx(direct.probabilities, abs=1e-5)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in sorted((folder_root / "class_00").iterdir())[:2]])
+    clipboard.setMimeData(mime)
+    with qtbot.waitSignal(window.classified, timeout=TIMEOUT) as blocker:
+        menu_action(window, "Paste images to classify").trigger()
+    assert [p.path for p in blocker.args[0]] == [str(p) for p in sorted((folder_root / "class_00").iterdir())[:2]]
+    clipboard.setText("not an image")
+    menu_action(window, "Paste images to classify").trigger()
+    assert "the clipboard holds no image" in messages[-1]
+    # an unwritable paste folder: a message naming it, nothing classified
+    window.paste_dir = tmp_path / "file-not-folder"
+    window.paste_dir.write_text("x")
+    clipboard.setImage(QImage(str(source)))
+    count = window.results.count()
+    menu_action(window, "Paste images to classify").trigger()
+    window.wait_for_jobs()
+    assert "could not save the pasted image" in messages[-1] and "file-not-folder" in messages[-1]
+    assert window.results.count() == count
+
+
+def test_help_lists_every_shortcut_and_the_versions(qtbot, window):
+    from app.help import menu_shortcuts
+
+    rows = {text: keys for _menu, text, keys in menu_shortcuts(window.menuBar())}
+    assert rows["Add support images as a new class…"] == "Ctrl+I"
+    assert rows["Classify images…"] == "Ctrl+K"
+    assert rows["Evaluate on a data set…"] == "Ctrl+Shift+L"
+    assert "Ctrl+Shift+Z" in rows["Redo"]
+    all_keys = [k for keys in rows.values() for k in keys.split(", ")]
+    assert len(all_keys) == len(set(all_keys)), "two actions share a shortcut"
+    window.show_shortcuts()
+    text = window.text_dialogs["shortcuts"].browser.toPlainText()
+    assert "Paste images to classify" in text and "Ctrl+V" in text and "Double-click an image" in text
+    window.show_about()
+    about = window.text_dialogs["about"].browser.toPlainText()
+    assert torch.__version__ in about and window.checkpoint_path in about and "onnxruntime" in about
+    window.show_about()  # a second call reuses the dialog
+    assert len(window.text_dialogs) == 2

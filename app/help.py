@@ -1,0 +1,117 @@
+"""Help ▸ Keyboard shortcuts and Help ▸ About: built from the live menus and the installed packages."""
+
+from __future__ import annotations
+
+import html
+import platform
+import sys
+from importlib import metadata
+
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QMenuBar, QTextBrowser, QVBoxLayout, QWidget
+
+# Gestures that are not menu actions, shown under the menus' shortcuts.
+GESTURES = [
+    ("Drop a folder of class folders on the support set", "one class per sub-folder"),
+    ("Drop images on the empty support area", "a new class with them"),
+    ("Drop images or a folder on a class card, or its + button", "they join that class"),
+    ("Double-click an image, or select it and press Delete", "removes it from its class"),
+    ("Edit a class name and press Enter", "renames the class (undoable)"),
+    ("Drop images or folders on Classify, or paste (Ctrl+V)", "classifies them"),
+    ("Drop a .pt checkpoint or .anilproj project anywhere", "opens it"),
+]
+
+# Shown name -> distribution names to try (PySide6 is often installed as PySide6_Essentials).
+PACKAGES = {
+    "anil-studio": ["anil-studio"],
+    "torch": ["torch"],
+    "torchvision": ["torchvision"],
+    "learn2learn": ["learn2learn"],
+    "onnxruntime": ["onnxruntime", "onnxruntime-gpu"],
+    "PySide6": ["PySide6", "PySide6_Essentials"],
+    "numpy": ["numpy"],
+    "pillow": ["pillow"],
+}
+
+
+def menu_shortcuts(menu_bar: QMenuBar) -> list[tuple[str, str, str]]:
+    """(menu, action text, shortcut) for every menu action that has a shortcut, in menu order."""
+    rows = []
+
+    def walk(title: str, actions: list[QAction]) -> None:
+        for a in actions:
+            if a.menu() is not None:
+                walk(f"{title} ▸ {a.text().replace('&', '')}", a.menu().actions())
+            elif not a.isSeparator() and a.shortcuts():
+                keys = ", ".join(s.toString(QKeySequence.SequenceFormat.NativeText) for s in a.shortcuts())
+                rows.append((title, a.text().replace("&", ""), keys))
+
+    for top in menu_bar.actions():
+        if top.menu() is not None:
+            walk(top.text().replace("&", ""), top.menu().actions())
+    return rows
+
+
+def shortcuts_html(menu_bar: QMenuBar) -> str:
+    rows = "".join(
+        f"<tr><td>{html.escape(m)}</td><td>{html.escape(t)}</td><td><b>{html.escape(k)}</b></td></tr>"
+        for m, t, k in menu_shortcuts(menu_bar)
+    )
+    gestures = "".join(f"<tr><td>{html.escape(g)}</td><td>{html.escape(r)}</td></tr>" for g, r in GESTURES)
+    return (
+        "<h3>Keyboard shortcuts</h3><table cellspacing=6><tr><th align=left>Menu</th><th align=left>Action</th>"
+        f"<th align=left>Keys</th></tr>{rows}</table><h3>Mouse and drops</h3><table cellspacing=6>{gestures}</table>"
+    )
+
+
+def package_versions() -> dict[str, str]:
+    """Installed version of each package the app runs on ("not installed" where missing)."""
+    versions = {}
+    for shown, distributions in PACKAGES.items():
+        versions[shown] = "not installed"
+        for name in distributions:
+            try:
+                versions[shown] = metadata.version(name)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+    return versions
+
+
+def about_html(checkpoint: str | None, devices: list[str], settings_file: str) -> str:
+    """Versions, devices, current model and where the app keeps its settings (for bug reports)."""
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none found by torch"
+    versions = package_versions()
+    versions["torch"] = f"{torch.__version__} (CUDA build: {torch.version.cuda or 'none'})"
+    rows = [
+        ("Python", f"{platform.python_version()} ({sys.executable})"),
+        *versions.items(),
+        ("GPU", gpu),
+        ("Devices in the app", ", ".join(devices)),
+        ("Current model", checkpoint or "none loaded"),
+        ("Settings", settings_file),
+    ]
+    body = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    return (
+        "<h3>ANIL Studio</h3><p>Few-shot image classification with ANIL (Almost No Inner Loop, Raghu et al. 2019): "
+        "only the linear head adapts to your classes.</p>"
+        f"<table cellspacing=6>{body}</table><p>Select and copy this text into a bug report.</p>"
+    )
+
+
+class TextDialog(QDialog):
+    """A non-modal, resizable dialog showing rich text that can be selected and copied."""
+
+    def __init__(self, title: str, text: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        self.resize(640, 560)
+        layout = QVBoxLayout(self)
+        self.browser = QTextBrowser()
+        self.browser.setHtml(text)
+        layout.addWidget(self.browser, 1)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.close)
+        layout.addWidget(buttons)
