@@ -1,13 +1,18 @@
 """The app's few-shot classifier: cached support features, head-only adaptation, prediction.
 
-No Qt here; the app calls these methods from worker threads (one job at a
-time; a lock guards the state anyway).
+No Qt here. Each long operation is a generator (`iter_adapt`, `iter_predict`,
+`iter_evaluate_folder`) that yields `FeatureProgress` after every batch of images
+through the trunk and returns its result; the app runs them in worker threads
+(progress bar, cancel at the next yield) and `adapt`, `predict`, `evaluate_folder`
+run them to the end. A lock guards the feature cache and the head, taken per
+batch and never held across a yield.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +21,7 @@ import torch.nn.functional as F
 
 from anil_engine.adaptation import adapt_head, initial_head
 from anil_engine.errors import ConfigError, DataError
+from anil_engine.evaluation import run_to_end
 from anil_engine.images import load_image
 from anil_engine.models import AnilModel
 
@@ -31,6 +37,15 @@ class Prediction:
     label: str
     confidence: float
     probabilities: dict[str, float]  # class name -> probability, in class order
+
+
+@dataclass(frozen=True)
+class FeatureProgress:
+    """Images of this operation read and through the trunk so far (cached ones count at once)."""
+
+    stage: str  # "adapt", "classify" or "evaluate"
+    done: int
+    total: int
 
 
 @dataclass(frozen=True)
@@ -106,37 +121,59 @@ class FewShotClassifier:
         Returns:
             (features (n_ok, num_features), paths read, messages for skipped files, newly computed count)
         """
+        return run_to_end(self.iter_features(paths))
+
+    def iter_features(
+        self, paths: list[Path], stage: str = "features", offset: int = 0, total: int | None = None
+    ) -> Generator[FeatureProgress, None, tuple[torch.Tensor, list[Path], list[str], int]]:
+        """`features` as a generator: yields progress after each batch of `BATCH` images.
+
+        `offset` and `total` place these images inside a larger operation's count.
+        """
         pre = self.model.preprocessing
+        paths = [Path(p) for p in paths]
+        total = len(paths) if total is None else total
         with self._lock:
-            todo, arrays, skipped = [], [], []
-            for p in paths:
-                p = Path(p)
+            todo = [p for p in paths if not self._cached(p)]
+        done = offset + len(paths) - len(todo)
+        skipped, computed = [], 0
+        for i in range(0, len(todo), BATCH):
+            chunk, arrays = [], []
+            for p in todo[i : i + BATCH]:
                 try:
-                    if _key(p) in self._cache:
-                        continue
                     arrays.append(torch.from_numpy(load_image(p, pre.size, pre.channels)))
-                    todo.append(p)
+                    chunk.append(p)
                 except (DataError, OSError) as exc:
                     skipped.append(str(exc) if isinstance(exc, DataError) else f"{p}: {exc.strerror}")
-            for i in range(0, len(todo), BATCH):
-                batch = torch.stack(arrays[i : i + BATCH]).float().div_(255.0)
-                if self._session is not None:
-                    feats = torch.from_numpy(self._session.run(None, {"images": batch.numpy()})[0])
-                else:
-                    with torch.no_grad():
-                        feats = self.model.forward_features(batch.to(self.device)).cpu()
-                for p, f in zip(todo[i : i + BATCH], feats, strict=True):
-                    self._cache[_key(p)] = f
+            if arrays:
+                batch = torch.stack(arrays).float().div_(255.0)
+                with self._lock:
+                    if self._session is not None:
+                        feats = torch.from_numpy(self._session.run(None, {"images": batch.numpy()})[0])
+                    else:
+                        with torch.no_grad():
+                            feats = self.model.forward_features(batch.to(self.device)).cpu()
+                    for p, f in zip(chunk, feats, strict=True):
+                        self._cache[_key(p)] = f
+                computed += len(chunk)
+            done += len(todo[i : i + BATCH])
+            yield FeatureProgress(stage, done, total)
+        with self._lock:
             ok, rows = [], []
             for p in paths:
-                p = Path(p)
                 try:
                     rows.append(self._cache[_key(p)])
                     ok.append(p)
                 except (KeyError, OSError):
                     continue
             stacked = torch.stack(rows) if rows else torch.zeros(0, self.model.num_features)
-            return stacked, ok, skipped, len(todo)
+        return stacked, ok, skipped, computed
+
+    def _cached(self, path: Path) -> bool:
+        try:
+            return _key(path) in self._cache
+        except OSError:  # missing or unreadable: read (and reported) with the others
+            return False
 
     def clear_cache(self) -> None:
         """Forget cached features (benchmarks; a changed trunk)."""
@@ -152,19 +189,25 @@ class FewShotClassifier:
 
     def adapt(self, support: list[tuple[str, list[Path]]]) -> AdaptResult:
         """Adapt the head to `support` = [(class name, image paths)] (>= 2 classes with images)."""
+        return run_to_end(self.iter_adapt(support))
+
+    def iter_adapt(self, support: list[tuple[str, list[Path]]]) -> Generator[FeatureProgress, None, AdaptResult]:
+        """`adapt` as a generator: progress while support images go through the trunk."""
         start = time.perf_counter()
+        total = sum(len(paths) for _, paths in support)
+        names, feats, labels, skipped, new, offset = [], [], [], [], 0, 0
+        for name, paths in support:
+            f, ok, bad, n_new = yield from self.iter_features(list(paths), "adapt", offset, total)
+            offset += len(paths)
+            skipped.extend(bad)
+            new += n_new
+            if ok:
+                labels.extend([len(names)] * len(ok))
+                feats.append(f)
+                names.append(name)
+        if len(names) < 2:
+            raise ConfigError("adaptation needs at least 2 classes with at least one readable image each")
         with self._lock:
-            names, feats, labels, skipped, new = [], [], [], [], 0
-            for name, paths in support:
-                f, ok, bad, n_new = self.features(list(paths))
-                skipped.extend(bad)
-                new += n_new
-                if ok:
-                    labels.extend([len(names)] * len(ok))
-                    feats.append(f)
-                    names.append(name)
-            if len(names) < 2:
-                raise ConfigError("adaptation needs at least 2 classes with at least one readable image each")
             features = torch.cat(feats).to(self.device)
             y = torch.tensor(labels, device=self.device)
             t_head = time.perf_counter()
@@ -173,15 +216,15 @@ class FewShotClassifier:
             head_seconds = time.perf_counter() - t_head
             self.class_names = names
             self._support = list(zip(features, labels, strict=True))
-            return AdaptResult(
-                names,
-                len(labels),
-                new,
-                time.perf_counter() - start,
-                head_seconds,
-                self.head_init_description(len(names)),
-                skipped,
-            )
+        return AdaptResult(
+            names,
+            len(labels),
+            new,
+            time.perf_counter() - start,
+            head_seconds,
+            self.head_init_description(len(names)),
+            skipped,
+        )
 
     def set_head(self, class_names: list[str], weight: torch.Tensor, bias: torch.Tensor) -> None:
         """Install a previously adapted head (e.g. from a project file)."""
@@ -208,23 +251,24 @@ class FewShotClassifier:
 
     def predict(self, paths: list[Path]) -> tuple[list[Prediction], list[str]]:
         """Classify images one by one (eval-mode trunk: no image influences another)."""
+        return run_to_end(self.iter_predict(paths))
+
+    def iter_predict(
+        self, paths: list[Path], stage: str = "classify", offset: int = 0, total: int | None = None
+    ) -> Generator[FeatureProgress, None, tuple[list[Prediction], list[str]]]:
+        """`predict` as a generator: progress while the images go through the trunk."""
+        if self.weight is None:
+            self.probabilities(torch.zeros(0, self.model.num_features))  # the "adapt first" error, before any work
+        feats, ok, skipped, _ = yield from self.iter_features(list(paths), stage, offset, total)
         with self._lock:
-            if self.weight is None:
-                self.probabilities(torch.zeros(0, self.model.num_features))
-            feats, ok, skipped, _ = self.features(list(paths))
             probs = self.probabilities(feats)
-            out = []
-            for p, row in zip(ok, probs, strict=True):
-                best = int(row.argmax())
-                out.append(
-                    Prediction(
-                        str(p),
-                        self.class_names[best],
-                        float(row[best]),
-                        {n: float(v) for n, v in zip(self.class_names, row, strict=True)},
-                    )
-                )
-            return out, skipped
+            names = list(self.class_names)
+        out = []
+        for p, row in zip(ok, probs, strict=True):
+            best = int(row.argmax())
+            by_class = {n: float(v) for n, v in zip(names, row, strict=True)}
+            out.append(Prediction(str(p), names[best], float(row[best]), by_class))
+        return out, skipped
 
     # -- evaluation ---------------------------------------------------------------------------------
     def leave_one_out(self) -> EvalReport:
@@ -249,6 +293,10 @@ class FewShotClassifier:
 
     def evaluate_folder(self, root: str | Path) -> EvalReport:
         """Accuracy and confusion on a labelled folder of class folders named like the support classes."""
+        return run_to_end(self.iter_evaluate_folder(root))
+
+    def iter_evaluate_folder(self, root: str | Path) -> Generator[FeatureProgress, None, EvalReport]:
+        """`evaluate_folder` as a generator: progress while the folder's images go through the trunk."""
         from anil_engine.datasets.folder import scan_class_folders
 
         scan = scan_class_folders(root)
@@ -258,9 +306,11 @@ class FewShotClassifier:
                 f"{root}: class folders {unknown} are not classes of the support set {self.class_names}; "
                 "rename the folders or add those classes"
             )
-        truth, predicted, skipped = [], [], []
+        truth, predicted, skipped, offset = [], [], [], 0
+        total = sum(len(paths) for paths in scan.classes.values())
         for name, paths in scan.classes.items():
-            preds, bad = self.predict(paths)
+            preds, bad = yield from self.iter_predict(paths, "evaluate", offset, total)
+            offset += len(paths)
             skipped.extend(bad)
             truth.extend([self.class_names.index(name)] * len(preds))
             predicted.extend(self.class_names.index(p.label) for p in preds)

@@ -21,10 +21,12 @@ def _drive(
     quiet: bool,
     phase: Callable[[Any], tuple[str, int, int]],
     postfix: Callable[[Any], dict[str, Any]],
+    delay: float = 0.0,
 ) -> Any:
     """Run a job generator under a tqdm bar; Ctrl-C closes it (the job saves its state).
 
     `phase(item)`: (what is running, its length, how far it is); a new name starts a new bar.
+    `delay`: seconds before a bar appears (short jobs print none).
     """
     from tqdm import tqdm
 
@@ -39,7 +41,8 @@ def _drive(
             if name != desc:
                 if bar is not None:
                     bar.close()
-                bar, desc = tqdm(total=total, desc=name, disable=quiet, dynamic_ncols=True, file=sys.stderr), name
+                bar = tqdm(total=total, desc=name, disable=quiet, dynamic_ncols=True, file=sys.stderr, delay=delay)
+                desc = name
             bar.update(done - bar.n)
             bar.set_postfix(postfix(item), refresh=False)
     except KeyboardInterrupt:
@@ -244,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--fast-lr", type=float, default=None, help="head step size (the checkpoint's)")
     a.add_argument("--adaptation-steps", type=int, default=None, help="head steps (the checkpoint's)")
     a.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu", help="device (cpu)")
+    a.add_argument("--quiet", action="store_true", help="no progress bar (shown after 1 s)")
 
     k = sub.add_parser("classify", help="the app's flow in a terminal: adapt to a support folder, classify, evaluate")
     k.add_argument("--checkpoint", required=True, help="checkpoint file (.pt)")
@@ -252,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--leave-one-out", action="store_true", help="also report leave-one-out accuracy on the support")
     k.add_argument("--labelled", default=None, help="also evaluate on a labelled folder of class folders")
     k.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu", help="device (cpu)")
+    k.add_argument("--quiet", action="store_true", help="no progress bars (shown after 1 s)")
 
     r = sub.add_parser("predict", help="classify images with an exported classifier (no torch needed)")
     r.add_argument("--model", required=True, help="classifier .onnx from `adapt` or the app")
@@ -527,7 +532,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     scan = scan_class_folders(args.support)
     for p in scan.ignored:
         print(f"warning: {p}: not an image file, skipped", file=sys.stderr)
-    result = clf.adapt(list(scan.classes.items()))
+    result = _images_job(clf.iter_adapt(list(scan.classes.items())), args.quiet)
     for m in result.skipped:
         print(f"warning: {m}", file=sys.stderr)
     report = export_classifier(model, clf.weight, clf.bias, clf.class_names, args.out, file_sha256(args.checkpoint))
@@ -544,6 +549,11 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _images_job(gen: Generator[Any, None, Any], quiet: bool) -> Any:
+    """A classifier generator (adapt, classify, evaluate) under a bar of images, shown after 1 s."""
+    return _drive(gen, quiet, lambda p: (p.stage, p.total, p.done), lambda p: {}, delay=1.0)
+
+
 def cmd_classify(args: argparse.Namespace) -> int:
     from pathlib import Path as _Path
 
@@ -557,10 +567,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.checkpoint)
     model = model_from_checkpoint(ckpt, args.checkpoint)
     clf = FewShotClassifier(model, float(ckpt["fast_lr"]), int(ckpt["adaptation_steps"]), resolve_device(args.device))
-    adapted = clf.adapt(list(scan_class_folders(args.support).classes.items()))
+    adapted = _images_job(clf.iter_adapt(list(scan_class_folders(args.support).classes.items())), args.quiet)
     messages = list(adapted.skipped)
     paths = expand_images([_Path(p) for p in args.images], messages)
-    predictions, skipped = clf.predict(paths) if paths else ([], [])
+    predictions, skipped = _images_job(clf.iter_predict(paths), args.quiet) if paths else ([], [])
     messages.extend(skipped)
     out: dict[str, Any] = {
         "classes": adapted.class_names,
@@ -574,7 +584,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     if args.leave_one_out:
         reports.append(("leave_one_out", clf.leave_one_out()))
     if args.labelled:
-        reports.append(("labelled", clf.evaluate_folder(args.labelled)))
+        reports.append(("labelled", _images_job(clf.iter_evaluate_folder(args.labelled), args.quiet)))
     for name, r in reports:
         messages.extend(r.skipped)
         out[name] = {"accuracy": r.accuracy, "per_class": r.per_class, "confusion": r.confusion, "images": r.n_images}

@@ -5,9 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QImage, QImageReader, QPainter, QPixmap
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QRect, QSettings, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QColor,
+    QDragEnterEvent,
+    QDropEvent,
+    QFont,
+    QFontMetrics,
+    QImage,
+    QImageReader,
+    QPainter,
+    QPixmap,
+)
 from PySide6.QtWidgets import (
+    QApplication,
     QComboBox,
     QFileDialog,
     QFrame,
@@ -19,6 +30,9 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionProgressBar,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -200,6 +214,7 @@ class SupportSetView(DropArea):
         outer = QVBoxLayout(self)
         header = QHBoxLayout()
         title = QLabel("<b>Support set</b> — drop a folder of class folders, or images to start a class")
+        title.setWordWrap(True)  # narrow windows wrap it instead of growing
         self.add_button = QPushButton("Add class")
         self.add_button.setToolTip("Add an empty class (Ctrl+N)")
         self.add_images_button = QPushButton("Add images…")
@@ -219,6 +234,7 @@ class SupportSetView(DropArea):
         self.scroll.setWidget(self.inner)
         outer.addWidget(self.scroll, 1)
         self.status = QLabel("No classes yet.")
+        self.status.setWordWrap(True)
         outer.addWidget(self.status)
         self.cards: dict[str, ClassCard] = {}
         support.changed.connect(self.rebuild)
@@ -243,31 +259,133 @@ class SupportSetView(DropArea):
     card_add_requested = Signal(str)
 
 
-class ProbabilityRow(QWidget):
-    """Thumbnail, file name, top class and bars for the top 3 probabilities."""
+class JobProgress(QWidget):
+    """Status-bar progress of the image jobs (adapt, classify, evaluate) with a Stop button.
 
-    def __init__(self, prediction, parent: QWidget | None = None) -> None:  # noqa: ANN001 - Prediction
+    Hidden until a job reports that work remains; `cancel_requested(job)` asks to stop the job shown.
+    """
+
+    cancel_requested = Signal(object)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.label = QLabel()
+        self.bar = QProgressBar()
+        self.bar.setMaximumWidth(220)
+        self.stop = QToolButton()
+        self.stop.setText("Stop")
+        self.stop.setToolTip("Stop this job at the next batch of images (Esc)")
+        self.stop.clicked.connect(lambda: self.job is not None and self.cancel_requested.emit(self.job))
         layout = QHBoxLayout(self)
-        layout.setContentsMargins(2, 2, 2, 2)
-        pic = QLabel()
-        pic.setPixmap(thumbnail(Path(prediction.path)))
-        pic.setFixedWidth(THUMB)  # every row's bars start at the same place, whatever the picture's shape
-        pic.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        layout.addWidget(pic)
-        text = QVBoxLayout()
-        head = QLabel(f"<b>{prediction.label}</b> ({100 * prediction.confidence:.1f} %) — {Path(prediction.path).name}")
-        head.setToolTip(prediction.path)
-        text.addWidget(head)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for w in (self.label, self.bar, self.stop):
+            layout.addWidget(w)
+        self.job = None
+        self.hide()
+
+    def update_job(self, job, text: str, done: int, total: int) -> None:  # noqa: ANN001 - Job
+        """Show `job`'s progress while work remains."""
+        if done >= total:
+            return
+        self.job = job
+        self.label.setText(f"{text} {done}/{total} images")
+        self.bar.setRange(0, total)
+        self.bar.setValue(done)
+        self.show()
+
+    def job_finished(self, job) -> None:  # noqa: ANN001 - Job
+        if job is self.job:
+            self.job = None
+            self.hide()
+
+
+LABEL_ROLE = Qt.ItemDataRole.UserRole + 1
+CONFIDENCE_ROLE = Qt.ItemDataRole.UserRole + 2
+ORDER_ROLE = Qt.ItemDataRole.UserRole + 3
+
+
+class ResultsModel(QAbstractListModel):
+    """Classification results, one row per image (the `Prediction` is the row's `UserRole` data)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.predictions: list = []
+
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802, B008 - Qt override
+        return 0 if parent.isValid() else len(self.predictions)
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):  # noqa: ANN201 - Qt override
+        if not index.isValid():
+            return None
+        p = self.predictions[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return f"{p.label} ({100 * p.confidence:.1f} %) — {Path(p.path).name}"
+        if role == Qt.ItemDataRole.ToolTipRole:
+            top = sorted(p.probabilities.items(), key=lambda kv: -kv[1])
+            return p.path + "\n" + "\n".join(f"{n}: {100 * v:.1f} %" for n, v in top)
+        if role == Qt.ItemDataRole.UserRole:
+            return p
+        if role == LABEL_ROLE:
+            return p.label
+        if role == CONFIDENCE_ROLE:
+            return p.confidence
+        if role == ORDER_ROLE:
+            return index.row()
+        return None
+
+    def extend(self, predictions: list) -> None:
+        if predictions:
+            n = len(self.predictions)
+            self.beginInsertRows(QModelIndex(), n, n + len(predictions) - 1)
+            self.predictions.extend(predictions)
+            self.endInsertRows()
+
+    def clear(self) -> None:
+        self.beginResetModel()
+        self.predictions = []
+        self.endResetModel()
+
+
+class ResultDelegate(QStyledItemDelegate):
+    """Paints a result row: thumbnail, top class, confidence and file name, bars for the top 3 classes.
+
+    Only visible rows are painted (thumbnails load then), so thousands of results stay responsive.
+    """
+
+    LINE = 18
+
+    def sizeHint(self, option, index) -> QSize:  # noqa: N802, ANN001 - Qt override
+        return QSize(320, max(THUMB, 4 * self.LINE) + 6)
+
+    def paint(self, painter: QPainter, option, index) -> None:  # noqa: ANN001 - Qt override
+        prediction = index.data(Qt.ItemDataRole.UserRole)
+        widget = option.widget
+        style = widget.style() if widget is not None else QApplication.style()
+        style.drawPrimitive(QStyle.PrimitiveElement.PE_PanelItemViewItem, option, painter, widget)
+        r = option.rect.adjusted(3, 3, -3, -3)
+        pix = thumbnail(Path(prediction.path))
+        painter.drawPixmap(r.x() + (THUMB - pix.width()) // 2, r.y() + (r.height() - pix.height()) // 2, pix)
+        x = r.x() + THUMB + 8
+        width = max(40, r.right() - x)
+        painter.save()
+        bold = QFont(option.font)
+        bold.setBold(True)
+        painter.setFont(bold)
+        head = f"{prediction.label}"
+        painter.drawText(QRect(x, r.y(), width, self.LINE), Qt.AlignmentFlag.AlignVCenter, head)
+        used = QFontMetrics(bold).horizontalAdvance(head + " ")
+        painter.setFont(option.font)
+        rest = f"({100 * prediction.confidence:.1f} %) — {Path(prediction.path).name}"
+        painter.drawText(QRect(x + used, r.y(), max(0, width - used), self.LINE), Qt.AlignmentFlag.AlignVCenter, rest)
+        painter.restore()
         top = sorted(prediction.probabilities.items(), key=lambda kv: -kv[1])[:3]
-        for name, p in top:
-            bar = QProgressBar()
-            bar.setRange(0, 1000)
-            bar.setValue(round(1000 * p))
-            bar.setFormat(f"{name}: {100 * p:.1f} %")
-            bar.setMaximumHeight(16)
-            text.addWidget(bar)
-        layout.addLayout(text, 1)
+        for i, (name, p) in enumerate(top):
+            bar = QStyleOptionProgressBar()
+            bar.rect = QRect(x, r.y() + self.LINE * (i + 1) + 1, width, self.LINE - 3)
+            bar.minimum, bar.maximum, bar.progress = 0, 1000, round(1000 * p)
+            bar.text, bar.textVisible = f"{name}: {100 * p:.1f} %", True
+            bar.state = QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_Horizontal
+            style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter, widget)
 
 
 def confusion_image(confusion: list[list[int]], names: list[str], cell: int = 36) -> QImage:

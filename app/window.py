@@ -9,8 +9,16 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence, QPixmap
+from PySide6.QtCore import QSettings, QSortFilterProxyModel, QStandardPaths, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import (
+    QAction,
+    QDesktopServices,
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+    QKeySequence,
+    QPixmap,
+)
 from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
@@ -18,11 +26,13 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
+    QListView,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
     QMessageBox,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QSplitter,
     QTabWidget,
@@ -36,11 +46,29 @@ from anil_engine.images import IMAGE_SUFFIXES
 from anil_engine.registry import bundled_models
 from app import gc_guard
 from app.help import TextDialog, about_html, shortcuts_html
-from app.jobs import Job
+from app.jobs import CANCELLED, Job
 from app.support_model import SupportSet, expand_drop, images_in
-from app.widgets import DropArea, ProbabilityRow, SupportSetView, confusion_image, dropped_paths, hbox
+from app.widgets import (
+    CONFIDENCE_ROLE,
+    LABEL_ROLE,
+    ORDER_ROLE,
+    DropArea,
+    JobProgress,
+    ResultDelegate,
+    ResultsModel,
+    SupportSetView,
+    confusion_image,
+    dropped_paths,
+    hbox,
+)
 
 ADAPT_DELAY_MS = 250
+RESULT_ORDERS = {
+    "as classified": (ORDER_ROLE, Qt.SortOrder.AscendingOrder),
+    "least confident first": (CONFIDENCE_ROLE, Qt.SortOrder.AscendingOrder),
+    "by class": (LABEL_ROLE, Qt.SortOrder.AscendingOrder),
+}
+IMAGE_JOBS = {"adapt": "Adapting:", "classify": "Classifying:", "evaluate folder": "Evaluating:"}
 MAX_RECENT = 8
 IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)) + ");;All files (*)"
 
@@ -151,7 +179,6 @@ class MainWindow(QMainWindow):
         self.checkpoint_path: str | None = None
         self.checkpoint_sha256 = ""
         self.project_path: Path | None = None
-        self.predictions: list = []
         self.jobs: list[Job] = []
         self._adapt_pending = False
         self._adapt_job: Job | None = None
@@ -166,6 +193,9 @@ class MainWindow(QMainWindow):
         self._build_model_panel()
         self._build_center()
         self._build_menus()
+        self.job_progress = JobProgress()
+        self.job_progress.cancel_requested.connect(lambda job: job.cancel())
+        self.statusBar().addPermanentWidget(self.job_progress)
         self.adapt_timer = QTimer(self, singleShot=True, interval=ADAPT_DELAY_MS)
         self.adapt_timer.timeout.connect(self.adapt_now)
         self.support.changed.connect(self.adapt_timer.start)
@@ -240,8 +270,28 @@ class MainWindow(QMainWindow):
 
         self.query_area = DropArea()
         q = QVBoxLayout(self.query_area)
-        q.addWidget(QLabel("<b>Classify</b> — drop images or folders here, or paste images (Ctrl+V)"))
-        self.results = QListWidget()
+        title = QLabel("<b>Classify</b> — drop images or folders here, or paste images (Ctrl+V)")
+        title.setWordWrap(True)
+        q.addWidget(title)
+        self.results_model = ResultsModel(self)
+        self.results_sorted = QSortFilterProxyModel(self)
+        self.results_sorted.setSourceModel(self.results_model)
+        self.results = QListView()
+        self.results.setModel(self.results_sorted)
+        self.results.setItemDelegate(ResultDelegate(self.results))
+        self.results.setUniformItemSizes(True)
+        self.results.setSelectionMode(QListView.SelectionMode.ExtendedSelection)
+        self.results.doubleClicked.connect(
+            lambda index: QDesktopServices.openUrl(QUrl.fromLocalFile(index.data(Qt.ItemDataRole.UserRole).path))
+        )
+        self.results_order = QComboBox()
+        self.results_order.addItems(list(RESULT_ORDERS))
+        self.results_order.setToolTip("Order of the results (the CSV keeps the order of classification)")
+        self.results_order.currentTextChanged.connect(self._sort_results)
+        self.results_summary = QLabel("")
+        # Many classes make a long line: never let it widen the window (the tooltip has it all).
+        self.results_summary.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        q.addWidget(hbox(QLabel("Order"), self.results_order, self.results_summary))
         q.addWidget(self.results, 1)
         buttons = QHBoxLayout()
         classify_button = QPushButton("Classify images…")
@@ -259,11 +309,11 @@ class MainWindow(QMainWindow):
 
         self.eval_area = DropArea()
         e = QVBoxLayout(self.eval_area)
-        e.addWidget(
-            QLabel(
-                "<b>Evaluate</b> — leave-one-out on the support set, or drop a labelled folder of class folders here"
-            )
+        title = QLabel(
+            "<b>Evaluate</b> — leave-one-out on the support set, or drop a labelled folder of class folders here"
         )
+        title.setWordWrap(True)
+        e.addWidget(title)
         self.loo_button = QPushButton("Leave-one-out on the support set")
         self.loo_button.clicked.connect(self.leave_one_out)
         labelled_button = QPushButton("Evaluate on a labelled folder…")
@@ -327,6 +377,7 @@ class MainWindow(QMainWindow):
         action(edit, "Paste images to classify", self.paste_images, QKeySequence.StandardKey.Paste)
         model = self.menuBar().addMenu("&Model")
         action(model, "Adapt now", self.adapt_now, "Ctrl+R")
+        action(model, "Stop the running image job", self.stop_image_job, "Esc")
         action(model, "Leave-one-out evaluation", self.leave_one_out, "Ctrl+L")
         action(model, "Meta-train…", self.show_train_dialog, "Ctrl+T")
         action(model, "Evaluate on a data set…", self.show_eval_dialog, "Ctrl+Shift+L")
@@ -343,6 +394,10 @@ class MainWindow(QMainWindow):
             job.progress.connect(on_progress)
         job.failed.connect(self.errors.exception)
         job.finished.connect(lambda: self.jobs.remove(job) if job in self.jobs else None)
+        if name in IMAGE_JOBS:
+            text = IMAGE_JOBS[name]
+            job.progress.connect(lambda item: self.job_progress.update_job(job, text, item.done, item.total))
+            job.finished.connect(lambda: self.job_progress.job_finished(job))
         self.jobs.append(job)
         job.start()
         return job
@@ -551,6 +606,11 @@ class MainWindow(QMainWindow):
             return None
         return path
 
+    def stop_image_job(self) -> None:
+        """Stop the adaptation, classification or evaluation shown in the status bar."""
+        if self.job_progress.job is not None:
+            self.job_progress.job.cancel()
+
     # ---------------------------------------------------------------------------------- help
     def _show_text_dialog(self, key: str, title: str, text: str) -> None:
         dialog = self.text_dialogs.get(key)
@@ -577,10 +637,12 @@ class MainWindow(QMainWindow):
             self.adapt_status.setText("Add at least 2 classes with images to adapt the head.")
             return
         if self._adapt_job is not None and self._adapt_job.running:
+            # Stop the running adaptation at its next batch (its features stay cached) and start again after it.
             self._adapt_pending = True
+            self._adapt_job.cancel()
             return
         self.adapt_status.setText("Adapting…")
-        self._adapt_job = self.run_job("adapt", self.classifier.adapt, support, on_done=self._adapted)
+        self._adapt_job = self.run_job("adapt", self.classifier.iter_adapt, support, on_done=self._adapted)
         self._adapt_job.finished.connect(self._adapt_finished)
 
     def _adapt_finished(self) -> None:
@@ -589,6 +651,12 @@ class MainWindow(QMainWindow):
             self.adapt_now()
 
     def _adapted(self, result) -> None:  # noqa: ANN001 - AdaptResult
+        if result is CANCELLED:
+            if not self._adapt_pending:
+                self.adapt_status.setText(
+                    "Adaptation stopped; the head is still the previous one. Model ▸ Adapt now (Ctrl+R) adapts it."
+                )
+            return
         for m in result.skipped:
             self.errors.report(m, "warning")
         self.adapt_status.setText(
@@ -607,26 +675,42 @@ class MainWindow(QMainWindow):
             self.errors.report("add at least 2 classes with images first; then drop images to classify", "warning")
             return
         if images:
-            self.run_job("classify", self.classifier.predict, images, on_done=lambda r: self._classified(r, replace))
+            self.run_job(
+                "classify", self.classifier.iter_predict, images, on_done=lambda r: self._classified(r, replace)
+            )
 
     def _classified(self, result, replace: bool) -> None:  # noqa: ANN001
+        if result is CANCELLED:
+            self.errors.report("classification stopped; no results added", "info")
+            return
         predictions, skipped = result
         for m in skipped:
             self.errors.report(m, "warning")
         if replace:
             self.clear_results()
-        for p in predictions:
-            item = QListWidgetItem()
-            row = ProbabilityRow(p)
-            item.setSizeHint(row.sizeHint())
-            self.results.addItem(item)
-            self.results.setItemWidget(item, row)
-        self.predictions.extend(predictions)
+        self.results_model.extend(predictions)
+        self._sort_results()
         self.classified.emit(predictions)
 
+    @property
+    def predictions(self) -> list:
+        """Every classification result shown, in the order classified."""
+        return self.results_model.predictions
+
     def clear_results(self) -> None:
-        self.results.clear()
-        self.predictions = []
+        self.results_model.clear()
+        self._sort_results()
+
+    def _sort_results(self, *_args) -> None:  # noqa: ANN002
+        role, order = RESULT_ORDERS[self.results_order.currentText()]
+        self.results_sorted.setSortRole(role)
+        self.results_sorted.sort(0 if role != ORDER_ROLE else -1, order)
+        counts: dict[str, int] = {}
+        for p in self.predictions:
+            counts[p.label] = counts.get(p.label, 0) + 1
+        summary = ", ".join(f"{n} {c}" for n, c in sorted(counts.items()))
+        self.results_summary.setText(f"{len(self.predictions)} images: {summary}" if self.predictions else "")
+        self.results_summary.setToolTip(summary)
 
     def export_csv_dialog(self) -> None:
         if not self.predictions:
@@ -726,12 +810,15 @@ class MainWindow(QMainWindow):
         self.eval_summary.setText(f"Evaluating on {folders[0]}…")
         self.run_job(
             "evaluate folder",
-            self.classifier.evaluate_folder,
+            self.classifier.iter_evaluate_folder,
             folders[0],
             on_done=lambda r: self._show_report(r, f"Labelled folder {folders[0].name}"),
         )
 
     def _show_report(self, report, title: str) -> None:  # noqa: ANN001 - EvalReport
+        if report is CANCELLED:
+            self.eval_summary.setText(f"<b>{title}</b>: stopped; no result.")
+            return
         for m in report.skipped:
             self.errors.report(m, "warning")
         per_class = ", ".join(f"{n}: {a:.0f} %" for n, a in report.per_class.items())
@@ -900,6 +987,9 @@ class MainWindow(QMainWindow):
         for dialog in (self.train_dialog, self.eval_dialog):
             if dialog is not None:
                 dialog.shutdown()
+        for job in self.jobs:
+            if job.name in IMAGE_JOBS:  # nothing to save: stop at the next batch instead of finishing
+                job.cancel()
         self.wait_for_jobs()
         self.support.undo_stack.cleanChanged.disconnect(self._update_title)
         self.settings.setValue("geometry", self.saveGeometry())

@@ -176,9 +176,7 @@ def main() -> int:
         shot("6-evaluate-data-set.png", d)
         d.close()
     window.close()
-    del window
-    settings.sync()
-    del settings  # QSettings writes its file when destroyed; remove the folder after that
+    settings.sync()  # write now: nothing is left for QSettings to write into the removed folder at exit
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -54,13 +54,13 @@ def window(qtbot, tmp_path, checkpoint):
 def adapt_threads(window) -> list[str]:
     """Record the thread every adaptation runs in."""
     seen = []
-    original = window.classifier.adapt
+    original = window.classifier.iter_adapt
 
-    def recording(*args, **kwargs):
+    def recording(*args, **kwargs):  # a generator: its body runs where the job drives it
         seen.append(threading.current_thread().name)
-        return original(*args, **kwargs)
+        return (yield from original(*args, **kwargs))
 
-    window.classifier.adapt = recording
+    window.classifier.iter_adapt = recording
     return seen
 
 
@@ -117,7 +117,7 @@ def test_classify_export_and_evaluate(qtbot, window, folder_root, tmp_path):
     with qtbot.waitSignal(window.classified, timeout=TIMEOUT) as blocker:
         drop(window.query_area, queries)
     assert [p.label for p in blocker.args[0]] == ["class_00", "class_01", "class_02"]
-    assert window.results.count() == 3
+    assert window.results_model.rowCount() == 3
     window.export_csv(tmp_path / "out.csv")
     rows = list(csv.reader(open(tmp_path / "out.csv")))
     assert rows[0][:3] == ["path", "label", "confidence"] and len(rows) == 4
@@ -395,7 +395,7 @@ def test_support_classify_and_evaluate_without_dragging(qtbot, window, folder_ro
     pick(folder=folder_root / "class_05")
     with qtbot.waitSignal(window.classified, timeout=TIMEOUT) as blocker:
         menu_action(window, "Classify a folder…").trigger()
-    assert len(blocker.args[0]) == 6 and window.results.count() == 8
+    assert len(blocker.args[0]) == 6 and window.results_model.rowCount() == 8
     # a labelled folder
     pick(folder=folder_root)
     with qtbot.waitSignal(window.evaluated, timeout=TIMEOUT) as evaluated:
@@ -409,7 +409,7 @@ def test_support_classify_and_evaluate_without_dragging(qtbot, window, folder_ro
         menu_action(window, text).trigger()
     window.wait_for_jobs()
     assert window.support.names() == names and window.support.undo_stack.count() == count
-    assert window.results.count() == 8
+    assert window.results_model.rowCount() == 8
 
 
 def test_paste_image_data_and_files_to_classify(qtbot, window, folder_root, tmp_path):
@@ -446,11 +446,11 @@ def test_paste_image_data_and_files_to_classify(qtbot, window, folder_root, tmp_
     window.paste_dir = tmp_path / "file-not-folder"
     window.paste_dir.write_text("x")
     clipboard.setImage(QImage(str(source)))
-    count = window.results.count()
+    count = window.results_model.rowCount()
     menu_action(window, "Paste images to classify").trigger()
     window.wait_for_jobs()
     assert "could not save the pasted image" in messages[-1] and "file-not-folder" in messages[-1]
-    assert window.results.count() == count
+    assert window.results_model.rowCount() == count
 
 
 def test_help_lists_every_shortcut_and_the_versions(qtbot, window):
@@ -471,3 +471,129 @@ def test_help_lists_every_shortcut_and_the_versions(qtbot, window):
     assert torch.__version__ in about and window.checkpoint_path in about and "onnxruntime" in about
     window.show_about()  # a second call reuses the dialog
     assert len(window.text_dialogs) == 2
+
+
+@pytest.fixture
+def gated_images(monkeypatch):
+    """Batches of 2 images; after `open_for` more image reads, reading waits until `gate` is set."""
+    import anil_engine.classifier as classifier_module
+
+    monkeypatch.setattr(classifier_module, "BATCH", 2)
+    original = classifier_module.load_image
+    state = {"open_for": 10**9, "gate": threading.Event()}
+
+    def load_image(*args, **kwargs):
+        if state["open_for"] <= 0:
+            assert state["gate"].wait(timeout=60)
+        state["open_for"] -= 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(classifier_module, "load_image", load_image)
+    return state
+
+
+def test_long_image_jobs_show_progress_and_stop(qtbot, window, folder_root, gated_images, tmp_path):
+    messages = []
+    window.errors.reported.connect(lambda level, text: messages.append(text))
+    with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
+        drop(window.support_view, [folder_root / "class_00", folder_root / "class_01"])
+    qtbot.waitUntil(lambda: not window.jobs, timeout=TIMEOUT)
+    assert window.job_progress.isHidden()  # shown while the adaptation's batches ran, hidden when it ended
+    gated_images["open_for"] = 2  # the first batch of the classification, then it waits
+    window.classify_paths([folder_root / "class_02"])
+    qtbot.waitUntil(lambda: not window.job_progress.isHidden(), timeout=TIMEOUT)
+    assert window.job_progress.label.text() == "Classifying: 2/6 images"
+    assert window.job_progress.bar.value() == 2 and window.job_progress.bar.maximum() == 6
+    window.job_progress.stop.click()
+    gated_images["gate"].set()
+    qtbot.waitUntil(lambda: not window.jobs, timeout=TIMEOUT)
+    assert window.job_progress.isHidden() and window.results_model.rowCount() == 0
+    assert messages[-1] == "classification stopped; no results added"
+    # The two finished images stay cached: classifying again reads only the other four.
+    with qtbot.waitSignal(window.classified, timeout=TIMEOUT) as blocker:
+        window.classify_paths([folder_root / "class_02"])
+    assert len(blocker.args[0]) == 6 and window.results_model.rowCount() == 6
+    # Esc stops an evaluation of a labelled folder, which then reports no result.
+    labelled = tmp_path / "labelled"
+    for name in ("class_00", "class_01"):
+        (labelled / name).mkdir(parents=True)
+        for p in sorted((folder_root / name).iterdir()):
+            (labelled / name / p.name).write_bytes(p.read_bytes())
+    gated_images["gate"].clear()
+    gated_images["open_for"] = 2
+    window.evaluate_paths([labelled])
+    qtbot.waitUntil(lambda: not window.job_progress.isHidden(), timeout=TIMEOUT)
+    assert window.job_progress.label.text() == "Evaluating: 2/12 images"
+    menu_action(window, "Stop the running image job").trigger()
+    gated_images["gate"].set()
+    qtbot.waitUntil(lambda: not window.jobs, timeout=TIMEOUT)
+    assert window.eval_summary.text() == "<b>Labelled folder labelled</b>: stopped; no result."
+    assert window.job_progress.isHidden()
+
+
+def test_a_support_change_restarts_the_running_adaptation(qtbot, window, folder_root, gated_images):
+    adapted = []
+    window.adapted.connect(adapted.append)
+    gated_images["open_for"] = 2
+    drop(window.support_view, [folder_root / "class_00", folder_root / "class_01"])
+    qtbot.waitUntil(lambda: not window.job_progress.isHidden(), timeout=TIMEOUT)
+    assert window.job_progress.label.text() == "Adapting: 2/12 images"
+    first = window._adapt_job
+    drop(window.support_view, [folder_root / "class_02"])  # while the first adaptation waits
+    qtbot.waitUntil(lambda: window._adapt_pending, timeout=TIMEOUT)
+    gated_images["gate"].set()
+    qtbot.waitUntil(lambda: bool(adapted), timeout=TIMEOUT)
+    window.wait_for_jobs()
+    assert window._adapt_job is not first
+    assert [r.class_names for r in adapted] == [["class_00", "class_01", "class_02"]]  # the stopped one is silent
+    # the stopped job's two batches (the first, and the one it was reading when stopped) stayed cached
+    assert adapted[0].new_images == 18 - 4
+    assert "Head adapted to 3 classes" in window.adapt_status.text()
+
+
+def test_escape_stops_an_adaptation(qtbot, window, folder_root, gated_images):
+    gated_images["open_for"] = 2
+    drop(window.support_view, [folder_root / "class_00", folder_root / "class_01"])
+    qtbot.waitUntil(lambda: not window.job_progress.isHidden(), timeout=TIMEOUT)
+    menu_action(window, "Stop the running image job").trigger()
+    gated_images["gate"].set()
+    qtbot.waitUntil(lambda: not window.jobs, timeout=TIMEOUT)
+    assert window.adapt_status.text().startswith("Adaptation stopped; the head is still the previous one.")
+    assert not window.classifier.is_adapted and window.job_progress.isHidden()
+    with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
+        window.adapt_now()
+
+
+def test_results_can_be_reordered_and_are_summarised(qtbot, window, folder_root):
+    from PySide6.QtCore import Qt
+
+    with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
+        drop(window.support_view, [folder_root / "class_00", folder_root / "class_01", folder_root / "class_02"])
+    with qtbot.waitSignal(window.classified, timeout=TIMEOUT) as blocker:
+        drop(window.query_area, [folder_root / "class_03", folder_root / "class_01"])
+    classified = blocker.args[0]
+
+    def shown():
+        view = window.results_sorted
+        return [view.index(i, 0).data(Qt.ItemDataRole.UserRole) for i in range(view.rowCount())]
+
+    assert shown() == classified and len(classified) == 12
+    window.results_order.setCurrentText("least confident first")
+    assert [p.confidence for p in shown()] == sorted(p.confidence for p in classified)
+    window.results_order.setCurrentText("by class")
+    assert [p.label for p in shown()] == sorted(p.label for p in classified)
+    window.results_order.setCurrentText("as classified")
+    assert shown() == classified
+    counts = {n: sum(p.label == n for p in classified) for n in ("class_00", "class_01", "class_02")}
+    expected = ", ".join(f"{n} {c}" for n, c in counts.items() if c)
+    assert window.results_summary.text() == f"12 images: {expected}"
+    # The delegate paints a row (thumbnail, label, bars) without error and gives it a fixed height.
+    image = window.results.grab().toImage()
+    colours = {image.pixel(x, y) for x in range(0, min(image.width(), 400), 3) for y in range(0, 60, 3)}
+    assert len(colours) > 20  # the first row's thumbnail, text and bars, not an empty view
+    assert window.results.sizeHintForRow(0) == window.results.sizeHintForRow(11) > 56
+    # Long status lines (the adaptation's, the summary) wrap or elide: the window still fits a 1280-px screen.
+    assert len(window.adapt_status.text()) > 150
+    assert window.minimumSizeHint().width() <= 1280
+    window.clear_results()
+    assert not window.predictions and window.results_summary.text() == ""

@@ -113,3 +113,64 @@ def test_project_round_trip(tmp_path, folder_root):
     (tmp_path / "bad.anilproj").write_text("{")
     with pytest.raises(ProjectError, match="bad.anilproj: not a readable project file"):
         load_project(tmp_path / "bad.anilproj")
+
+
+def test_progress_counts_every_image_and_stopping_keeps_the_finished_batches(folder_root, monkeypatch, tmp_path):
+    import anil_engine.classifier as classifier_module
+
+    monkeypatch.setattr(classifier_module, "BATCH", 5)
+    clf = make_classifier()
+    support = support_from(folder_root, 3, 4)  # 12 images: batches of 4+... per class (one class = one call)
+    gen = clf.iter_adapt(support)
+    items = []
+    with pytest.raises(StopIteration) as stop:
+        while True:
+            items.append(next(gen))
+    result = stop.value.value
+    assert [(i.stage, i.done, i.total) for i in items] == [
+        ("adapt", 4, 12),
+        ("adapt", 8, 12),
+        ("adapt", 12, 12),
+    ]
+    assert result.new_images == 12
+    # Classify 18 images (one not an image) in batches of 5; stop after the first batch.
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    paths = [*sorted((folder_root / "class_05").iterdir()), *sorted((folder_root / "class_06").iterdir())]
+    paths = [*paths, tmp_path / "broken.png", *sorted((folder_root / "class_07").iterdir())[:5]]
+    gen = clf.iter_predict(paths)
+    first = next(gen)
+    assert (first.stage, first.done, first.total) == ("classify", 5, 18)
+    gen.close()  # what the app's Stop does
+    assert len(clf._cache) == 12 + 5
+    items = []
+    gen = clf.iter_predict(paths)
+    with pytest.raises(StopIteration) as stop:
+        while True:
+            items.append(next(gen))
+    predictions, skipped = stop.value.value
+    assert [i.done for i in items] == [10, 15, 18]  # the 5 cached count at once; the rest in batches
+    assert len(predictions) == 17 and len(skipped) == 1 and "broken.png" in skipped[0]
+    fresh = make_classifier_with_same_head(clf)
+    expected, _ = fresh.predict(paths)
+    assert [p.probabilities for p in predictions] == [pytest.approx(e.probabilities, abs=1e-6) for e in expected]
+
+
+def test_folder_evaluation_progress_spans_all_classes(folder_root, tmp_path):
+    clf = make_classifier()
+    clf.adapt(support_from(folder_root, 3, 2))
+    labelled = tmp_path / "labelled"
+    for c in ("class_00", "class_01", "class_02"):
+        (labelled / c).mkdir(parents=True)
+        for p in sorted((folder_root / c).iterdir())[2:]:
+            (labelled / c / p.name).write_bytes(p.read_bytes())
+    gen = clf.iter_evaluate_folder(labelled)
+    items = []
+    with pytest.raises(StopIteration) as stop:
+        while True:
+            items.append(next(gen))
+    assert [(i.stage, i.done, i.total) for i in items] == [
+        ("evaluate", 4, 12),
+        ("evaluate", 8, 12),
+        ("evaluate", 12, 12),
+    ]
+    assert stop.value.value == clf.evaluate_folder(labelled)
