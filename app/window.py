@@ -291,7 +291,11 @@ class MainWindow(QMainWindow):
         self.results_summary = QLabel("")
         # Many classes make a long line: never let it widen the window (the tooltip has it all).
         self.results_summary.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        q.addWidget(hbox(QLabel("Order"), self.results_order, self.results_summary))
+        order_row = QHBoxLayout()
+        order_row.addWidget(QLabel("Order"))
+        order_row.addWidget(self.results_order)
+        order_row.addWidget(self.results_summary, 1)
+        q.addLayout(order_row)
         q.addWidget(self.results, 1)
         buttons = QHBoxLayout()
         classify_button = QPushButton("Classify images…")
