@@ -64,3 +64,24 @@ def omniglot_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def folder_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_class_folders(tmp_path_factory.mktemp("folders"), n_classes=12, per_class=6)
+
+
+@pytest.fixture
+def app_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random 5-way checkpoint for 3x32x32 images, BatchNorm calibrated on noise, 20 head steps."""
+    import torch
+
+    from anil_engine.checkpoint import save_checkpoint
+    from anil_engine.config import ModelConfig, Preprocessing
+    from anil_engine.models import AnilModel, calibrate_batchnorm
+    from anil_engine.training import make_checkpoint
+
+    torch.manual_seed(0)
+    pre = Preprocessing(32, 3, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    model = AnilModel(ModelConfig(16, 4, 3, 32, 5), pre)
+    calibrate_batchnorm(model, torch.rand(64, 3, 32, 32))
+    ckpt = make_checkpoint(model, None, "anil", {}, {"name": "folder", "split_scheme": "vinyals"})
+    ckpt["fast_lr"], ckpt["adaptation_steps"] = 0.5, 20
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint(ckpt, path)
+    return path

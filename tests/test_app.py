@@ -13,10 +13,6 @@ pytest.importorskip("PySide6")
 
 from PySide6.QtCore import QSettings  # noqa: E402
 
-from anil_engine.checkpoint import save_checkpoint  # noqa: E402
-from anil_engine.config import ModelConfig, Preprocessing  # noqa: E402
-from anil_engine.models import AnilModel, calibrate_batchnorm  # noqa: E402
-from anil_engine.training import make_checkpoint  # noqa: E402
 from app.testing import send_drop  # noqa: E402
 from app.window import MainWindow  # noqa: E402
 
@@ -27,16 +23,8 @@ drop = send_drop
 
 
 @pytest.fixture
-def checkpoint(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    pre = Preprocessing(32, 3, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
-    model = AnilModel(ModelConfig(16, 4, 3, 32, 5), pre)
-    calibrate_batchnorm(model, torch.rand(64, 3, 32, 32))
-    ckpt = make_checkpoint(model, None, "anil", {}, {"name": "folder", "split_scheme": "vinyals"})
-    ckpt["fast_lr"], ckpt["adaptation_steps"] = 0.5, 20
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_checkpoint(ckpt, path)
-    return path
+def checkpoint(app_checkpoint) -> Path:
+    return app_checkpoint
 
 
 @pytest.fixture

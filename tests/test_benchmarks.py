@@ -115,3 +115,25 @@ def test_accuracy_report_compares_final_weights_without_conv_biases(tmp_path):
     torch.save({"state_dict": got}, tmp_path / "seed1" / "batched" / "last.pt")
     (batched,) = [cells(r) for r in report.report(tmp_path, ["1"]) if "| batched |" in r]
     assert batched[-1] == "2.0e-08"
+
+
+def test_app_responsiveness_runs_the_real_window_on_a_folder(folder_root, app_checkpoint, tmp_path):
+    import subprocess
+
+    support = tmp_path / "support"
+    for name in ("class_00", "class_01"):
+        (support / name).mkdir(parents=True)
+        for p in sorted((folder_root / name).iterdir())[:3]:
+            (support / name / p.name).write_bytes(p.read_bytes())
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "app_responsiveness.py"), "--support", str(support)]
+        + ["--queries", str(folder_root), "--checkpoint", str(app_checkpoint)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "classified 72 images in" in out.stdout  # 12 classes x 6 images
+    assert "longest event-loop block meanwhile:" in out.stdout
