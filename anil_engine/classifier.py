@@ -273,23 +273,30 @@ class FewShotClassifier:
     # -- evaluation ---------------------------------------------------------------------------------
     def leave_one_out(self) -> EvalReport:
         """Each support image classified by a head adapted on all the others."""
-        with self._lock:
+        return run_to_end(self.iter_leave_one_out())
+
+    def iter_leave_one_out(self) -> Generator[FeatureProgress, None, EvalReport]:
+        """`leave_one_out` as a generator: progress after each held-out image (one head adaptation each)."""
+        with self._lock:  # a snapshot: a new adaptation meanwhile does not mix into this evaluation
             if not self._support:
                 raise ConfigError("adapt first: the support set is empty")
+            names, fast_lr, steps = list(self.class_names), self.fast_lr, self.steps
             labels = torch.tensor([y for _, y in self._support])
-            counts = torch.bincount(labels, minlength=len(self.class_names))
-            if int(counts.min()) < 2:
-                few = [n for n, c in zip(self.class_names, counts.tolist(), strict=True) if c < 2]
-                raise ConfigError(f"leave-one-out needs >= 2 images in every class; add images to {few}")
             feats = torch.stack([f for f, _ in self._support])
-            predicted = []
-            for i in range(len(labels)):
-                keep = torch.arange(len(labels)) != i
-                w0, b0 = initial_head(self.model.head.weight, self.model.head.bias, len(self.class_names))
-                w, b = adapt_head(feats[keep], labels[keep].to(self.device), w0, b0, self.fast_lr, self.steps)
-                with torch.no_grad():
-                    predicted.append(int(F.linear(feats[i : i + 1], w, b).argmax()))
-            return _report(labels.tolist(), predicted, self.class_names, [])
+            w_meta, b_meta = self.model.head.weight.detach().clone(), self.model.head.bias.detach().clone()
+        counts = torch.bincount(labels, minlength=len(names))
+        if int(counts.min()) < 2:
+            few = [n for n, c in zip(names, counts.tolist(), strict=True) if c < 2]
+            raise ConfigError(f"leave-one-out needs >= 2 images in every class; add images to {few}")
+        predicted = []
+        for i in range(len(labels)):
+            keep = torch.arange(len(labels)) != i
+            w0, b0 = initial_head(w_meta, b_meta, len(names))
+            w, b = adapt_head(feats[keep], labels[keep].to(self.device), w0, b0, fast_lr, steps)
+            with torch.no_grad():
+                predicted.append(int(F.linear(feats[i : i + 1], w, b).argmax()))
+            yield FeatureProgress("leave-one-out", i + 1, len(labels))
+        return _report(labels.tolist(), predicted, names, [])
 
     def evaluate_folder(self, root: str | Path) -> EvalReport:
         """Accuracy and confusion on a labelled folder of class folders named like the support classes."""

@@ -582,7 +582,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     }
     reports = []
     if args.leave_one_out:
-        reports.append(("leave_one_out", clf.leave_one_out()))
+        reports.append(("leave_one_out", _images_job(clf.iter_leave_one_out(), args.quiet)))
     if args.labelled:
         reports.append(("labelled", _images_job(clf.iter_evaluate_folder(args.labelled), args.quiet)))
     for name, r in reports:

@@ -274,7 +274,7 @@ class JobProgress(QWidget):
         self.bar.setMaximumWidth(220)
         self.stop = QToolButton()
         self.stop.setText("Stop")
-        self.stop.setToolTip("Stop this job at the next batch of images (Esc)")
+        self.stop.setToolTip("Stop this job (Esc); the batch of images in flight finishes first")
         self.stop.clicked.connect(lambda: self.job is not None and self.cancel_requested.emit(self.job))
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

@@ -68,7 +68,12 @@ RESULT_ORDERS = {
     "least confident first": (CONFIDENCE_ROLE, Qt.SortOrder.AscendingOrder),
     "by class": (LABEL_ROLE, Qt.SortOrder.AscendingOrder),
 }
-IMAGE_JOBS = {"adapt": "Adapting:", "classify": "Classifying:", "evaluate folder": "Evaluating:"}
+IMAGE_JOBS = {
+    "adapt": "Adapting:",
+    "classify": "Classifying:",
+    "evaluate folder": "Evaluating:",
+    "leave-one-out": "Leave-one-out:",
+}
 MAX_RECENT = 8
 IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)) + ");;All files (*)"
 
@@ -800,7 +805,7 @@ class MainWindow(QMainWindow):
         self.eval_summary.setText("Running leave-one-out…")
         self.run_job(
             "leave-one-out",
-            self.classifier.leave_one_out,
+            self.classifier.iter_leave_one_out,
             on_done=lambda r: self._show_report(r, "Leave-one-out on the support set"),
         )
 

@@ -585,3 +585,28 @@ def test_results_can_be_reordered_and_are_summarised(qtbot, window, folder_root)
     assert window.minimumSizeHint().width() <= 1280
     window.clear_results()
     assert not window.predictions and window.results_summary.text() == ""
+
+
+def test_leave_one_out_shows_progress_and_stops(qtbot, window, folder_root, monkeypatch):
+    import anil_engine.classifier as classifier_module
+
+    with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
+        drop(window.support_view, [folder_root / "class_00", folder_root / "class_01"])  # 12 images
+    qtbot.waitUntil(lambda: not window.jobs, timeout=TIMEOUT)
+    gate, calls, original = threading.Event(), [], classifier_module.adapt_head
+
+    def gated_adapt_head(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 9:  # the 10th held-out image waits
+            assert gate.wait(timeout=60)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(classifier_module, "adapt_head", gated_adapt_head)
+    menu_action(window, "Leave-one-out evaluation").trigger()
+    qtbot.waitUntil(lambda: window.job_progress.label.text() == "Leave-one-out: 9/12 images", timeout=TIMEOUT)
+    assert not window.job_progress.isHidden()
+    window.job_progress.stop.click()
+    gate.set()
+    qtbot.waitUntil(lambda: not window.jobs, timeout=TIMEOUT)
+    assert window.eval_summary.text() == "<b>Leave-one-out on the support set</b>: stopped; no result."
+    assert len(calls) == 10  # stopped after the batch in flight, not at the end

@@ -174,3 +174,15 @@ def test_folder_evaluation_progress_spans_all_classes(folder_root, tmp_path):
         ("evaluate", 12, 12),
     ]
     assert stop.value.value == clf.evaluate_folder(labelled)
+
+
+def test_leave_one_out_reports_progress_and_matches_the_plain_call(folder_root):
+    clf = make_classifier()
+    clf.adapt(support_from(folder_root, 3, 6))  # 18 images
+    gen = clf.iter_leave_one_out()
+    items = []
+    with pytest.raises(StopIteration) as stop:
+        while True:
+            items.append(next(gen))
+    assert [(i.stage, i.done, i.total) for i in items] == [("leave-one-out", n, 18) for n in range(1, 19)]
+    assert stop.value.value == clf.leave_one_out()
