@@ -14,6 +14,11 @@ def send_drop(widget: QWidget, paths: list[Path]) -> None:
     """Deliver the drag-enter, drag-move and drop events a file manager would send."""
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    send_mime_drop(widget, mime)
+
+
+def send_mime_drop(widget: QWidget, mime: QMimeData) -> None:
+    """Drag-enter, drag-move and drop of any data (e.g. a browser's image with its remote address)."""
     args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
     enter = QDragEnterEvent(QPoint(5, 5), *args)
     QApplication.sendEvent(widget, enter)

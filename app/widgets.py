@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QRect, QSettings, QSize, Qt, Signal
+from PySide6.QtCore import QAbstractListModel, QMimeData, QModelIndex, QRect, QSettings, QSize, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QDragEnterEvent,
@@ -108,12 +109,36 @@ def thumbnail(path: Path, size: int = THUMB) -> QPixmap:
     return _thumb_cache[key]
 
 
-def dropped_paths(event: QDropEvent | QDragEnterEvent) -> list[Path]:
-    return [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+@dataclass(frozen=True)
+class RemoteUrl:
+    """A dropped address that is not a local file (e.g. an image dragged from a web page without its data)."""
+
+    url: str
+
+
+def dropped_items(mime: QMimeData) -> list[Path | QImage | RemoteUrl]:
+    """What a drop carries: local paths; else image data (a browser's image); else the remote addresses."""
+    urls = mime.urls() if mime.hasUrls() else []
+    paths = [Path(u.toLocalFile()) for u in urls if u.isLocalFile()]
+    if paths:
+        return paths
+    if mime.hasImage():
+        image = QImage(mime.imageData())
+        if not image.isNull():
+            return [image]
+    return [RemoteUrl(u.toString()) for u in urls]
+
+
+def accepts_drop(mime: QMimeData) -> bool:
+    return mime.hasUrls() or mime.hasImage()
+
+
+def dropped_paths(event: QDropEvent | QDragEnterEvent) -> list[Path | QImage | RemoteUrl]:
+    return dropped_items(event.mimeData())
 
 
 class DropArea(QFrame):
-    """A frame that accepts file drops and emits the local paths."""
+    """A frame that accepts drops of files, folders or image data and emits what was dropped (`dropped_items`)."""
 
     dropped = Signal(list)
 
@@ -123,18 +148,18 @@ class DropArea(QFrame):
         self.setFrameShape(QFrame.Shape.StyledPanel)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
-        if event.mimeData().hasUrls():
+        if accepts_drop(event.mimeData()):
             event.acceptProposedAction()
 
     def dragMoveEvent(self, event) -> None:  # noqa: N802, ANN001 - Qt override
-        if event.mimeData().hasUrls():
+        if accepts_drop(event.mimeData()):
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
-        paths = dropped_paths(event)
-        if paths:
+        items = dropped_paths(event)
+        if items:
             event.acceptProposedAction()
-            self.dropped.emit(paths)
+            self.dropped.emit(items)
 
 
 class ClassCard(DropArea):

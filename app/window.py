@@ -16,6 +16,7 @@ from PySide6.QtGui import (
     QDragEnterEvent,
     QDropEvent,
     QGuiApplication,
+    QImage,
     QKeySequence,
     QPixmap,
 )
@@ -54,10 +55,13 @@ from app.widgets import (
     ORDER_ROLE,
     DropArea,
     JobProgress,
+    RemoteUrl,
     ResultDelegate,
     ResultsModel,
     SupportSetView,
+    accepts_drop,
     confusion_image,
+    dropped_items,
     dropped_paths,
     hbox,
 )
@@ -481,10 +485,20 @@ class MainWindow(QMainWindow):
             self.adapt_timer.start()
 
     # ---------------------------------------------------------------------------------- support set
-    def _route_special_files(self, paths: list[Path]) -> list[Path]:
+    def _route_special_files(self, paths: list) -> list[Path]:
+        """Open checkpoints and projects; save dropped image data as PNG files; report remote addresses."""
         rest = []
         for p in paths:
-            if p.suffix == ".pt" and p.is_file():
+            if isinstance(p, QImage):
+                saved = self._save_pasted(p)
+                if saved is not None:
+                    rest.append(saved)
+            elif isinstance(p, RemoteUrl):
+                self.errors.report(
+                    f"{p.url}: not a file on this computer; save it first, or copy the image and paste it (Ctrl+V)",
+                    "warning",
+                )
+            elif p.suffix == ".pt" and p.is_file():
                 self.load_model(str(p))
             elif p.suffix == ".anilproj" and p.is_file():
                 self.open_project(p)
@@ -527,7 +541,7 @@ class MainWindow(QMainWindow):
             self.support.add_images(name, images)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
-        if event.mimeData().hasUrls():
+        if accepts_drop(event.mimeData()):
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
@@ -586,18 +600,12 @@ class MainWindow(QMainWindow):
     def paste_images(self) -> None:
         """Classify the clipboard: copied image files, or image data (saved as a PNG in `paste_dir`)."""
         mime = QGuiApplication.clipboard().mimeData()
-        if mime is not None and mime.hasUrls() and any(u.isLocalFile() for u in mime.urls()):
-            paths = [Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()]
-        elif mime is not None and mime.hasImage():
-            path = self._save_pasted(QGuiApplication.clipboard().image())
-            if path is None:
-                return
-            paths = [path]
-        else:
+        items = dropped_items(mime) if mime is not None else []
+        if not items or all(isinstance(i, RemoteUrl) for i in items):
             self.errors.report("the clipboard holds no image or image file; copy one first, then paste", "warning")
             return
         self.tabs.setCurrentWidget(self.query_area)
-        self.classify_paths(paths)
+        self.classify_paths(items)
 
     def _save_pasted(self, image) -> Path | None:  # noqa: ANN001 - QImage
         if image.isNull():

@@ -610,3 +610,44 @@ def test_leave_one_out_shows_progress_and_stops(qtbot, window, folder_root, monk
     qtbot.waitUntil(lambda: not window.jobs, timeout=TIMEOUT)
     assert window.eval_summary.text() == "<b>Leave-one-out on the support set</b>: stopped; no result."
     assert len(calls) == 10  # stopped after the batch in flight, not at the end
+
+
+def test_images_dragged_from_a_browser(qtbot, window, folder_root, tmp_path):
+    from PySide6.QtCore import QMimeData, QUrl
+    from PySide6.QtGui import QImage
+
+    from app.testing import send_mime_drop
+
+    window.paste_dir = tmp_path / "pasted"
+    messages = []
+    window.errors.reported.connect(lambda level, text: messages.append(text))
+
+    def browser_drag(source: Path | None, url: str) -> QMimeData:
+        mime = QMimeData()
+        mime.setUrls([QUrl(url)])
+        if source is not None:
+            mime.setImageData(QImage(str(source)))
+        return mime
+
+    # Image data on the empty support area starts a class; on a card it joins that class.
+    a, b = sorted((folder_root / "class_00").iterdir())[:2]
+    send_mime_drop(window.support_view, browser_drag(a, "https://example.org/a.png"))
+    assert window.support.names() == ["class"] and len(window.support.classes[0].paths) == 1
+    send_mime_drop(window.support_view.cards["class"], browser_drag(b, "https://example.org/b.png"))
+    assert len(window.support.classes[0].paths) == 2
+    assert all(p.parent == window.paste_dir and p.suffix == ".png" for p in window.support.classes[0].paths)
+    with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
+        drop(window.support_view, [folder_root / "class_01"])
+    # On Classify it is classified like the original file.
+    source = sorted((folder_root / "class_01").iterdir())[-1]
+    with qtbot.waitSignal(window.classified, timeout=TIMEOUT) as blocker:
+        send_mime_drop(window.query_area, browser_drag(source, "https://example.org/c.png"))
+    (dropped,) = blocker.args[0]
+    direct = window.classifier.predict([source])[0][0]
+    assert dropped.label == direct.label and Path(dropped.path).parent == window.paste_dir
+    # An address without image data is named in a message, and nothing else happens.
+    count = window.results_model.rowCount()
+    send_mime_drop(window.query_area, browser_drag(None, "https://example.org/page.html"))
+    window.wait_for_jobs()
+    assert messages[-1].startswith("https://example.org/page.html: not a file on this computer")
+    assert window.results_model.rowCount() == count
