@@ -263,6 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("images", nargs="+", help="image files or folders")
     r.add_argument("--json", action="store_true", help="print a JSON list")
 
+    i = sub.add_parser("info", help="versions, GPUs, the fused CPU kernel, bundled models (for bug reports)")
+    i.add_argument("--json", action="store_true", help="print one JSON object")
+    i.add_argument("--no-build", action="store_true", help="do not build the fused CPU kernel to check it")
+
     c = sub.add_parser("card", help="evaluate a checkpoint in every standard setting and write its model card")
     c.add_argument("--checkpoint", required=True, help="checkpoint file (.pt)")
     c.add_argument("--data-root", required=True, help="folder holding the checkpoint's data set")
@@ -594,6 +598,19 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_info(args: argparse.Namespace) -> int:
+    from anil_engine.environment import environment_report
+
+    rows = environment_report(build_kernel=not args.no_build)
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        width = max(len(k) for k in rows)
+        for k, v in rows.items():
+            print(f"{k:<{width}}  {v}")
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from anil_engine.runtime import OnnxClassifier
 
@@ -626,6 +643,7 @@ COMMANDS = {
     "export": cmd_export,
     "adapt": cmd_adapt,
     "predict": cmd_predict,
+    "info": cmd_info,
     "classify": cmd_classify,
     "gui": cmd_gui,
 }

@@ -104,6 +104,11 @@ def available() -> bool:
     return _load() is not None
 
 
+def checked() -> bool:
+    """Whether this process has already tried to load the kernel (`available()` would not build now)."""
+    return _module is not None or _error is not None
+
+
 def unavailable_reason() -> str | None:
     """Why `available()` is False, else None."""
     _load()

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import html
-import platform
-import sys
-from importlib import metadata
 
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QMenuBar, QTextBrowser, QVBoxLayout, QWidget
@@ -20,18 +17,6 @@ GESTURES = [
     ("Drop images or folders on Classify, or paste (Ctrl+V)", "classifies them"),
     ("Drop a .pt checkpoint or .anilproj project anywhere", "opens it"),
 ]
-
-# Shown name -> distribution names to try (PySide6 is often installed as PySide6_Essentials).
-PACKAGES = {
-    "anil-studio": ["anil-studio"],
-    "torch": ["torch"],
-    "torchvision": ["torchvision"],
-    "learn2learn": ["learn2learn"],
-    "onnxruntime": ["onnxruntime", "onnxruntime-gpu"],
-    "PySide6": ["PySide6", "PySide6_Essentials"],
-    "numpy": ["numpy"],
-    "pillow": ["pillow"],
-}
 
 
 def menu_shortcuts(menu_bar: QMenuBar) -> list[tuple[str, str, str]]:
@@ -64,40 +49,22 @@ def shortcuts_html(menu_bar: QMenuBar) -> str:
     )
 
 
-def package_versions() -> dict[str, str]:
-    """Installed version of each package the app runs on ("not installed" where missing)."""
-    versions = {}
-    for shown, distributions in PACKAGES.items():
-        versions[shown] = "not installed"
-        for name in distributions:
-            try:
-                versions[shown] = metadata.version(name)
-                break
-            except metadata.PackageNotFoundError:
-                continue
-    return versions
-
-
 def about_html(checkpoint: str | None, devices: list[str], settings_file: str) -> str:
     """Versions, devices, current model and where the app keeps its settings (for bug reports)."""
-    import torch
+    from anil_engine.environment import environment_report
 
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none found by torch"
-    versions = package_versions()
-    versions["torch"] = f"{torch.__version__} (CUDA build: {torch.version.cuda or 'none'})"
-    rows = [
-        ("Python", f"{platform.python_version()} ({sys.executable})"),
-        *versions.items(),
-        ("GPU", gpu),
-        ("Devices in the app", ", ".join(devices)),
-        ("Current model", checkpoint or "none loaded"),
-        ("Settings", settings_file),
-    ]
-    body = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    rows = {
+        **environment_report(build_kernel=False),
+        "Devices in the app": ", ".join(devices),
+        "Current model": checkpoint or "none loaded",
+        "Settings": settings_file,
+    }
+    body = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in rows.items())
     return (
         "<h3>ANIL Studio</h3><p>Few-shot image classification with ANIL (Almost No Inner Loop, Raghu et al. 2019): "
         "only the linear head adapts to your classes.</p>"
-        f"<table cellspacing=6>{body}</table><p>Select and copy this text into a bug report.</p>"
+        f"<table cellspacing=6>{body}</table><p>Select and copy this text into a bug report. "
+        "<code>anil-studio info</code> prints the same in a terminal.</p>"
     )
 
 

@@ -330,3 +330,23 @@ def test_classify_command_adapts_classifies_and_evaluates(tmp_path, folder_root)
     assert result["classes"] == ["class_00", "class_01"] and len(result["predictions"]) == 3
     assert result["leave_one_out"]["images"] == 6 and result["labelled"]["images"] == 6
     assert len(result["labelled"]["confusion"]) == 2
+
+
+def test_info_lists_versions_devices_and_models(capsys):
+    import torch
+
+    from anil_engine.registry import bundled_models
+
+    assert main(["info", "--json", "--no-build"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows["torch"].startswith(torch.__version__)
+    assert rows["anil-studio"] != "not installed" and rows["learn2learn"] != "not installed"
+    assert rows["GPU"] == ("none found by torch" if not torch.cuda.is_available() else rows["GPU"])
+    assert rows["Bundled models"].split(", ")[0] == bundled_models()[0].name
+    assert rows["Fused CPU kernel"] in (
+        "loaded",
+        "not loaded yet (training loads it; `anil-studio info` builds and checks it)",
+    ) or rows["Fused CPU kernel"].startswith("unavailable")
+    assert main(["info"]) == 0
+    text = capsys.readouterr().out
+    assert any(line.startswith("Python ") for line in text.splitlines())

@@ -1,0 +1,76 @@
+"""What this installation runs on: versions, devices, kernels, bundled models and folders.
+
+`anil-studio info` prints it (add `--json`); the app's Help ▸ About shows the same rows. Meant for bug
+reports and for checking a GPU server before a long run.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from importlib import metadata
+
+# Shown name -> distribution names to try (PySide6 is often installed as PySide6_Essentials).
+PACKAGES = {
+    "anil-studio": ["anil-studio"],
+    "torch": ["torch"],
+    "torchvision": ["torchvision"],
+    "learn2learn": ["learn2learn"],
+    "onnxruntime": ["onnxruntime", "onnxruntime-gpu"],
+    "PySide6": ["PySide6", "PySide6_Essentials"],
+    "numpy": ["numpy"],
+    "pillow": ["pillow"],
+    "triton": ["triton"],
+}
+
+
+def package_versions() -> dict[str, str]:
+    """Installed version of each package ANIL Studio runs on ("not installed" where missing)."""
+    versions = {}
+    for shown, distributions in PACKAGES.items():
+        versions[shown] = "not installed"
+        for name in distributions:
+            try:
+                versions[shown] = metadata.version(name)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+    return versions
+
+
+def gpu_description() -> str:
+    import torch
+
+    if not torch.cuda.is_available():
+        return "none found by torch"
+    names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return ", ".join(names)
+
+
+def fused_kernel_status(build: bool) -> str:
+    """The fused CPU kernel's state; with `build`, load it (compiles once, about a minute, then cached)."""
+    from anil_engine import fused
+
+    if not build and not fused.checked():
+        return "not loaded yet (training loads it; `anil-studio info` builds and checks it)"
+    reason = fused.unavailable_reason()
+    return "loaded" if reason is None else f"unavailable, PyTorch's ops are used (same results): {reason}"
+
+
+def environment_report(build_kernel: bool = False) -> dict[str, str]:
+    """Ordered rows: Python, package versions, torch's CUDA build, GPUs, CPU, kernel, folders, bundled models."""
+    import torch
+
+    from anil_engine.registry import MODELS_DIR, bundled_models
+
+    versions = package_versions()
+    versions["torch"] = f"{torch.__version__} (CUDA build: {torch.version.cuda or 'none'})"
+    rows = {"Python": f"{platform.python_version()} ({sys.executable})", **versions}
+    rows["GPU"] = gpu_description()
+    rows["CPU"] = f"{platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
+    rows["Fused CPU kernel"] = fused_kernel_status(build_kernel)
+    rows["Kernel cache"] = os.environ.get("TORCH_EXTENSIONS_DIR", "~/.cache/torch_extensions")
+    rows["Models folder"] = str(MODELS_DIR)
+    rows["Bundled models"] = ", ".join(m.name for m in bundled_models()) or "none"
+    return rows
