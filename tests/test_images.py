@@ -60,3 +60,40 @@ def test_corrupt_and_non_image_files_are_named(tmp_path):
         load_image(tmp_path / "missing.png", 16, 3)
     arrays, ok, skipped = load_images([bad, trunc], 16, 3)
     assert arrays.shape == (0, 3, 16, 16) and ok == [] and len(skipped) == 2
+
+
+def full_decode(path, size, channels):
+    from anil_engine.images import prepare_image
+
+    with Image.open(path) as image:
+        image.load()
+        return prepare_image(image, size, channels)
+
+
+def photo(path, width, height):
+    rng = np.random.default_rng(0)
+    small = Image.fromarray(rng.integers(0, 255, (height // 8, width // 8, 3), dtype=np.uint8))
+    small.resize((width, height), Image.Resampling.BICUBIC).save(path, quality=92)
+    return path
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_big_jpegs_decode_at_reduced_scale_and_small_ones_exactly(tmp_path, channels):
+    # Under 8x the input size on a side (every Caltech-101 split image at 84 px): bit-identical.
+    small = photo(tmp_path / "small.jpg", 671, 900)
+    assert np.array_equal(load_image(small, 84, channels), full_decode(small, 84, channels))
+    # A big photo: decoded at 1/4 (600 x 450; 1/8 would be under 4 x 84 = 336 px), a grey level or so off.
+    big = photo(tmp_path / "big.jpg", 2400, 1800)
+    with Image.open(big) as image:
+        image.draft(image.mode, (4 * 84, 4 * 84))
+        assert image.size == (600, 450)  # what load_image decodes
+    diff = np.abs(load_image(big, 84, channels).astype(int) - full_decode(big, 84, channels).astype(int))
+    assert diff.max() <= 2 and diff.mean() < 0.5
+
+
+def test_too_many_pixels_is_a_clear_error(tmp_path, monkeypatch):
+    path = tmp_path / "huge.png"
+    Image.new("RGB", (100, 100)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 10,000 pixels is over twice the limit
+    with pytest.raises(DataError, match="huge.png: too many pixels to open safely"):
+        load_image(path, 28, 1)
