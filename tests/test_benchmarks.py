@@ -137,3 +137,12 @@ def test_app_responsiveness_runs_the_real_window_on_a_folder(folder_root, app_ch
     assert out.returncode == 0, out.stderr[-2000:]
     assert "classified 72 images in" in out.stdout  # 12 classes x 6 images
     assert "longest event-loop block meanwhile:" in out.stdout
+
+
+def test_image_decode_benchmark_compares_both_paths(capsys, monkeypatch):
+    module = load("image_decode")
+    monkeypatch.setattr(sys, "argv", ["image_decode.py", "--width", "1600", "--height", "1200", "--repeats", "1"])
+    assert module.main() == 0
+    out = capsys.readouterr().out
+    assert "| full decode (reference) |" in out and "| load_image (reduced-scale decode) |" in out
+    assert "speed-up" in out and "largest pixel difference" in out
