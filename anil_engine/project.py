@@ -36,6 +36,8 @@ class Project:
 
 
 def _rel(path: str, base: Path) -> str:
+    if not path:  # no model was loaded when it was saved
+        return ""
     p = Path(path).resolve()
     try:
         return str(p.relative_to(base))
@@ -79,7 +81,7 @@ def load_project(path: str | Path) -> Project:
     base = path.resolve().parent
 
     def absolute(p: str) -> str:
-        return str(p if os.path.isabs(p) else (base / p))
+        return str(p if not p or os.path.isabs(p) else (base / p))
 
     try:
         classes = [(c["name"], [absolute(p) for p in c["images"]]) for c in data["classes"]]

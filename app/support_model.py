@@ -93,6 +93,10 @@ class SupportSet(QObject):
             self.undo_stack.endMacro()
         return created
 
+    def restore(self, classes: list[tuple[str, list[Path]]], text: str = "recover unsaved work") -> None:
+        """Replace every class as one undoable step (the set is then unsaved, as recovered work is)."""
+        self.undo_stack.push(_ReplaceAll(self, classes, text))
+
     def replace_all(self, classes: list[tuple[str, list[Path]]]) -> None:
         """Load a project: not undoable, clears the history."""
         self.classes = [SupportClass(n, list(p)) for n, p in classes]
@@ -110,6 +114,21 @@ class _Cmd(QUndoCommand):
         cls = self.model.find(name)
         assert cls is not None, name
         return cls
+
+
+class _ReplaceAll(_Cmd):
+    def __init__(self, model: SupportSet, classes: list[tuple[str, list[Path]]], text: str) -> None:
+        super().__init__(model, text)
+        self.before = [SupportClass(c.name, list(c.paths)) for c in model.classes]
+        self.after = [SupportClass(n, list(p)) for n, p in classes]
+
+    def redo(self) -> None:
+        self.model.classes = [SupportClass(c.name, list(c.paths)) for c in self.after]
+        self.model.changed.emit()
+
+    def undo(self) -> None:
+        self.model.classes = [SupportClass(c.name, list(c.paths)) for c in self.before]
+        self.model.changed.emit()
 
 
 class _AddClass(_Cmd):

@@ -46,6 +46,7 @@ from anil_engine.errors import AnilError
 from anil_engine.images import IMAGE_SUFFIXES
 from anil_engine.registry import bundled_models
 from app import gc_guard
+from app.autosave import Autosave, AutosaveStore
 from app.help import TextDialog, about_html, shortcuts_html
 from app.jobs import CANCELLED, Job
 from app.support_model import SupportSet, expand_drop, images_in
@@ -67,6 +68,7 @@ from app.widgets import (
 )
 
 ADAPT_DELAY_MS = 250
+AUTOSAVE_DELAY_MS = 3000
 RESULT_ORDERS = {
     "as classified": (ORDER_ROLE, Qt.SortOrder.AscendingOrder),
     "least confident first": (CONFIDENCE_ROLE, Qt.SortOrder.AscendingOrder),
@@ -194,9 +196,12 @@ class MainWindow(QMainWindow):
         self.train_dialog = None
         self.eval_dialog = None
         self.text_dialogs: dict[str, Any] = {}  # Help dialogs, kept so that they stay open
+        self.recovery_box: QMessageBox | None = None
         # Pasted image data is written here, so that results, CSV and projects can refer to a file.
         data_dir = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
-        self.paste_dir = Path(data_dir or Path.home() / ".local/share/ANIL Studio") / "pasted"
+        data_dir = Path(data_dir or Path.home() / ".local/share/ANIL Studio")
+        self.paste_dir = data_dir / "pasted"
+        self.autosaves = AutosaveStore(data_dir / "autosave")
         self.checkpoint_info: dict[str, Any] = {}  # the current checkpoint's data set and trained task
         self.confirm_close = self._ask_save_changes
         self._build_model_panel()
@@ -209,6 +214,11 @@ class MainWindow(QMainWindow):
         self.adapt_timer.timeout.connect(self.adapt_now)
         self.support.changed.connect(self.adapt_timer.start)
         self.support.undo_stack.cleanChanged.connect(self._update_title)
+        self.autosave_timer = QTimer(self, singleShot=True, interval=AUTOSAVE_DELAY_MS)
+        self.autosave_timer.timeout.connect(self.autosave)
+        self.support.changed.connect(self.autosave_timer.start)
+        self.support.undo_stack.cleanChanged.connect(self._clean_changed)
+        QTimer.singleShot(0, self.offer_recovery)
         self._restore_window_state()
         self._update_title()
         first = checkpoint or (self.model_combo.itemData(0) if self.model_combo.count() else None)
@@ -367,6 +377,8 @@ class MainWindow(QMainWindow):
         self._rebuild_recent()
         action(file, "Save project", self.save_project, QKeySequence.StandardKey.Save)
         action(file, "Save project as…", self.save_project_as, QKeySequence.StandardKey.SaveAs)
+        self.recover_action = action(file, "Recover unsaved work…", self.offer_recovery)
+        self.recover_action.setEnabled(False)
         file.addSeparator()
         action(file, "Add support images as a new class…", self.add_support_images_dialog, "Ctrl+I")
         action(file, "Add support folder…", self.add_support_folder_dialog, "Ctrl+Shift+I")
@@ -942,6 +954,10 @@ class MainWindow(QMainWindow):
         self.support.replace_all([(n, [Path(p) for p in ps]) for n, ps in project.classes])
         self._remember_recent(str(path))
         self._update_title()
+        self._use_project_model(project, path)
+
+    def _use_project_model(self, project, path: Path) -> None:  # noqa: ANN001 - Project
+        """Load the project's model with its head settings, or apply the settings to the current one."""
         if project.checkpoint and project.checkpoint != self.checkpoint_path:
             if Path(project.checkpoint).is_file():
                 self.load_model(project.checkpoint, project.fast_lr, project.adaptation_steps)
@@ -952,6 +968,63 @@ class MainWindow(QMainWindow):
         else:
             self.fast_lr.setValue(project.fast_lr)
             self.steps.setValue(project.adaptation_steps)
+
+    # ---------------------------------------------------------------------------------- autosave
+    def autosave(self) -> None:
+        """Write the unsaved support set where a crash cannot take it (removed once saved or discarded)."""
+        if self.support.undo_stack.isClean():
+            self.autosaves.remove()
+            return
+        try:
+            self.autosaves.write(self.current_project(), self.project_path)
+        except (AnilError, OSError) as exc:
+            self.errors.report(f"autosave failed: {exc}; save the project (Ctrl+S) to keep your work", "warning")
+
+    def _clean_changed(self, clean: bool) -> None:
+        if clean:
+            self.autosave_timer.stop()
+            self.autosaves.remove()
+
+    def offer_recovery(self) -> None:
+        """If an earlier session ended with unsaved work, offer to restore it (non-modal)."""
+        found = self.autosaves.leftovers()
+        self.recover_action.setEnabled(bool(found))
+        if not found:
+            return
+        newest = found[0]
+        self.errors.report(f"unsaved work from a session that did not close: {newest.describe()}", "info")
+        box = QMessageBox(QMessageBox.Icon.Question, "Recover unsaved work", "", parent=self)
+        box.setText(
+            f"ANIL Studio did not close normally last time. Restore its unsaved support set?\n\n{newest.describe()}"
+        )
+        restore = box.addButton("Restore", QMessageBox.ButtonRole.AcceptRole)
+        discard = box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton("Later", QMessageBox.ButtonRole.RejectRole)
+        box.setWindowModality(Qt.WindowModality.NonModal)
+        box.buttonClicked.connect(
+            lambda b: self.recover(newest) if b is restore else self.discard_recovery(newest) if b is discard else None
+        )
+        self.recovery_box = box
+        if self.errors.show_dialogs:
+            box.show()
+
+    def recover(self, autosave: Autosave) -> None:
+        """Restore an autosaved support set as one undoable, unsaved edit."""
+        if not self.support.undo_stack.isClean() and not self.confirm_close():
+            return
+        self.support.restore([(n, [Path(p) for p in ps]) for n, ps in autosave.project.classes])
+        self.project_path = autosave.project_path
+        self._update_title()
+        self._use_project_model(autosave.project, autosave.path)
+        self.autosaves.remove(autosave.path)
+        self.autosave()
+        self.recover_action.setEnabled(bool(self.autosaves.leftovers()))
+        self.errors.report(f"restored unsaved work: {autosave.describe()}; save it with Ctrl+S", "info")
+
+    def discard_recovery(self, autosave: Autosave) -> None:
+        self.autosaves.remove(autosave.path)
+        self.recover_action.setEnabled(bool(self.autosaves.leftovers()))
+        self.errors.report(f"discarded unsaved work: {autosave.describe()}", "info")
 
     # ---------------------------------------------------------------------------------- settings
     def _last_dir(self) -> str:
@@ -1008,6 +1081,8 @@ class MainWindow(QMainWindow):
             if job.name in IMAGE_JOBS:  # nothing to save: stop at the next batch instead of finishing
                 job.cancel()
         self.wait_for_jobs()
+        self.autosave_timer.stop()
+        self.autosaves.remove()  # saved or discarded by the user: nothing to recover
         self.support.undo_stack.cleanChanged.disconnect(self._update_title)
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("window_state", self.saveState())

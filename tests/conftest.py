@@ -19,6 +19,8 @@ CHARACTERS_TSV = REPO / "anil_engine" / "datasets" / "splits" / "omniglot_charac
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANIL_STUDIO_CACHE", str(tmp_path_factory.mktemp("cache")))
+    # The app's data folder (autosaves, pasted images): QStandardPaths reads it from here on Linux.
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
 
 
 def synthetic_drawings(n_chars: int, drawers: int, size: int, seed: int) -> np.ndarray:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import os
+import sys
 import threading
 from pathlib import Path
 
@@ -651,3 +653,88 @@ def test_images_dragged_from_a_browser(qtbot, window, folder_root, tmp_path):
     window.wait_for_jobs()
     assert messages[-1].startswith("https://example.org/page.html: not a file on this computer")
     assert window.results_model.rowCount() == count
+
+
+def dead_pid() -> int:
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_unsaved_work_is_autosaved_and_removed_when_saved(qtbot, window, folder_root, tmp_path):
+    window.autosave_timer.setInterval(10)
+    with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
+        drop(window.support_view, [folder_root / "class_00", folder_root / "class_01"])
+    qtbot.waitUntil(lambda: window.autosaves.path.is_file(), timeout=TIMEOUT)
+    from anil_engine.project import load_project
+
+    saved = load_project(window.autosaves.path)
+    assert [n for n, _ in saved.classes] == ["class_00", "class_01"]
+    assert Path(os.environ["XDG_DATA_HOME"]) in window.autosaves.path.parents  # the app's data folder
+    assert window.save_project_to(tmp_path / "p.anilproj")
+    assert not window.autosaves.path.exists() and not window.autosaves.path.with_suffix(".json").exists()
+    window.support.remove_class("class_01")  # unsaved again
+    qtbot.waitUntil(lambda: window.autosaves.path.is_file(), timeout=TIMEOUT)
+    window.support.undo_stack.undo()  # back to the saved state: nothing to recover
+    qtbot.waitUntil(lambda: not window.autosaves.path.exists(), timeout=TIMEOUT)
+    window.support.remove_class("class_01")
+    qtbot.waitUntil(lambda: window.autosaves.path.is_file(), timeout=TIMEOUT)
+    window.close()  # the user was asked (confirm_close) and chose: the autosave goes
+    assert not window.autosaves.path.exists()
+
+
+def test_work_of_a_session_that_died_is_offered_and_restored(qtbot, window, folder_root, tmp_path, checkpoint):
+    from app.autosave import AutosaveStore
+
+    with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
+        drop(window.support_view, [folder_root / "class_02", folder_root / "class_03"])
+    project_file = tmp_path / "mine.anilproj"
+    pid = dead_pid()
+    AutosaveStore(window.autosaves.folder, pid).write(window.current_project(), project_file)
+    AutosaveStore(window.autosaves.folder, os.getppid()).write(window.current_project(), None)  # a running app's
+    messages = []
+    settings = QSettings(str(tmp_path / "s2.ini"), QSettings.Format.IniFormat)
+    other = MainWindow(settings=settings, checkpoint=str(checkpoint))
+    other.errors.show_dialogs = False
+    other.errors.reported.connect(lambda level, text: messages.append(text))
+    other.confirm_close = lambda: True
+    qtbot.addWidget(other)
+    qtbot.waitUntil(lambda: other.recovery_box is not None, timeout=TIMEOUT)
+    (found,) = other.autosaves.leftovers()  # not the running app's, not its own
+    assert found.path.name == f"autosave-{pid}.anilproj" and found.project_path == project_file
+    assert other.recover_action.isEnabled()
+    assert messages[0].startswith("unsaved work from a session that did not close: 2 classes, 12 images of mine")
+    qtbot.waitUntil(lambda: other.classifier is not None, timeout=TIMEOUT)
+    with qtbot.waitSignal(other.adapted, timeout=TIMEOUT):
+        restore = next(b for b in other.recovery_box.buttons() if b.text() == "Restore")
+        restore.click()
+    assert other.support.names() == ["class_02", "class_03"]
+    assert not other.support.undo_stack.isClean() and other.windowTitle() == "ANIL Studio — mine.anilproj *"
+    assert not found.path.exists() and other.autosaves.path.is_file()  # now this session's to keep
+    assert not other.recover_action.isEnabled()
+    other.support.undo_stack.undo()  # the restore is one undoable step
+    assert other.support.names() == []
+    other.wait_for_jobs()
+    other.close()
+
+
+def test_discarding_recovered_work_and_an_unwritable_autosave_folder(qtbot, window, folder_root, tmp_path):
+    from app.autosave import AutosaveStore
+
+    messages = []
+    window.errors.reported.connect(lambda level, text: messages.append(text))
+    with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
+        drop(window.support_view, [folder_root / "class_04"] + [folder_root / "class_05"])
+    leftover = AutosaveStore(window.autosaves.folder, dead_pid())
+    leftover.write(window.current_project(), None)
+    window.offer_recovery()
+    discard = next(b for b in window.recovery_box.buttons() if b.text() == "Discard")
+    discard.click()
+    assert not leftover.path.exists() and not window.recover_action.isEnabled()
+    assert messages[-1].startswith("discarded unsaved work: 2 classes, 12 images, autosaved")
+    window.autosaves.folder = tmp_path / "a-file"
+    window.autosaves.folder.write_text("not a folder")
+    window.autosave()
+    assert messages[-1].startswith("autosave failed:") and "save the project (Ctrl+S)" in messages[-1]

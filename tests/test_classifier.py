@@ -186,3 +186,10 @@ def test_leave_one_out_reports_progress_and_matches_the_plain_call(folder_root):
             items.append(next(gen))
     assert [(i.stage, i.done, i.total) for i in items] == [("leave-one-out", n, 18) for n in range(1, 19)]
     assert stop.value.value == clf.leave_one_out()
+
+
+def test_project_saved_without_a_model_keeps_no_model(tmp_path, folder_root):
+    image = str(sorted((folder_root / "class_00").iterdir())[0])
+    save_project(Project("", [("a", [image])]), tmp_path / "p.anilproj")
+    loaded = load_project(tmp_path / "p.anilproj")
+    assert loaded.checkpoint == "" and loaded.classes == [("a", [image])]
