@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QAbstractListModel, QMimeData, QModelIndex, QRect, QSettings, QSize, Qt, Signal
+from PySide6.QtCore import QAbstractListModel, QMimeData, QModelIndex, QRect, QSettings, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import (
     QColor,
     QDragEnterEvent,
@@ -357,6 +357,18 @@ class ResultsModel(QAbstractListModel):
         if role == ORDER_ROLE:
             return index.row()
         return None
+
+    def flags(self, index: QModelIndex) -> Qt.ItemFlag:
+        return super().flags(index) | Qt.ItemFlag.ItemIsDragEnabled
+
+    def mimeTypes(self) -> list[str]:  # noqa: N802 - Qt override
+        return ["text/uri-list"]
+
+    def mimeData(self, indexes: list[QModelIndex]) -> QMimeData:  # noqa: N802 - Qt override
+        """The images' files: dropped on a class card, they join that class."""
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(self.predictions[i.row()].path) for i in indexes if i.isValid()])
+        return mime
 
     def extend(self, predictions: list) -> None:
         if predictions:

@@ -26,11 +26,13 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QListView,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QPushButton,
     QSizePolicy,
@@ -302,6 +304,14 @@ class MainWindow(QMainWindow):
         self.results.setSelectionMode(QListView.SelectionMode.ExtendedSelection)
         self.results.doubleClicked.connect(
             lambda index: QDesktopServices.openUrl(QUrl.fromLocalFile(index.data(Qt.ItemDataRole.UserRole).path))
+        )
+        # Correcting the model: drag results onto a class card, or right-click ▸ Add to support class.
+        self.results.setDragEnabled(True)
+        self.results.setDragDropMode(QListView.DragDropMode.DragOnly)
+        self.results.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.results.customContextMenuRequested.connect(self._results_menu)
+        self.results.setToolTip(
+            "Double-click opens an image; drag images onto a class card, or right-click, to add them to the support set"
         )
         self.results_order = QComboBox()
         self.results_order.addItems(list(RESULT_ORDERS))
@@ -720,6 +730,41 @@ class MainWindow(QMainWindow):
         self.results_model.extend(predictions)
         self._sort_results()
         self.classified.emit(predictions)
+
+    def selected_results(self) -> list:
+        """The predictions selected in the results list, in the order shown."""
+        rows = sorted(self.results.selectionModel().selectedRows(), key=lambda i: i.row())
+        return [i.data(Qt.ItemDataRole.UserRole) for i in rows]
+
+    def _results_menu(self, pos) -> None:  # noqa: ANN001 - QPoint
+        selected = self.selected_results()
+        if selected:
+            self.results_menu(selected).exec(self.results.viewport().mapToGlobal(pos))
+
+    def results_menu(self, selected: list) -> QMenu:
+        """The results' context menu for the selected predictions."""
+        menu = QMenu(self)
+        add = menu.addMenu(f"Add {len(selected)} image{'s' if len(selected) > 1 else ''} to support class")
+        for name in self.support.names():
+            add.addAction(name, lambda n=name: self.add_results_to_class(selected, n))
+        add.addSeparator()
+        add.addAction("New class…", lambda: self.add_results_to_class(selected, None))
+        menu.addAction("Open image", lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(selected[0].path)))
+        return menu
+
+    def add_results_to_class(self, predictions: list, name: str | None) -> None:
+        """Add classified images to a support class (None: a new class); the head then re-adapts."""
+        paths = [Path(p.path) for p in predictions]
+        if name is None:
+            name, ok = QInputDialog.getText(self, "New class", "Name of the new class:")
+            if not ok or not name.strip():
+                return
+            name = self.support.unique_name(name.strip())
+            self.support.add_class(name, paths)
+        else:
+            added = self.support.add_images(name, paths)
+            if added < len(paths):
+                self.errors.report(f"{len(paths) - added} of the images were already in class {name}", "info")
 
     @property
     def predictions(self) -> list:

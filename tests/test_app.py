@@ -738,3 +738,47 @@ def test_discarding_recovered_work_and_an_unwritable_autosave_folder(qtbot, wind
     window.autosaves.folder.write_text("not a folder")
     window.autosave()
     assert messages[-1].startswith("autosave failed:") and "save the project (Ctrl+S)" in messages[-1]
+
+
+def test_results_go_back_into_the_support_set(qtbot, window, folder_root, monkeypatch):
+    from PySide6.QtCore import QItemSelectionModel
+    from PySide6.QtWidgets import QInputDialog
+
+    from app.testing import send_mime_drop
+
+    with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
+        drop(window.support_view, [folder_root / "class_00", folder_root / "class_01"])
+    with qtbot.waitSignal(window.classified, timeout=TIMEOUT):
+        drop(window.query_area, [folder_root / "class_02"])
+    view, proxy = window.results, window.results_sorted
+    for row in (0, 2):
+        view.selectionModel().select(proxy.index(row, 0), QItemSelectionModel.SelectionFlag.Select)
+    chosen = window.selected_results()
+    assert [p.path for p in chosen] == [window.predictions[0].path, window.predictions[2].path]
+    # Dragging them carries their files, which a class card takes like any drop.
+    mime = proxy.mimeData([proxy.index(0, 0), proxy.index(2, 0)])
+    assert [u.toLocalFile() for u in mime.urls()] == [p.path for p in chosen]
+    with qtbot.waitSignal(window.adapted, timeout=TIMEOUT) as blocker:
+        send_mime_drop(window.support_view.cards["class_01"], mime)
+    assert window.support.find("class_01").paths[-2:] == [Path(p.path) for p in chosen]
+    assert blocker.args[0].n_images == 14
+    # The context menu lists every support class and a new class.
+    menu = window.results_menu(chosen)
+    submenu = menu.actions()[0].menu()
+    assert menu.actions()[0].text() == "Add 2 images to support class"
+    assert [a.text() for a in submenu.actions() if not a.isSeparator()] == ["class_00", "class_01", "New class…"]
+    # Its actions: an existing class (duplicates are not added twice) and a new class.
+    messages = []
+    window.errors.reported.connect(lambda level, text: messages.append(text))
+    window.add_results_to_class(chosen, "class_01")
+    assert messages[-1] == "2 of the images were already in class class_01"
+    monkeypatch.setattr(QInputDialog, "getText", staticmethod(lambda *a, **k: ("class_02", True)))
+    with qtbot.waitSignal(window.adapted, timeout=TIMEOUT) as blocker:
+        window.add_results_to_class(window.predictions[3:5], None)
+    assert window.support.names() == ["class_00", "class_01", "class_02"]
+    assert blocker.args[0].class_names == ["class_00", "class_01", "class_02"]
+    # The results were classified again with the new head: class_02 is now a class they can get.
+    qtbot.waitUntil(lambda: not window.jobs, timeout=TIMEOUT)
+    assert set(window.predictions[0].probabilities) == {"class_00", "class_01", "class_02"}
+    window.support.undo_stack.undo()
+    assert window.support.names() == ["class_00", "class_01"]
