@@ -15,6 +15,8 @@ GESTURES = [
     ("Double-click an image, or select it and press Delete", "removes it from its class"),
     ("Edit a class name and press Enter", "renames the class (undoable)"),
     ("Drop images or folders on Classify, or paste (Ctrl+V)", "classifies them"),
+    ("Select results and press 1-9, drag them onto a card, or right-click", "adds them to that support class"),
+    ("Double-click a result", "opens the image"),
     ("Drop a .pt checkpoint or .anilproj project anywhere", "opens it"),
 ]
 

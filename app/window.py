@@ -19,6 +19,7 @@ from PySide6.QtGui import (
     QImage,
     QKeySequence,
     QPixmap,
+    QShortcut,
 )
 from PySide6.QtWidgets import (
     QComboBox,
@@ -311,8 +312,12 @@ class MainWindow(QMainWindow):
         self.results.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.results.customContextMenuRequested.connect(self._results_menu)
         self.results.setToolTip(
-            "Double-click opens an image; drag images onto a class card, or right-click, to add them to the support set"
+            "Double-click opens an image; drag images onto a class card, right-click, or press 1-9 (the support "
+            "class's position) to add the selected images to the support set"
         )
+        for digit in range(1, 10):
+            key = QShortcut(QKeySequence(str(digit)), self.results, context=Qt.ShortcutContext.WidgetShortcut)
+            key.activated.connect(lambda d=digit: self._add_selected_to_class_number(d))
         self.results_order = QComboBox()
         self.results_order.addItems(list(RESULT_ORDERS))
         self.results_order.setToolTip("Order of the results (the CSV keeps the order of classification)")
@@ -739,18 +744,27 @@ class MainWindow(QMainWindow):
     def _results_menu(self, pos) -> None:  # noqa: ANN001 - QPoint
         selected = self.selected_results()
         if selected:
-            self.results_menu(selected).exec(self.results.viewport().mapToGlobal(pos))
+            menu = self.results_menu(selected)
+            menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            menu.exec(self.results.viewport().mapToGlobal(pos))
 
     def results_menu(self, selected: list) -> QMenu:
         """The results' context menu for the selected predictions."""
         menu = QMenu(self)
         add = menu.addMenu(f"Add {len(selected)} image{'s' if len(selected) > 1 else ''} to support class")
-        for name in self.support.names():
-            add.addAction(name, lambda n=name: self.add_results_to_class(selected, n))
+        for i, name in enumerate(self.support.names()):
+            a = add.addAction(name, lambda n=name: self.add_results_to_class(selected, n))
+            if i < 9:
+                a.setShortcut(QKeySequence(str(i + 1)))  # shown only: the list's own shortcuts act
         add.addSeparator()
         add.addAction("New class…", lambda: self.add_results_to_class(selected, None))
         menu.addAction("Open image", lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(selected[0].path)))
         return menu
+
+    def _add_selected_to_class_number(self, number: int) -> None:
+        names, selected = self.support.names(), self.selected_results()
+        if selected and number <= len(names):
+            self.add_results_to_class(selected, names[number - 1])
 
     def add_results_to_class(self, predictions: list, name: str | None) -> None:
         """Add classified images to a support class (None: a new class); the head then re-adapts."""

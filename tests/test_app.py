@@ -782,3 +782,26 @@ def test_results_go_back_into_the_support_set(qtbot, window, folder_root, monkey
     assert set(window.predictions[0].probabilities) == {"class_00", "class_01", "class_02"}
     window.support.undo_stack.undo()
     assert window.support.names() == ["class_00", "class_01"]
+
+
+def test_number_keys_add_the_selected_results_to_that_support_class(qtbot, window, folder_root):
+    from PySide6.QtCore import QItemSelectionModel, Qt
+
+    with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
+        drop(window.support_view, [folder_root / "class_00", folder_root / "class_01"])
+    with qtbot.waitSignal(window.classified, timeout=TIMEOUT):
+        drop(window.query_area, [folder_root / "class_03"])
+    window.show()
+    qtbot.waitExposed(window)
+    window.activateWindow()
+    window.results.setFocus()
+    qtbot.waitUntil(window.results.hasFocus, timeout=TIMEOUT)
+    window.results.selectionModel().select(window.results_sorted.index(1, 0), QItemSelectionModel.SelectionFlag.Select)
+    chosen = window.selected_results()
+    with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
+        qtbot.keyClick(window.results, Qt.Key.Key_2)
+    assert window.support.find("class_01").paths[-1] == Path(chosen[0].path)
+    before = [list(c.paths) for c in window.support.classes]
+    qtbot.keyClick(window.results, Qt.Key.Key_9)  # no 9th class: nothing happens
+    assert [list(c.paths) for c in window.support.classes] == before
+    assert window.results_menu(chosen).actions()[0].menu().actions()[1].shortcut().toString() == "2"
