@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -69,6 +69,7 @@ class EvalReport:
     class_names: list[str]
     n_images: int
     skipped: list[str] = field(default_factory=list)
+    mistakes: list[tuple[Prediction, str]] = field(default_factory=list)  # (prediction, true class); folders only
 
 
 def _key(path: Path) -> tuple[str, int, int]:
@@ -313,7 +314,7 @@ class FewShotClassifier:
                 f"{root}: class folders {unknown} are not classes of the support set {self.class_names}; "
                 "rename the folders or add those classes"
             )
-        truth, predicted, skipped, offset = [], [], [], 0
+        truth, predicted, skipped, mistakes, offset = [], [], [], [], 0
         total = sum(len(paths) for paths in scan.classes.values())
         for name, paths in scan.classes.items():
             preds, bad = yield from self.iter_predict(paths, "evaluate", offset, total)
@@ -321,9 +322,10 @@ class FewShotClassifier:
             skipped.extend(bad)
             truth.extend([self.class_names.index(name)] * len(preds))
             predicted.extend(self.class_names.index(p.label) for p in preds)
+            mistakes.extend((p, name) for p in preds if p.label != name)
         if not truth:
             raise DataError(f"{root}: no readable images")
-        return _report(truth, predicted, self.class_names, skipped)
+        return replace(_report(truth, predicted, self.class_names, skipped), mistakes=mistakes)
 
 
 def _report(truth: list[int], predicted: list[int], names: list[str], skipped: list[str]) -> EvalReport:

@@ -358,6 +358,14 @@ class MainWindow(QMainWindow):
         labelled_button.setToolTip("Choose a folder of class folders named like the support classes (Ctrl+Shift+F)")
         labelled_button.clicked.connect(self.evaluate_folder_dialog)
         e.addWidget(hbox(self.loo_button, labelled_button))
+        self.mistakes_button = QPushButton("Show the mistakes in Classify")
+        self.mistakes_button.setToolTip(
+            "List the labelled folder's misclassified images in Classify (least confident first), to add them "
+            "to the right support class with 1-9, a drag or a right-click"
+        )
+        self.mistakes_button.clicked.connect(self.show_mistakes)
+        self.mistakes_button.setEnabled(False)
+        self.mistakes: list = []
         self.eval_summary = QLabel("")
         self.eval_summary.setWordWrap(True)
         self.eval_summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -903,6 +911,19 @@ class MainWindow(QMainWindow):
             on_done=lambda r: self._show_report(r, f"Labelled folder {folders[0].name}"),
         )
 
+    def show_mistakes(self) -> None:
+        """Replace the Classify results with the last labelled-folder evaluation's mistakes."""
+        if not self.mistakes:
+            return
+        self.tabs.setCurrentWidget(self.query_area)
+        self.clear_results()
+        self.results_model.extend([p for p, _ in self.mistakes])
+        self.results_order.setCurrentText("least confident first")
+        self._sort_results()
+        truths = ", ".join(f"{Path(p.path).name}: {t}" for p, t in self.mistakes[:3])
+        more = "…" if len(self.mistakes) > 3 else ""
+        self.errors.report(f"Classify lists {len(self.mistakes)} mistakes (true class: {truths}{more})", "info")
+
     def _show_report(self, report, title: str) -> None:  # noqa: ANN001 - EvalReport
         if report is CANCELLED:
             self.eval_summary.setText(f"<b>{title}</b>: stopped; no result.")
@@ -913,6 +934,9 @@ class MainWindow(QMainWindow):
         self.eval_summary.setText(
             f"<b>{title}</b>: accuracy {report.accuracy:.1f} % on {report.n_images} images.<br>Per class: {per_class}"
         )
+        self.mistakes = list(report.mistakes)
+        self.mistakes_button.setEnabled(bool(self.mistakes))
+        self.mistakes_button.setText(f"Show the {len(self.mistakes)} mistakes in Classify")
         self.confusion.setPixmap(QPixmap.fromImage(confusion_image(report.confusion, report.class_names)))
         self.evaluated.emit(report)
 

@@ -805,3 +805,43 @@ def test_number_keys_add_the_selected_results_to_that_support_class(qtbot, windo
     qtbot.keyClick(window.results, Qt.Key.Key_9)  # no 9th class: nothing happens
     assert [list(c.paths) for c in window.support.classes] == before
     assert window.results_menu(chosen).actions()[0].menu().actions()[1].shortcut().toString() == "2"
+
+
+def test_a_labelled_folder_s_mistakes_can_be_listed_and_corrected(qtbot, window, folder_root, tmp_path):
+    support = tmp_path / "support"
+    for name in ("class_00", "class_01", "class_02", "class_03"):
+        (support / name).mkdir(parents=True)
+        for p in sorted((folder_root / name).iterdir())[:1]:  # one shot: some mistakes are likely
+            (support / name / p.name).write_bytes(p.read_bytes())
+    with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
+        drop(window.support_view, [support])
+    labelled = tmp_path / "labelled"
+    for name in ("class_00", "class_01", "class_02", "class_03"):
+        (labelled / name).mkdir(parents=True)
+        for p in sorted((folder_root / name).iterdir())[1:]:
+            (labelled / name / p.name).write_bytes(p.read_bytes())
+    for p in sorted((folder_root / "class_01").iterdir())[1:4]:  # mislabelled on purpose: mistakes to list
+        (labelled / "class_00" / f"wrong_{p.name}").write_bytes(p.read_bytes())
+    with qtbot.waitSignal(window.evaluated, timeout=TIMEOUT) as blocker:
+        drop(window.eval_area, [labelled])
+    report = blocker.args[0]
+    wrong = sum(sum(row) - row[i] for i, row in enumerate(report.confusion))
+    assert len(report.mistakes) == wrong
+    assert all(p.label != truth and Path(p.path).parent.name == truth for p, truth in report.mistakes)
+    if not wrong:
+        assert not window.mistakes_button.isEnabled()
+        return
+    assert (
+        window.mistakes_button.isEnabled() and window.mistakes_button.text() == f"Show the {wrong} mistakes in Classify"
+    )
+    window.mistakes_button.click()
+    assert window.tabs.currentWidget() is window.query_area
+    assert [p.path for p in window.predictions] == [p.path for p, _ in report.mistakes]
+    assert window.results_order.currentText() == "least confident first"
+    with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
+        for name in ("class_00", "class_01", "class_02", "class_03"):  # leave-one-out needs 2 per class
+            window.support.add_images(name, [sorted((folder_root / name).iterdir())[-1]])
+    qtbot.waitUntil(lambda: not window.jobs, timeout=TIMEOUT)
+    with qtbot.waitSignal(window.evaluated, timeout=TIMEOUT):
+        window.leave_one_out()
+    assert not window.mistakes_button.isEnabled()  # leave-one-out has no list of files
