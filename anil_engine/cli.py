@@ -592,6 +592,11 @@ def cmd_classify(args: argparse.Namespace) -> int:
     for name, r in reports:
         messages.extend(r.skipped)
         out[name] = {"accuracy": r.accuracy, "per_class": r.per_class, "confusion": r.confusion, "images": r.n_images}
+        if name == "labelled":
+            out[name]["mistakes"] = [
+                {"path": p.path, "true": truth, "predicted": p.label, "confidence": p.confidence}
+                for p, truth in r.mistakes
+            ]
     for m in messages:
         print(f"warning: {m}", file=sys.stderr)
     print(json.dumps(out))

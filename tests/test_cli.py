@@ -330,6 +330,10 @@ def test_classify_command_adapts_classifies_and_evaluates(tmp_path, folder_root)
     assert result["classes"] == ["class_00", "class_01"] and len(result["predictions"]) == 3
     assert result["leave_one_out"]["images"] == 6 and result["labelled"]["images"] == 6
     assert len(result["labelled"]["confusion"]) == 2
+    confusion = result["labelled"]["confusion"]
+    mistakes = result["labelled"]["mistakes"]
+    assert len(mistakes) == confusion[0][1] + confusion[1][0]
+    assert all(m["true"] != m["predicted"] and f"/{m['true']}/" in m["path"] for m in mistakes)
 
 
 def test_info_lists_versions_devices_and_models(capsys):
