@@ -340,3 +340,18 @@ def _report(truth: list[int], predicted: list[int], names: list[str], skipped: l
             per_class[name] = 100.0 * confusion[i][i] / total
     accuracy = 100.0 * sum(confusion[i][i] for i in range(n)) / len(truth)
     return EvalReport(accuracy, per_class, confusion, list(names), len(truth), skipped)
+
+
+def predictions_csv(predictions: list[Prediction]) -> str:
+    """CSV text: path, label, confidence, then p(class) for every class any prediction has, in first-seen order."""
+    import csv
+    import io
+
+    names = list(dict.fromkeys(n for p in predictions for n in p.probabilities))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["path", "label", "confidence", *[f"p({n})" for n in names]])
+    for p in predictions:
+        probabilities = [f"{p.probabilities.get(n, 0.0):.6f}" for n in names]
+        writer.writerow([p.path, p.label, f"{p.confidence:.6f}", *probabilities])
+    return out.getvalue()

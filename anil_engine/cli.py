@@ -257,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--labelled", default=None, help="also evaluate on a labelled folder of class folders")
     k.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu", help="device (cpu)")
     k.add_argument("--quiet", action="store_true", help="no progress bars (shown after 1 s)")
+    k.add_argument("--csv", default=None, help="also write the predictions as CSV (the app's Export results)")
 
     r = sub.add_parser("predict", help="classify images with an exported classifier (no torch needed)")
     r.add_argument("--model", required=True, help="classifier .onnx from `adapt` or the app")
@@ -599,6 +600,11 @@ def cmd_classify(args: argparse.Namespace) -> int:
             ]
     for m in messages:
         print(f"warning: {m}", file=sys.stderr)
+    if args.csv:
+        from anil_engine.checkpoint import atomic_write_bytes
+        from anil_engine.classifier import predictions_csv
+
+        atomic_write_bytes(predictions_csv(predictions).encode(), args.csv)
     print(json.dumps(out))
     return 0
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import time
 import traceback
@@ -817,20 +816,11 @@ class MainWindow(QMainWindow):
             self.export_csv(Path(path))
 
     def export_csv(self, path: Path) -> None:
-        import io
-
         from anil_engine.checkpoint import atomic_write_bytes
+        from anil_engine.classifier import predictions_csv
 
-        names = self.classifier.class_names if self.classifier else []
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["path", "label", "confidence", *[f"p({n})" for n in names]])
-        for p in self.predictions:
-            writer.writerow(
-                [p.path, p.label, f"{p.confidence:.6f}", *[f"{p.probabilities.get(n, 0.0):.6f}" for n in names]]
-            )
         try:
-            atomic_write_bytes(out.getvalue().encode(), path)
+            atomic_write_bytes(predictions_csv(self.predictions).encode(), path)
             self.errors.report(f"wrote {len(self.predictions)} results to {path}", "info")
         except AnilError as exc:
             self.errors.report(str(exc))

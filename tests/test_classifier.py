@@ -193,3 +193,19 @@ def test_project_saved_without_a_model_keeps_no_model(tmp_path, folder_root):
     save_project(Project("", [("a", [image])]), tmp_path / "p.anilproj")
     loaded = load_project(tmp_path / "p.anilproj")
     assert loaded.checkpoint == "" and loaded.classes == [("a", [image])]
+
+
+def test_predictions_csv_has_a_column_for_every_class_seen():
+    import csv
+    import io
+
+    from anil_engine.classifier import Prediction, predictions_csv
+
+    before = Prediction("/x/a.png", "cat", 0.75, {"cat": 0.75, "dog": 0.25})
+    after = Prediction("/x/b,c.png", "owl", 0.5, {"cat": 0.2, "dog": 0.3, "owl": 0.5})  # a class added later
+    rows = list(csv.reader(io.StringIO(predictions_csv([before, after]))))
+    assert rows == [
+        ["path", "label", "confidence", "p(cat)", "p(dog)", "p(owl)"],
+        ["/x/a.png", "cat", "0.750000", "0.750000", "0.250000", "0.000000"],
+        ["/x/b,c.png", "owl", "0.500000", "0.200000", "0.300000", "0.500000"],
+    ]

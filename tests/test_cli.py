@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -324,10 +325,15 @@ def test_classify_command_adapts_classifies_and_evaluates(tmp_path, folder_root)
         "--leave-one-out",
         "--labelled",
         str(tmp_path / "labelled"),
+        "--csv",
+        str(tmp_path / "out.csv"),
     )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["classes"] == ["class_00", "class_01"] and len(result["predictions"]) == 3
+    rows = list(csv.reader(open(tmp_path / "out.csv")))
+    assert rows[0] == ["path", "label", "confidence", "p(class_00)", "p(class_01)"]
+    assert [r[:2] for r in rows[1:]] == [[p["path"], p["label"]] for p in result["predictions"]]
     assert result["leave_one_out"]["images"] == 6 and result["labelled"]["images"] == 6
     assert len(result["labelled"]["confusion"]) == 2
     confusion = result["labelled"]["confusion"]
