@@ -242,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("adapt", help="adapt the head to a support folder and export the classifier to ONNX")
     a.add_argument("--checkpoint", required=True, help="checkpoint file (.pt)")
-    a.add_argument("--support", required=True, help="support folder: one sub-folder of images per class")
+    a.add_argument("--support", required=True, help="support folder or .zip: one sub-folder of images per class")
     a.add_argument("--out", required=True, help="ONNX file to write")
     a.add_argument("--fast-lr", type=float, default=None, help="head step size (the checkpoint's)")
     a.add_argument("--adaptation-steps", type=int, default=None, help="head steps (the checkpoint's)")
@@ -251,10 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     k = sub.add_parser("classify", help="the app's flow in a terminal: adapt to a support folder, classify, evaluate")
     k.add_argument("--checkpoint", required=True, help="checkpoint file (.pt)")
-    k.add_argument("--support", required=True, help="support folder: one sub-folder of images per class")
-    k.add_argument("images", nargs="*", help="image files or folders to classify")
+    k.add_argument("--support", required=True, help="support folder or .zip: one sub-folder of images per class")
+    k.add_argument("images", nargs="*", help="image files, folders or .zip archives to classify")
     k.add_argument("--leave-one-out", action="store_true", help="also report leave-one-out accuracy on the support")
-    k.add_argument("--labelled", default=None, help="also evaluate on a labelled folder of class folders")
+    k.add_argument("--labelled", default=None, help="also evaluate on a labelled folder (or .zip) of class folders")
     k.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu", help="device (cpu)")
     k.add_argument("--quiet", action="store_true", help="no progress bars (shown after 1 s)")
     k.add_argument("--csv", default=None, help="also write the predictions as CSV (the app's Export results)")
@@ -534,7 +534,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     lr = args.fast_lr if args.fast_lr is not None else float(ckpt["fast_lr"])
     steps = args.adaptation_steps if args.adaptation_steps is not None else int(ckpt["adaptation_steps"])
     clf = FewShotClassifier(model, lr, steps, resolve_device(args.device))
-    scan = scan_class_folders(args.support)
+    scan = scan_class_folders(_folder_or_zip(args.support, args.quiet))
     for p in scan.ignored:
         print(f"warning: {p}: not an image file, skipped", file=sys.stderr)
     result = _images_job(clf.iter_adapt(list(scan.classes.items())), args.quiet)
@@ -552,6 +552,16 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _folder_or_zip(path: str, quiet: bool) -> str:
+    """A zip archive of images is unpacked once (in the cache folder) and stands for its folder."""
+    if not path.lower().endswith(".zip") or not Path(path).is_file():
+        return path
+    from anil_engine.archives import unpack_images
+    from anil_engine.datasets import cache_dir
+
+    return str(_images_job(unpack_images(path, cache_dir() / "unpacked"), quiet))
 
 
 def _images_job(gen: Generator[Any, None, Any], quiet: bool) -> Any:
@@ -572,9 +582,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.checkpoint)
     model = model_from_checkpoint(ckpt, args.checkpoint)
     clf = FewShotClassifier(model, float(ckpt["fast_lr"]), int(ckpt["adaptation_steps"]), resolve_device(args.device))
-    adapted = _images_job(clf.iter_adapt(list(scan_class_folders(args.support).classes.items())), args.quiet)
+    support = scan_class_folders(_folder_or_zip(args.support, args.quiet))
+    adapted = _images_job(clf.iter_adapt(list(support.classes.items())), args.quiet)
     messages = list(adapted.skipped)
-    paths = expand_images([_Path(p) for p in args.images], messages)
+    paths = expand_images([_Path(_folder_or_zip(p, args.quiet)) for p in args.images], messages)
     predictions, skipped = _images_job(clf.iter_predict(paths), args.quiet) if paths else ([], [])
     messages.extend(skipped)
     out: dict[str, Any] = {
@@ -589,7 +600,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
     if args.leave_one_out:
         reports.append(("leave_one_out", _images_job(clf.iter_leave_one_out(), args.quiet)))
     if args.labelled:
-        reports.append(("labelled", _images_job(clf.iter_evaluate_folder(args.labelled), args.quiet)))
+        labelled = _folder_or_zip(args.labelled, args.quiet)
+        reports.append(("labelled", _images_job(clf.iter_evaluate_folder(labelled), args.quiet)))
     for name, r in reports:
         messages.extend(r.skipped)
         out[name] = {"accuracy": r.accuracy, "per_class": r.per_class, "confusion": r.confusion, "images": r.n_images}

@@ -81,9 +81,12 @@ IMAGE_JOBS = {
     "classify": "Classifying:",
     "evaluate folder": "Evaluating:",
     "leave-one-out": "Leave-one-out:",
+    "unpack": "Unpacking:",
 }
 MAX_RECENT = 8
-IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)) + ");;All files (*)"
+IMAGE_FILTER = (
+    "Images (" + " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)) + ");;Zip archives of images (*.zip);;All files (*)"
+)
 
 
 class ErrorChannel(QWidget):
@@ -201,7 +204,7 @@ class MainWindow(QMainWindow):
         self.recovery_box: QMessageBox | None = None
         # Pasted image data is written here, so that results, CSV and projects can refer to a file.
         data_dir = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
-        data_dir = Path(data_dir or Path.home() / ".local/share/ANIL Studio")
+        self.data_dir = data_dir = Path(data_dir or Path.home() / ".local/share/ANIL Studio")
         self.paste_dir = data_dir / "pasted"
         self.autosaves = AutosaveStore(data_dir / "autosave")
         self.checkpoint_info: dict[str, Any] = {}  # the current checkpoint's data set and trained task
@@ -519,6 +522,29 @@ class MainWindow(QMainWindow):
             self.adapt_timer.start()
 
     # ---------------------------------------------------------------------------------- support set
+    def _take_zips(self, paths: list, then) -> tuple[list, bool]:  # noqa: ANN001 - callable
+        """Unpack dropped zip archives in a job, then hand their folder to `then` as if it had been dropped.
+
+        Returns the other items, and whether any archive was taken.
+        """
+        from anil_engine.archives import unpack_images
+
+        rest, taken = [], False
+        for p in paths:
+            if isinstance(p, Path) and p.suffix.lower() == ".zip" and p.is_file():
+                taken = True
+                self.statusBar().showMessage(f"Unpacking {p.name}…")
+                self.run_job(
+                    "unpack",
+                    unpack_images,
+                    p,
+                    self.data_dir / "unpacked",
+                    on_done=lambda folder: None if folder is CANCELLED else then([folder]),
+                )
+            else:
+                rest.append(p)
+        return rest, taken
+
     def _route_special_files(self, paths: list) -> list[Path]:
         """Open checkpoints and projects; save dropped image data as PNG files; report remote addresses."""
         rest = []
@@ -541,7 +567,11 @@ class MainWindow(QMainWindow):
         return rest
 
     def drop_on_support(self, paths: list[Path]) -> None:
-        """Folders of class folders -> classes; a folder of images -> one class; loose images -> a new class."""
+        """Folders of class folders -> classes; a folder of images -> one class; loose images -> a new class.
+
+        Zip archives are unpacked first (once) and then count as the folder they hold.
+        """
+        paths, _ = self._take_zips(paths, self.drop_on_support)
         images, folders, messages = expand_drop(self._route_special_files(paths))
         for m in messages:
             self.errors.report(m, "warning")
@@ -560,8 +590,13 @@ class MainWindow(QMainWindow):
         finally:
             self.support.undo_stack.endMacro()
 
-    def _dropped_images(self, paths: list[Path]) -> list[Path]:
-        """Checkpoints and projects are opened; folders expand to their images; other files are reported."""
+    def _dropped_images(self, paths: list[Path], then=None) -> list[Path]:  # noqa: ANN001 - callable
+        """Checkpoints and projects are opened; folders expand to their images; other files are reported.
+
+        Zip archives go to `then` once unpacked (with `then` None they are reported like other files).
+        """
+        if then is not None:
+            paths, _ = self._take_zips(paths, then)
         images, folders, messages = expand_drop(self._route_special_files(paths))
         for m in messages:
             self.errors.report(m, "warning")
@@ -570,7 +605,7 @@ class MainWindow(QMainWindow):
         return images
 
     def drop_on_card(self, name: str, paths: list[Path]) -> None:
-        images = self._dropped_images(paths)
+        images = self._dropped_images(paths, then=lambda folder: self.drop_on_card(name, folder))
         if images:
             self.support.add_images(name, images)
 
@@ -721,7 +756,7 @@ class MainWindow(QMainWindow):
 
     # ---------------------------------------------------------------------------------- classify
     def classify_paths(self, paths: list[Path], replace: bool = False) -> None:
-        images = self._dropped_images(paths)
+        images = self._dropped_images(paths, then=self.classify_paths)
         if images and (self.classifier is None or not self.classifier.is_adapted):
             self.errors.report("add at least 2 classes with images first; then drop images to classify", "warning")
             return
@@ -887,7 +922,10 @@ class MainWindow(QMainWindow):
         )
 
     def evaluate_paths(self, paths: list[Path]) -> None:
+        paths, unpacking = self._take_zips(paths, self.evaluate_paths)
         folders = [p for p in self._route_special_files(paths) if p.is_dir()]
+        if unpacking and not folders:
+            return
         if self.classifier is None or not self.classifier.is_adapted or not folders:
             self.errors.report(
                 "drop a folder of class folders named like the support classes (after adapting)", "warning"

@@ -845,3 +845,30 @@ def test_a_labelled_folder_s_mistakes_can_be_listed_and_corrected(qtbot, window,
     with qtbot.waitSignal(window.evaluated, timeout=TIMEOUT):
         window.leave_one_out()
     assert not window.mistakes_button.isEnabled()  # leave-one-out has no list of files
+
+
+def test_zip_archives_dropped_are_unpacked_and_used_as_folders(qtbot, window, folder_root, tmp_path):
+    import zipfile
+
+    archive = tmp_path / "support.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for c in ("class_00", "class_01"):
+            for img in sorted((folder_root / c).iterdir())[:3]:
+                z.write(img, f"support/{c}/{img.name}")
+    with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
+        drop(window.support_view, [archive])
+    assert window.support.names() == ["class_00", "class_01"]
+    assert all(window.data_dir in p.parents for c in window.support.classes for p in c.paths)
+    queries = tmp_path / "queries.zip"
+    with zipfile.ZipFile(queries, "w") as z:
+        for img in sorted((folder_root / "class_01").iterdir())[3:]:
+            z.write(img, img.name)
+    with qtbot.waitSignal(window.classified, timeout=TIMEOUT) as blocker:
+        drop(window.query_area, [queries])
+    assert [p.label for p in blocker.args[0]] == ["class_01"] * 3
+    messages = []
+    window.errors.reported.connect(lambda level, text: messages.append(text))
+    (tmp_path / "broken.zip").write_bytes(b"nope")
+    drop(window.eval_area, [tmp_path / "broken.zip"])
+    qtbot.waitUntil(lambda: not window.jobs, timeout=TIMEOUT)
+    assert messages[-1].startswith(f"{tmp_path / 'broken.zip'}: not a readable zip archive")

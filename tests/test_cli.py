@@ -360,3 +360,37 @@ def test_info_lists_versions_devices_and_models(capsys):
     assert main(["info"]) == 0
     text = capsys.readouterr().out
     assert any(line.startswith("Python ") for line in text.splitlines())
+
+
+def test_classify_takes_zip_archives(tmp_path, folder_root):
+    import zipfile
+
+    from anil_engine.checkpoint import save_checkpoint
+    from anil_engine.config import ModelConfig, Preprocessing
+    from anil_engine.models import AnilModel
+    from anil_engine.training import make_checkpoint
+
+    model = AnilModel(ModelConfig(8, 4, 3, 32, 5), Preprocessing(32, 3, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)))
+    ckpt = make_checkpoint(model, None, "anil", {}, {"name": "folder"})
+    ckpt["fast_lr"], ckpt["adaptation_steps"] = 0.5, 5
+    save_checkpoint(ckpt, tmp_path / "m.pt")
+    with zipfile.ZipFile(tmp_path / "support.zip", "w") as z:
+        for c in ("class_00", "class_01"):
+            for img in sorted((folder_root / c).iterdir())[:3]:
+                z.write(img, f"support/{c}/{img.name}")
+    with zipfile.ZipFile(tmp_path / "queries.zip", "w") as z:
+        for img in sorted((folder_root / "class_01").iterdir())[3:]:
+            z.write(img, img.name)
+    out = run_cli(
+        "classify",
+        "--checkpoint",
+        str(tmp_path / "m.pt"),
+        "--support",
+        str(tmp_path / "support.zip"),
+        str(tmp_path / "queries.zip"),
+        "--quiet",
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["classes"] == ["class_00", "class_01"] and len(result["predictions"]) == 3
+    assert all("unpacked" in p["path"] for p in result["predictions"])
