@@ -21,6 +21,12 @@ def main(checkpoint: str | None = None) -> int:
         window.errors.exception(exc)
 
     sys.excepthook = excepthook
+    from app.qt_check import binding_problem
+
+    problem = binding_problem()
+    if problem:
+        print(f"warning: {problem}", file=sys.stderr)
+        window.errors.report(problem)
     window.show()
     return app.exec()
 

@@ -872,3 +872,12 @@ def test_zip_archives_dropped_are_unpacked_and_used_as_folders(qtbot, window, fo
     drop(window.eval_area, [tmp_path / "broken.zip"])
     qtbot.waitUntil(lambda: not window.jobs, timeout=TIMEOUT)
     assert messages[-1].startswith(f"{tmp_path / 'broken.zip'}: not a readable zip archive")
+
+
+def test_the_qt_binding_keeps_none_s_reference_count(qapp):
+    # PySide6 6.12.0 on Python 3.11 lost one reference to None per call and crashed long sessions.
+    from app.qt_check import binding_problem, none_refcount_leak_per_call
+
+    if sys.version_info < (3, 12):
+        assert none_refcount_leak_per_call() > -0.5, binding_problem()
+    assert binding_problem() is None
