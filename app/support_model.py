@@ -42,7 +42,10 @@ class SupportSet(QObject):
         return [(c.name, list(c.paths)) for c in self.classes if c.paths]
 
     def unique_name(self, base: str = "class") -> str:
-        names = set(self.names())
+        return self._unique_among(base, set(self.names()))
+
+    @staticmethod
+    def _unique_among(base: str, names: set[str]) -> str:
         if base not in names:
             return base
         i = 2
@@ -86,12 +89,15 @@ class SupportSet(QObject):
         from anil_engine.datasets.folder import scan_class_folders
 
         scan = scan_class_folders(root)
-        self.undo_stack.beginMacro(f"add classes from {root.name}")
-        try:
-            created = [self.add_class(name, paths) for name, paths in scan.classes.items()]
-        finally:
-            self.undo_stack.endMacro()
-        return created
+        classes, taken = [], set(self.names())
+        for name, paths in scan.classes.items():
+            unique = name if name not in taken else self._unique_among(name, taken)
+            taken.add(unique)
+            classes.append((unique, [Path(p) for p in paths]))
+        # One command, so one `changed`: a folder of 100 classes rebuilds the view once, not 100 times.
+        current = [(c.name, list(c.paths)) for c in self.classes]
+        self.undo_stack.push(_ReplaceAll(self, [*current, *classes], f"add classes from {root.name}"))
+        return [n for n, _ in classes]
 
     def restore(self, classes: list[tuple[str, list[Path]]], text: str = "recover unsaved work") -> None:
         """Replace every class as one undoable step (the set is then unsaved, as recovered work is)."""

@@ -26,8 +26,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QListWidget,
-    QListWidgetItem,
+    QListView,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -162,6 +161,29 @@ class DropArea(QFrame):
             self.dropped.emit(items)
 
 
+class ThumbnailModel(QAbstractListModel):
+    """A class's images for a list view; thumbnails are read when a row is first shown (then cached)."""
+
+    def __init__(self, paths: list[Path], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.paths = list(paths)
+
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802, B008 - Qt override
+        return 0 if parent.isValid() else len(self.paths)
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):  # noqa: ANN201 - Qt override
+        if not index.isValid():
+            return None
+        path = self.paths[index.row()]
+        if role == Qt.ItemDataRole.DecorationRole:
+            return thumbnail(path)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return str(path)
+        if role == Qt.ItemDataRole.UserRole:
+            return path
+        return None
+
+
 class ClassCard(DropArea):
     """One support class: editable name, count, thumbnails, remove buttons; drop images on it."""
 
@@ -195,20 +217,20 @@ class ClassCard(DropArea):
         top.addWidget(self.add_button)
         top.addWidget(remove)
         layout.addLayout(top)
-        self.thumbs = QListWidget()
-        self.thumbs.setViewMode(QListWidget.ViewMode.IconMode)
+        # A model/view list: only the thumbnails scrolled into view are read (a class of thousands stays fast).
+        self.thumbs = QListView()
+        self.thumbs.setModel(ThumbnailModel(paths, self.thumbs))
+        self.thumbs.setViewMode(QListView.ViewMode.IconMode)
         self.thumbs.setIconSize(QSize(THUMB, THUMB))
-        self.thumbs.setFlow(QListWidget.Flow.LeftToRight)
+        self.thumbs.setGridSize(QSize(THUMB + 6, THUMB + 6))
+        self.thumbs.setUniformItemSizes(True)
+        self.thumbs.setFlow(QListView.Flow.LeftToRight)
         self.thumbs.setWrapping(False)
+        self.thumbs.setMovement(QListView.Movement.Static)
         self.thumbs.setFixedHeight(THUMB + 30)
         self.thumbs.setToolTip("Drop images here; Delete removes the selected image")
         self.thumbs.setAcceptDrops(False)
-        for p in paths:
-            item = QListWidgetItem(thumbnail(p), "")
-            item.setToolTip(str(p))
-            item.setData(Qt.ItemDataRole.UserRole, p)
-            self.thumbs.addItem(item)
-        self.thumbs.itemDoubleClicked.connect(self._remove_item)
+        self.thumbs.doubleClicked.connect(self._remove_index)
         layout.addWidget(self.thumbs)
         if not paths:
             hint = QLabel("Drop images of this class here, or press +")
@@ -216,13 +238,13 @@ class ClassCard(DropArea):
             layout.addWidget(hint)
 
     def keyPressEvent(self, event) -> None:  # noqa: N802, ANN001 - Qt override
-        if event.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace) and self.thumbs.currentItem():
-            self._remove_item(self.thumbs.currentItem())
+        if event.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace) and self.thumbs.currentIndex().isValid():
+            self._remove_index(self.thumbs.currentIndex())
         else:
             super().keyPressEvent(event)
 
-    def _remove_item(self, item: QListWidgetItem) -> None:
-        self.remove_image_requested.emit(self.name, item.data(Qt.ItemDataRole.UserRole))
+    def _remove_index(self, index: QModelIndex) -> None:
+        self.remove_image_requested.emit(self.name, index.data(Qt.ItemDataRole.UserRole))
 
     def _rename(self) -> None:
         new = self.name_edit.text().strip()

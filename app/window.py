@@ -539,11 +539,16 @@ class MainWindow(QMainWindow):
                     unpack_images,
                     p,
                     self.data_dir / "unpacked",
-                    on_done=lambda folder: None if folder is CANCELLED else then([folder]),
+                    on_done=lambda folder: self._unpacked(folder, then),
                 )
             else:
                 rest.append(p)
         return rest, taken
+
+    def _unpacked(self, folder, then) -> None:  # noqa: ANN001 - Path or CANCELLED, callable
+        self.statusBar().clearMessage()
+        if folder is not CANCELLED:
+            then([folder])
 
     def _route_special_files(self, paths: list) -> list[Path]:
         """Open checkpoints and projects; save dropped image data as PNG files; report remote addresses."""

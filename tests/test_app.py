@@ -300,8 +300,11 @@ def test_episode_evaluation_in_the_app_matches_the_cli(qtbot, window, folder_roo
     expected = f"{cli['accuracy']:.2f} ± {cli['ci95']:.2f} % — folder all, 3-way 1-shot"
     assert d.results.item(0).text().startswith(expected)
 
+    qtbot.waitUntil(lambda: not d.job.running, timeout=TIMEOUT)  # `done` comes before the job has ended
+    first_job = d.job
     d.episodes.setValue(100000)
     d.run()
+    assert d.job is not first_job and d.progress.maximum() == 100000
     qtbot.waitUntil(lambda: d.progress.value() >= 10, timeout=TIMEOUT)
     d.stop()
     qtbot.waitUntil(lambda: not d.job.running, timeout=TIMEOUT)
@@ -881,3 +884,47 @@ def test_the_qt_binding_keeps_none_s_reference_count(qapp):
     if sys.version_info < (3, 12):
         assert none_refcount_leak_per_call() > -0.5, binding_problem()
     assert binding_problem() is None
+
+
+def test_class_cards_read_only_the_thumbnails_on_screen_and_remove_images(qtbot, window, folder_root, tmp_path):
+    from PySide6.QtCore import Qt
+
+    from app import widgets
+
+    many = tmp_path / "many"
+    many.mkdir()
+    source = (folder_root / "class_00" / "img_00.png").read_bytes()
+    for i in range(300):
+        (many / f"{i:03d}.png").write_bytes(source)
+    widgets._thumb_cache.clear()
+    window.resize(1200, 800)
+    window.show()
+    qtbot.waitExposed(window)
+    drop(window.support_view, [many])
+    qtbot.waitUntil(lambda: "many" in window.support_view.cards, timeout=TIMEOUT)
+    card = window.support_view.cards["many"]
+    qtbot.waitUntil(lambda: len(widgets._thumb_cache) > 0, timeout=TIMEOUT)
+    assert 0 < len(widgets._thumb_cache) < 100  # a card shows a row: far fewer than its 300 images are read
+    # Double-click and Delete remove an image (undoable), as with the earlier list widget.
+    first = card.thumbs.model().index(0, 0)
+    card.thumbs.doubleClicked.emit(first)
+    assert len(window.support.find("many").paths) == 299
+    card = window.support_view.cards["many"]
+    card.thumbs.setCurrentIndex(card.thumbs.model().index(0, 0))
+    qtbot.keyClick(card, Qt.Key.Key_Delete)
+    assert len(window.support.find("many").paths) == 298
+    window.support.undo_stack.undo()
+    window.support.undo_stack.undo()
+    assert len(window.support.find("many").paths) == 300
+
+
+def test_a_folder_of_many_classes_is_one_edit(qtbot, window, folder_root):
+    rebuilds = []
+    window.support.changed.connect(lambda: rebuilds.append(1))
+    window.support.add_class("class_00")  # an existing name: the folder's class_00 becomes "class_00 2"
+    rebuilds.clear()
+    drop(window.support_view, [folder_root])
+    assert len(rebuilds) == 1
+    assert window.support.names() == ["class_00", "class_00 2", *[f"class_{i:02d}" for i in range(1, 12)]]
+    window.support.undo_stack.undo()
+    assert window.support.names() == ["class_00"]
