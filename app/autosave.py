@@ -34,9 +34,10 @@ class Autosave:
         return f"{len(self.project.classes)} classes, {n_images} images{of}, autosaved {when}"
 
 
-def _pid_running(pid: int) -> bool:
+def _pid_running(pid: int) -> bool | None:
+    """Whether process `pid` runs; None where that cannot be told safely (not POSIX)."""
     if os.name != "posix":
-        return True  # no safe check without extra packages; such files are offered after 12 hours
+        return None  # os.kill would end the process there; such files are offered after 12 hours
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -84,7 +85,8 @@ class AutosaveStore:
                 old = time.time() - path.stat().st_mtime > 12 * 3600
             except OSError:  # removed meanwhile by its own app
                 continue
-            if pid == self.pid or (_pid_running(pid) and not old):
+            running = _pid_running(pid)
+            if pid == self.pid or running or (running is None and not old):
                 continue
             try:
                 project = load_project(path)
