@@ -139,13 +139,19 @@ class FewShotClassifier:
         done = offset + len(paths) - len(todo)
         skipped, computed = [], 0
         for i in range(0, len(todo), BATCH):
-            chunk, arrays = [], []
+            keys, arrays = [], []
             for p in todo[i : i + BATCH]:
                 try:
+                    key = _key(p)  # before reading: a file that goes missing is skipped, never a failed batch
                     arrays.append(torch.from_numpy(load_image(p, pre.size, pre.channels)))
-                    chunk.append(p)
+                    keys.append(key)
                 except (DataError, OSError) as exc:
-                    skipped.append(str(exc) if isinstance(exc, DataError) else f"{p}: {exc.strerror}")
+                    if isinstance(exc, DataError):
+                        skipped.append(str(exc))
+                    elif isinstance(exc, FileNotFoundError):
+                        skipped.append(f"{p}: file not found")
+                    else:
+                        skipped.append(f"{p}: {exc.strerror}")
             if arrays:
                 batch = torch.stack(arrays).float().div_(255.0)
                 with self._lock:
@@ -154,9 +160,9 @@ class FewShotClassifier:
                     else:
                         with torch.no_grad():
                             feats = self.model.forward_features(batch.to(self.device)).cpu()
-                    for p, f in zip(chunk, feats, strict=True):
-                        self._cache[_key(p)] = f
-                computed += len(chunk)
+                    for key, f in zip(keys, feats, strict=True):
+                        self._cache[key] = f
+                computed += len(keys)
             done += len(todo[i : i + BATCH])
             yield FeatureProgress(stage, done, total)
         with self._lock:

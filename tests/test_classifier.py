@@ -209,3 +209,14 @@ def test_predictions_csv_has_a_column_for_every_class_seen():
         ["/x/a.png", "cat", "0.750000", "0.750000", "0.250000", "0.000000"],
         ["/x/b,c.png", "owl", "0.500000", "0.200000", "0.300000", "0.500000"],
     ]
+
+
+def test_missing_and_unreadable_files_are_skipped_with_their_names(folder_root, tmp_path):
+    clf = make_classifier()
+    clf.adapt(support_from(folder_root, 2, 2))
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    good = sorted((folder_root / "class_05").iterdir())[0]
+    predictions, skipped = clf.predict([tmp_path / "gone.png", tmp_path / "bad.png", good])
+    assert [p.path for p in predictions] == [str(good)]
+    assert skipped[0] == f"{tmp_path / 'gone.png'}: file not found"
+    assert skipped[1].startswith(f"{tmp_path / 'bad.png'}: not an image Pillow can read")
