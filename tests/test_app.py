@@ -539,8 +539,9 @@ def test_a_support_change_restarts_the_running_adaptation(qtbot, window, folder_
     window.wait_for_jobs()
     assert window._adapt_job is not first
     assert [r.class_names for r in adapted] == [["class_00", "class_01", "class_02"]]  # the stopped one is silent
-    # the stopped job's two batches (the first, and the one it was reading when stopped) stayed cached
-    assert adapted[0].new_images == 18 - 4
+    # the stopped job's finished batches stayed cached: the first, and the second if the worker had started
+    # it before the stop (it was waiting for its third image)
+    assert adapted[0].new_images in (18 - 2, 18 - 4)
     assert "Head adapted to 3 classes" in window.adapt_status.text()
 
 
@@ -614,7 +615,8 @@ def test_leave_one_out_shows_progress_and_stops(qtbot, window, folder_root, monk
     gate.set()
     qtbot.waitUntil(lambda: not window.jobs, timeout=TIMEOUT)
     assert window.eval_summary.text() == "<b>Leave-one-out on the support set</b>: stopped; no result."
-    assert len(calls) == 10  # stopped after the batch in flight, not at the end
+    # Stopped at the next image: the 10th ran if the worker had started it before Stop, never the 11th.
+    assert len(calls) in (9, 10)
 
 
 def test_images_dragged_from_a_browser(qtbot, window, folder_root, tmp_path):
