@@ -324,8 +324,6 @@ def test_episode_evaluation_in_the_app_matches_the_cli(qtbot, window, folder_roo
 
 # ------------------------------------------------------------------ every drop also has a menu item / button
 def menu_action(window, text: str):
-    from app.help import menu_shortcuts  # noqa: F401 - the walk below mirrors it
-
     for top in window.menuBar().actions():
         for a in top.menu().actions():
             if a.text() == text:
