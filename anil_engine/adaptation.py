@@ -5,23 +5,51 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+PROTO_SCALE = 10.0  # Proto-MAML head start: logits s (2 c_k.x - |c_k|^2) with s = PROTO_SCALE / mean |c_k|^2
 
-def initial_head(weight: torch.Tensor, bias: torch.Tensor, n_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+
+def initial_head(
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    n_classes: int,
+    mode: str = "meta",
+    support: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The head the inner loop starts from for `n_classes` classes.
 
-    When `n_classes` equals the trained ways, the meta-learned head is used as is.
-    Otherwise every row starts at the mean of the meta-learned rows (and the bias
-    at their mean): the classes of an episode are in random order, so no row is
-    special, and identical rows give every class the same starting logit (this is
-    equivalent to a zero-initialised head for the softmax).
+    `meta`: when `n_classes` equals the trained ways, the meta-learned head as is;
+    otherwise every row starts at the mean of the meta-learned rows (and the bias at
+    their mean): the classes of an episode are in random order, so no row is special,
+    and identical rows give every class the same starting logit.
+    `zero`: all zeros (every class equally likely).
+    `proto`: Proto-MAML's start from the support prototypes c_k (class means of the
+    features): row k = 2 s c_k, bias -s |c_k|^2, so the starting logits rank classes
+    by distance to their prototype; s = PROTO_SCALE / mean_k |c_k|^2 keeps them in a
+    range where the inner loop's fast_lr works for any feature scale.
 
     Args:
         weight: (ways, num_features) meta-learned head weight.
         bias: (ways,) meta-learned head bias.
+        support: (n_support, num_features) support features (`proto` only).
+        labels: (n_support,) in 0..n_classes-1 (`proto` only).
 
     Returns:
         (weight (n_classes, num_features), bias (n_classes,)), detached copies.
     """
+    if mode == "zero":
+        return weight.new_zeros(n_classes, weight.shape[1]), bias.new_zeros(n_classes)
+    if mode == "proto":
+        if support is None or labels is None:
+            raise ValueError("the prototype head start needs the support features and labels")
+        support = support.detach().to(weight.dtype)
+        means = support.new_zeros(n_classes, support.shape[1]).index_add_(0, labels, support)
+        means /= torch.bincount(labels, minlength=n_classes).clamp_min(1).unsqueeze(1).to(support.dtype)
+        sq = (means * means).sum(1)
+        scale = PROTO_SCALE / sq.mean().clamp_min(1e-12)
+        return 2 * scale * means, -scale * sq
+    if mode != "meta":
+        raise ValueError(f"unknown head start {mode!r}")
     if n_classes == weight.shape[0]:
         return weight.detach().clone(), bias.detach().clone()
     w = weight.detach().mean(0, keepdim=True).expand(n_classes, -1).clone()

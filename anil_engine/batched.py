@@ -71,7 +71,7 @@ def adapt_heads(
 
 def _pool_then_relu(trunk: nn.Module) -> list[nn.Module] | None:
     """The blocks of a `Normalize -> CNN4Backbone` trunk whose ReLU can follow the max-pool, else None."""
-    if not (isinstance(trunk, nn.Sequential) and len(trunk) == 2):
+    if not (isinstance(trunk, nn.Sequential) and len(trunk) == 2 and isinstance(trunk[1], nn.Sequential)):
         return None
     blocks = list(trunk[1])
     for block in blocks:

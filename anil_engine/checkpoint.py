@@ -4,8 +4,10 @@ A checkpoint is a dict::
 
     format: "anil-studio-checkpoint"     version: FORMAT_VERSION
     kind: "anil" | "pretrained"
-    model: {hidden_size, layers, channels, input_size, ways}
-    state_dict: trunk and head tensors
+    model: {backbone, hidden_size, layers, channels, input_size, ways}   (version 1: no backbone = "cnn4")
+    state_dict: trunk and head tensors; for a pretrained backbone only those that differ from
+        its base weights, which `base_weights` names: {package, file, sha256} (version 2)
+    fast_lr, adaptation_steps, head_init, flip: the test-time head adaptation
     preprocessing: {size, channels, mean, std}
     train_config: the TrainConfig as a dict (or {})
     dataset: {name, split_scheme}
@@ -29,7 +31,8 @@ import torch
 from anil_engine.errors import CheckpointError
 
 FORMAT = "anil-studio-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # 1: no backbone (always CNN4), full state dict
 REQUIRED_KEYS = ("format", "version", "kind", "model", "state_dict", "preprocessing")
 
 
@@ -104,10 +107,10 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> dict[str, An
             f"{path}: not an ANIL Studio checkpoint (no format marker '{FORMAT}'); "
             "train one with `anil-studio train` or pick a file from models/"
         )
-    if ckpt.get("version") != FORMAT_VERSION:
+    if ckpt.get("version") not in READABLE_VERSIONS:
         raise CheckpointError(
-            f"{path}: checkpoint format version {ckpt.get('version')!r}, this ANIL Studio reads version "
-            f"{FORMAT_VERSION}; use a matching ANIL Studio release"
+            f"{path}: checkpoint format version {ckpt.get('version')!r}, this ANIL Studio reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}; use a matching ANIL Studio release"
         )
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]
     if missing:

@@ -100,11 +100,10 @@ class FewShotClassifier:
         self.backend = backend
         self._session = None
         if backend == "onnxruntime":
-            import onnxruntime as ort
+            from anil_engine.export import cached_trunk_onnx_bytes
+            from anil_engine.runtime import cpu_session
 
-            from anil_engine.export import trunk_onnx_bytes
-
-            self._session = ort.InferenceSession(trunk_onnx_bytes(model), providers=["CPUExecutionProvider"])
+            self._session = cpu_session(cached_trunk_onnx_bytes(model))
         self.device = device
         self.fast_lr = fast_lr
         self.steps = steps

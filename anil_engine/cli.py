@@ -105,6 +105,28 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool, from_checkpoint: 
     )
 
 
+def _add_backbone_args(p: argparse.ArgumentParser) -> None:
+    from anil_engine.backbones import BACKBONES
+    from anil_engine.config import HEAD_INITS, TRUNK_TRAIN_HELP, TrainConfig
+
+    d = TrainConfig.__dataclass_fields__
+    titles = "; ".join(f"{name}: {b.title}" for name, b in BACKBONES.items())
+    p.add_argument("--backbone", choices=tuple(BACKBONES), default=d["backbone"].default, help=f"trunk ({titles})")
+    p.add_argument(
+        "--trunk-train",
+        default=d["trunk_train"].default,
+        help=f"what of the trunk the outer loop updates: {TRUNK_TRAIN_HELP}; auto: all of a trunk trained from "
+        "scratch, none of a pretrained one (%(default)s)",
+    )
+    p.add_argument(
+        "--head-init",
+        choices=HEAD_INITS,
+        default=d["head_init"].default,
+        help="test-time head start: the meta-learned rows, zero, or the support prototypes (%(default)s)",
+    )
+    p.add_argument("--flip", action="store_true", help="add mirrored support images at test time")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="anil-studio",
@@ -126,7 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--iterations", type=int, default=1000, help="meta-iterations (1000)")
     t.add_argument("--first-order", action="store_true", help="first-order ANIL (no second derivatives)")
     t.add_argument("--hidden-size", type=int, default=64, help="CNN4 channels (64)")
-    t.add_argument("--input-size", type=int, default=None, help="input size in pixels (28 Omniglot, 84 folders)")
+    t.add_argument(
+        "--input-size",
+        type=int,
+        default=None,
+        help="input size in pixels (28 Omniglot, 84 folders; a pretrained backbone's own, e.g. 224)",
+    )
+    _add_backbone_args(t)
     t.add_argument("--val-every", type=int, default=100, help="validate every N iterations (100)")
     t.add_argument("--val-episodes", type=int, default=200, help="validation episodes (200)")
     t.add_argument("--checkpoint-every", type=int, default=100, help="save last.pt every N iterations (100)")
@@ -295,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from anil_engine.backbones import get_backbone
     from anil_engine.config import TrainConfig
     from anil_engine.datasets import DEFAULT_PREPROCESSING
     from anil_engine.pretraining import (
@@ -305,9 +334,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         resume_path,
     )
     from anil_engine.training import train
+    from anil_engine.trainrun import DataProgress
 
-    size = args.input_size or DEFAULT_PREPROCESSING[args.dataset][0]
+    backbone = get_backbone(args.backbone)
+    native = backbone.input_sizes[0] if backbone.pretrained is not None else DEFAULT_PREPROCESSING[args.dataset][0]
+    size = args.input_size or native
     config = TrainConfig(
+        backbone=args.backbone,
+        trunk_train=args.trunk_train,
+        head_init=args.head_init,
+        flip=args.flip,
         dataset=args.dataset,
         data_root=_data_root(args, args.dataset),
         split_scheme=args.split_scheme or "vinyals",
@@ -348,6 +384,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     def phase(p: Any) -> tuple[str, int, int]:
         if isinstance(p, PretrainProgress):
             return "pretrain", p.steps, p.step
+        if isinstance(p, DataProgress):
+            return p.stage, p.total, p.done
         return "meta-train", p.iterations, p.iteration
 
     pretrain_postfix = _pretrain_postfix()
@@ -355,6 +393,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     def postfix(p: Any) -> dict[str, Any]:
         if isinstance(p, PretrainProgress):
             return pretrain_postfix(p)
+        if isinstance(p, DataProgress):
+            return {}
         d = {} if p.iteration == 0 else {"loss": f"{p.loss:.3f}", "acc": f"{p.accuracy:.1f}"}
         if p.best_val_accuracy is not None:
             d["best_val"] = f"{p.best_val_accuracy:.2f}"

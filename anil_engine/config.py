@@ -14,6 +14,10 @@ SAMPLERS = ("auto", "fast", "learn2learn")
 BN_MODES = ("inductive", "transductive")
 METHODS = ("head", "ncm")
 PRECISIONS = ("float32", "float64")
+# Where the head's inner loop starts: the meta-learned rows (their mean for other numbers of classes), zero, or
+# the support prototypes as in Proto-MAML (row k = 2 c_k, bias -|c_k|^2, scaled; see adaptation.initial_head).
+HEAD_INITS = ("meta", "zero", "proto")
+TRUNK_TRAIN_HELP = "'none' (only the head), 'last:N' (the last N stages of the trunk) or 'all'"
 
 
 def _positive(name: str, value: int | float) -> None:
@@ -76,15 +80,22 @@ class Preprocessing:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """CNN4 trunk (learn2learn's `CNN4Backbone`) and a linear head."""
+    """A trunk built by name (`anil_engine.backbones`) and a linear head.
+
+    `hidden_size` and `layers` only matter to the CNN4 trunk.
+    """
 
     hidden_size: int = 64
     layers: int = 4
     channels: int = 1
     input_size: int = 28
     ways: int = 5
+    backbone: str = "cnn4"
 
     def __post_init__(self) -> None:
+        from anil_engine.backbones import get_backbone
+
+        get_backbone(self.backbone)
         _positive("hidden_size", self.hidden_size)
         if self.layers not in (1, 2, 4):
             raise ConfigError(f"layers must be 1, 2 or 4 (CNN4 max-pool factors), got {self.layers!r}")
@@ -129,9 +140,27 @@ class TrainConfig:
     # Weights, activations and gradients of meta-training. "float64" is slower; it is there to check the
     # engines against each other with rounding errors ~1e-16 instead of ~1e-7.
     precision: str = "float32"
+    # The trunk (anil_engine.backbones): "cnn4" from scratch, or a pretrained one such as "efficientnet_lite0".
+    backbone: str = "cnn4"
+    # Which trunk parameters the outer loop updates: TRUNK_TRAIN_HELP, or "auto" ("all" for a trunk trained
+    # from scratch, "none" for a pretrained one). The frozen part's outputs are computed once and cached.
+    trunk_train: str = "auto"
+    # Test-time head adaptation recorded in the checkpoint (validation also uses it); see HEAD_INITS.
+    head_init: str = "meta"
+    # Add each support image's mirror image to the support set at test time.
+    flip: bool = False
 
     def __post_init__(self) -> None:
         TaskSpec(self.ways, self.shots, self.query)
+        from anil_engine.backbones import get_backbone, trainable_stages
+
+        backbone = get_backbone(self.backbone)
+        if self.trunk_train != "auto":
+            trainable_stages(self.trunk_train, backbone)
+        if backbone.pretrained is None and self.trunk_train not in ("auto", "all"):
+            raise ConfigError(f"the {self.backbone} trunk is trained from scratch: trunk_train must be 'all'")
+        if self.head_init not in HEAD_INITS:
+            raise ConfigError(f"head_init must be one of {HEAD_INITS}, got {self.head_init!r}")
         for name in (
             "meta_lr",
             "fast_lr",
@@ -163,6 +192,16 @@ class TrainConfig:
     def task(self) -> TaskSpec:
         return TaskSpec(self.ways, self.shots, self.query)
 
+    @property
+    def trunk_stages(self) -> int:
+        """Trainable trunk stages: -1 all, 0 none, k the last k."""
+        from anil_engine.backbones import get_backbone, trainable_stages
+
+        backbone = get_backbone(self.backbone)
+        if self.trunk_train == "auto":
+            return -1 if backbone.pretrained is None else 0
+        return trainable_stages(self.trunk_train, backbone)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -187,9 +226,14 @@ class EvalConfig:
     adaptation_steps: int | None = None
     # "head": ANIL's head adaptation (the product); "ncm": nearest class mean of the support features (a baseline).
     method: str = "head"
+    # None: what the checkpoint records (its training's choice, else "meta" and no flip).
+    head_init: str | None = None
+    flip: bool | None = None
 
     def __post_init__(self) -> None:
         _positive("episodes", self.episodes)
+        if self.head_init is not None and self.head_init not in HEAD_INITS:
+            raise ConfigError(f"head_init must be one of {HEAD_INITS}, got {self.head_init!r}")
         if self.method not in METHODS:
             raise ConfigError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.bn not in BN_MODES:

@@ -24,6 +24,7 @@ from anil_engine import __version__
 from anil_engine.checkpoint import atomic_write_bytes
 from anil_engine.errors import ExportError
 from anil_engine.models import AnilModel
+from anil_engine.runtime import cpu_session
 
 TOLERANCE = 1e-4
 
@@ -75,13 +76,12 @@ def _verify(
 ) -> float:
     """onnx.checker, then onnxruntime vs torch on random and constant inputs; returns max |diff|."""
     import onnx
-    import onnxruntime as ort
 
     try:
         onnx.checker.check_model(onnx.load_from_string(data))
     except Exception as exc:  # noqa: BLE001 - any checker complaint fails the export
         raise ExportError(f"{path}: the exported graph fails onnx.checker ({exc})") from exc
-    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    session = cpu_session(data)
     g = torch.Generator().manual_seed(0)
     inputs = [
         torch.rand(1, channels, size, size, generator=g),
@@ -122,6 +122,44 @@ def trunk_onnx_bytes(model: AnilModel, transductive: bool = False) -> bytes:
         data = _to_onnx_bytes(trunk, torch.rand(2, pre.channels, pre.size, pre.size), "features")
         data = _with_metadata(data, {"anil_studio.kind": "trunk", **_preprocessing_metadata(model)})
         _verify(data, trunk, pre.channels, pre.size, Path("<trunk in memory>"), varied_batches=transductive)
+    return data
+
+
+def trunk_cache_key(model: AnilModel, transductive: bool = False) -> str:
+    """sha256 of what the trunk graph depends on: every trunk tensor, the preprocessing and the versions."""
+    import hashlib
+
+    import onnxruntime
+
+    h = hashlib.sha256()
+    h.update(json.dumps([__version__, str(torch.__version__), onnxruntime.__version__, transductive,
+                         model.preprocessing.to_dict(), model.model_dict()]).encode())  # fmt: skip
+    for name, tensor in model.trunk.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def cached_trunk_onnx_bytes(model: AnilModel, transductive: bool = False) -> bytes:
+    """`trunk_onnx_bytes`, kept on disk (cache folder /onnx/<key>.onnx) so a model exports once per machine.
+
+    Exporting EfficientNet-Lite0 takes ~25 s on 2 cores; reading the cached graph takes milliseconds. A
+    cached graph that fails to load is rebuilt; a cache folder that cannot be written only costs the time.
+    """
+    from anil_engine.datasets import cache_dir
+
+    path = cache_dir() / "onnx" / f"{trunk_cache_key(model, transductive)}.onnx"
+    try:
+        data = path.read_bytes()
+        cpu_session(data)  # a damaged file is rebuilt
+        return data
+    except Exception:  # noqa: BLE001 - missing, unreadable or damaged: build it again
+        pass
+    data = trunk_onnx_bytes(model, transductive)
+    try:
+        atomic_write_bytes(data, path)
+    except Exception:  # noqa: BLE001 - an unwritable cache only costs time
+        pass
     return data
 
 

@@ -1,8 +1,12 @@
-"""The ANIL model: learn2learn's CNN4 trunk and a linear head.
+"""The ANIL model: a trunk from the backbone registry and a linear head.
 
-The trunk is `learn2learn.vision.models.CNN4Backbone` (4 x [conv3x3 -> BatchNorm ->
-ReLU -> maxpool 2x2], flattened), preceded by the per-channel normalisation of
-the checkpoint's preprocessing, so the model takes images scaled to [0, 1].
+The trunk is the per-channel normalisation of the checkpoint's preprocessing
+followed by the backbone (`anil_engine.backbones`: learn2learn's CNN4, or a
+pretrained EfficientNet-Lite0), so the model takes images scaled to [0, 1].
+
+A checkpoint of a pretrained backbone stores only the tensors that differ from the
+base weights, plus the base weights' sha256 (`compact_state_dict`); loading builds
+the base and lays the stored tensors over it.
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from anil_engine.backbones import Backbone, get_backbone
 from anil_engine.config import ModelConfig, Preprocessing
-from anil_engine.errors import CheckpointError
+from anil_engine.errors import CheckpointError, ConfigError
 
 
 class Normalize(nn.Module):
@@ -29,14 +34,8 @@ class Normalize(nn.Module):
 
 
 def build_trunk(config: ModelConfig, preprocessing: Preprocessing) -> nn.Sequential:
-    """Normalize + CNN4Backbone; input (n, channels, size, size) in [0, 1] -> (n, num_features)."""
-    from anil_engine._l2l import learn2learn
-
-    l2l = learn2learn()
-    backbone = l2l.vision.models.CNN4Backbone(
-        hidden_size=config.hidden_size, layers=config.layers, channels=config.channels, max_pool=True
-    )
-    return nn.Sequential(Normalize(preprocessing.mean, preprocessing.std), backbone)
+    """Normalize + the registry's backbone; input (n, channels, size, size) in [0, 1] -> (n, num_features)."""
+    return nn.Sequential(Normalize(preprocessing.mean, preprocessing.std), get_backbone(config.backbone).build(config))
 
 
 class AnilModel(nn.Module):
@@ -54,6 +53,8 @@ class AnilModel(nn.Module):
         self.config = config
         self.preprocessing = preprocessing
         self.trunk = build_trunk(config, preprocessing)
+        if get_backbone(config.backbone).pretrained is not None:
+            self.trunk.eval()  # inductive BatchNorm: a pretrained trunk's running statistics are kept
         with torch.no_grad():
             was = self.trunk.training
             self.trunk.eval()
@@ -70,19 +71,68 @@ class AnilModel(nn.Module):
         """(n, c, h, w) in [0, 1] -> logits (n, ways)."""
         return self.head(self.trunk(x))
 
-    def reset_head(self, n_classes: int) -> None:
-        """Replace the head by a fresh Linear(num_features, n_classes)."""
-        device = self.head.weight.device
-        self.head = nn.Linear(self.num_features, n_classes).to(device)
+    @property
+    def backbone(self) -> Backbone:
+        return get_backbone(self.config.backbone)
+
+    def model_dict(self) -> dict[str, Any]:
+        """The checkpoint's `model` entry."""
+        c = self.config
+        return {
+            "backbone": c.backbone,
+            "hidden_size": c.hidden_size,
+            "layers": c.layers,
+            "channels": c.channels,
+            "input_size": c.input_size,
+            "ways": c.ways,
+        }
+
+
+TRUNK_PREFIX = "trunk.1."  # the backbone's keys inside AnilModel.state_dict() (trunk.0 is Normalize)
+
+
+def compact_state_dict(model: AnilModel) -> tuple[dict[str, torch.Tensor], dict[str, str] | None]:
+    """(state dict to store, base weights record or None).
+
+    For a pretrained backbone, tensors equal to the base weights are left out
+    (ANIL with a frozen trunk stores ~1,300 head numbers instead of 17 MB).
+    """
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    spec = model.backbone
+    if spec.pretrained is None:
+        return state, None
+    base = spec.base_state(TRUNK_PREFIX)
+    kept = {k: v for k, v in state.items() if k not in base or not torch.equal(v, base[k].to(v.dtype))}
+    return kept, spec.pretrained.to_dict()
 
 
 def model_from_checkpoint(ckpt: dict[str, Any], path: str = "checkpoint") -> AnilModel:
-    """Rebuild the model of a loaded checkpoint dict (see `checkpoint.load_checkpoint`)."""
+    """Rebuild the model of a loaded checkpoint dict (see `checkpoint.load_checkpoint`).
+
+    Raises:
+        CheckpointError: the weights do not fit, or the checkpoint was built on other base weights.
+    """
     try:
         config = ModelConfig(**ckpt["model"])
         pre = Preprocessing.from_dict(ckpt["preprocessing"])
+        spec = get_backbone(config.backbone)
+        base = ckpt.get("base_weights")
+        if base is not None:
+            if spec.pretrained is None or base.get("sha256") != spec.pretrained.sha256:
+                raise CheckpointError(
+                    f"{path}: was built on base weights {base.get('package')} (sha256 "
+                    f"{str(base.get('sha256'))[:16]}...), which this ANIL Studio does not have; use a matching release"
+                )
         model = AnilModel(config, pre)
-        model.load_state_dict(ckpt["state_dict"])
+        if base is None:
+            model.load_state_dict(ckpt["state_dict"])
+        else:
+            result = model.load_state_dict(ckpt["state_dict"], strict=False)
+            stray = [k for k in result.missing_keys if not k.startswith(TRUNK_PREFIX)]
+            if result.unexpected_keys or stray:
+                raise RuntimeError(f"unexpected {result.unexpected_keys}, missing {stray}")
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
     except (TypeError, KeyError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: the weights do not fit the model it describes ({exc})") from exc
     return model

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,6 +18,27 @@ from anil_engine.errors import DataError, ExportError
 from anil_engine.images import is_image_path, load_image
 
 BATCH = 64
+
+
+def cpu_session(model: bytes | str | Path) -> Any:
+    """The one way ANIL Studio opens an ONNX graph: onnxruntime on the CPU, a thread pool the size of torch's.
+
+    onnxruntime's and torch's intra-op pools each default to one thread per core; both alive in one
+    process (the app, evaluation) they spin against each other on a busy 2-core machine. Here
+    onnxruntime gets `ANIL_STUDIO_THREADS` threads (default: the CPU count), one inter-op thread and
+    sequential execution, and does not spin-wait after a run (so a torch call that follows is not starved).
+    """
+    import os
+
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(os.environ.get("ANIL_STUDIO_THREADS", os.cpu_count() or 1))
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    source = str(model) if isinstance(model, Path) else model
+    return ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
 
 
 @dataclass(frozen=True)
@@ -39,13 +61,11 @@ class OnnxClassifier:
     """An exported ANIL Studio classifier (`anil-studio adapt` or the app's Export)."""
 
     def __init__(self, path: str | Path) -> None:
-        import onnxruntime as ort
-
         self.path = Path(path)
         if not self.path.is_file():
             raise ExportError(f"{self.path}: no such model file")
         try:
-            self.session = ort.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
+            self.session = cpu_session(self.path)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
             raise ExportError(f"{self.path}: not a loadable ONNX model ({exc})") from exc
         meta = self.session.get_modelmeta().custom_metadata_map

@@ -131,6 +131,15 @@ def to_float(images: torch.Tensor, device: torch.device | str, dtype: torch.dtyp
     return images.to(device, non_blocking=True).to(dtype).div_(255.0)
 
 
+def labels_dataset(labels: torch.Tensor) -> ImageTensorDataset:
+    """A stand-in data set holding labels only, for a `FastEpisodeSampler` whose caller keeps per-image tensors of
+    its own (cached trunk features) and draws with `sample_indices`."""
+    n_classes = int(labels.max()) + 1 if len(labels) else 0
+    return ImageTensorDataset(
+        torch.zeros(len(labels), 1, 1, 1, dtype=torch.uint8), labels, [str(i) for i in range(n_classes)]
+    )
+
+
 class FastEpisodeSampler:
     """learn2learn's task stream without its per-image pipeline: the same seed gives the same tasks.
 
@@ -181,6 +190,11 @@ class FastEpisodeSampler:
     def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
         """One episode: images uint8 (ways*(shots+query), c, h, w), labels (n,) in 0..ways-1, sorted."""
         return self._gather(self._indices()), self._labels.clone()
+
+    def sample_indices(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next episode as indices into the data set (n,) and labels (n,): the draws of `sample`, for
+        callers that hold per-image tensors of their own (cached trunk features)."""
+        return torch.tensor(self._indices(), dtype=torch.long), self._labels.clone()
 
     def sample_many(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
         """`count` episodes in one gather (one transfer, one launch on a GPU): the episodes `count`

@@ -14,18 +14,17 @@ import copy
 import json
 import time
 from collections.abc import Generator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from anil_engine import __version__
+from anil_engine.backbones import get_backbone
 from anil_engine.cards import machine_description
-from anil_engine.checkpoint import FORMAT, FORMAT_VERSION, atomic_write_bytes, load_checkpoint, save_checkpoint
+from anil_engine.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
 from anil_engine.config import EvalConfig, ModelConfig, Preprocessing, TrainConfig, resolve_device
-from anil_engine.datasets import DEFAULT_PREPROCESSING, load_dataset
+from anil_engine.datasets import load_dataset
 from anil_engine.distributed import (
     average_buffers,
     broadcast_model,
@@ -39,67 +38,10 @@ from anil_engine.distributed import (
 from anil_engine.engines import MetaEngine
 from anil_engine.errors import CheckpointError, ConfigError
 from anil_engine.evaluation import evaluate, run_to_end
+from anil_engine.feature_training import train_pretrained
 from anil_engine.models import AnilModel, model_from_checkpoint, rescale_features
 from anil_engine.tasks import to_float
-
-VAL_SEED = 1234
-
-
-@dataclass(frozen=True)
-class TrainProgress:
-    """Yielded after every meta-iteration, and once before the first of a new run (iteration 0: the starting
-    point's validation; loss, accuracy and ETA are NaN there)."""
-
-    iteration: int  # completed iterations
-    iterations: int
-    loss: float
-    accuracy: float  # meta-train query accuracy, percent
-    val_accuracy: float | None  # percent, on iterations that validated
-    best_val_accuracy: float | None
-    elapsed_s: float
-    eta_s: float
-
-
-def preprocessing_for(config: TrainConfig) -> Preprocessing:
-    _size, channels, mean, std = DEFAULT_PREPROCESSING[config.dataset]
-    return Preprocessing(config.input_size, channels, mean, std)
-
-
-def make_checkpoint(
-    model: AnilModel,
-    config: TrainConfig | None,
-    kind: str,
-    metrics: dict[str, Any],
-    dataset: dict[str, Any],
-    resume: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Assemble a checkpoint dict (see `anil_engine.checkpoint`)."""
-    c = model.config
-    ckpt = {
-        "format": FORMAT,
-        "version": FORMAT_VERSION,
-        "kind": kind,
-        "anil_studio_version": __version__,
-        "model": {
-            "hidden_size": c.hidden_size,
-            "layers": c.layers,
-            "channels": c.channels,
-            "input_size": c.input_size,
-            "ways": c.ways,
-        },
-        "state_dict": {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()},
-        "preprocessing": model.preprocessing.to_dict(),
-        "train_config": config.to_dict() if config else {},
-        "fast_lr": config.fast_lr if config else 0.1,
-        "adaptation_steps": config.adaptation_steps if config else 5,
-        "trained_task": {"ways": config.ways, "shots": config.shots, "query": config.query} if config else {},
-        "dataset": dataset,
-        "metrics": metrics,
-        "test_results": [],
-    }
-    if resume is not None:
-        ckpt["resume"] = resume
-    return ckpt
+from anil_engine.trainrun import VAL_SEED, TrainProgress, make_checkpoint, preprocessing_for
 
 
 def initial_model(config: TrainConfig, preprocessing: Preprocessing) -> AnilModel:
@@ -138,6 +80,8 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Gen
     Under `torchrun` (see `anil_engine.distributed`) every process runs this
     generator on its share of each meta-batch; rank 0 alone validates and writes.
     """
+    if get_backbone(config.backbone).pretrained is not None:
+        return (yield from train_pretrained(config, out_dir, resume))
     out = Path(out_dir)
     ctx, device = init_from_env(resolve_device(config.device))
     shares = task_shares(config.meta_batch_size, ctx.world_size)

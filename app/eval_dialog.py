@@ -167,6 +167,9 @@ class EvalDialog(QDialog):
 
     def _on_progress(self, p) -> None:  # noqa: ANN001 - EvalProgress
         self.progress.setValue(p.episode)
+        if p.episode == 0:
+            self.status.setText(f"Reading the images and computing their features: {p.images_done}/{p.images_total}")
+            return
         left = p.elapsed_s / p.episode * (p.episodes - p.episode)
         self.status.setText(
             f"Episode {p.episode}/{p.episodes}: running mean {p.accuracy:.2f} % — about {left:.0f} s left"

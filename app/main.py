@@ -7,6 +7,14 @@ import traceback
 
 
 def main(checkpoint: str | None = None) -> int:
+    import os
+
+    from app.qt_check import display_problem
+
+    problem = display_problem(os.environ.get("QT_QPA_PLATFORM", "") if sys.platform.startswith("linux") else "-")
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
     from PySide6.QtWidgets import QApplication
 
     from app.window import MainWindow

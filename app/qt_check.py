@@ -35,3 +35,100 @@ def binding_problem() -> str | None:
         "reference to None in every Qt call, which crashes the app after a while; run `bash scripts/setup.sh` "
         "(it installs a release without this bug) or `pip install 'PySide6-Essentials!=6.12.*'`"
     )
+
+
+# The shared libraries Qt's X11 platform plugin (libqxcb.so) loads, and the Debian/Ubuntu packages that hold them.
+XCB_PACKAGES = {
+    "libxcb-cursor.so.0": "libxcb-cursor0",
+    "libxcb-icccm.so.4": "libxcb-icccm4",
+    "libxcb-keysyms.so.1": "libxcb-keysyms1",
+    "libxcb-image.so.0": "libxcb-image0",
+    "libxcb-render-util.so.0": "libxcb-render-util0",
+    "libxcb-xkb.so.1": "libxcb-xkb1",
+    "libxcb-randr.so.0": "libxcb-randr0",
+    "libxcb-shape.so.0": "libxcb-shape0",
+    "libxcb-xfixes.so.0": "libxcb-xfixes0",
+    "libxcb-sync.so.1": "libxcb-sync1",
+    "libxcb-shm.so.0": "libxcb-shm0",
+    "libxcb-render.so.0": "libxcb-render0",
+    "libxcb-glx.so.0": "libxcb-glx0",
+    "libxcb.so.1": "libxcb1",
+    "libxkbcommon-x11.so.0": "libxkbcommon-x11-0",
+    "libxkbcommon.so.0": "libxkbcommon0",
+    "libX11-xcb.so.1": "libx11-xcb1",
+    "libX11.so.6": "libx11-6",
+    "libSM.so.6": "libsm6",
+    "libICE.so.6": "libice6",
+    "libEGL.so.1": "libegl1",
+    "libGL.so.1": "libgl1",
+    "libOpenGL.so.0": "libopengl0",
+    "libGLX.so.0": "libglx0",
+    "libfontconfig.so.1": "libfontconfig1",
+    "libfreetype.so.6": "libfreetype6",
+    "libdbus-1.so.3": "libdbus-1-3",
+    "libglib-2.0.so.0": "libglib2.0-0",
+}
+
+
+def _xcb_plugin() -> str | None:
+    from pathlib import Path
+
+    import PySide6
+
+    path = Path(PySide6.__file__).parent / "Qt" / "plugins" / "platforms" / "libqxcb.so"
+    return str(path) if path.is_file() else None
+
+
+def missing_libraries(plugin: str | None = None) -> list[str]:
+    """Shared libraries the X11 platform plugin needs that the system lacks (sonames; [] when all load).
+
+    `ldd` lists every missing one at once; without it, loading the plugin names the first.
+    """
+    import ctypes
+    import re
+    import shutil
+    import subprocess
+
+    plugin = plugin or _xcb_plugin()
+    if plugin is None:
+        return []
+    if shutil.which("ldd"):
+        try:
+            out = subprocess.run(["ldd", plugin], capture_output=True, text=True, timeout=20).stdout
+            found = sorted(set(re.findall(r"^\s*(\S+) => not found", out, re.MULTILINE)))
+            if found or "=>" in out:
+                return found
+        except (OSError, subprocess.SubprocessError):
+            pass
+    try:
+        ctypes.CDLL(plugin)
+    except OSError as exc:
+        m = re.match(r"(\S+\.so[.\d]*): cannot open shared object file", str(exc))
+        return [m.group(1)] if m else [str(exc)]
+    return []
+
+
+def packages_for(sonames: list[str]) -> list[str]:
+    """The apt packages holding `sonames` (a library we do not know is named as itself)."""
+    return sorted({XCB_PACKAGES.get(s, s) for s in sonames})
+
+
+def display_problem(platform: str, plugin: str | None = None) -> str | None:
+    """For the X11 platform: which system libraries are missing and the command that installs them; else None."""
+    if platform not in ("", "xcb"):
+        return None
+    missing = missing_libraries(plugin)
+    if not missing:
+        return None
+    command = "sudo apt-get install -y " + " ".join(packages_for(missing))
+    return (
+        f"ANIL Studio cannot open its window: Qt's X11 platform needs system libraries that are missing here "
+        f"({', '.join(missing)}). Install them with:\n\n    {command}\n\n"
+        "(or run `bash scripts/setup.sh` as root, which installs them), then start the app again."
+    )
+
+
+if __name__ == "__main__":
+    # `python -m app.qt_check --packages`: the apt packages the X11 platform still needs (scripts/setup.sh).
+    if sys.argv[1:] == ["--packages"]:
+        print(" ".join(packages_for(missing_libraries())))

