@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-PROTO_SCALE = 10.0  # Proto-MAML head start: logits s (2 c_k.x - |c_k|^2) with s = PROTO_SCALE / mean |c_k|^2
+PROTO_SCALE = 1.0  # Proto-MAML head start: logits s (2 c_k.x - |c_k|^2) with s = PROTO_SCALE / mean |c_k|^2
 
 
 def initial_head(

@@ -15,6 +15,7 @@ import time
 from collections.abc import Generator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -87,10 +88,19 @@ class FewShotClassifier:
         device: "cpu" or "cuda".
         backend: "torch", or "onnxruntime" for trunk features on the CPU (verified
             against torch to 1e-4 when built; see benchmarks/trunk_speed.py).
+        head_init: where the head's inner loop starts (`config.HEAD_INITS`).
+        flip: add each support image's mirror image to the support set.
     """
 
     def __init__(
-        self, model: AnilModel, fast_lr: float, steps: int, device: str = "cpu", backend: str = "torch"
+        self,
+        model: AnilModel,
+        fast_lr: float,
+        steps: int,
+        device: str = "cpu",
+        backend: str = "torch",
+        head_init: str = "meta",
+        flip: bool = False,
     ) -> None:
         if backend not in BACKENDS:
             raise ConfigError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -107,12 +117,36 @@ class FewShotClassifier:
         self.device = device
         self.fast_lr = fast_lr
         self.steps = steps
-        self._cache: dict[tuple[str, int, int], torch.Tensor] = {}
+        self.head_init = head_init
+        self.flip = flip
+        self._cache: dict[tuple[str, int, int, bool], torch.Tensor] = {}
         self._lock = threading.RLock()
         self.class_names: list[str] = []
         self.weight: torch.Tensor | None = None  # (n_classes, num_features)
         self.bias: torch.Tensor | None = None  # (n_classes,)
         self._support: list[tuple[torch.Tensor, int]] = []
+        self._mirrored: list[torch.Tensor] = []  # with `flip`: the mirror image's features, aligned with _support
+
+    @classmethod
+    def for_checkpoint(
+        cls,
+        ckpt: dict[str, Any],
+        model: AnilModel,
+        device: str = "cpu",
+        backend: str = "torch",
+        fast_lr: float | None = None,
+        steps: int | None = None,
+    ) -> FewShotClassifier:
+        """The classifier a checkpoint describes: its head adaptation (fast_lr, steps, head start, flip)."""
+        return cls(
+            model,
+            float(ckpt["fast_lr"]) if fast_lr is None else fast_lr,
+            int(ckpt["adaptation_steps"]) if steps is None else steps,
+            device,
+            backend,
+            head_init=ckpt.get("head_init", "meta"),
+            flip=bool(ckpt.get("flip", False)),
+        )
 
     # -- features -----------------------------------------------------------------------------------
     def features(self, paths: list[Path]) -> tuple[torch.Tensor, list[Path], list[str], int]:
@@ -124,25 +158,32 @@ class FewShotClassifier:
         return run_to_end(self.iter_features(paths))
 
     def iter_features(
-        self, paths: list[Path], stage: str = "features", offset: int = 0, total: int | None = None
+        self,
+        paths: list[Path],
+        stage: str = "features",
+        offset: int = 0,
+        total: int | None = None,
+        mirrored: bool = False,
     ) -> Generator[FeatureProgress, None, tuple[torch.Tensor, list[Path], list[str], int]]:
         """`features` as a generator: yields progress after each batch of `BATCH` images.
 
-        `offset` and `total` place these images inside a larger operation's count.
+        `offset` and `total` place these images inside a larger operation's count; `mirrored`
+        gives the features of the images flipped left to right.
         """
         pre = self.model.preprocessing
         paths = [Path(p) for p in paths]
         total = len(paths) if total is None else total
         with self._lock:
-            todo = [p for p in paths if not self._cached(p)]
+            todo = [p for p in paths if not self._cached(p, mirrored)]
         done = offset + len(paths) - len(todo)
         skipped, computed = [], 0
         for i in range(0, len(todo), BATCH):
             keys, arrays = [], []
             for p in todo[i : i + BATCH]:
                 try:
-                    key = _key(p)  # before reading: a file that goes missing is skipped, never a failed batch
-                    arrays.append(torch.from_numpy(load_image(p, pre.size, pre.channels)))
+                    key = (*_key(p), mirrored)  # before reading: a file that goes missing is skipped, not a batch
+                    pixels = load_image(p, pre.size, pre.channels)
+                    arrays.append(torch.from_numpy(pixels[:, :, ::-1].copy() if mirrored else pixels))
                     keys.append(key)
                 except (DataError, OSError) as exc:
                     if isinstance(exc, DataError):
@@ -168,16 +209,16 @@ class FewShotClassifier:
             ok, rows = [], []
             for p in paths:
                 try:
-                    rows.append(self._cache[_key(p)])
+                    rows.append(self._cache[(*_key(p), mirrored)])
                     ok.append(p)
                 except (KeyError, OSError):
                     continue
             stacked = torch.stack(rows) if rows else torch.zeros(0, self.model.num_features)
         return stacked, ok, skipped, computed
 
-    def _cached(self, path: Path) -> bool:
+    def _cached(self, path: Path, mirrored: bool = False) -> bool:
         try:
-            return _key(path) in self._cache
+            return (*_key(path), mirrored) in self._cache
         except OSError:  # missing or unreadable: read (and reported) with the others
             return False
 
@@ -189,6 +230,10 @@ class FewShotClassifier:
     # -- adaptation ---------------------------------------------------------------------------------
     def head_init_description(self, n_classes: int) -> str:
         trained = self.model.head.out_features
+        if self.head_init == "zero":
+            return "zero head"
+        if self.head_init == "proto":
+            return "head from the class prototypes"
         if n_classes == trained:
             return f"meta-learned {trained}-way head"
         return f"{n_classes} copies of the mean row of the meta-learned {trained}-way head"
@@ -201,13 +246,21 @@ class FewShotClassifier:
         """`adapt` as a generator: progress while support images go through the trunk."""
         start = time.perf_counter()
         total = sum(len(paths) for _, paths in support)
-        names, feats, labels, skipped, new, offset = [], [], [], [], 0, 0
+        names, feats, labels, skipped, new, offset, mirrored = [], [], [], [], 0, 0, []
         for name, paths in support:
             f, ok, bad, n_new = yield from self.iter_features(list(paths), "adapt", offset, total)
             offset += len(paths)
             skipped.extend(bad)
             new += n_new
             if ok:
+                if self.flip:
+                    m, ok_m, _, n_new = yield from self.iter_features(ok, "adapt", offset, total, mirrored=True)
+                    if len(ok_m) != len(ok):  # a file changed in between: use the images both passes read
+                        keep = {str(p) for p in ok_m}
+                        f = f[[i for i, p in enumerate(ok) if str(p) in keep]]
+                        ok = ok_m
+                    new += n_new
+                    mirrored.append(m)
                 labels.extend([len(names)] * len(ok))
                 feats.append(f)
                 names.append(name)
@@ -216,12 +269,13 @@ class FewShotClassifier:
         with self._lock:
             features = torch.cat(feats).to(self.device)
             y = torch.tensor(labels, device=self.device)
+            flipped = torch.cat(mirrored).to(self.device) if self.flip else None
             t_head = time.perf_counter()
-            w0, b0 = initial_head(self.model.head.weight, self.model.head.bias, len(names))
-            self.weight, self.bias = adapt_head(features, y, w0, b0, self.fast_lr, self.steps)
+            self.weight, self.bias = self._adapted(features, y, flipped, len(names))
             head_seconds = time.perf_counter() - t_head
             self.class_names = names
             self._support = list(zip(features, labels, strict=True))
+            self._mirrored = list(flipped) if flipped is not None else []
         return AdaptResult(
             names,
             len(labels),
@@ -231,6 +285,24 @@ class FewShotClassifier:
             self.head_init_description(len(names)),
             skipped,
         )
+
+    def _adapted(
+        self,
+        features: torch.Tensor,
+        labels: torch.Tensor,
+        mirrored: torch.Tensor | None,
+        n_classes: int,
+        settings: tuple[float, int, str] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The head adapted to support (features (n, d), labels (n,)), plus their mirror images' features.
+
+        `settings`: (fast_lr, steps, head_init) taken earlier (a snapshot); default the current ones.
+        """
+        lr, steps, start = settings or (self.fast_lr, self.steps, self.head_init)
+        if mirrored is not None:
+            features, labels = torch.cat([features, mirrored]), torch.cat([labels, labels])
+        w0, b0 = initial_head(self.model.head.weight, self.model.head.bias, n_classes, start, features, labels)
+        return adapt_head(features, labels, w0, b0, lr, steps)
 
     def set_head(self, class_names: list[str], weight: torch.Tensor, bias: torch.Tensor) -> None:
         """Install a previously adapted head (e.g. from a project file)."""
@@ -286,10 +358,10 @@ class FewShotClassifier:
         with self._lock:  # a snapshot: a new adaptation meanwhile does not mix into this evaluation
             if not self._support:
                 raise ConfigError("adapt first: the support set is empty")
-            names, fast_lr, steps = list(self.class_names), self.fast_lr, self.steps
+            names, settings = list(self.class_names), (self.fast_lr, self.steps, self.head_init)
             labels = torch.tensor([y for _, y in self._support])
             feats = torch.stack([f for f, _ in self._support])
-            w_meta, b_meta = self.model.head.weight.detach().clone(), self.model.head.bias.detach().clone()
+            mirrored = torch.stack(self._mirrored) if self._mirrored else None
         counts = torch.bincount(labels, minlength=len(names))
         if int(counts.min()) < 2:
             few = [n for n, c in zip(names, counts.tolist(), strict=True) if c < 2]
@@ -297,8 +369,8 @@ class FewShotClassifier:
         predicted = []
         for i in range(len(labels)):
             keep = torch.arange(len(labels)) != i
-            w0, b0 = initial_head(w_meta, b_meta, len(names))
-            w, b = adapt_head(feats[keep], labels[keep].to(self.device), w0, b0, fast_lr, steps)
+            m = mirrored[keep] if mirrored is not None else None
+            w, b = self._adapted(feats[keep], labels[keep].to(self.device), m, len(names), settings)
             with torch.no_grad():
                 predicted.append(int(F.linear(feats[i : i + 1], w, b).argmax()))
             yield FeatureProgress("leave-one-out", i + 1, len(labels))

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from anil_engine import __version__
+from anil_engine.config import HEAD_INITS
 from anil_engine.errors import AnilError
 
 BUNDLED_MODELS = Path(__file__).resolve().parent.parent / "models"
@@ -107,7 +108,7 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool, from_checkpoint: 
 
 def _add_backbone_args(p: argparse.ArgumentParser) -> None:
     from anil_engine.backbones import BACKBONES
-    from anil_engine.config import HEAD_INITS, TRUNK_TRAIN_HELP, TrainConfig
+    from anil_engine.config import TRUNK_TRAIN_HELP, TrainConfig
 
     d = TrainConfig.__dataclass_fields__
     titles = "; ".join(f"{name}: {b.title}" for name, b in BACKBONES.items())
@@ -260,6 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="baseline: a randomly initialised trunk (seeded, BatchNorm statistics from training images)",
     )
+    e.add_argument("--head-init", choices=HEAD_INITS, default=None, help="head start (the checkpoint's)")
+    e.add_argument(
+        "--flip", action=argparse.BooleanOptionalAction, default=None, help="mirrored support images (the checkpoint's)"
+    )
     e.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="device (auto)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -318,7 +323,22 @@ def build_parser() -> argparse.ArgumentParser:
         "nearest-class-mean on the trained features",
     )
     c.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="device (auto)")
+    c.add_argument(
+        "--photo",
+        action="store_true",
+        help="the card of a model on a pretrained trunk: plain words first; baselines on the same episodes "
+        "(the trunk without meta-training, nearest class mean, and --compare)",
+    )
+    c.add_argument("--compare", default="", help="with --photo: a CNN4 checkpoint measured on the same episodes")
     c.add_argument("--out", required=True, help="markdown file to write")
+
+    tu = sub.add_parser(
+        "tune", help="measure the test-time head adaptation choices on the validation split and keep the best"
+    )
+    tu.add_argument("--checkpoint", required=True, help="checkpoint file (.pt)")
+    tu.add_argument("--data-root", required=True, help="folder holding the checkpoint's data set")
+    tu.add_argument("--episodes", type=int, default=300, help="validation episodes per choice and setting (300)")
+    tu.add_argument("--write", action="store_true", help="record the best choice in the checkpoint")
     return parser
 
 
@@ -482,12 +502,14 @@ def run_eval(
     quiet: bool,
     method: str = "head",
     random_trunk: bool = False,
+    head_init: str | None = None,
+    flip: bool | None = None,
 ) -> dict[str, Any]:
     """`anil_engine.evaluation.evaluate_checkpoint` under a progress bar; returns its result dict."""
     from anil_engine.config import EvalConfig, TaskSpec
     from anil_engine.evaluation import evaluate_checkpoint
 
-    config = EvalConfig(TaskSpec(ways, shots, query), episodes, bn, seed, fast_lr, steps, method)
+    config = EvalConfig(TaskSpec(ways, shots, query), episodes, bn, seed, fast_lr, steps, method, head_init, flip)
     gen = evaluate_checkpoint(checkpoint, data_root, config, dataset, split, split_scheme, device, random_trunk)
     desc = f"eval {ways}w{shots}s {bn}"
     return _drive(gen, quiet, lambda p: (desc, episodes, p.episode), lambda p: {"acc": f"{p.accuracy:.2f}"})
@@ -518,6 +540,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         args.quiet or args.json,
         args.method,
         args.random_trunk,
+        args.head_init,
+        args.flip,
     )
     if args.json:
         print(json.dumps(result))
@@ -529,8 +553,28 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from anil_engine.photo_card import tune
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr)
+
+    best = tune(args.checkpoint, args.data_root, args.episodes, args.write, say=say)
+    print(json.dumps(best))
+    return 0
+
+
 def cmd_card(args: argparse.Namespace) -> int:
-    from anil_engine.cards import write_card
+    from anil_engine.cards import parse_settings, write_card
+
+    if args.photo:
+        from anil_engine.photo_card import write_photo_card
+
+        settings = parse_settings(args.settings)
+        write_photo_card(args.checkpoint, args.data_root, args.out, settings, args.episodes, args.seed,
+                         args.compare, args.recipe)  # fmt: skip
+        print(f"wrote {args.out}")
+        return 0
 
     write_card(
         args.checkpoint,
@@ -571,9 +615,8 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 
     ckpt = load_checkpoint(args.checkpoint)
     model = model_from_checkpoint(ckpt, args.checkpoint)
-    lr = args.fast_lr if args.fast_lr is not None else float(ckpt["fast_lr"])
-    steps = args.adaptation_steps if args.adaptation_steps is not None else int(ckpt["adaptation_steps"])
-    clf = FewShotClassifier(model, lr, steps, resolve_device(args.device))
+    device = resolve_device(args.device)
+    clf = FewShotClassifier.for_checkpoint(ckpt, model, device, fast_lr=args.fast_lr, steps=args.adaptation_steps)
     scan = scan_class_folders(_folder_or_zip(args.support, args.quiet))
     for p in scan.ignored:
         print(f"warning: {p}: not an image file, skipped", file=sys.stderr)
@@ -621,7 +664,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
     ckpt = load_checkpoint(args.checkpoint)
     model = model_from_checkpoint(ckpt, args.checkpoint)
-    clf = FewShotClassifier(model, float(ckpt["fast_lr"]), int(ckpt["adaptation_steps"]), resolve_device(args.device))
+    clf = FewShotClassifier.for_checkpoint(ckpt, model, resolve_device(args.device))
     support = scan_class_folders(_folder_or_zip(args.support, args.quiet))
     adapted = _images_job(clf.iter_adapt(list(support.classes.items())), args.quiet)
     messages = list(adapted.skipped)
@@ -703,6 +746,7 @@ COMMANDS = {
     "pretrain": cmd_pretrain,
     "eval": cmd_eval,
     "card": cmd_card,
+    "tune": cmd_tune,
     "export": cmd_export,
     "adapt": cmd_adapt,
     "predict": cmd_predict,

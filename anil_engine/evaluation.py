@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 from collections.abc import Generator
@@ -193,7 +194,8 @@ def evaluate(
     lr = config.fast_lr if config.fast_lr is not None else fast_lr
     steps = config.adaptation_steps if config.adaptation_steps is not None else adaptation_steps
     session = onnx_trunk_session(model, config.bn) if (str(device) == "cpu" and use_onnx) else None
-    if config.bn == "inductive" and (model.backbone.pretrained is not None or config.flip or config.head_init):
+    other_start = config.head_init not in (None, "meta")
+    if config.bn == "inductive" and (model.backbone.pretrained is not None or config.flip or other_start):
         # Each image's features do not depend on the others: compute them once, not once per episode.
         n = len(data) * (2 if config.flip else 1)
         feats = yield from _progress_of(split_features(model, data.images, False, session), config.episodes, 0, n)
@@ -281,6 +283,12 @@ def evaluate_checkpoint(
         pick = torch.randperm(len(train_images), generator=torch.Generator().manual_seed(config.seed))[:1024]
         calibrate_batchnorm(model, to_float(train_images[pick], "cpu"))
     dev = resolve_device(device)
+    # The checkpoint's head start and flip unless the caller chose (`anil-studio tune` records them).
+    config = dataclasses.replace(
+        config,
+        head_init=config.head_init or ckpt.get("head_init", "meta"),
+        flip=bool(ckpt.get("flip", False)) if config.flip is None else config.flip,
+    )
     result = yield from evaluate(model, data, config, ckpt["fast_lr"], ckpt["adaptation_steps"], dev)
     result.update(
         {

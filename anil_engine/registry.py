@@ -8,7 +8,7 @@ from pathlib import Path
 
 MODELS_DIR = Path(os.environ.get("ANIL_STUDIO_MODELS", Path(__file__).resolve().parent.parent / "models"))
 # The app opens the first of these that exists.
-DEFAULT_ORDER = ("caltech101-anil", "omniglot-vinyals-anil", "omniglot-lake-anil")
+DEFAULT_ORDER = ("caltech101-effnet-anil", "caltech101-anil", "omniglot-vinyals-anil", "omniglot-lake-anil")
 
 
 @dataclass(frozen=True)

@@ -135,15 +135,13 @@ def _load_model_job(path: str, device: str, fast_lr: float | None, steps: int | 
 
     ckpt = load_checkpoint(path)
     model = model_from_checkpoint(ckpt, path)
-    lr = fast_lr if fast_lr is not None else float(ckpt["fast_lr"])
-    n = steps if steps is not None else int(ckpt["adaptation_steps"])
     notes = []
     backend = "onnxruntime" if device == "cpu" else "torch"
     try:
-        classifier = FewShotClassifier(model, lr, n, device, backend=backend)
+        classifier = FewShotClassifier.for_checkpoint(ckpt, model, device, backend, fast_lr, steps)
     except AnilError as exc:  # the verified ONNX trunk could not be built: torch is always available
         notes.append(f"onnxruntime trunk unavailable ({exc}); using torch")
-        classifier = FewShotClassifier(model, lr, n, device, backend="torch")
+        classifier = FewShotClassifier.for_checkpoint(ckpt, model, device, "torch", fast_lr, steps)
     return {
         "path": path,
         "classifier": classifier,

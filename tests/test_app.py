@@ -950,3 +950,22 @@ def test_a_loaded_model_is_kept_out_of_later_collections(qtbot, window):
     # The last window to close gives the objects back to the collector.
     window.close()
     assert gc.get_freeze_count() == 0
+
+
+def test_the_app_opens_on_the_photo_model_and_adapts_with_it(qtbot, tmp_path, folder_root):
+    """No checkpoint given: the bundled EfficientNet-Lite0 ANIL model is loaded, shown and used."""
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(settings=settings)
+    w.errors.show_dialogs = False
+    w.confirm_close = lambda: True
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.classifier is not None, timeout=TIMEOUT * 4)
+    assert Path(w.checkpoint_path).name == "caltech101-effnet-anil.pt"
+    assert w.model_combo.isVisible() and w.model_combo.currentIndex() == 0
+    assert w.classifier.model.config.backbone == "efficientnet_lite0"
+    assert "photos" in w.card.toPlainText().lower()
+    with qtbot.waitSignal(w.adapted, timeout=TIMEOUT * 2) as blocker:
+        drop(w.support_view, [folder_root])
+    assert len(blocker.args[0].class_names) >= 2
+    w.wait_for_jobs()

@@ -221,3 +221,69 @@ def test_meta_training_from_the_pretrained_trunk_runs_validates_and_resumes(trun
     again = run_to_end(train(longer, out, resume=True))
     assert again["iterations"] == 3
     assert json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["iteration"] == 3
+
+
+# -- ONNX export and the torch-free runtime ----------------------------------------------------------
+def test_the_pretrained_trunk_and_its_classifier_export_to_onnx(tmp_path, folder_root):
+    import numpy as np
+
+    from anil_engine.classifier import FewShotClassifier
+    from anil_engine.export import export_classifier, export_trunk
+    from anil_engine.runtime import OnnxClassifier, cpu_session
+
+    model = small_model("efficientnet_lite0").eval()
+    report = export_trunk(model, tmp_path / "trunk.onnx")
+    assert report.max_abs_diff <= 1e-4
+    session = cpu_session(tmp_path / "trunk.onnx")
+    x = torch.rand(5, 3, 64, 64)
+    batch = session.run(None, {"images": x.numpy()})[0]
+    single = np.concatenate([session.run(None, {"images": x[i : i + 1].numpy()})[0] for i in range(5)])
+    assert np.abs(batch - single).max() <= 1e-5  # batch independence: each image its own answer
+    with torch.no_grad():
+        assert np.abs(batch - model.forward_features(x).numpy()).max() <= 1e-4
+    meta = session.get_modelmeta().custom_metadata_map
+    assert json.loads(meta["anil_studio.mean"]) == pytest.approx([127 / 255] * 3)
+    assert json.loads(meta["anil_studio.std"]) == pytest.approx([128 / 255] * 3)
+    assert meta["anil_studio.input_size"] == "64"
+
+    clf = FewShotClassifier(model, 0.1, 5, head_init="zero", flip=True)
+    support = [(d.name, sorted(d.iterdir())[:3]) for d in sorted(folder_root.iterdir())[:3]]
+    clf.adapt(support)
+    export_classifier(model, clf.weight, clf.bias, clf.class_names, tmp_path / "clf.onnx")
+    queries = [sorted(d.iterdir())[4] for d in sorted(folder_root.iterdir())[:3]]
+    torch_preds, _ = clf.predict(queries)
+    onnx_preds, skipped = OnnxClassifier(tmp_path / "clf.onnx").predict(queries)
+    assert not skipped and [p.label for p in onnx_preds] == [p.label for p in torch_preds]
+    for a, b in zip(onnx_preds, torch_preds, strict=True):
+        assert a.confidence == pytest.approx(b.confidence, abs=1e-4)
+
+
+def test_the_cached_onnx_trunk_is_built_once(tmp_path, monkeypatch):
+    from anil_engine import export
+
+    model = small_model("efficientnet_lite0").eval()
+    calls = []
+    real = export.trunk_onnx_bytes
+    monkeypatch.setattr(export, "trunk_onnx_bytes", lambda *a, **k: calls.append(1) or real(*a, **k))
+    first = export.cached_trunk_onnx_bytes(model)
+    second = export.cached_trunk_onnx_bytes(model)
+    assert first == second and len(calls) == 1  # the second came from the cache folder
+    with torch.no_grad():
+        model.trunk[1].net.conv_head.weight.mul_(2)  # another trunk: another graph
+    export.cached_trunk_onnx_bytes(model)
+    assert len(calls) == 2
+
+
+def test_flip_adds_the_mirror_images_to_the_support_set(folder_root):
+    from anil_engine.classifier import FewShotClassifier
+
+    model = small_model("efficientnet_lite0").eval()
+    support = [(d.name, sorted(d.iterdir())[:2]) for d in sorted(folder_root.iterdir())[:2]]
+    plain = FewShotClassifier(model, 0.1, 5, head_init="zero")
+    flipped = FewShotClassifier(model, 0.1, 5, head_init="zero", flip=True)
+    plain.adapt(support)
+    result = flipped.adapt(support)
+    assert result.n_images == 4 and result.new_images == 8  # 4 photos, each read twice (as is and mirrored)
+    assert not torch.allclose(plain.weight, flipped.weight)
+    report = flipped.leave_one_out()  # the held-out photo's mirror image is held out with it
+    assert report.n_images == 4
