@@ -140,6 +140,9 @@ def write_photo_card(
     """Evaluate on `test` next to the baselines (same episodes) and write the card (plain words first)."""
     from anil_engine.cards import machine_description
 
+    recipe_file = recipe if recipe and "\n" not in recipe and Path(recipe).is_file() else ""
+    if recipe_file:
+        recipe = Path(recipe_file).read_text(encoding="utf-8").strip()
     ckpt = load_checkpoint(checkpoint)
     model = model_from_checkpoint(ckpt, checkpoint).eval()
     spec = model.backbone
@@ -202,17 +205,23 @@ def write_photo_card(
         f"{cfg.get('ways', '?')}-way {cfg.get('shots', '?')}-shot tasks, meta-batch {cfg.get('meta_batch_size', '?')}, "
         f"inner loop {cfg.get('adaptation_steps', '?')} steps at {cfg.get('fast_lr', '?')} "
         f"({'first' if cfg.get('first_order') else 'second'} order), outer loop Adam at {cfg.get('meta_lr', '?')} "
-        f"on the head and the trunk part `{cfg.get('trunk_train', '?')}`; {metrics.get('iterations', '?')} "
-        f"meta-iterations, kept best-by-validation: iteration {metrics.get('best_iteration', '?')} "
-        f"({metrics.get('best_val_accuracy', '?')} % on val), {metrics.get('train_seconds', '?')} s on "
-        f"{metrics.get('machine') or machine_description()}.",
+        f"on the head and the trunk part `{cfg.get('trunk_train', '?')}`, {cfg.get('iterations', '?')} iterations "
+        f"on {metrics.get('machine') or machine_description()}; this checkpoint is the run's best-by-validation "
+        f"point, iteration {metrics.get('best_iteration', '?')} ({metrics.get('best_val_accuracy', '?')} % on "
+        f"{cfg.get('val_episodes', '?')} val episodes).",
         "- **Did meta-training help?** "
         + (
             "Yes: above the same trunk without meta-training in every setting below."
             if meta_helped
-            else "Not measurably: the pretrained trunk without meta-training is as good or better in at least one "
-            "setting below (as Chen et al.'s Meta-Baseline found at 5-shot). The bundled default is the variant "
-            "that validated best."
+            else "No, not measurably. "
+            + (
+                "Its best-by-validation point was its start, so this model is the pretrained trunk itself and "
+                "the first two columns below are the same model (the recipe lists what was tried). "
+                if same_trunk and not any(head[0].flatten().tolist())
+                else "The pretrained trunk without meta-training is as good or better in at least one setting below. "
+            )
+            + "This agrees with Chen et al.'s Meta-Baseline: meta-training on top of a pretrained trunk adds little "
+            "or nothing at 5-shot."
         ),
         f"- **Head adaptation** (test time and the app, chosen on the validation split by `anil-studio tune`): "
         f"start {HEAD_INIT_WORDS[choice['head_init']]}, {choice['adaptation_steps']} SGD steps at fast_lr "
@@ -221,8 +230,9 @@ def write_photo_card(
         "(whole photo, not cropped), [0, 1], then (255 x - 127) / 128 (the TF-Lite weights' own).",
         "- **Caveat**: the trunk was pre-trained on ImageNet, and many Caltech-101 classes (e.g. airplanes, "
         "camera, dalmatian, pizza, umbrella) are ImageNet classes or close to them, so these numbers are "
-        "**not** a measure of novel-domain performance. On photo sets outside both (birds, flowers: a probe "
-        "reported in the README) frozen features of this trunk scored 96-98 % at 5-way 5-shot.",
+        "**not** a measure of novel-domain performance. The project's reference notes report 96-98 % at "
+        "5-way 5-shot for frozen features of this trunk on bird and flower photos outside both (not re-measured "
+        "here).",
         "",
         f"## Test accuracy (Caltech-101 test classes, {episodes} episodes, {QUERY} query photos per class, "
         f"seed {seed}, inductive, mean ± 95 % CI)",
@@ -248,7 +258,10 @@ def write_photo_card(
         "",
         "```",
         f"anil-studio card --photo --checkpoint {checkpoint} --data-root DATA --settings {spec_settings} "
-        f"--episodes {episodes} --seed {seed}" + (f" --compare {compare}" if compare else "") + f" --out {out}",
+        f"--episodes {episodes} --seed {seed}"
+        + (f" --compare {compare}" if compare else "")
+        + (f" --recipe {recipe_file}" if recipe_file else "")
+        + f" --out {out}",
         "# one number:",
         f"anil-studio eval --checkpoint {checkpoint} --data-root DATA --split test --ways 5 --shots 5 "
         f"--query {QUERY} --episodes {episodes} --bn inductive --seed {seed} --json",

@@ -77,11 +77,32 @@ class TrainDialog(QDialog):
             "of the bundled models, much better on photos than meta-training from scratch. Leave 'Start trunk "
             "from' empty."
         )
+        from anil_engine.backbones import BACKBONES
+
+        defaults = {f.name: f.default for f in TrainConfig.__dataclass_fields__.values()}
+        self.backbone = QComboBox()
+        for name, spec in BACKBONES.items():
+            self.backbone.addItem(spec.title, name)
+        self.backbone.setCurrentIndex(list(BACKBONES).index(defaults["backbone"]))
+        self.backbone.setToolTip(
+            "The trunk: CNN4 is trained from scratch on the data set; EfficientNet-Lite0 starts from ImageNet "
+            "features (best for photos; its frozen part is computed once, so meta-training fits a CPU)"
+        )
+        self.trunk_train = QComboBox()
+        self.trunk_train.addItem("automatic (all of a trunk from scratch, none of a pretrained one)", "auto")
+        self.trunk_train.addItem("none: only the head", "none")
+        for k in (1, 2):
+            self.trunk_train.addItem(f"the last {k} stage{'s' if k > 1 else ''} of the trunk and the head", f"last:{k}")
+        self.trunk_train.addItem("all of the trunk and the head", "all")
+        self.trunk_train.setCurrentIndex(self.trunk_train.findData(defaults["trunk_train"]))
+        self.backbone.currentIndexChanged.connect(self._backbone_changed)
         self.dataset.currentTextChanged.connect(self._dataset_changed)
         self._store_data_root = remember_data_roots(settings, self.dataset, self.data_root)
         form.addRow("Data set", self.dataset)
         form.addRow("Data root", path_row(self.data_root, True, self))
         form.addRow("Omniglot split", self.split_scheme)
+        form.addRow("Trunk", self.backbone)
+        form.addRow("Trunk training", self.trunk_train)
         form.addRow("Ways / shots / query", hbox(self.ways, self.shots, self.query))
         form.addRow("Meta learning rate (Adam)", self.meta_lr)
         form.addRow("Fast learning rate (head)", self.fast_lr)
@@ -135,7 +156,21 @@ class TrainDialog(QDialog):
 
     def _dataset_changed(self, name: str) -> None:
         self.split_scheme.setEnabled(name == "omniglot")
-        self.input_size.setValue(28 if name == "omniglot" else 84)
+        self._backbone_changed()
+
+    def _backbone_changed(self) -> None:
+        from anil_engine.backbones import get_backbone
+        from anil_engine.datasets import DEFAULT_PREPROCESSING
+
+        spec = get_backbone(self.backbone.currentData())
+        if spec.pretrained is not None:
+            self.input_size.setValue(spec.input_sizes[0])
+        else:
+            self.input_size.setValue(DEFAULT_PREPROCESSING[self.dataset.currentText()][0])
+        self.hidden.setEnabled(spec.pretrained is None)
+        self.pretrain_epochs.setEnabled(spec.pretrained is None)
+        if spec.pretrained is not None:
+            self.pretrain_epochs.setValue(0)  # the trunk is pretrained already
 
     def config(self) -> TrainConfig:
         return TrainConfig(
@@ -158,6 +193,8 @@ class TrainDialog(QDialog):
             val_episodes=self.val_episodes.value(),
             checkpoint_every=max(1, min(100, self.val_every.value())),
             init_from=self.init_from.text().strip(),
+            backbone=self.backbone.currentData(),
+            trunk_train=self.trunk_train.currentData(),
         )
 
     def start(self, resume: bool) -> None:
@@ -201,8 +238,15 @@ class TrainDialog(QDialog):
         self.resume_button.setEnabled(not running)
         self.stop_button.setEnabled(running)
 
-    def _on_progress(self, p) -> None:  # noqa: ANN001 - TrainProgress or PretrainProgress
+    def _on_progress(self, p) -> None:  # noqa: ANN001 - TrainProgress, PretrainProgress or DataProgress
         from anil_engine.pretraining import PretrainProgress
+        from anil_engine.trainrun import DataProgress
+
+        if isinstance(p, DataProgress):
+            self.progress.setRange(0, p.total)
+            self.progress.setValue(p.done)
+            self.status.setText(f"{p.stage}: {p.done}/{p.total}" if p.total > 1 else f"{p.stage}…")
+            return
 
         if isinstance(p, PretrainProgress):  # progress and status only; the curves are meta-training's
             self.progress.setRange(0, p.steps)

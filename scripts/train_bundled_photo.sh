@@ -8,7 +8,7 @@ RUNS=${2:-runs}
 A=(--dataset caltech-101 --data-root "$DATA" --backbone efficientnet_lite0 --trunk-train last:1 --val-every 25
    --val-episodes 300 --checkpoint-every 10 --meta-batch-size 16 --iterations 150 --device cpu --seed 42)
 .venv/bin/anil-studio train "${A[@]}" --meta-lr 1e-4 --out "$RUNS/effnet-last1"
-.venv/bin/anil-studio train "${A[@]}" --meta-lr 3e-5 --shots 1 --iterations 40 --out "$RUNS/effnet-last1-1shot"
+.venv/bin/anil-studio train "${A[@]}" --meta-lr 3e-5 --shots 1 --iterations 50 --out "$RUNS/effnet-last1-1shot"
 cp "$RUNS/effnet-last1/best.pt" models/caltech101-effnet-anil.pt
 .venv/bin/anil-studio tune --checkpoint models/caltech101-effnet-anil.pt --data-root "$DATA" --episodes 300 --write
 .venv/bin/anil-studio card --photo --checkpoint models/caltech101-effnet-anil.pt --data-root "$DATA" \

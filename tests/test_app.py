@@ -969,3 +969,33 @@ def test_the_app_opens_on_the_photo_model_and_adapts_with_it(qtbot, tmp_path, fo
         drop(w.support_view, [folder_root])
     assert len(blocker.args[0].class_names) >= 2
     w.wait_for_jobs()
+
+
+def test_meta_training_from_the_pretrained_trunk_in_the_app(qtbot, window, folder_root, tmp_path):
+    window.show_train_dialog()
+    d = window.train_dialog
+    assert d.backbone.isVisible() and d.backbone.isEnabled() and d.trunk_train.isVisible()
+    d.dataset.setCurrentText("folder")
+    d.backbone.setCurrentIndex(d.backbone.findData("efficientnet_lite0"))
+    assert d.input_size.value() == 224 and not d.hidden.isEnabled()  # the trunk's own input size
+    d.trunk_train.setCurrentIndex(d.trunk_train.findData("last:1"))
+    d.data_root.setText(str(folder_root))
+    d.ways.setValue(2)
+    d.shots.setValue(1)
+    d.query.setValue(1)
+    d.meta_batch.setValue(2)
+    d.iterations.setValue(2)
+    d.input_size.setValue(64)
+    d.val_every.setValue(2)
+    d.val_episodes.setValue(3)
+    d.device.setCurrentText("cpu")
+    d.out.setText(str(tmp_path / "run"))
+    config = d.config()
+    assert (config.backbone, config.trunk_train) == ("efficientnet_lite0", "last:1")
+    with qtbot.waitSignal(window.model_loaded, timeout=TIMEOUT * 3) as loaded:
+        d.start(resume=False)
+        qtbot.waitUntil(lambda: "frozen trunk" in d.status.text() or d._vx, timeout=TIMEOUT)
+    assert loaded.args[0].endswith("best.pt")
+    assert window.classifier.model.config.backbone == "efficientnet_lite0"
+    assert d._vx == [0, 2]
+    d.close()

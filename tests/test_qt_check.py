@@ -1,0 +1,69 @@
+"""The start-up check of the system libraries Qt's X11 platform needs (a fresh Debian lacks some)."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from app import qt_check
+
+LDD_OUTPUT = """\
+\tlinux-vdso.so.1 (0x00007ffd)
+\tlibxcb-icccm.so.4 => not found
+\tlibxcb-cursor.so.0 => /lib/x86_64-linux-gnu/libxcb-cursor.so.0 (0x00007f)
+\tlibxcb-keysyms.so.1 => not found
+"""
+
+
+def fake_ldd(monkeypatch, output: str) -> None:
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/ldd")
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, output, ""))
+
+
+def test_missing_libraries_are_named_with_their_packages_and_the_command(monkeypatch, tmp_path):
+    plugin = tmp_path / "libqxcb.so"
+    plugin.write_bytes(b"\x7fELF")
+    fake_ldd(monkeypatch, LDD_OUTPUT)
+    assert qt_check.missing_libraries(str(plugin)) == ["libxcb-icccm.so.4", "libxcb-keysyms.so.1"]
+    problem = qt_check.display_problem("xcb", str(plugin))
+    assert "libxcb-icccm.so.4" in problem and "sudo apt-get install -y libxcb-icccm4 libxcb-keysyms1" in problem
+    assert qt_check.display_problem("offscreen", str(plugin)) is None  # only the X11 platform needs them
+
+
+def test_nothing_missing_means_no_problem(monkeypatch, tmp_path):
+    plugin = tmp_path / "libqxcb.so"
+    plugin.write_bytes(b"\x7fELF")
+    fake_ldd(monkeypatch, "\tlibxcb.so.1 => /lib/x86_64-linux-gnu/libxcb.so.1 (0x00007f)\n")
+    assert qt_check.missing_libraries(str(plugin)) == []
+    assert qt_check.display_problem("", str(plugin)) is None
+
+
+def test_without_ldd_loading_the_plugin_names_the_first_missing_library(monkeypatch, tmp_path):
+    import ctypes
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+
+    def refuse(path):
+        raise OSError("libxcb-cursor.so.0: cannot open shared object file: No such file or directory")
+
+    monkeypatch.setattr(ctypes, "CDLL", refuse)
+    assert qt_check.missing_libraries(str(tmp_path / "libqxcb.so")) == ["libxcb-cursor.so.0"]
+    assert qt_check.packages_for(["libxcb-cursor.so.0", "libunknown.so.9"]) == ["libunknown.so.9", "libxcb-cursor0"]
+
+
+def test_the_app_stops_with_the_message_instead_of_qts_abort(monkeypatch, capsys):
+    from app import main as app_main
+
+    monkeypatch.setattr(qt_check, "display_problem", lambda platform, plugin=None: "missing libxcb-icccm.so.4")
+    assert app_main.main() == 1
+    assert "missing libxcb-icccm.so.4" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="Linux X11 plugin")
+def test_the_real_plugin_is_checked():
+    assert qt_check._xcb_plugin() is not None
+    assert isinstance(qt_check.missing_libraries(), list)
