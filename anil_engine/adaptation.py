@@ -2,8 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
+
+_THREADS = threading.Lock()
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run the enclosed (tiny) torch ops on one intra-op thread, then restore the count.
+
+    A head adaptation is a few (25 x 1280) products: splitting them over threads gains nothing,
+    and on a busy machine (a second CPU-heavy program, or onnxruntime's own pool) one descheduled
+    thread stalls every op at its barrier: 20 head steps took up to 165 ms with 2 threads and at most
+    7 ms with one (benchmarks/photo_speed.py; the app once showed 1,066 ms).
+    """
+    with _THREADS:
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
 
 PROTO_SCALE = 1.0  # Proto-MAML head start: logits s (2 c_k.x - |c_k|^2) with s = PROTO_SCALE / mean |c_k|^2
 

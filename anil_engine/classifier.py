@@ -10,6 +10,7 @@ batch and never held across a yield.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Generator
@@ -20,7 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from anil_engine.adaptation import adapt_head, initial_head
+from anil_engine.adaptation import adapt_head, initial_head, one_torch_thread
 from anil_engine.errors import ConfigError, DataError
 from anil_engine.evaluation import run_to_end
 from anil_engine.images import load_image
@@ -301,8 +302,9 @@ class FewShotClassifier:
         lr, steps, start = settings or (self.fast_lr, self.steps, self.head_init)
         if mirrored is not None:
             features, labels = torch.cat([features, mirrored]), torch.cat([labels, labels])
-        w0, b0 = initial_head(self.model.head.weight, self.model.head.bias, n_classes, start, features, labels)
-        return adapt_head(features, labels, w0, b0, lr, steps)
+        with one_torch_thread() if features.device.type == "cpu" else contextlib.nullcontext():
+            w0, b0 = initial_head(self.model.head.weight, self.model.head.bias, n_classes, start, features, labels)
+            return adapt_head(features, labels, w0, b0, lr, steps)
 
     def set_head(self, class_names: list[str], weight: torch.Tensor, bias: torch.Tensor) -> None:
         """Install a previously adapted head (e.g. from a project file)."""
@@ -324,7 +326,8 @@ class FewShotClassifier:
         """(n, num_features) -> softmax (n, n_classes) with the adapted head."""
         if self.weight is None or self.bias is None:
             raise ConfigError("no adapted head yet: add at least 2 classes with images to the support set")
-        with torch.no_grad():
+        small = contextlib.nullcontext() if str(self.device) != "cpu" else one_torch_thread()
+        with torch.no_grad(), small:
             return F.softmax(F.linear(features.to(self.device), self.weight, self.bias), dim=1).cpu()
 
     def predict(self, paths: list[Path]) -> tuple[list[Prediction], list[str]]:

@@ -163,6 +163,19 @@ def cached_trunk_onnx_bytes(model: AnilModel, transductive: bool = False) -> byt
     return data
 
 
+def warm_bundled_cache() -> list[str]:
+    """Build the cached ONNX trunk of the app's default model now (set-up), not at the first start (~10 s)."""
+    from anil_engine.checkpoint import load_checkpoint
+    from anil_engine.models import model_from_checkpoint
+    from anil_engine.registry import bundled_models
+
+    done = []
+    for m in bundled_models()[:1]:
+        cached_trunk_onnx_bytes(model_from_checkpoint(load_checkpoint(m.path), str(m.path)).eval())
+        done.append(m.name)
+    return done
+
+
 def export_trunk(model: AnilModel, out: str | Path) -> ExportReport:
     """The frozen trunk: images (batch, c, h, w) in [0, 1] -> features (batch, num_features)."""
     out = Path(out)

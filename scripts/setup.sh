@@ -116,5 +116,11 @@ fi
 # The fused CPU meta-training kernel: built here once (about a minute) rather than in the first training run.
 "$VPY" -c "from anil_engine import fused; r = fused.unavailable_reason(); print('setup: fused CPU kernel', 'ready' if r is None else 'not used (' + r + '); training uses PyTorch ops')"
 echo "$WANT" > "$STAMP"
+if [ "$MODE" = app ]; then
+  # The default model's trunk as an onnxruntime graph, cached (~/.cache/anil-studio/onnx): the app's first start
+  # then takes seconds instead of exporting it (about 10 s). A failure here only costs that time later.
+  "$VPY" -c "from anil_engine.export import warm_bundled_cache as w; print('setup: ONNX trunk cached for', *w())" \
+    || echo "setup: could not pre-build the ONNX trunk; the app builds it at its first start" >&2
+fi
 system_libraries
 echo "setup: ready ($VENV)"

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from anil_engine.adaptation import adapt_head, initial_head
-from anil_engine.backbones import BACKBONES, LITE0_WEIGHTS, get_backbone, load_pretrained, lukemelas_to_timm
+from anil_engine.backbones import BACKBONES, LITE0_WEIGHTS, get_backbone, load_pretrained, stage_depths
 from anil_engine.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
 from anil_engine.config import ModelConfig, Preprocessing, TrainConfig
 from anil_engine.errors import CheckpointError, ConfigError
@@ -50,12 +50,12 @@ def test_a_pretrained_checkpoint_stores_only_what_differs_from_the_base_weights(
     assert not any(k.startswith(TRUNK_PREFIX) for k in ckpt["state_dict"])  # nothing of the trunk changed
     assert path.stat().st_size < 100_000  # against 17 MB for the whole trunk
     with torch.no_grad():  # one changed tensor is stored, and only it
-        model.trunk[1].net.conv_head.weight.mul_(1.5)
+        model.trunk[1].net._conv_head.weight.mul_(1.5)
     save_checkpoint(make_checkpoint(model, None, "anil", {}, {"name": "folder"}), path)
     ckpt = load_checkpoint(path)
-    assert [k for k in ckpt["state_dict"] if k.startswith(TRUNK_PREFIX)] == [TRUNK_PREFIX + "net.conv_head.weight"]
+    assert [k for k in ckpt["state_dict"] if k.startswith(TRUNK_PREFIX)] == [TRUNK_PREFIX + "net._conv_head.weight"]
     again = model_from_checkpoint(ckpt, str(path))
-    assert torch.equal(again.trunk[1].net.conv_head.weight, model.trunk[1].net.conv_head.weight)
+    assert torch.equal(again.trunk[1].net._conv_head.weight, model.trunk[1].net._conv_head.weight)
 
 
 def test_a_checkpoint_on_other_base_weights_is_refused_by_name(tmp_path):
@@ -95,26 +95,54 @@ def test_the_pretrained_weights_are_checked_by_sha256(monkeypatch, tmp_path):
     assert sum(v.numel() for k, v in state.items() if not k.endswith("num_batches_tracked")) == 4_694_024
 
 
-def test_timm_with_remapped_keys_gives_the_reference_implementations_logits():
-    """timm's tf_efficientnet_lite0, strictly loaded with our key remap, against efficientnet-lite-pytorch."""
+def lukemelas_to_timm(state: dict[str, torch.Tensor], depths: list[int]) -> dict[str, torch.Tensor]:
+    """The reference (lukemelas-style) EfficientNet-Lite names -> timm's (`_blocks.N` -> `blocks.stage.index`)."""
+    import re
+
+    where = [(s, i) for s, depth in enumerate(depths) for i in range(depth)]
+    expanded = {int(m.group(1)) for k in state if (m := re.match(r"_blocks\.(\d+)\._expand_conv\.", k))}
+    top = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+    ir = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
+          "_project_conv": "conv_pwl", "_bn2": "bn3"}  # fmt: skip
+    ds = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+    out = {}
+    for key, value in state.items():
+        module, _, rest = key.partition(".")
+        if module == "_blocks":
+            index, layer, rest = rest.split(".", 2)
+            stage, i = where[int(index)]
+            out[f"blocks.{stage}.{i}.{(ir if int(index) in expanded else ds)[layer]}.{rest}"] = value
+        else:
+            out[f"{top[module]}.{rest}"] = value
+    return out
+
+
+def test_our_trunk_gives_the_logits_of_timms_implementation_of_the_same_network():
+    """The shipped reference code with the package's weights against timm's tf_efficientnet_lite0 (strict load)."""
     timm = pytest.importorskip("timm")
-    reference_pkg = pytest.importorskip("efficientnet_lite_pytorch")
-    reference = reference_pkg.EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(LITE0_WEIGHTS.path()))
-    reference.eval()  # never set_swish(): in the Lite code it replaces ReLU6 by Swish
+    from efficientnet_lite_pytorch import EfficientNet
+
+    reference = EfficientNet.from_name("efficientnet-lite0")
+    reference.load_state_dict(load_pretrained(LITE0_WEIGHTS), strict=True)
+    reference.eval()
+    assert isinstance(reference._swish, torch.nn.ReLU6)  # never set_swish(): in the Lite code it installs Swish
     net = timm.create_model("tf_efficientnet_lite0", pretrained=False, exportable=True).eval()
-    depths = [len(s) for s in net.blocks]
-    state = lukemelas_to_timm(load_pretrained(LITE0_WEIGHTS), depths, keep_classifier=True)
-    net.load_state_dict(state, strict=True)
+    assert stage_depths(reference) == [len(s) for s in net.blocks] == [1, 2, 2, 3, 3, 4, 1]
+    net.load_state_dict(lukemelas_to_timm(load_pretrained(LITE0_WEIGHTS), stage_depths(reference)), strict=True)
     g = torch.Generator().manual_seed(0)
-    x = (torch.rand(4, 3, 224, 224, generator=g) * 255 - 127) / 128
+    images = torch.rand(4, 3, 224, 224, generator=g)
     with torch.no_grad():
-        assert float((net(x) - reference(x)).abs().max()) <= 1e-4
-        # Our trunk (normalisation inside) gives the reference's pooled features for [0, 1] images.
-        trunk = small_model("efficientnet_lite0").eval()
-        images = torch.rand(2, 3, 64, 64, generator=g)
+        assert float((net(images * 2 - 1) - reference(images * 2 - 1)).abs().max()) <= 1e-4
+        # Our trunk (normalisation inside) gives timm's pooled features for [0, 1] images, at 224 and 64 px.
+        trunk = AnilModel(ModelConfig(channels=3, input_size=224, backbone="efficientnet_lite0"),
+                          get_backbone("efficientnet_lite0").preprocessing(224, Preprocessing())).eval()  # fmt: skip
         ours = trunk.forward_features(images)
-        theirs = reference._avg_pooling(reference.extract_features((images * 255 - 127) / 128)).flatten(1)
+        theirs = net.forward_head(net.forward_features((images * 255 - 127) / 128), pre_logits=True)
         assert float((ours - theirs).abs().max()) <= 1e-4
+        small = small_model("efficientnet_lite0").eval()
+        x = images[:2, :, :64, :64]
+        theirs = net.forward_head(net.forward_features((x * 255 - 127) / 128), pre_logits=True)
+        assert float((small.forward_features(x) - theirs).abs().max()) <= 1e-4
 
 
 # -- head initialisations ---------------------------------------------------------------------------
@@ -143,7 +171,7 @@ def test_head_starts():
 # -- meta-training from the pretrained trunk ---------------------------------------------------------
 @pytest.mark.parametrize(
     "trunk_train,trained",
-    [("none", set()), ("last:1", {"net.blocks.6.", "net.conv_head.", "net.bn2."}), ("all", {"net."})],
+    [("none", set()), ("last:1", {"net._blocks.15.", "net._conv_head.", "net._bn1."}), ("all", {"net."})],
 )
 def test_the_outer_loop_reaches_exactly_the_parameters_the_option_names(trunk_train, trained):
     from anil_engine.batched import batched_meta_step
@@ -164,13 +192,13 @@ def test_the_outer_loop_reaches_exactly_the_parameters_the_option_names(trunk_tr
     for name, p in model.trunk[1].named_parameters():
         should = any(name.startswith(t) for t in trained)
         assert (p.grad is not None) == should, name
-        if should and p.grad is not None and name.endswith("conv_head.weight"):
+        if should and p.grad is not None and name.endswith("_conv_head.weight"):
             assert p.grad.abs().sum() > 0, name
     torch.optim.SGD(params, lr=1.0).step()
     changed = {n for n, p in model.trunk[1].named_parameters() if not torch.equal(p, before[n])}
     assert all(any(n.startswith(t) for t in trained) for n in changed)
     if trained:
-        assert any(n.endswith("conv_head.weight") for n in changed)
+        assert any(n.endswith("_conv_head.weight") for n in changed)
 
 
 def test_trunk_train_option_is_validated():
@@ -216,7 +244,8 @@ def test_meta_training_from_the_pretrained_trunk_runs_validates_and_resumes(trun
     last = load_checkpoint(out / "last.pt")  # after 2 meta-iterations: what the outer loop changed is stored
     trunk_keys = [k for k in last["state_dict"] if k.startswith(TRUNK_PREFIX)]
     assert (trunk_keys == []) == (trunk_train == "none")
-    assert all(k.startswith(TRUNK_PREFIX + "net.blocks.6.") or ".conv_head." in k or ".bn2." in k for k in trunk_keys)
+    last_stage = (TRUNK_PREFIX + "net._blocks.15.", TRUNK_PREFIX + "net._conv_head.", TRUNK_PREFIX + "net._bn1.")
+    assert all(k.startswith(last_stage) for k in trunk_keys)
     longer = TrainConfig(**{**config.to_dict(), "iterations": 3})
     again = run_to_end(train(longer, out, resume=True))
     assert again["iterations"] == 3
@@ -269,7 +298,7 @@ def test_the_cached_onnx_trunk_is_built_once(tmp_path, monkeypatch):
     second = export.cached_trunk_onnx_bytes(model)
     assert first == second and len(calls) == 1  # the second came from the cache folder
     with torch.no_grad():
-        model.trunk[1].net.conv_head.weight.mul_(2)  # another trunk: another graph
+        model.trunk[1].net._conv_head.weight.mul_(2)  # another trunk: another graph
     export.cached_trunk_onnx_bytes(model)
     assert len(calls) == 2
 
