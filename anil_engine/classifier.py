@@ -168,24 +168,28 @@ class FewShotClassifier:
     ) -> Generator[FeatureProgress, None, tuple[torch.Tensor, list[Path], list[str], int]]:
         """`features` as a generator: yields progress after each batch of `BATCH` images.
 
-        `offset` and `total` place these images inside a larger operation's count; `mirrored`
-        gives the features of the images flipped left to right.
+        `offset` and `total` place these images inside a larger operation's count. With `mirrored`
+        the images' mirror images (flipped left to right) go through the trunk too, from the same
+        decoded pixels and in the same batch, and are cached for `mirrored_features`.
         """
         pre = self.model.preprocessing
         paths = [Path(p) for p in paths]
         total = len(paths) if total is None else total
         with self._lock:
-            todo = [p for p in paths if not self._cached(p, mirrored)]
+            todo = [p for p in paths if not (self._cached(p) and (not mirrored or self._cached(p, True)))]
         done = offset + len(paths) - len(todo)
         skipped, computed = [], 0
         for i in range(0, len(todo), BATCH):
             keys, arrays = [], []
             for p in todo[i : i + BATCH]:
                 try:
-                    key = (*_key(p), mirrored)  # before reading: a file that goes missing is skipped, not a batch
+                    key = _key(p)  # before reading: a file that goes missing is skipped, never a failed batch
                     pixels = load_image(p, pre.size, pre.channels)
-                    arrays.append(torch.from_numpy(pixels[:, :, ::-1].copy() if mirrored else pixels))
-                    keys.append(key)
+                    arrays.append(torch.from_numpy(pixels))
+                    keys.append((*key, False))
+                    if mirrored:
+                        arrays.append(torch.from_numpy(pixels[:, :, ::-1].copy()))
+                        keys.append((*key, True))
                 except (DataError, OSError) as exc:
                     if isinstance(exc, DataError):
                         skipped.append(str(exc))
@@ -203,19 +207,31 @@ class FewShotClassifier:
                             feats = self.model.forward_features(batch.to(self.device)).cpu()
                     for key, f in zip(keys, feats, strict=True):
                         self._cache[key] = f
-                computed += len(keys)
+                computed += len(keys) // (2 if mirrored else 1)
             done += len(todo[i : i + BATCH])
             yield FeatureProgress(stage, done, total)
         with self._lock:
             ok, rows = [], []
             for p in paths:
                 try:
-                    rows.append(self._cache[(*_key(p), mirrored)])
+                    rows.append(self._cache[(*_key(p), False)])
                     ok.append(p)
                 except (KeyError, OSError):
                     continue
             stacked = torch.stack(rows) if rows else torch.zeros(0, self.model.num_features)
         return stacked, ok, skipped, computed
+
+    def mirrored_features(self, paths: list[Path]) -> tuple[torch.Tensor, list[Path]]:
+        """Cached features of the mirror images of `paths` (computed by `iter_features(..., mirrored=True)`)."""
+        with self._lock:
+            ok, rows = [], []
+            for p in paths:
+                try:
+                    rows.append(self._cache[(*_key(p), True)])
+                    ok.append(p)
+                except (KeyError, OSError):
+                    continue
+            return (torch.stack(rows) if rows else torch.zeros(0, self.model.num_features)), ok
 
     def _cached(self, path: Path, mirrored: bool = False) -> bool:
         try:
@@ -249,19 +265,18 @@ class FewShotClassifier:
         total = sum(len(paths) for _, paths in support)
         names, feats, labels, skipped, new, offset, mirrored = [], [], [], [], 0, 0, []
         for name, paths in support:
-            f, ok, bad, n_new = yield from self.iter_features(list(paths), "adapt", offset, total)
+            f, ok, bad, n_new = yield from self.iter_features(list(paths), "adapt", offset, total, self.flip)
             offset += len(paths)
             skipped.extend(bad)
             new += n_new
+            if ok and self.flip:
+                m, ok_m = self.mirrored_features(ok)
+                if len(ok_m) != len(ok):  # a file changed in between: use the images with both
+                    keep = {str(p) for p in ok_m}
+                    f = f[[i for i, p in enumerate(ok) if str(p) in keep]]
+                    ok = ok_m
+                mirrored.append(m)
             if ok:
-                if self.flip:
-                    m, ok_m, _, n_new = yield from self.iter_features(ok, "adapt", offset, total, mirrored=True)
-                    if len(ok_m) != len(ok):  # a file changed in between: use the images both passes read
-                        keep = {str(p) for p in ok_m}
-                        f = f[[i for i, p in enumerate(ok) if str(p) in keep]]
-                        ok = ok_m
-                    new += n_new
-                    mirrored.append(m)
                 labels.extend([len(names)] * len(ok))
                 feats.append(f)
                 names.append(name)

@@ -151,8 +151,17 @@ def evaluate_features(
         accuracies.append(100.0 * float((predictions == y[query]).float().mean()))
         if episode % progress_every == 0 or episode == config.episodes:
             yield EvalProgress(episode, config.episodes, sum(accuracies) / len(accuracies), time.perf_counter() - start)
-    mean, ci = mean_ci95(accuracies)
     same_ways = task.ways == w_trained.shape[0]
+    words = HEAD_INIT_WORDS[init] if init != "meta" or same_ways else "mean of meta-learned rows"
+    return {**_summary(accuracies, config, lr, steps, words, start), "bn": "inductive", "flip": flip}
+
+
+def _summary(
+    accuracies: list[float], config: EvalConfig, lr: float, steps: int, head_init: str, start: float
+) -> dict[str, Any]:
+    """The result dict of an evaluation: mean and 95 % CI (percent) and the settings that produced them."""
+    mean, ci = mean_ci95(accuracies)
+    task = config.task
     return {
         "accuracy": round(mean, 3),
         "ci95": round(ci, 3),
@@ -160,12 +169,11 @@ def evaluate_features(
         "ways": task.ways,
         "shots": task.shots,
         "query": task.query,
-        "bn": "inductive",
+        "bn": config.bn,
         "seed": config.seed,
         "fast_lr": lr,
         "adaptation_steps": steps,
-        "head_init": HEAD_INIT_WORDS[init] if init != "meta" or same_ways else "mean of meta-learned rows",
-        "flip": flip,
+        "head_init": head_init,
         "method": config.method,
         "seconds": round(time.perf_counter() - start, 2),
     }
@@ -228,21 +236,9 @@ def evaluate(
         accuracies.append(100.0 * float((predictions == labels[query]).float().mean()))
         if episode % progress_every == 0 or episode == config.episodes:
             yield EvalProgress(episode, config.episodes, sum(accuracies) / len(accuracies), time.perf_counter() - start)
-    mean, ci = mean_ci95(accuracies)
+    words = "meta-learned" if task.ways == w_trained.shape[0] else "mean of meta-learned rows"
     return {
-        "accuracy": round(mean, 3),
-        "ci95": round(ci, 3),
-        "episodes": config.episodes,
-        "ways": task.ways,
-        "shots": task.shots,
-        "query": task.query,
-        "bn": config.bn,
-        "seed": config.seed,
-        "fast_lr": lr,
-        "adaptation_steps": steps,
-        "head_init": "meta-learned" if task.ways == w_trained.shape[0] else "mean of meta-learned rows",
-        "method": config.method,
-        "seconds": round(time.perf_counter() - start, 2),
+        **_summary(accuracies, config, lr, steps, words, start),
         "trunk_engine": "onnxruntime" if session is not None else "torch",
     }
 

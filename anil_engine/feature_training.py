@@ -35,7 +35,15 @@ from anil_engine.errors import CheckpointError, ConfigError
 from anil_engine.evaluation import evaluate_features
 from anil_engine.models import AnilModel
 from anil_engine.tasks import FastEpisodeSampler, labels_dataset, to_float
-from anil_engine.trainrun import VAL_SEED, DataProgress, TrainProgress, make_checkpoint, preprocessing_for
+from anil_engine.trainrun import (
+    VAL_SEED,
+    DataProgress,
+    TrainProgress,
+    check_fresh,
+    check_same_settings,
+    make_checkpoint,
+    preprocessing_for,
+)
 
 CACHE_BATCH = 64
 
@@ -111,13 +119,9 @@ def train_pretrained(
             raise CheckpointError(f"{last_path}: nothing to resume; start without --resume")
         last = load_checkpoint(last_path)
         saved = TrainConfig.from_dict(last["train_config"])
-        if {**saved.to_dict(), "iterations": 0, "device": ""} != {**config.to_dict(), "iterations": 0, "device": ""}:
-            raise ConfigError(
-                f"{last_path}: was trained with other settings; resume with the same settings "
-                "(only --iterations and --device may change) or use a new --out folder"
-            )
-    elif last_path.exists():
-        raise ConfigError(f"{out}: already holds a run (last.pt); pass --resume to continue it or choose a new --out")
+        check_same_settings(saved, config, last_path)
+    else:
+        check_fresh(out, last_path)
 
     torch.manual_seed(config.seed)
     pre = preprocessing_for(config)

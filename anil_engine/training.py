@@ -41,7 +41,14 @@ from anil_engine.evaluation import evaluate, run_to_end
 from anil_engine.feature_training import train_pretrained
 from anil_engine.models import AnilModel, model_from_checkpoint, rescale_features
 from anil_engine.tasks import to_float
-from anil_engine.trainrun import VAL_SEED, TrainProgress, make_checkpoint, preprocessing_for
+from anil_engine.trainrun import (
+    VAL_SEED,
+    TrainProgress,
+    check_fresh,
+    check_same_settings,
+    make_checkpoint,
+    preprocessing_for,
+)
 
 
 def initial_model(config: TrainConfig, preprocessing: Preprocessing) -> AnilModel:
@@ -101,13 +108,9 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Gen
                 f"the same number (torchrun --nproc-per-node x --nnodes = {saved_world}) so that every task "
                 "sampler continues where it stopped"
             )
-        if {**saved.to_dict(), "iterations": 0, "device": ""} != {**config.to_dict(), "iterations": 0, "device": ""}:
-            raise ConfigError(
-                f"{last_path}: was trained with other settings; resume with the same settings "
-                "(only --iterations and --device may change) or use a new --out folder"
-            )
-    elif last_path.exists():
-        raise ConfigError(f"{out}: already holds a run (last.pt); pass --resume to continue it or choose a new --out")
+        check_same_settings(saved, config, last_path)
+    else:
+        check_fresh(out, last_path)
 
     torch.manual_seed(config.seed)
     train_data = load_dataset(config.dataset, config.data_root, "train", pre.size, pre.channels, config.split_scheme)

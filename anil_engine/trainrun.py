@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from anil_engine import __version__
@@ -10,6 +11,7 @@ from anil_engine.backbones import get_backbone
 from anil_engine.checkpoint import FORMAT, FORMAT_VERSION
 from anil_engine.config import Preprocessing, TrainConfig
 from anil_engine.datasets import DEFAULT_PREPROCESSING
+from anil_engine.errors import ConfigError
 from anil_engine.models import AnilModel, compact_state_dict
 
 VAL_SEED = 1234
@@ -79,3 +81,18 @@ def make_checkpoint(
     if resume is not None:
         ckpt["resume"] = resume
     return ckpt
+
+
+def check_same_settings(saved: TrainConfig, config: TrainConfig, last_path: Path) -> None:
+    """A run resumes only with its own settings (the number of iterations and the device may change)."""
+    if {**saved.to_dict(), "iterations": 0, "device": ""} != {**config.to_dict(), "iterations": 0, "device": ""}:
+        raise ConfigError(
+            f"{last_path}: was trained with other settings; resume with the same settings "
+            "(only --iterations and --device may change) or use a new --out folder"
+        )
+
+
+def check_fresh(out: Path, last_path: Path) -> None:
+    """A new run never overwrites another's last.pt."""
+    if last_path.exists():
+        raise ConfigError(f"{out}: already holds a run (last.pt); pass --resume to continue it or choose a new --out")

@@ -136,6 +136,13 @@ def dropped_paths(event: QDropEvent | QDragEnterEvent) -> list[Path | QImage | R
     return dropped_items(event.mimeData())
 
 
+def accept_as_copy(event: QDropEvent) -> None:
+    """Accept a drag or a drop as a copy, whatever the source proposed: a file manager offering Move must
+    never read the drop as "move the originals" (the app only reads them)."""
+    event.setDropAction(Qt.DropAction.CopyAction)
+    event.accept()
+
+
 class DropArea(QFrame):
     """A frame that accepts drops of files, folders or image data and emits what was dropped (`dropped_items`)."""
 
@@ -148,16 +155,16 @@ class DropArea(QFrame):
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
         if accepts_drop(event.mimeData()):
-            event.acceptProposedAction()
+            accept_as_copy(event)
 
     def dragMoveEvent(self, event) -> None:  # noqa: N802, ANN001 - Qt override
         if accepts_drop(event.mimeData()):
-            event.acceptProposedAction()
+            accept_as_copy(event)
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
         items = dropped_paths(event)
         if items:
-            event.acceptProposedAction()
+            accept_as_copy(event)
             self.dropped.emit(items)
 
 
@@ -248,12 +255,20 @@ class ClassCard(DropArea):
 
     def _rename(self) -> None:
         new = self.name_edit.text().strip()
-        if new and new != self.name:
+        if not new:
+            self.name_edit.setText(self.name)  # a class keeps a name
+        elif new != self.name:
             self.renamed.emit(self.name, new)
 
 
 class SupportSetView(DropArea):
-    """All class cards; dropping on the empty area creates classes."""
+    """All class cards; dropping on the empty area creates classes.
+
+    Signals:
+        refused(str): an edit that was not made, in words (e.g. a rename onto an existing class's name).
+    """
+
+    refused = Signal(str)
 
     def __init__(self, support, parent: QWidget | None = None) -> None:  # noqa: ANN001 - SupportSet
         super().__init__(parent)
@@ -287,6 +302,18 @@ class SupportSetView(DropArea):
         support.changed.connect(self.rebuild)
         self.rebuild()
 
+    def _rename(self, old: str, new: str) -> None:
+        """Rename a class, or refuse with a message and show the old name again."""
+        if self.support.rename_class(old, new):
+            return
+        card = self.cards.get(old)
+        if card is not None:
+            card.name_edit.setText(old)
+        if self.support.find(new.strip()):
+            self.refused.emit(f"a class named '{new.strip()}' already exists; '{old}' keeps its name")
+        elif not new.strip():
+            self.refused.emit(f"a class needs a name; '{old}' keeps its name")
+
     def rebuild(self) -> None:
         for card in self.cards.values():
             card.setParent(None)
@@ -294,7 +321,7 @@ class SupportSetView(DropArea):
         self.cards = {}
         for cls in self.support.classes:
             card = ClassCard(cls.name, cls.paths)
-            card.renamed.connect(self.support.rename_class)
+            card.renamed.connect(self._rename)
             card.remove_requested.connect(self.support.remove_class)
             card.remove_image_requested.connect(self.support.remove_image)
             card.images_dropped.connect(self.card_drop)

@@ -62,6 +62,7 @@ from app.widgets import (
     ResultDelegate,
     ResultsModel,
     SupportSetView,
+    accept_as_copy,
     accepts_drop,
     confusion_image,
     dropped_items,
@@ -285,6 +286,7 @@ class MainWindow(QMainWindow):
         self.support_view.dropped.connect(self.drop_on_support)
         self.support_view.card_drop.connect(self.drop_on_card)
         self.support_view.card_add_requested.connect(self.add_images_to_card_dialog)
+        self.support_view.refused.connect(lambda text: self.errors.report(text, "warning"))
         self.support_view.add_button.clicked.connect(lambda: self.support.add_class("class"))
         self.support_view.add_images_button.clicked.connect(self.add_support_images_dialog)
         self.support_view.add_folder_button.clicked.connect(self.add_support_folder_dialog)
@@ -615,11 +617,11 @@ class MainWindow(QMainWindow):
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
         if accepts_drop(event.mimeData()):
-            event.acceptProposedAction()
+            accept_as_copy(event)
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
         paths = dropped_paths(event)
-        event.acceptProposedAction()
+        accept_as_copy(event)
         self.drop_on_support(paths)
 
     # ---------------------------------------------------------------------------------- file pickers

@@ -999,3 +999,44 @@ def test_meta_training_from_the_pretrained_trunk_in_the_app(qtbot, window, folde
     assert window.classifier.model.config.backbone == "efficientnet_lite0"
     assert d._vx == [0, 2]
     d.close()
+
+
+def test_a_drop_offered_as_move_is_taken_as_a_copy(qtbot, window, folder_root):
+    """A file manager may propose Move; the app only reads the files and must say Copy."""
+    from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+    from PySide6.QtWidgets import QApplication
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(folder_root / "class_00"))])
+    actions = Qt.DropAction.MoveAction | Qt.DropAction.CopyAction
+    args = (actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    for target in (window.support_view, window):
+        enter = QDragEnterEvent(QPoint(5, 5), *args)
+        enter.setDropAction(Qt.DropAction.MoveAction)
+        QApplication.sendEvent(target, enter)
+        assert enter.isAccepted() and enter.dropAction() == Qt.DropAction.CopyAction
+        drop_event = QDropEvent(QPointF(5, 5), *args)
+        drop_event.setDropAction(Qt.DropAction.MoveAction)
+        QApplication.sendEvent(target, drop_event)
+        assert drop_event.isAccepted() and drop_event.dropAction() == Qt.DropAction.CopyAction
+    assert (folder_root / "class_00").is_dir() and any((folder_root / "class_00").iterdir())
+    window.wait_for_jobs()
+
+
+def test_renaming_a_class_to_an_existing_name_is_refused_and_the_field_restored(qtbot, window, folder_root):
+    with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
+        drop(window.support_view, [folder_root / "class_00", folder_root / "class_01"])
+    reported = []
+    window.errors.reported.connect(lambda level, text: reported.append((level, text)))
+    card = window.support_view.cards["class_01"]
+    assert card.name_edit.isVisible() and card.name_edit.isEnabled()
+    card.name_edit.setText("class_00")
+    card.name_edit.editingFinished.emit()
+    assert [c.name for c in window.support.classes] == ["class_00", "class_01"]
+    assert window.support_view.cards["class_01"].name_edit.text() == "class_01"
+    assert any("already exists" in text for _, text in reported)
+    window.support_view.cards["class_01"].name_edit.setText("  ")
+    window.support_view.cards["class_01"].name_edit.editingFinished.emit()
+    assert window.support_view.cards["class_01"].name_edit.text() == "class_01"
+    window.wait_for_jobs()
