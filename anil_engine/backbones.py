@@ -26,13 +26,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from anil_engine.config import TRUNK_TRAIN_HELP, ModelConfig, Preprocessing
 from anil_engine.errors import ConfigError
+
+if TYPE_CHECKING:  # torch is imported when a trunk is built, so that listing the backbones stays light
+    import torch
+    from torch import nn
 
 SETUP_FIX = "run `bash scripts/setup.sh` (it installs every dependency from the package index)"
 
@@ -86,6 +87,8 @@ def load_pretrained(weights: PretrainedWeights) -> dict[str, torch.Tensor]:
                 f"{weights.package}; reinstall it ({SETUP_FIX})"
             )
         import io
+
+        import torch
 
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         _VERIFIED[key] = state
@@ -159,68 +162,10 @@ LITE0_WEIGHTS = PretrainedWeights(
 )
 
 
-class EfficientNetTrunk(nn.Module):
-    """The reference EfficientNet-Lite without its classifier: (n, 3, s, s) normalised -> pooled (n, 1280).
-
-    The same computation as the package's `extract_features` + average pool (eval mode: drop-connect is
-    off), written out so that it can be cut between stages (`_split_lite0`).
-    """
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = self.net
-        x = n._swish(n._bn0(n._conv_stem(x)))
-        for block in n._blocks:
-            x = block(x)
-        return n._avg_pooling(n._swish(n._bn1(n._conv_head(x)))).flatten(1)
-
-
-class _Stages(nn.Module):
-    """Stem (optional), some MBConv blocks and (optional) the 1x1 head conv + pool of an `EfficientNetTrunk`."""
-
-    def __init__(self, net: nn.Module, stem: bool, blocks: list[nn.Module], head: bool) -> None:
-        super().__init__()
-        self.stem = nn.Sequential(net._conv_stem, net._bn0, net._swish) if stem else nn.Identity()
-        self.blocks = nn.Sequential(*blocks)
-        self.head = (
-            nn.Sequential(net._conv_head, net._bn1, net._swish, net._avg_pooling, nn.Flatten()) if head else None
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.blocks(self.stem(x))
-        return self.head(x) if self.head is not None else x
-
-
-def _reference_lite0(size: int) -> nn.Module:
-    try:
-        from efficientnet_lite_pytorch import EfficientNet
-    except ImportError as exc:
-        raise ConfigError(
-            f"the backbone 'efficientnet_lite0' needs efficientnet-lite-pytorch, which is not installed; {SETUP_FIX}"
-        ) from exc
-    # image_size: the TF "same" padding is static, computed for this input size (ONNX-friendly).
-    net = EfficientNet.from_name("efficientnet-lite0", image_size=size)
-    if not isinstance(net._swish, nn.ReLU6):  # never call its set_swish(): in the Lite code it installs Swish
-        raise ConfigError("efficientnet-lite-pytorch built EfficientNet-Lite0 without ReLU6; reinstall version 0.1.0")
-    return net
-
-
-def stage_depths(net: nn.Module) -> list[int]:
-    """Blocks per stage of the reference network (Lite0: 1, 2, 2, 3, 3, 4, 1)."""
-    depths = [b.num_repeat for b in net._blocks_args]
-    if sum(depths) != len(net._blocks):
-        raise ConfigError(f"unexpected EfficientNet layout: {depths} blocks per stage, {len(net._blocks)} in all")
-    return depths
-
-
 def _build_lite0(config: ModelConfig) -> nn.Module:
-    net = _reference_lite0(config.input_size)
-    net.load_state_dict(load_pretrained(LITE0_WEIGHTS), strict=True)
-    del net._fc, net._dropout  # the ImageNet classifier is not part of the trunk
-    return EfficientNetTrunk(net)
+    from anil_engine.efficientnet import build_lite0
+
+    return build_lite0(config.input_size, load_pretrained(LITE0_WEIGHTS))
 
 
 def _lite0_preprocessing(size: int, dataset: Preprocessing) -> Preprocessing:
@@ -229,15 +174,9 @@ def _lite0_preprocessing(size: int, dataset: Preprocessing) -> Preprocessing:
 
 
 def _split_lite0(trunk: nn.Module, trainable: int) -> tuple[nn.Module, nn.Module]:
-    net = trunk.net
-    depths = stage_depths(net)
-    if trainable < 0 or trainable >= len(depths):
-        return nn.Identity(), trunk
-    if trainable == 0:
-        return trunk, nn.Identity()
-    blocks = list(net._blocks)
-    cut = sum(depths[: len(depths) - trainable])
-    return _Stages(net, True, blocks[:cut], False), _Stages(net, False, blocks[cut:], True)
+    from anil_engine.efficientnet import split
+
+    return split(trunk, trainable)
 
 
 BACKBONES: dict[str, Backbone] = {

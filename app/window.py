@@ -1173,7 +1173,12 @@ class MainWindow(QMainWindow):
         if geometry is not None:
             self.restoreGeometry(geometry)
         else:
-            self.resize(1400, 860)
+            width, height = 1400, 860
+            screen = self.screen()
+            if screen is not None:  # never open wider or taller than the screen (e.g. 1280x800)
+                available = screen.availableGeometry()
+                width, height = min(width, available.width()), min(height, available.height())
+            self.resize(width, height)
         state = self.settings.value("window_state")
         if state is not None:
             self.restoreState(state)

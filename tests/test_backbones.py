@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from anil_engine.adaptation import adapt_head, initial_head
-from anil_engine.backbones import BACKBONES, LITE0_WEIGHTS, get_backbone, load_pretrained, stage_depths
+from anil_engine.backbones import BACKBONES, LITE0_WEIGHTS, get_backbone, load_pretrained
 from anil_engine.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
 from anil_engine.config import ModelConfig, Preprocessing, TrainConfig
+from anil_engine.efficientnet import stage_depths
 from anil_engine.errors import CheckpointError, ConfigError
 from anil_engine.evaluation import nearest_class_mean
 from anil_engine.models import TRUNK_PREFIX, AnilModel, model_from_checkpoint
