@@ -17,6 +17,7 @@ The run folder, checkpoints, resume and `TrainProgress` are those of
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Generator
 from pathlib import Path
@@ -31,6 +32,7 @@ from anil_engine.checkpoint import atomic_write_bytes, load_checkpoint, save_che
 from anil_engine.config import EvalConfig, ModelConfig, TrainConfig, resolve_device
 from anil_engine.datasets import load_dataset
 from anil_engine.datasets.base import ImageTensorDataset
+from anil_engine.distributed import launched_by_torchrun
 from anil_engine.errors import CheckpointError, ConfigError
 from anil_engine.evaluation import evaluate_features
 from anil_engine.models import AnilModel
@@ -107,6 +109,11 @@ def train_pretrained(
     """
     out = Path(out_dir)
     device = resolve_device(config.device)
+    if launched_by_torchrun() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError(
+            "meta-training from a pretrained trunk runs in one process (its cached features fit one machine's "
+            "memory and a CPU meta-iteration takes about a second); start it without torchrun"
+        )
     if device != "cpu":
         raise ConfigError("meta-training from a pretrained trunk runs on the CPU (its cached features live there)")
     if config.precision != "float32":

@@ -317,3 +317,32 @@ def test_flip_adds_the_mirror_images_to_the_support_set(folder_root):
     assert not torch.allclose(plain.weight, flipped.weight)
     report = flipped.leave_one_out()  # the held-out photo's mirror image is held out with it
     assert report.n_images == 4
+
+
+def test_meta_training_from_the_pretrained_trunk_refuses_torchrun_with_a_message(monkeypatch, tmp_path):
+    from anil_engine.evaluation import run_to_end
+    from anil_engine.training import train
+
+    for k, v in {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "x", "MASTER_PORT": "1"}.items():
+        monkeypatch.setenv(k, v)
+    config = TrainConfig(data_root=str(tmp_path), dataset="folder", backbone="efficientnet_lite0", device="cpu")
+    with pytest.raises(ConfigError, match="runs in one process"):
+        run_to_end(train(config, tmp_path / "run"))
+
+
+def test_every_bundled_model_loads_and_the_default_is_the_photo_model():
+    from anil_engine.registry import bundled_models
+
+    models = bundled_models()
+    assert models[0].name == "caltech101-effnet-anil"
+    for m in models:
+        ckpt = load_checkpoint(m.path)
+        model = model_from_checkpoint(ckpt, str(m.path))
+        assert ckpt["version"] in (1, 2) and model.num_features > 0
+        assert m.card.is_file(), m.card
+    photo = load_checkpoint(models[0].path)
+    assert photo["model"]["backbone"] == "efficientnet_lite0" and models[0].path.stat().st_size < 100_000
+    card = models[0].card.read_text()
+    assert {r["shots"] for r in photo["test_results"]} == {1, 5}
+    for r in photo["test_results"]:  # the card shows what the checkpoint recorded (both written by `card`)
+        assert f"| {r['ways']}-way {r['shots']}-shot | {r['accuracy']:.2f} ± {r['ci95']:.2f} |" in card
