@@ -332,6 +332,13 @@ class FewShotClassifier:
             self.class_names = list(class_names)
             self.weight, self.bias = weight.to(self.device), bias.to(self.device)
 
+    def clear_head(self) -> None:
+        """Forget the adapted head (the support set no longer has 2 classes): no classifier until the next adapt."""
+        with self._lock:
+            self.weight = self.bias = None
+            self.class_names = []
+            self._support, self._mirrored = [], []
+
     @property
     def is_adapted(self) -> bool:
         return self.weight is not None

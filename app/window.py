@@ -412,7 +412,11 @@ class MainWindow(QMainWindow):
         action(file, "Evaluate on a labelled folder…", self.evaluate_folder_dialog, "Ctrl+Shift+F")
         file.addSeparator()
         action(file, "Export results as CSV…", self.export_csv_dialog, "Ctrl+E")
-        action(file, "Export adapted classifier to ONNX…", self.export_classifier_dialog, "Ctrl+Shift+E")
+        self.export_classifier_action = action(
+            file, "Export adapted classifier to ONNX…", self.export_classifier_dialog, "Ctrl+Shift+E"
+        )
+        self.export_classifier_action.setEnabled(False)
+        self.export_classifier_action.setStatusTip("Adapt the head first: add at least 2 classes with images")
         action(file, "Export frozen trunk to ONNX…", self.export_trunk_dialog)
         file.addSeparator()
         action(file, "Quit", self.close, QKeySequence.StandardKey.Quit)
@@ -490,6 +494,7 @@ class MainWindow(QMainWindow):
         if result["cuda"] and self.device_combo.findText("cuda") < 0:
             self.device_combo.addItem("cuda")
         self.classifier = result["classifier"]
+        self._set_export_enabled(False)  # until its head is adapted
         self.checkpoint_path = result["path"]
         self.checkpoint_sha256 = result["sha256"]
         ckpt = result["ckpt"]
@@ -727,6 +732,7 @@ class MainWindow(QMainWindow):
         support = self.support.as_support()
         if len(support) < 2:
             self.adapt_status.setText("Add at least 2 classes with images to adapt the head.")
+            self._drop_stale_head()
             return
         if self._adapt_job is not None and self._adapt_job.running:
             # Stop the running adaptation at its next batch (its features stay cached) and start again after it.
@@ -736,6 +742,26 @@ class MainWindow(QMainWindow):
         self.adapt_status.setText("Adapting…")
         self._adapt_job = self.run_job("adapt", self.classifier.iter_adapt, support, on_done=self._adapted)
         self._adapt_job.finished.connect(self._adapt_finished)
+
+    def _drop_stale_head(self) -> None:
+        """With fewer than 2 classes there is no classifier: forget the head, clear its results, disable export."""
+        if self.classifier is None or not self.classifier.is_adapted:
+            return
+        if self._adapt_job is not None and self._adapt_job.running:
+            self._adapt_job.cancel()
+        self.classifier.clear_head()
+        self._set_export_enabled(False)
+        if self.predictions:
+            self.clear_results()
+            self.errors.report("results cleared: with fewer than 2 classes there is no classifier", "info")
+
+    def _set_export_enabled(self, enabled: bool) -> None:
+        self.export_classifier_action.setEnabled(enabled)
+        self.export_classifier_action.setStatusTip(
+            "Export the adapted head and the trunk as one ONNX classifier"
+            if enabled
+            else "Adapt the head first: add at least 2 classes with images"
+        )
 
     def _adapt_finished(self) -> None:
         if self._adapt_pending:
@@ -751,6 +777,10 @@ class MainWindow(QMainWindow):
             return
         for m in result.skipped:
             self.errors.report(m, "warning")
+        if len(self.support.as_support()) < 2:  # the set shrank while this ran: its head is already stale
+            self._drop_stale_head()
+            return
+        self._set_export_enabled(True)
         self.adapt_status.setText(
             f"Head adapted to {len(result.class_names)} classes from {result.n_images} images in "
             f"{1000 * result.seconds:.0f} ms ({result.new_images} new images through the trunk, head steps "

@@ -992,10 +992,14 @@ def test_meta_training_from_the_pretrained_trunk_in_the_app(qtbot, window, folde
     d.out.setText(str(tmp_path / "run"))
     config = d.config()
     assert (config.backbone, config.trunk_train) == ("efficientnet_lite0", "last:1")
+    statuses = []
+    original = d.status.setText
+    d.status.setText = lambda text: (statuses.append(text), original(text))[1]
     with qtbot.waitSignal(window.model_loaded, timeout=TIMEOUT * 3) as loaded:
         d.start(resume=False)
-        qtbot.waitUntil(lambda: "frozen trunk" in d.status.text() or d._vx, timeout=TIMEOUT)
     assert loaded.args[0].endswith("best.pt")
+    # The data preparation is shown as it happens, not as a silent "Loading data…".
+    assert any("frozen trunk's outputs (training images): " in t for t in statuses)
     assert window.classifier.model.config.backbone == "efficientnet_lite0"
     assert d._vx == [0, 2]
     d.close()
@@ -1039,4 +1043,25 @@ def test_renaming_a_class_to_an_existing_name_is_refused_and_the_field_restored(
     window.support_view.cards["class_01"].name_edit.setText("  ")
     window.support_view.cards["class_01"].name_edit.editingFinished.emit()
     assert window.support_view.cards["class_01"].name_edit.text() == "class_01"
+    window.wait_for_jobs()
+
+
+def test_fewer_than_two_classes_leave_no_classifier_no_results_and_no_export(qtbot, window, folder_root):
+    with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
+        drop(window.support_view, [folder_root / "class_00", folder_root / "class_01"])
+    assert window.export_classifier_action.isEnabled()
+    queries = [sorted((folder_root / n).iterdir())[-1] for n in ("class_00", "class_01")]
+    with qtbot.waitSignal(window.classified, timeout=TIMEOUT):
+        drop(window.query_area, queries)
+    assert window.results_model.rowCount() == 2
+    window.support.remove_class("class_01")  # one class left: no classifier
+    qtbot.waitUntil(lambda: not window.classifier.is_adapted, timeout=TIMEOUT)
+    assert window.results_model.rowCount() == 0  # the old head's answers are gone
+    assert not window.export_classifier_action.isEnabled()
+    assert "Adapt the head first" in window.export_classifier_action.statusTip()
+    window.export_classifier_dialog()  # the shortcut still answers, with the reason
+    window.support.undo_stack.undo()  # two classes again: a classifier again
+    qtbot.waitUntil(
+        lambda: window.classifier.is_adapted and window.export_classifier_action.isEnabled(), timeout=TIMEOUT
+    )
     window.wait_for_jobs()
