@@ -1029,6 +1029,7 @@ def test_a_drop_offered_as_move_is_taken_as_a_copy(qtbot, window, folder_root):
 
 
 def test_renaming_a_class_to_an_existing_name_is_refused_and_the_field_restored(qtbot, window, folder_root):
+    window.show()
     with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
         drop(window.support_view, [folder_root / "class_00", folder_root / "class_01"])
     reported = []
