@@ -510,6 +510,11 @@ def confusion_image(confusion: list[list[int]], names: list[str], cell: int = 36
             painter.drawText(0, 0, label_w - 6, cell, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, short)
             painter.restore()
         painter.drawText(label_w, 12, "predicted →")
+        painter.save()
+        painter.translate(12, label_w + n * cell)
+        painter.rotate(-90)
+        painter.drawText(0, 0, "true ↑")  # rows: the true class
+        painter.restore()
     finally:
         painter.end()
     return image

@@ -372,6 +372,7 @@ class MainWindow(QMainWindow):
         self.eval_summary.setWordWrap(True)
         self.eval_summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         e.addWidget(self.eval_summary)
+        e.addWidget(self.mistakes_button)
         self.confusion = QLabel()
         self.confusion.setAlignment(Qt.AlignmentFlag.AlignCenter)
         e.addWidget(self.confusion, 1)
@@ -577,8 +578,9 @@ class MainWindow(QMainWindow):
                 rest.append(p)
         return rest
 
-    def drop_on_support(self, paths: list[Path]) -> None:
-        """Folders of class folders -> classes; a folder of images -> one class; loose images -> a new class.
+    def drop_on_support(self, paths: list[Path], new_class: str | None = None) -> None:
+        """Folders of class folders -> classes; a folder of images -> one class; loose images -> a new class
+        (named `new_class`, else "class").
 
         Zip archives are unpacked first (once) and then count as the folder they hold.
         """
@@ -597,7 +599,7 @@ class MainWindow(QMainWindow):
                 else:
                     self.errors.report(f"{folder}: no images inside; nothing added", "warning")
             if images:
-                self.support.add_class(self.support.unique_name("class"), images)
+                self.support.add_class(self.support.unique_name(new_class or "class"), images)
         finally:
             self.support.undo_stack.endMacro()
 
@@ -647,7 +649,9 @@ class MainWindow(QMainWindow):
     def add_support_images_dialog(self) -> None:
         paths = self._pick_images("Images of one new class")
         if paths:
-            self.drop_on_support(paths)
+            folders = {p.parent for p in paths}
+            # Images picked from one folder start a class named after it (the folder a user keeps them in).
+            self.drop_on_support(paths, new_class=folders.pop().name if len(folders) == 1 else None)
 
     def add_support_folder_dialog(self) -> None:
         folder = self._pick_folder("A folder of class folders, or one class's folder")

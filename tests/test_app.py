@@ -367,14 +367,15 @@ def test_support_classify_and_evaluate_without_dragging(qtbot, window, folder_ro
     pick(files=new[:2])
     with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
         window.support_view.add_images_button.click()
-    assert window.support.names()[-1] == "class" and len(window.support.classes[-1].paths) == 2
+    # named after the folder the images were picked from (class_03 exists already: the next free name)
+    assert window.support.names()[-1] == "class_03 2" and len(window.support.classes[-1].paths) == 2
     pick(files=new[2:4])
     with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
-        window.support_view.cards["class"].add_button.click()
+        window.support_view.cards["class_03 2"].add_button.click()
     assert window.support.classes[-1].paths == new[:4]
     window.support.undo_stack.undo()
     assert window.support.classes[-1].paths == new[:2]
-    assert titles[-1] == "Images to add to class class"
+    assert titles[-1] == "Images to add to class class_03 2"
     # classify images, then a folder; the Classify tab comes to the front
     window.tabs.setCurrentWidget(window.eval_area)
     queries = [sorted((folder_root / n).iterdir())[-1] for n in ("class_00", "class_01")]
@@ -839,6 +840,9 @@ def test_a_labelled_folder_s_mistakes_can_be_listed_and_corrected(qtbot, window,
     assert (
         window.mistakes_button.isEnabled() and window.mistakes_button.text() == f"Show the {wrong} mistakes in Classify"
     )
+    window.show()
+    window.tabs.setCurrentWidget(window.eval_area)
+    assert window.mistakes_button.isVisible()  # on screen, not only connected
     window.mistakes_button.click()
     assert window.tabs.currentWidget() is window.query_area
     assert [p.path for p in window.predictions] == [p.path for p, _ in report.mistakes]
