@@ -1070,3 +1070,11 @@ def test_fewer_than_two_classes_leave_no_classifier_no_results_and_no_export(qtb
         lambda: window.classifier.is_adapted and window.export_classifier_action.isEnabled(), timeout=TIMEOUT
     )
     window.wait_for_jobs()
+
+
+def test_the_window_fits_a_1024x768_screen(qtbot, window):
+    window.show()
+    hint = window.minimumSizeHint()
+    assert hint.width() <= 1024 and hint.height() <= 768, (hint.width(), hint.height())
+    window.resize(1024, 740)
+    assert window.width() <= 1024
