@@ -46,7 +46,7 @@ from PySide6.QtWidgets import (
 
 from anil_engine.errors import AnilError
 from anil_engine.images import IMAGE_SUFFIXES
-from anil_engine.registry import bundled_models
+from anil_engine.registry import MODELS_DIR, bundled_models
 from app import gc_guard
 from app.autosave import Autosave, AutosaveStore
 from app.help import TextDialog, about_html, shortcuts_html
@@ -1187,12 +1187,18 @@ class MainWindow(QMainWindow):
 
     # ---------------------------------------------------------------------------------- settings
     def _last_dir(self) -> str:
-        return str(self.settings.value("last_dir", str(Path.home())))
+        """Where file dialogs open: the folder last chosen, else the user's Pictures folder, else home."""
+        from PySide6.QtCore import QStandardPaths
+
+        pictures = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
+        default = pictures if pictures and Path(pictures).is_dir() else str(Path.home())
+        return str(self.settings.value("last_dir", default))
 
     def _remember_recent(self, path: str) -> None:
         recent = [p for p in (self.settings.value("recent", []) or []) if p != path]
         self.settings.setValue("recent", [path, *recent][:MAX_RECENT])
-        self.settings.setValue("last_dir", str(Path(path).parent))
+        if Path(path).resolve().parent != MODELS_DIR.resolve():  # the bundled models' folder is not the user's
+            self.settings.setValue("last_dir", str(Path(path).parent))
         self._rebuild_recent()
 
     def _rebuild_recent(self) -> None:

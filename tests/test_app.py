@@ -1078,3 +1078,16 @@ def test_the_window_fits_a_1024x768_screen(qtbot, window):
     assert hint.width() <= 1024 and hint.height() <= 768, (hint.width(), hint.height())
     window.resize(1024, 740)
     assert window.width() <= 1024
+
+
+def test_file_dialogs_do_not_open_in_the_bundled_models_folder(qtbot, tmp_path):
+    from anil_engine.registry import bundled_models
+
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(settings=settings, checkpoint=str(bundled_models()[-1].path))
+    w.errors.show_dialogs = False
+    w.confirm_close = lambda: True
+    qtbot.addWidget(w)
+    qtbot.waitUntil(lambda: w.classifier is not None, timeout=TIMEOUT)
+    assert Path(w._last_dir()).resolve() != bundled_models()[-1].path.parent.resolve()
+    w.wait_for_jobs()
