@@ -122,10 +122,17 @@ class TrainDialog(QDialog):
         self.resume_button = QPushButton("Resume")
         self.stop_button = QPushButton("Stop")
         self.stop_button.setEnabled(False)
+        # A finished run does not replace the current model by itself: the user chooses (the support set is
+        # re-adapted onto the new model, which may see images of another kind).
+        self.use_button = QPushButton("Use this model")
+        self.use_button.setToolTip("Make the run's best checkpoint the current model (the support set re-adapts)")
+        self.use_button.setEnabled(False)
+        self.use_button.clicked.connect(self._use_result)
+        self._result_path = ""
         self.start_button.clicked.connect(lambda: self.start(resume=False))
         self.resume_button.clicked.connect(lambda: self.start(resume=True))
         self.stop_button.clicked.connect(self.stop)
-        buttons = hbox(self.start_button, self.resume_button, self.stop_button)
+        buttons = hbox(self.start_button, self.resume_button, self.stop_button, self.use_button)
         import pyqtgraph as pg
 
         self.plot = pg.PlotWidget(title="Meta-training")
@@ -211,6 +218,7 @@ class TrainDialog(QDialog):
             self.error.emit(exc)
             return
         self._store_data_root()
+        self.use_button.setEnabled(False)
         if not resume:
             self._xs, self._acc, self._loss, self._vx, self._vy = [], [], [], [], []
         self.progress.setRange(0, config.iterations)
@@ -285,11 +293,17 @@ class TrainDialog(QDialog):
         if result is CANCELLED:
             self.status.setText(f"Stopped. Resumable state saved in {self.out.text()} — press Resume to continue.")
             return
+        self._result_path = result["best"]
+        self.use_button.setEnabled(True)
         self.status.setText(
-            f"Finished: best validation accuracy {result['best_val_accuracy']} %. "
-            f"Loaded {result['best']} as the current model."
+            f"Finished: best validation accuracy {result['best_val_accuracy']} %, saved as {result['best']}. "
+            "Press Use this model to make it the current model."
         )
-        self.model_ready.emit(result["best"])
+
+    def _use_result(self) -> None:
+        if self._result_path:
+            self.use_button.setEnabled(False)
+            self.model_ready.emit(self._result_path)
 
     def _on_failed(self, exc: BaseException) -> None:
         self.status.setText(f"Failed: {exc}")

@@ -508,10 +508,15 @@ class MainWindow(QMainWindow):
             w.setValue(v)
             w.blockSignals(False)
         self.card.setMarkdown(describe_checkpoint(result["path"], ckpt))
-        # The model list shows the loaded model when it is a bundled one, and nothing otherwise.
+        # The model list always shows the current model: a checkpoint from elsewhere joins the list, named with
+        # its folder (e.g. "best.pt (runs/x)"), so the picker is never blank.
         loaded = Path(result["path"]).resolve()
-        bundled = [Path(self.model_combo.itemData(i)).resolve() for i in range(self.model_combo.count())]
-        self.model_combo.setCurrentIndex(bundled.index(loaded) if loaded in bundled else -1)
+        listed = [Path(self.model_combo.itemData(i)).resolve() for i in range(self.model_combo.count())]
+        if loaded not in listed:
+            self.model_combo.addItem(f"{loaded.name} ({loaded.parent.name})", str(loaded))
+            self.model_combo.setItemData(self.model_combo.count() - 1, str(loaded), Qt.ItemDataRole.ToolTipRole)
+            listed.append(loaded)
+        self.model_combo.setCurrentIndex(listed.index(loaded))
         pre = ckpt["preprocessing"]
         self.model_status.setText(
             f"{Path(result['path']).name}: {pre['channels']}x{pre['size']}x{pre['size']} input, trained "

@@ -41,6 +41,19 @@ def window(qtbot, tmp_path, checkpoint):
     w.wait_for_jobs()
 
 
+def finish_run_and_use_it(qtbot, window, d):
+    """Start the dialog's run; at its end the current model stays until "Use this model" is clicked."""
+    before = window.checkpoint_path
+    d.start(resume=False)
+    qtbot.waitUntil(lambda: d.use_button.isEnabled() and not d.job.running, timeout=TIMEOUT * 3)
+    assert window.checkpoint_path == before  # no silent model swap
+    d.show()
+    assert d.use_button.isVisible()
+    with qtbot.waitSignal(window.model_loaded, timeout=TIMEOUT * 3) as loaded:
+        d.use_button.click()
+    return loaded
+
+
 def adapt_threads(window) -> list[str]:
     """Record the thread every adaptation runs in."""
     seen = []
@@ -178,9 +191,9 @@ def test_meta_training_in_the_app_becomes_the_current_model(qtbot, window, folde
     d.val_episodes.setValue(3)
     d.device.setCurrentText("cpu")
     d.out.setText(str(tmp_path / "run"))
-    with qtbot.waitSignal(window.model_loaded, timeout=TIMEOUT * 3) as loaded:
-        d.start(resume=False)
+    loaded = finish_run_and_use_it(qtbot, window, d)
     assert loaded.args[0].endswith("best.pt")
+    assert window.model_combo.currentText() == "best.pt (run)"  # the picker names the current model
     assert d.progress.value() == 3 and len(d._xs) == 3
     assert d._vx == [0, 3]  # the starting point's validation is drawn too
     d.close()
@@ -201,9 +214,14 @@ def test_pretraining_then_meta_training_in_the_app(qtbot, window, folder_root, t
     d.pretrain_epochs.setValue(1)
     d.out.setText(str(tmp_path / "run"))
     statuses = []
-    with qtbot.waitSignal(window.model_loaded, timeout=TIMEOUT * 3) as loaded:
-        d.start(resume=False)
+    original_start = d.start
+
+    def start_and_watch(resume: bool) -> None:
+        original_start(resume)
         d.job.progress.connect(lambda p: statuses.append(d.status.text()))
+
+    d.start = start_and_watch
+    loaded = finish_run_and_use_it(qtbot, window, d)
     assert loaded.args[0] == str(tmp_path / "run" / "best.pt")
     assert (tmp_path / "run" / "pretrained.pt").is_file()
     assert any(s.startswith("Pre-training the trunk, epoch 1/1") for s in statuses)
@@ -241,8 +259,8 @@ def test_app_uses_onnxruntime_trunk_on_cpu(window):
 
 
 def test_model_list_shows_the_loaded_model(qtbot, window):
-    # tiny.pt is not bundled: the list selects nothing rather than naming another model.
-    assert window.model_combo.currentIndex() == -1
+    # tiny.pt is not bundled: it joins the list, named with its folder, rather than the picker going blank.
+    assert window.model_combo.currentIndex() >= 0 and window.model_combo.currentText().startswith("tiny.pt (")
     if window.model_combo.count():
         bundled = window.model_combo.itemData(0)
         window.load_model(bundled)
@@ -999,8 +1017,7 @@ def test_meta_training_from_the_pretrained_trunk_in_the_app(qtbot, window, folde
     statuses = []
     original = d.status.setText
     d.status.setText = lambda text: (statuses.append(text), original(text))[1]
-    with qtbot.waitSignal(window.model_loaded, timeout=TIMEOUT * 3) as loaded:
-        d.start(resume=False)
+    loaded = finish_run_and_use_it(qtbot, window, d)
     assert loaded.args[0].endswith("best.pt")
     # The data preparation is shown as it happens, not as a silent "Loading data…".
     assert any("frozen trunk's outputs (training images): " in t for t in statuses)
