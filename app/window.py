@@ -221,6 +221,8 @@ class MainWindow(QMainWindow):
         self.autosave_timer = QTimer(self, singleShot=True, interval=AUTOSAVE_DELAY_MS)
         self.autosave_timer.timeout.connect(self.autosave)
         self.support.changed.connect(self.autosave_timer.start)
+        self.support.changed.connect(lambda *_: self._mark_evaluation_stale("the support set changed"))
+        self.model_loaded.connect(lambda _path: self._mark_evaluation_stale("another model was loaded"))
         self.support.undo_stack.cleanChanged.connect(self._clean_changed)
         QTimer.singleShot(0, self.offer_recovery)
         self._restore_window_state()
@@ -369,6 +371,7 @@ class MainWindow(QMainWindow):
         self.mistakes_button.clicked.connect(self.show_mistakes)
         self.mistakes_button.setEnabled(False)
         self.mistakes: list = []
+        self._evaluation_stale = True  # True: nothing on screen to mark out of date
         self.eval_summary = QLabel("")
         self.eval_summary.setWordWrap(True)
         self.eval_summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -1001,18 +1004,31 @@ class MainWindow(QMainWindow):
     def _show_report(self, report, title: str) -> None:  # noqa: ANN001 - EvalReport
         if report is CANCELLED:
             self.eval_summary.setText(f"<b>{title}</b>: stopped; no result.")
+            self._evaluation_stale = True
             return
         for m in report.skipped:
             self.errors.report(m, "warning")
         per_class = ", ".join(f"{n}: {a:.0f} %" for n, a in report.per_class.items())
+        model = Path(self.checkpoint_path).name if self.checkpoint_path else "?"
         self.eval_summary.setText(
-            f"<b>{title}</b>: accuracy {report.accuracy:.1f} % on {report.n_images} images.<br>Per class: {per_class}"
+            f"<b>{title}</b>: accuracy {report.accuracy:.1f} % on {report.n_images} images "
+            f"(model {model}, {len(report.class_names)} support classes).<br>Per class: {per_class}"
         )
+        self._evaluation_stale = False
+        self.confusion.setEnabled(True)
         self.mistakes = list(report.mistakes)
         self.mistakes_button.setEnabled(bool(self.mistakes))
         self.mistakes_button.setText(f"Show the {len(self.mistakes)} mistakes in Classify")
         self.confusion.setPixmap(QPixmap.fromImage(confusion_image(report.confusion, report.class_names)))
         self.evaluated.emit(report)
+
+    def _mark_evaluation_stale(self, why: str) -> None:
+        """An evaluation on screen describes a support set or model that is gone: say so (once) and grey it."""
+        if self._evaluation_stale:
+            return
+        self._evaluation_stale = True
+        self.eval_summary.setText(f"<b>Out of date</b> ({why} since; evaluate again): {self.eval_summary.text()}")
+        self.confusion.setEnabled(False)
 
     # ---------------------------------------------------------------------------------- training
     def show_train_dialog(self) -> None:

@@ -1108,3 +1108,23 @@ def test_file_dialogs_do_not_open_in_the_bundled_models_folder(qtbot, tmp_path):
     qtbot.waitUntil(lambda: w.classifier is not None, timeout=TIMEOUT)
     assert Path(w._last_dir()).resolve() != bundled_models()[-1].path.parent.resolve()
     w.wait_for_jobs()
+
+
+def test_an_evaluation_on_screen_is_marked_out_of_date_when_its_inputs_change(qtbot, window, folder_root):
+    with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
+        drop(window.support_view, [folder_root / "class_00", folder_root / "class_01"])
+    with qtbot.waitSignal(window.evaluated, timeout=TIMEOUT):
+        window.leave_one_out()
+    text = window.eval_summary.text()
+    assert "Out of date" not in text and "model tiny.pt" in text and "2 support classes" in text
+    with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
+        window.support.add_images("class_00", [sorted((folder_root / "class_02").iterdir())[0]])
+    assert window.eval_summary.text().startswith("<b>Out of date</b> (the support set changed since")
+    assert not window.confusion.isEnabled()
+    with qtbot.waitSignal(window.evaluated, timeout=TIMEOUT):
+        window.leave_one_out()
+    assert "Out of date" not in window.eval_summary.text() and window.confusion.isEnabled()
+    with qtbot.waitSignal(window.model_loaded, timeout=TIMEOUT):
+        window.load_model(window.checkpoint_path)
+    assert "another model was loaded" in window.eval_summary.text()
+    window.wait_for_jobs()
