@@ -58,7 +58,8 @@ class AdaptResult:
     seconds: float
     head_seconds: float
     head_init: str
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # one message per file that could not be used
+    unreadable: list[str] = field(default_factory=list)  # those files' paths (the head is adapted without them)
 
 
 @dataclass(frozen=True)
@@ -263,11 +264,13 @@ class FewShotClassifier:
         """`adapt` as a generator: progress while support images go through the trunk."""
         start = time.perf_counter()
         total = sum(len(paths) for _, paths in support)
-        names, feats, labels, skipped, new, offset, mirrored = [], [], [], [], 0, 0, []
+        names, feats, labels, skipped, new, offset, mirrored, unreadable = [], [], [], [], 0, 0, [], []
         for name, paths in support:
             f, ok, bad, n_new = yield from self.iter_features(list(paths), "adapt", offset, total, self.flip)
             offset += len(paths)
             skipped.extend(bad)
+            used = {str(p) for p in ok}
+            unreadable.extend(str(p) for p in paths if str(p) not in used)
             new += n_new
             if ok and self.flip:
                 m, ok_m = self.mirrored_features(ok)
@@ -300,6 +303,7 @@ class FewShotClassifier:
             head_seconds,
             self.head_init_description(len(names)),
             skipped,
+            unreadable,
         )
 
     def _adapted(

@@ -210,6 +210,7 @@ class ClassCard(DropArea):
         self.name_edit = QLineEdit(name)
         self.name_edit.setToolTip("Class name (press Enter to rename)")
         self.name_edit.editingFinished.connect(self._rename)
+        self.paths = list(paths)
         self.count = QLabel(f"{len(paths)} image{'s' if len(paths) != 1 else ''}")
         remove = QToolButton()
         remove.setText("✕")
@@ -243,6 +244,21 @@ class ClassCard(DropArea):
             hint = QLabel("Drop images of this class here, or press +")
             hint.setStyleSheet("color: gray")
             layout.addWidget(hint)
+
+    def mark_unreadable(self, unreadable: set[str]) -> None:
+        """Say on the card how many of its images the head was adapted on, naming the ones it could not read."""
+        bad = [p for p in self.paths if str(p) in unreadable]
+        n = len(self.paths)
+        if not bad:
+            self.count.setText(f"{n} image{'s' if n != 1 else ''}")
+            self.count.setStyleSheet("")
+            self.count.setToolTip("")
+            return
+        self.count.setText(f"{n - len(bad)} of {n} images used")
+        self.count.setStyleSheet("color: #b00020")
+        self.count.setToolTip(
+            "Not readable, left out of the adaptation (see Messages): " + ", ".join(p.name for p in bad)
+        )
 
     def keyPressEvent(self, event) -> None:  # noqa: N802, ANN001 - Qt override
         if event.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace) and self.thumbs.currentIndex().isValid():
@@ -299,8 +315,15 @@ class SupportSetView(DropArea):
         self.status.setWordWrap(True)
         outer.addWidget(self.status)
         self.cards: dict[str, ClassCard] = {}
+        self.unreadable: set[str] = set()  # images the last adaptation could not read
         support.changed.connect(self.rebuild)
         self.rebuild()
+
+    def mark_unreadable(self, unreadable: set[str]) -> None:
+        """Mark on every card the images the last adaptation could not read."""
+        self.unreadable = set(unreadable)
+        for card in self.cards.values():
+            card.mark_unreadable(self.unreadable)
 
     def _rename(self, old: str, new: str) -> None:
         """Rename a class, or refuse with a message and show the old name again."""
@@ -328,6 +351,7 @@ class SupportSetView(DropArea):
             card.add_requested.connect(self.card_add_requested)
             self.cards_layout.insertWidget(self.cards_layout.count() - 1, card)
             self.cards[cls.name] = card
+            card.mark_unreadable(self.unreadable)
 
     card_drop = Signal(str, list)
     card_add_requested = Signal(str)

@@ -790,6 +790,7 @@ class MainWindow(QMainWindow):
             return
         for m in result.skipped:
             self.errors.report(m, "warning")
+        self.support_view.mark_unreadable(set(result.unreadable))
         if len(self.support.as_support()) < 2:  # the set shrank while this ran: its head is already stale
             self._drop_stale_head()
             return

@@ -1128,3 +1128,22 @@ def test_an_evaluation_on_screen_is_marked_out_of_date_when_its_inputs_change(qt
         window.load_model(window.checkpoint_path)
     assert "another model was loaded" in window.eval_summary.text()
     window.wait_for_jobs()
+
+
+def test_a_card_counts_what_the_head_is_adapted_on_and_names_unreadable_files(qtbot, window, folder_root, tmp_path):
+    support = tmp_path / "support"
+    for name in ("class_00", "class_01"):
+        (support / name).mkdir(parents=True)
+        for p in sorted((folder_root / name).iterdir())[:3]:
+            (support / name / p.name).write_bytes(p.read_bytes())
+    good = (support / "class_00" / "img_00.png").read_bytes()
+    (support / "class_00" / "truncated.png").write_bytes(good[: len(good) // 2])  # half a file
+    window.show()
+    with qtbot.waitSignal(window.adapted, timeout=TIMEOUT) as blocker:
+        drop(window.support_view, [support])
+    assert blocker.args[0].n_images == 6 and blocker.args[0].unreadable == [str(support / "class_00" / "truncated.png")]
+    card = window.support_view.cards["class_00"]
+    assert card.count.isVisible() and card.count.text() == "3 of 4 images used"
+    assert "truncated.png" in card.count.toolTip()
+    assert window.support_view.cards["class_01"].count.text() == "3 images"
+    window.wait_for_jobs()
