@@ -756,6 +756,32 @@ class MainWindow(QMainWindow):
         self._adapt_job = self.run_job("adapt", self.classifier.iter_adapt, support, on_done=self._adapted)
         self._adapt_job.finished.connect(self._adapt_finished)
 
+    def _check_domain(self) -> None:
+        """Warn (once per model) when a grayscale model is given colour photos: it sees them as grey drawings."""
+        if self.classifier is None or self.classifier.model.preprocessing.channels != 1:
+            return
+        if getattr(self, "_domain_warned", None) == self.checkpoint_path:
+            return
+        from PIL import Image
+
+        paths = [p for _, ps in self.support.as_support() for p in ps][:5]
+        colour = 0
+        for p in paths:
+            try:
+                with Image.open(p) as im:  # the header only
+                    colour += im.mode in ("RGB", "RGBA", "CMYK", "YCbCr")
+            except OSError:
+                continue
+        if paths and colour * 2 > len(paths):
+            self._domain_warned = self.checkpoint_path
+            pre = self.classifier.model.preprocessing
+            self.errors.report(
+                f"the current model ({Path(self.checkpoint_path or '').name}) was trained on {pre.size}x{pre.size} "
+                "grayscale images (e.g. handwritten characters); your support images are colour photos. For photos, "
+                "choose caltech101-effnet-anil in the model list",
+                "warning",
+            )
+
     def _drop_stale_head(self) -> None:
         """With fewer than 2 classes there is no classifier: forget the head, clear its results, disable export."""
         if self.classifier is None or not self.classifier.is_adapted:
@@ -791,6 +817,7 @@ class MainWindow(QMainWindow):
         for m in result.skipped:
             self.errors.report(m, "warning")
         self.support_view.mark_unreadable(set(result.unreadable))
+        self._check_domain()
         if len(self.support.as_support()) < 2:  # the set shrank while this ran: its head is already stale
             self._drop_stale_head()
             return

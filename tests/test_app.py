@@ -1147,3 +1147,19 @@ def test_a_card_counts_what_the_head_is_adapted_on_and_names_unreadable_files(qt
     assert "truncated.png" in card.count.toolTip()
     assert window.support_view.cards["class_01"].count.text() == "3 images"
     window.wait_for_jobs()
+
+
+def test_colour_photos_on_a_grayscale_model_get_a_warning(qtbot, window, folder_root, tmp_path):
+    from anil_engine.registry import bundled_models
+
+    omniglot = next(m for m in bundled_models() if m.name == "omniglot-vinyals-anil")
+    with qtbot.waitSignal(window.model_loaded, timeout=TIMEOUT):
+        window.load_model(str(omniglot.path))
+    reported = []
+    window.errors.reported.connect(lambda level, text: reported.append((level, text)))
+    with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
+        drop(window.support_view, [folder_root / "class_00", folder_root / "class_01"])  # colour PNGs
+    assert any(
+        level == "warning" and "grayscale" in text and "caltech101-effnet-anil" in text for level, text in reported
+    )
+    window.wait_for_jobs()
