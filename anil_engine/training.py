@@ -43,6 +43,7 @@ from anil_engine.models import AnilModel, model_from_checkpoint, rescale_feature
 from anil_engine.tasks import to_float
 from anil_engine.trainrun import (
     VAL_SEED,
+    DataProgress,
     TrainProgress,
     check_fresh,
     check_same_settings,
@@ -113,7 +114,10 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Gen
         check_fresh(out, last_path)
 
     torch.manual_seed(config.seed)
+    # Decoding a data set can take a minute or more (the first time, before it is cached): say what is going on.
+    yield DataProgress("Reading the training images", 0, 1)
     train_data = load_dataset(config.dataset, config.data_root, "train", pre.size, pre.channels, config.split_scheme)
+    yield DataProgress("Reading the validation images", 0, 1)
     val_data = load_dataset(config.dataset, config.data_root, "val", pre.size, pre.channels, config.split_scheme)
     model = initial_model(config, pre)
     if config.init_feature_norm and not resume:

@@ -12,6 +12,7 @@ from anil_engine.config import TrainConfig
 from anil_engine.errors import ConfigError
 from anil_engine.evaluation import run_to_end
 from anil_engine.training import train
+from anil_engine.trainrun import DataProgress, TrainProgress
 
 
 def config(root, **kw):
@@ -46,6 +47,9 @@ def test_train_writes_log_and_checkpoints(tmp_path, omniglot_root):
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [x["iteration"] for x in lines] == [0, 1, 2, 3, 4]
     # The starting point's validation comes first, as progress too (the app draws it).
+    data = [p for p in items if isinstance(p, DataProgress)]  # reading the data is shown first
+    assert [p.stage for p in data] == ["Reading the training images", "Reading the validation images"]
+    items = [p for p in items if isinstance(p, TrainProgress)]
     assert [p.iteration for p in items] == [0, 1, 2, 3, 4]
     assert items[0].val_accuracy == lines[0]["val_accuracy"] and items[0].loss != items[0].loss  # NaN
     assert "val_accuracy" in lines[0] and "val_accuracy" in lines[2] and "val_accuracy" not in lines[1]
@@ -60,7 +64,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, omniglot_root, en
     straight = run_to_end(train(config(omniglot_root, engine=engine), tmp_path / "a"))
     gen = train(config(omniglot_root, engine=engine), tmp_path / "b")
     for progress in gen:
-        if progress.iteration == 3:
+        if isinstance(progress, TrainProgress) and progress.iteration == 3:
             gen.close()  # what Cancel in the app and Ctrl-C in the CLI do
             break
     assert load_checkpoint(tmp_path / "b" / "last.pt")["resume"]["iteration"] == 3
