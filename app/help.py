@@ -84,3 +84,23 @@ class TextDialog(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.close)
         layout.addWidget(buttons)
+
+
+GETTING_STARTED_HTML = """
+<h3>Getting started</h3>
+<ol>
+<li><b>Pick a model</b> (top left). The default, <i>caltech101-effnet-anil</i>, is made for photos of everyday
+things; the Omniglot models are for handwritten characters.</li>
+<li><b>Teach it your categories.</b> Drop a folder on the support set (the middle) that holds one sub-folder per
+category, e.g. <tt>birds/robin/</tt>, <tt>birds/sparrow/</tt>, with about 5 photos in each (1 works too), or press
+<b>Add folder…</b> (Ctrl+Shift+I). Each category becomes a card; the app learns them in well under a second.</li>
+<li><b>Classify.</b> Drop new photos or a folder of them on <b>Classify</b> (right), or press Ctrl+K. Each photo
+gets its most likely category and the next two.</li>
+<li><b>Correct it.</b> Select a wrong result and press the number of the right category (1-9), or drag it onto
+that card: it joins the examples and every result is classified again.</li>
+<li><b>Check it.</b> <b>Evaluate</b> ▸ Leave-one-out (Ctrl+L) tests each example against the others; a labelled
+folder (one sub-folder per category) gives accuracy and the mistakes.</li>
+<li><b>Keep it.</b> File ▸ Save project (Ctrl+S); File ▸ Export adapted classifier to ONNX for use elsewhere.</li>
+</ol>
+<p>Every step also exists as a command: <tt>anil-studio --help</tt>.</p>
+"""

@@ -308,6 +308,14 @@ class SupportSetView(DropArea):
         self.scroll.setWidgetResizable(True)
         self.inner = QWidget()
         self.cards_layout = QVBoxLayout(self.inner)
+        self.guide = QLabel(
+            "<b>Start here.</b><br>1. Drop a folder that holds one sub-folder of photos per category (about 5 "
+            "photos each; 1 works too), or press <b>Add folder…</b>.<br>2. Each category becomes a card and the "
+            "model learns them in well under a second.<br>3. Drop new photos on <b>Classify</b> to sort them."
+        )
+        self.guide.setWordWrap(True)
+        self.guide.setStyleSheet("color: #555; padding: 12px")
+        self.cards_layout.addWidget(self.guide)
         self.cards_layout.addStretch(1)
         self.scroll.setWidget(self.inner)
         outer.addWidget(self.scroll, 1)
@@ -352,6 +360,7 @@ class SupportSetView(DropArea):
             self.cards_layout.insertWidget(self.cards_layout.count() - 1, card)
             self.cards[cls.name] = card
             card.mark_unreadable(self.unreadable)
+        self.guide.setVisible(not self.support.classes)
 
     card_drop = Signal(str, list)
     card_add_requested = Signal(str)

@@ -49,7 +49,7 @@ from anil_engine.images import IMAGE_SUFFIXES
 from anil_engine.registry import MODELS_DIR, bundled_models
 from app import gc_guard
 from app.autosave import Autosave, AutosaveStore
-from app.help import TextDialog, about_html, shortcuts_html
+from app.help import GETTING_STARTED_HTML, TextDialog, about_html, shortcuts_html
 from app.jobs import CANCELLED, Job
 from app.support_model import SupportSet, expand_drop, images_in
 from app.widgets import (
@@ -334,6 +334,14 @@ class MainWindow(QMainWindow):
         order_row.addWidget(self.results_order)
         order_row.addWidget(self.results_summary, 1)
         q.addLayout(order_row)
+        self.classify_guide = QLabel(
+            "<b>Nothing classified yet.</b> Drop photos or a folder of photos here (or press Classify images…, "
+            "Ctrl+K). First give the support set at least 2 categories with a few photos each; Help ▸ Getting "
+            "started shows the steps."
+        )
+        self.classify_guide.setWordWrap(True)
+        self.classify_guide.setStyleSheet("color: #555; padding: 8px")
+        q.addWidget(self.classify_guide)
         q.addWidget(self.results, 1)
         buttons = QHBoxLayout()
         classify_button = QPushButton("Classify images…")
@@ -441,6 +449,7 @@ class MainWindow(QMainWindow):
         action(model, "Meta-train…", self.show_train_dialog, "Ctrl+T")
         action(model, "Evaluate on a data set…", self.show_eval_dialog, "Ctrl+Shift+L")
         help_menu = self.menuBar().addMenu("&Help")
+        action(help_menu, "Getting started", self.show_getting_started)
         action(help_menu, "Keyboard shortcuts", self.show_shortcuts, QKeySequence.StandardKey.HelpContents)
         action(help_menu, "About ANIL Studio", self.show_about)
 
@@ -730,6 +739,9 @@ class MainWindow(QMainWindow):
         dialog.show()
         dialog.raise_()
 
+    def show_getting_started(self) -> None:
+        self._show_text_dialog("getting-started", "Getting started", GETTING_STARTED_HTML)
+
     def show_shortcuts(self) -> None:
         self._show_text_dialog("shortcuts", "Keyboard shortcuts", shortcuts_html(self.menuBar()))
 
@@ -917,6 +929,7 @@ class MainWindow(QMainWindow):
             counts[p.label] = counts.get(p.label, 0) + 1
         summary = ", ".join(f"{n} {c}" for n, c in sorted(counts.items()))
         self.results_summary.setText(f"{len(self.predictions)} images: {summary}" if self.predictions else "")
+        self.classify_guide.setVisible(not self.predictions)
         self.results_summary.setToolTip(summary)
 
     def export_csv_dialog(self) -> None:

@@ -1163,3 +1163,21 @@ def test_colour_photos_on_a_grayscale_model_get_a_warning(qtbot, window, folder_
         level == "warning" and "grayscale" in text and "caltech101-effnet-anil" in text for level, text in reported
     )
     window.wait_for_jobs()
+
+
+def test_an_empty_window_tells_a_newcomer_what_to_do(qtbot, window, folder_root):
+    window.show()
+    assert window.support_view.guide.isVisible() and "Start here" in window.support_view.guide.text()
+    assert window.classify_guide.isVisible() and "Drop photos" in window.classify_guide.text()
+    menu_action(window, "Getting started").trigger()
+    dialog = window.text_dialogs["getting-started"]
+    assert dialog.isVisible() and "Teach it your categories" in dialog.browser.toPlainText()
+    with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
+        drop(window.support_view, [folder_root / "class_00", folder_root / "class_01"])
+    assert not window.support_view.guide.isVisible()
+    with qtbot.waitSignal(window.classified, timeout=TIMEOUT):
+        drop(window.query_area, [sorted((folder_root / "class_00").iterdir())[-1]])
+    assert not window.classify_guide.isVisible()
+    window.clear_results()
+    assert window.classify_guide.isVisible()
+    window.wait_for_jobs()
