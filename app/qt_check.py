@@ -117,6 +117,10 @@ def display_problem(platform: str, plugin: str | None = None) -> str | None:
     """For the X11 platform: which system libraries are missing and the command that installs them; else None."""
     if platform not in ("", "xcb"):
         return None
+    import os
+
+    if platform == "" and os.environ.get("WAYLAND_DISPLAY") and not os.environ.get("DISPLAY"):
+        return None  # a Wayland session without X: Qt uses its Wayland platform, not these libraries
     missing = missing_libraries(plugin)
     if not missing:
         return None
