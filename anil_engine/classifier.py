@@ -211,24 +211,20 @@ class FewShotClassifier:
                 computed += len(keys) // (2 if mirrored else 1)
             done += len(todo[i : i + BATCH])
             yield FeatureProgress(stage, done, total)
-        with self._lock:
-            ok, rows = [], []
-            for p in paths:
-                try:
-                    rows.append(self._cache[(*_key(p), False)])
-                    ok.append(p)
-                except (KeyError, OSError):
-                    continue
-            stacked = torch.stack(rows) if rows else torch.zeros(0, self.model.num_features)
+        stacked, ok = self._cached_rows(paths, mirrored=False)
         return stacked, ok, skipped, computed
 
     def mirrored_features(self, paths: list[Path]) -> tuple[torch.Tensor, list[Path]]:
         """Cached features of the mirror images of `paths` (computed by `iter_features(..., mirrored=True)`)."""
+        return self._cached_rows(paths, mirrored=True)
+
+    def _cached_rows(self, paths: list[Path], mirrored: bool) -> tuple[torch.Tensor, list[Path]]:
+        """(features (n_cached, num_features), the paths they belong to) from the cache, in order."""
         with self._lock:
             ok, rows = [], []
             for p in paths:
                 try:
-                    rows.append(self._cache[(*_key(p), True)])
+                    rows.append(self._cache[(*_key(p), mirrored)])
                     ok.append(p)
                 except (KeyError, OSError):
                     continue

@@ -34,7 +34,7 @@ from anil_engine.datasets import load_dataset
 from anil_engine.datasets.base import ImageTensorDataset
 from anil_engine.distributed import launched_by_torchrun
 from anil_engine.errors import CheckpointError, ConfigError
-from anil_engine.evaluation import evaluate_features
+from anil_engine.evaluation import evaluate_features, run_to_end
 from anil_engine.models import AnilModel
 from anil_engine.tasks import FastEpisodeSampler, labels_dataset, to_float
 from anil_engine.trainrun import (
@@ -45,6 +45,7 @@ from anil_engine.trainrun import (
     check_same_settings,
     make_checkpoint,
     preprocessing_for,
+    run_result,
 )
 
 CACHE_BATCH = 64
@@ -199,12 +200,7 @@ def train_pretrained(
                         flip=config.flip)  # fmt: skip
         head = (model.head.weight, model.head.bias)
         gen = evaluate_features(feats, val_data.labels, ev, head, config.fast_lr, config.adaptation_steps, flipped)
-        while True:
-            try:
-                next(gen)
-            except StopIteration as stop:
-                val = stop.value
-                break
+        val = run_to_end(gen)
         if best_val is None or val["accuracy"] > best_val:
             best_val = val["accuracy"]
             best = {**metrics(), "best_iteration": iteration}
@@ -254,11 +250,4 @@ def train_pretrained(
         log.close()
     if completed and not best_path.exists():
         save_checkpoint(make_checkpoint(model, config, "anil", metrics(), dataset_info), best_path)
-    return {
-        "out": str(out),
-        "last": str(last_path),
-        "best": str(best_path),
-        "iterations": iteration,
-        "best_val_accuracy": best_val,
-        "train_seconds": metrics()["train_seconds"],
-    }
+    return run_result(out, iteration, best_val, metrics()["train_seconds"])

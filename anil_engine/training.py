@@ -49,6 +49,7 @@ from anil_engine.trainrun import (
     check_same_settings,
     make_checkpoint,
     preprocessing_for,
+    run_result,
 )
 
 
@@ -265,11 +266,4 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Gen
         shutdown(ctx, synchronize=completed)
     if completed and ctx.is_main and not best_path.exists():
         save_checkpoint(make_checkpoint(model, config, "anil", metrics(), dataset_info), best_path)
-    return {
-        "out": str(out),
-        "last": str(last_path),
-        "best": str(best_path),
-        "iterations": iteration,
-        "best_val_accuracy": best_val,
-        "train_seconds": metrics()["train_seconds"],
-    }
+    return run_result(out, iteration, best_val, metrics()["train_seconds"])

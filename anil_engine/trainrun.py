@@ -96,3 +96,15 @@ def check_fresh(out: Path, last_path: Path) -> None:
     """A new run never overwrites another's last.pt."""
     if last_path.exists():
         raise ConfigError(f"{out}: already holds a run (last.pt); pass --resume to continue it or choose a new --out")
+
+
+def run_result(out: Path, iteration: int, best_val: float | None, train_seconds: float) -> dict[str, Any]:
+    """What a meta-training run returns: its folder, checkpoints, length and best validation accuracy."""
+    return {
+        "out": str(out),
+        "last": str(out / "last.pt"),
+        "best": str(out / "best.pt"),
+        "iterations": iteration,
+        "best_val_accuracy": best_val,
+        "train_seconds": train_seconds,
+    }
