@@ -98,3 +98,23 @@ class Job(QObject):
             QCoreApplication.processEvents()
             time.sleep(0.01)
         return not self.running
+
+
+def start_job(
+    name: str,
+    fn: Callable[..., Any],
+    *args: Any,
+    on_progress: Callable[[Any], None] | None = None,
+    on_done: Callable[[Any], None] | None = None,
+    on_failed: Callable[[BaseException], None] | None = None,
+    on_finished: Callable[[], None] | None = None,
+) -> Job:
+    """Create a `Job`, connect its signals (the only place that does) and start it."""
+    job = Job(name, fn, *args)
+    for signal, slot in ((job.progress, on_progress), (job.done, on_done), (job.failed, on_failed)):
+        if slot is not None:
+            signal.connect(slot)
+    if on_finished is not None:
+        job.finished.connect(on_finished)
+    job.start()
+    return job

@@ -8,8 +8,6 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from anil_engine.images import is_image_path
-
 
 @dataclass
 class SupportClass:
@@ -84,19 +82,16 @@ class SupportSet(QObject):
         if cls and path in cls.paths:
             self.undo_stack.push(_RemoveImage(self, name, path, cls.paths.index(path)))
 
-    def add_class_folders(self, root: Path) -> list[str]:
-        """One class per sub-folder with images, as one undo step."""
-        from anil_engine.datasets.folder import scan_class_folders
-
-        scan = scan_class_folders(root)
+    def add_class_folders(self, found: dict[str, list[Path]], source: str) -> list[str]:
+        """One class per entry of `found` (a folder of class folders, already read), as one undo step."""
         classes, taken = [], set(self.names())
-        for name, paths in scan.classes.items():
+        for name, paths in found.items():
             unique = name if name not in taken else self._unique_among(name, taken)
             taken.add(unique)
             classes.append((unique, [Path(p) for p in paths]))
         # One command, so one `changed`: a folder of 100 classes rebuilds the view once, not 100 times.
         current = [(c.name, list(c.paths)) for c in self.classes]
-        self.undo_stack.push(_ReplaceAll(self, [*current, *classes], f"add classes from {root.name}"))
+        self.undo_stack.push(_ReplaceAll(self, [*current, *classes], f"add classes from {source}"))
         return [n for n, _ in classes]
 
     def restore(self, classes: list[tuple[str, list[Path]]], text: str = "recover unsaved work") -> None:
@@ -207,27 +202,3 @@ class _RemoveImage(_Cmd):
     def undo(self) -> None:
         self._cls(self.name).paths.insert(self.index, self.path)
         self.model.changed.emit()
-
-
-def expand_drop(paths: list[Path]) -> tuple[list[Path], list[Path], list[str]]:
-    """Split dropped paths into (image files, folders, messages about skipped files).
-
-    Image files inside dropped folders are not expanded here; callers decide
-    whether a folder is a class folder or a folder of class folders.
-    """
-    images, folders, messages = [], [], []
-    for p in paths:
-        if p.is_dir():
-            folders.append(p)
-        elif p.is_file() and is_image_path(p):
-            images.append(p)
-        elif p.is_file():
-            messages.append(f"{p}: not an image file (PNG, JPEG, BMP, GIF, TIFF, WebP); skipped")
-        else:
-            messages.append(f"{p}: not found; skipped")
-    return images, folders, messages
-
-
-def images_in(folder: Path) -> list[Path]:
-    """Image files below a folder, sorted."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and is_image_path(p) and not p.name.startswith("."))

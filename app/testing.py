@@ -9,15 +9,26 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QWidget
 
+READING_JOBS = ("read drop", "unpack")  # the jobs a drop starts before anything is added
 
-def send_drop(widget: QWidget, paths: list[Path]) -> None:
-    """Deliver the drag-enter, drag-move and drop events a file manager would send."""
+
+def send_drop(widget: QWidget, paths: list[Path], wait: bool = True) -> None:
+    """Deliver the drag-enter, drag-move and drop events a file manager would send.
+
+    With `wait`, return once the window has read the drop (its plan carried out), as a user sees it.
+    """
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    send_mime_drop(widget, mime)
+    send_mime_drop(widget, mime, wait)
 
 
-def send_mime_drop(widget: QWidget, mime: QMimeData) -> None:
+def wait_for_drops(widget: QWidget, timeout_s: float = 120.0) -> None:
+    """Process events until the window of `widget` has no drop left to read."""
+    window = widget.window()
+    wait_until(lambda: not any(j.name in READING_JOBS for j in getattr(window, "jobs", [])), timeout_s)
+
+
+def send_mime_drop(widget: QWidget, mime: QMimeData, wait: bool = True) -> None:
     """Drag-enter, drag-move and drop of any data (e.g. a browser's image with its remote address)."""
     args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
     enter = QDragEnterEvent(QPoint(5, 5), *args)
@@ -26,6 +37,8 @@ def send_mime_drop(widget: QWidget, mime: QMimeData) -> None:
         raise RuntimeError(f"{widget} refused the drag")
     QApplication.sendEvent(widget, QDragMoveEvent(QPoint(5, 5), *args))
     QApplication.sendEvent(widget, QDropEvent(QPointF(5, 5), *args))
+    if wait:
+        wait_for_drops(widget)
 
 
 def wait_until(predicate, timeout_s: float = 120.0) -> None:  # noqa: ANN001

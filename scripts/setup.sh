@@ -99,7 +99,7 @@ if ! "$VPY" -c "$OURS" 2>/dev/null; then
     TMP=$(mktemp -d)
     trap 'rm -rf "$TMP"' EXIT
     "${PIP[@]}" install "cython>=3,<4" "numpy"
-    "${PIP[@]}" download --no-deps --no-binary :all: "learn2learn==0.2.0" -d "$TMP"
+    "${PIP[@]}" download --no-deps --no-binary learn2learn "learn2learn==0.2.0" -d "$TMP"
     tar -xzf "$TMP"/learn2learn-0.2.0.tar.gz -C "$TMP"
     SRC="$TMP/learn2learn-0.2.0"
     for pyx in "$SRC"/learn2learn/data/*.pyx; do "$VENV/bin/cython" -3 "$pyx"; done

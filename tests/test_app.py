@@ -34,7 +34,7 @@ def window(qtbot, tmp_path, checkpoint):
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     w = MainWindow(settings=settings, checkpoint=str(checkpoint))
     w.errors.show_dialogs = False
-    w.confirm_close = lambda: True
+    w.session.confirm_discard = lambda: True
     qtbot.addWidget(w)
     qtbot.waitUntil(lambda: w.classifier is not None, timeout=TIMEOUT)
     yield w
@@ -74,7 +74,7 @@ def test_drop_folder_of_class_folders_adapts_off_the_gui_thread(qtbot, window, f
     assert window.support.names() == [f"class_{i:02d}" for i in range(12)]
     assert len(blocker.args[0].class_names) == 12
     assert threads and all(t != threading.main_thread().name for t in threads)
-    assert "Head adapted to 12 classes" in window.adapt_status.text()
+    assert "Learned 12 classes" in window.support_view.status.text()
 
 
 def test_drop_images_on_card_undo_redo(qtbot, window, folder_root):
@@ -118,30 +118,30 @@ def test_classify_export_and_evaluate(qtbot, window, folder_root, tmp_path):
         drop(window.support_view, [support])
     queries = [sorted((folder_root / n).iterdir())[-1] for n in ("class_00", "class_01", "class_02")]
     with qtbot.waitSignal(window.classified, timeout=TIMEOUT) as blocker:
-        drop(window.query_area, queries)
+        drop(window.classify_panel, queries)
     assert [p.label for p in blocker.args[0]] == ["class_00", "class_01", "class_02"]
-    assert window.results_model.rowCount() == 3
+    assert window.classify_panel.results_model.rowCount() == 3
     window.export_csv(tmp_path / "out.csv")
     rows = list(csv.reader(open(tmp_path / "out.csv")))
     assert rows[0][:3] == ["path", "label", "confidence"] and len(rows) == 4
     with qtbot.waitSignal(window.evaluated, timeout=TIMEOUT) as loo:
         window.leave_one_out()
     assert loo.args[0].n_images == 9
-    assert not window.confusion.pixmap().isNull()
+    assert not window.evaluate_panel.confusion.pixmap().isNull()
     labelled = tmp_path / "labelled"
     for name in ("class_00", "class_01"):
         (labelled / name).mkdir(parents=True)
         for p in sorted((folder_root / name).iterdir())[3:]:
             (labelled / name / p.name).write_bytes(p.read_bytes())
     with qtbot.waitSignal(window.evaluated, timeout=TIMEOUT) as folder_eval:
-        drop(window.eval_area, [labelled])
+        drop(window.evaluate_panel, [labelled])
     assert folder_eval.args[0].n_images == 6
 
 
 def test_project_round_trip(qtbot, window, folder_root, tmp_path, checkpoint):
     with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
         drop(window.support_view, [folder_root / "class_04", folder_root / "class_05"])
-    assert window.save_project_to(tmp_path / "p.anilproj")
+    assert window.session.save_to(tmp_path / "p.anilproj")
     assert window.support.undo_stack.isClean()
     settings = QSettings(str(tmp_path / "s2.ini"), QSettings.Format.IniFormat)
     other = MainWindow(settings=settings, checkpoint=str(checkpoint))
@@ -149,7 +149,7 @@ def test_project_round_trip(qtbot, window, folder_root, tmp_path, checkpoint):
     qtbot.addWidget(other)
     qtbot.waitUntil(lambda: other.classifier is not None, timeout=TIMEOUT)
     with qtbot.waitSignal(other.adapted, timeout=TIMEOUT):
-        other.open_project(tmp_path / "p.anilproj")
+        other.session.open_project(tmp_path / "p.anilproj")
     assert other.support.names() == ["class_04", "class_05"]
     assert torch.allclose(other.classifier.weight, window.classifier.weight)
     other.wait_for_jobs()
@@ -163,16 +163,16 @@ def test_bad_checkpoint_drop_reports_and_keeps_running(qtbot, window, tmp_path):
     drop(window.support_view, [bad])
     qtbot.waitUntil(lambda: any("broken.pt" in m for m in messages), timeout=TIMEOUT)
     assert window.classifier is not None
-    qtbot.waitUntil(lambda: "still using tiny.pt" in window.model_status.text(), timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: "still using tiny.pt" in window.model_panel.status.text(), timeout=TIMEOUT)
 
 
 def test_close_asks_when_unsaved(qtbot, window, folder_root):
     asked = []
-    window.confirm_close = lambda: asked.append(1) or False
+    window.session.confirm_discard = lambda: asked.append(1) or False
     drop(window.support_view, [folder_root / "class_00"])
     assert not window.close()
     assert asked
-    window.confirm_close = lambda: True
+    window.session.confirm_discard = lambda: True
 
 
 def test_meta_training_in_the_app_becomes_the_current_model(qtbot, window, folder_root, tmp_path):
@@ -193,7 +193,7 @@ def test_meta_training_in_the_app_becomes_the_current_model(qtbot, window, folde
     d.out.setText(str(tmp_path / "run"))
     loaded = finish_run_and_use_it(qtbot, window, d)
     assert loaded.args[0].endswith("best.pt")
-    assert window.model_combo.currentText() == "best.pt (run)"  # the picker names the current model
+    assert window.model_panel.model_combo.currentText() == "best.pt (run)"  # the picker names the current model
     assert d.progress.value() == 3 and len(d._xs) == 3
     assert d._vx == [0, 3]  # the starting point's validation is drawn too
     d.close()
@@ -238,7 +238,7 @@ def test_export_classifier_from_the_app_matches_torch_free_predict(qtbot, window
         window.export_onnx(tmp_path / "c.onnx", classifier=True)
     queries = [p for n in ("class_03", "class_00") for p in sorted((folder_root / n).iterdir())]
     with qtbot.waitSignal(window.classified, timeout=TIMEOUT) as blocker:
-        drop(window.query_area, queries)
+        drop(window.classify_panel, queries)
     runtime, _ = OnnxClassifier(tmp_path / "c.onnx").predict(queries)
     assert [p.label for p in runtime] == [p.label for p in blocker.args[0]]
     # The same through `anil-studio predict` in a fresh process that never imports torch.
@@ -255,17 +255,21 @@ def test_export_classifier_from_the_app_matches_torch_free_predict(qtbot, window
 
 def test_app_uses_onnxruntime_trunk_on_cpu(window):
     assert window.classifier.backend == "onnxruntime"
-    assert "trunk: onnxruntime" in window.model_status.text()
+    assert window.model_panel.status.text().startswith("Ready: tiny.pt looks at")  # plain words on screen
+    assert "trunk: onnxruntime" in window.model_panel.status.toolTip()  # the detail one hover away
 
 
 def test_model_list_shows_the_loaded_model(qtbot, window):
     # tiny.pt is not bundled: it joins the list, named with its folder, rather than the picker going blank.
-    assert window.model_combo.currentIndex() >= 0 and window.model_combo.currentText().startswith("tiny.pt (")
-    if window.model_combo.count():
-        bundled = window.model_combo.itemData(0)
+    assert (
+        window.model_panel.model_combo.currentIndex() >= 0
+        and window.model_panel.model_combo.currentText().startswith("tiny.pt (")
+    )
+    if window.model_panel.model_combo.count():
+        bundled = window.model_panel.model_combo.itemData(0)
         window.load_model(bundled)
         qtbot.waitUntil(lambda: window.checkpoint_path == bundled, timeout=TIMEOUT)
-        assert window.model_combo.currentIndex() == 0
+        assert window.model_panel.model_combo.currentIndex() == 0
 
 
 def test_garbage_is_collected_on_the_gui_thread_only_while_a_window_is_open(qtbot):
@@ -395,23 +399,23 @@ def test_support_classify_and_evaluate_without_dragging(qtbot, window, folder_ro
     assert window.support.classes[-1].paths == new[:2]
     assert titles[-1] == "Images to add to class class_03 2"
     # classify images, then a folder; the Classify tab comes to the front
-    window.tabs.setCurrentWidget(window.eval_area)
+    window.tabs.setCurrentWidget(window.evaluate_panel)
     queries = [sorted((folder_root / n).iterdir())[-1] for n in ("class_00", "class_01")]
     pick(files=queries)
     with qtbot.waitSignal(window.classified, timeout=TIMEOUT) as blocker:
         menu_action(window, "Classify images…").trigger()
     assert [p.path for p in blocker.args[0]] == [str(q) for q in queries]
-    assert window.tabs.currentWidget() is window.query_area
+    assert window.tabs.currentWidget() is window.classify_panel
     pick(folder=folder_root / "class_05")
     with qtbot.waitSignal(window.classified, timeout=TIMEOUT) as blocker:
         menu_action(window, "Classify a folder…").trigger()
-    assert len(blocker.args[0]) == 6 and window.results_model.rowCount() == 8
+    assert len(blocker.args[0]) == 6 and window.classify_panel.results_model.rowCount() == 8
     # a labelled folder
     pick(folder=folder_root)
     with qtbot.waitSignal(window.evaluated, timeout=TIMEOUT) as evaluated:
         menu_action(window, "Evaluate on a labelled folder…").trigger()
     assert evaluated.args[0].n_images == 12 * 6
-    assert window.tabs.currentWidget() is window.eval_area
+    assert window.tabs.currentWidget() is window.evaluate_panel
     # a cancelled dialog changes nothing
     names, count = window.support.names(), window.support.undo_stack.count()
     pick()
@@ -419,7 +423,7 @@ def test_support_classify_and_evaluate_without_dragging(qtbot, window, folder_ro
         menu_action(window, text).trigger()
     window.wait_for_jobs()
     assert window.support.names() == names and window.support.undo_stack.count() == count
-    assert window.results_model.rowCount() == 8
+    assert window.classify_panel.results_model.rowCount() == 8
 
 
 def test_paste_image_data_and_files_to_classify(qtbot, window, folder_root, tmp_path):
@@ -456,15 +460,15 @@ def test_paste_image_data_and_files_to_classify(qtbot, window, folder_root, tmp_
     window.paste_dir = tmp_path / "file-not-folder"
     window.paste_dir.write_text("x")
     clipboard.setImage(QImage(str(source)))
-    count = window.results_model.rowCount()
+    count = window.classify_panel.results_model.rowCount()
     menu_action(window, "Paste images to classify").trigger()
     window.wait_for_jobs()
     assert "could not save the pasted image" in messages[-1] and "file-not-folder" in messages[-1]
-    assert window.results_model.rowCount() == count
+    assert window.classify_panel.results_model.rowCount() == count
 
 
 def test_help_lists_every_shortcut_and_the_versions(qtbot, window):
-    from app.help import menu_shortcuts
+    from app.dialogs.help import menu_shortcuts
 
     rows = {text: keys for _menu, text, keys in menu_shortcuts(window.menuBar())}
     assert rows["Add support images as a new class…"] == "Ctrl+I"
@@ -517,12 +521,12 @@ def test_long_image_jobs_show_progress_and_stop(qtbot, window, folder_root, gate
     window.job_progress.stop.click()
     gated_images["gate"].set()
     qtbot.waitUntil(lambda: not window.jobs, timeout=TIMEOUT)
-    assert window.job_progress.isHidden() and window.results_model.rowCount() == 0
+    assert window.job_progress.isHidden() and window.classify_panel.results_model.rowCount() == 0
     assert messages[-1] == "classification stopped; no results added"
     # The two finished images stay cached: classifying again reads only the other four.
     with qtbot.waitSignal(window.classified, timeout=TIMEOUT) as blocker:
         window.classify_paths([folder_root / "class_02"])
-    assert len(blocker.args[0]) == 6 and window.results_model.rowCount() == 6
+    assert len(blocker.args[0]) == 6 and window.classify_panel.results_model.rowCount() == 6
     # Esc stops an evaluation of a labelled folder, which then reports no result.
     labelled = tmp_path / "labelled"
     for name in ("class_00", "class_01"):
@@ -537,7 +541,7 @@ def test_long_image_jobs_show_progress_and_stop(qtbot, window, folder_root, gate
     menu_action(window, "Stop the running image job").trigger()
     gated_images["gate"].set()
     qtbot.waitUntil(lambda: not window.jobs, timeout=TIMEOUT)
-    assert window.eval_summary.text() == "<b>Labelled folder labelled</b>: stopped; no result."
+    assert window.evaluate_panel.summary.text() == "<b>Labelled folder labelled</b>: stopped; no result."
     assert window.job_progress.isHidden()
 
 
@@ -559,7 +563,7 @@ def test_a_support_change_restarts_the_running_adaptation(qtbot, window, folder_
     # the stopped job's finished batches stayed cached: the first, and the second if the worker had started
     # it before the stop (it was waiting for its third image)
     assert adapted[0].new_images in (18 - 2, 18 - 4)
-    assert "Head adapted to 3 classes" in window.adapt_status.text()
+    assert "Learned 3 classes" in window.support_view.status.text()
 
 
 def test_escape_stops_an_adaptation(qtbot, window, folder_root, gated_images):
@@ -569,7 +573,7 @@ def test_escape_stops_an_adaptation(qtbot, window, folder_root, gated_images):
     menu_action(window, "Stop the running image job").trigger()
     gated_images["gate"].set()
     qtbot.waitUntil(lambda: not window.jobs, timeout=TIMEOUT)
-    assert window.adapt_status.text().startswith("Adaptation stopped; the head is still the previous one.")
+    assert window.support_view.status.text().startswith("Adaptation stopped; the head is still the previous one.")
     assert not window.classifier.is_adapted and window.job_progress.isHidden()
     with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
         window.adapt_now()
@@ -581,33 +585,33 @@ def test_results_can_be_reordered_and_are_summarised(qtbot, window, folder_root)
     with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
         drop(window.support_view, [folder_root / "class_00", folder_root / "class_01", folder_root / "class_02"])
     with qtbot.waitSignal(window.classified, timeout=TIMEOUT) as blocker:
-        drop(window.query_area, [folder_root / "class_03", folder_root / "class_01"])
+        drop(window.classify_panel, [folder_root / "class_03", folder_root / "class_01"])
     classified = blocker.args[0]
 
     def shown():
-        view = window.results_sorted
+        view = window.classify_panel.results_sorted
         return [view.index(i, 0).data(Qt.ItemDataRole.UserRole) for i in range(view.rowCount())]
 
     assert shown() == classified and len(classified) == 12
-    window.results_order.setCurrentText("least confident first")
+    window.classify_panel.results_order.setCurrentText("least confident first")
     assert [p.confidence for p in shown()] == sorted(p.confidence for p in classified)
-    window.results_order.setCurrentText("by class")
+    window.classify_panel.results_order.setCurrentText("by class")
     assert [p.label for p in shown()] == sorted(p.label for p in classified)
-    window.results_order.setCurrentText("as classified")
+    window.classify_panel.results_order.setCurrentText("as classified")
     assert shown() == classified
     counts = {n: sum(p.label == n for p in classified) for n in ("class_00", "class_01", "class_02")}
     expected = ", ".join(f"{n} {c}" for n, c in counts.items() if c)
-    assert window.results_summary.text() == f"12 images: {expected}"
+    assert window.classify_panel.results_summary.text() == f"12 images: {expected}"
     # The delegate paints a row (thumbnail, label, bars) without error and gives it a fixed height.
-    image = window.results.grab().toImage()
+    image = window.classify_panel.results.grab().toImage()
     colours = {image.pixel(x, y) for x in range(0, min(image.width(), 400), 3) for y in range(0, 60, 3)}
     assert len(colours) > 20  # the first row's thumbnail, text and bars, not an empty view
-    assert window.results.sizeHintForRow(0) == window.results.sizeHintForRow(11) > 56
+    assert window.classify_panel.results.sizeHintForRow(0) == window.classify_panel.results.sizeHintForRow(11) > 56
     # Long status lines (the adaptation's, the summary) wrap or elide: the window still fits a 1280-px screen.
-    assert len(window.adapt_status.text()) > 150
+    window.support_view.status.setText("a long status line " * 20)
     assert window.minimumSizeHint().width() <= 1280
-    window.clear_results()
-    assert not window.predictions and window.results_summary.text() == ""
+    window.classify_panel.clear()
+    assert not window.classify_panel.predictions and window.classify_panel.results_summary.text() == ""
 
 
 def test_leave_one_out_shows_progress_and_stops(qtbot, window, folder_root, monkeypatch):
@@ -631,7 +635,7 @@ def test_leave_one_out_shows_progress_and_stops(qtbot, window, folder_root, monk
     window.job_progress.stop.click()
     gate.set()
     qtbot.waitUntil(lambda: not window.jobs, timeout=TIMEOUT)
-    assert window.eval_summary.text() == "<b>Leave-one-out on the support set</b>: stopped; no result."
+    assert window.evaluate_panel.summary.text() == "<b>Leave-one-out on the support set</b>: stopped; no result."
     # Stopped at the next image: the 10th ran if the worker had started it before Stop, never the 11th.
     assert len(calls) in (9, 10)
 
@@ -665,16 +669,16 @@ def test_images_dragged_from_a_browser(qtbot, window, folder_root, tmp_path):
     # On Classify it is classified like the original file.
     source = sorted((folder_root / "class_01").iterdir())[-1]
     with qtbot.waitSignal(window.classified, timeout=TIMEOUT) as blocker:
-        send_mime_drop(window.query_area, browser_drag(source, "https://example.org/c.png"))
+        send_mime_drop(window.classify_panel, browser_drag(source, "https://example.org/c.png"))
     (dropped,) = blocker.args[0]
     direct = window.classifier.predict([source])[0][0]
     assert dropped.label == direct.label and Path(dropped.path).parent == window.paste_dir
     # An address without image data is named in a message, and nothing else happens.
-    count = window.results_model.rowCount()
-    send_mime_drop(window.query_area, browser_drag(None, "https://example.org/page.html"))
+    count = window.classify_panel.results_model.rowCount()
+    send_mime_drop(window.classify_panel, browser_drag(None, "https://example.org/page.html"))
     window.wait_for_jobs()
     assert messages[-1].startswith("https://example.org/page.html: not a file on this computer")
-    assert window.results_model.rowCount() == count
+    assert window.classify_panel.results_model.rowCount() == count
 
 
 def dead_pid() -> int:
@@ -695,7 +699,7 @@ def test_unsaved_work_is_autosaved_and_removed_when_saved(qtbot, window, folder_
     saved = load_project(window.autosaves.path)
     assert [n for n, _ in saved.classes] == ["class_00", "class_01"]
     assert Path(os.environ["XDG_DATA_HOME"]) in window.autosaves.path.parents  # the app's data folder
-    assert window.save_project_to(tmp_path / "p.anilproj")
+    assert window.session.save_to(tmp_path / "p.anilproj")
     assert not window.autosaves.path.exists() and not window.autosaves.path.with_suffix(".json").exists()
     window.support.remove_class("class_01")  # unsaved again
     qtbot.waitUntil(lambda: window.autosaves.path.is_file(), timeout=TIMEOUT)
@@ -723,14 +727,14 @@ def test_work_of_a_session_that_died_is_offered_and_restored(qtbot, window, fold
     other.errors.reported.connect(lambda level, text: messages.append(text))
     other.confirm_close = lambda: True
     qtbot.addWidget(other)
-    qtbot.waitUntil(lambda: other.recovery_box is not None, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: other.session.recovery_box is not None, timeout=TIMEOUT)
     (found,) = other.autosaves.leftovers()  # not the running app's, not its own
     assert found.path.name == f"autosave-{pid}.anilproj" and found.project_path == project_file
     assert other.recover_action.isEnabled()
     assert messages[0].startswith("unsaved work from a session that did not close: 2 classes, 12 images of mine")
     qtbot.waitUntil(lambda: other.classifier is not None, timeout=TIMEOUT)
     with qtbot.waitSignal(other.adapted, timeout=TIMEOUT):
-        restore = next(b for b in other.recovery_box.buttons() if b.text() == "Restore")
+        restore = next(b for b in other.session.recovery_box.buttons() if b.text() == "Restore")
         restore.click()
     assert other.support.names() == ["class_02", "class_03"]
     assert not other.support.undo_stack.isClean() and other.windowTitle() == "ANIL Studio — mine.anilproj *"
@@ -752,14 +756,14 @@ def test_discarding_recovered_work_and_an_unwritable_autosave_folder(qtbot, wind
         drop(window.support_view, [folder_root / "class_04"] + [folder_root / "class_05"])
     leftover = AutosaveStore(window.autosaves.folder, dead_pid())
     leftover.write(window.current_project(), None)
-    window.offer_recovery()
-    discard = next(b for b in window.recovery_box.buttons() if b.text() == "Discard")
+    window.session.offer_recovery()
+    discard = next(b for b in window.session.recovery_box.buttons() if b.text() == "Discard")
     discard.click()
     assert not leftover.path.exists() and not window.recover_action.isEnabled()
     assert messages[-1].startswith("discarded unsaved work: 2 classes, 12 images, autosaved")
     window.autosaves.folder = tmp_path / "a-file"
     window.autosaves.folder.write_text("not a folder")
-    window.autosave()
+    window.session.autosave()
     qtbot.waitUntil(lambda: messages[-1].startswith("autosave failed:"), timeout=TIMEOUT)
     assert "save the project (Ctrl+S)" in messages[-1]
 
@@ -773,12 +777,15 @@ def test_results_go_back_into_the_support_set(qtbot, window, folder_root, monkey
     with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
         drop(window.support_view, [folder_root / "class_00", folder_root / "class_01"])
     with qtbot.waitSignal(window.classified, timeout=TIMEOUT):
-        drop(window.query_area, [folder_root / "class_02"])
-    view, proxy = window.results, window.results_sorted
+        drop(window.classify_panel, [folder_root / "class_02"])
+    view, proxy = window.classify_panel.results, window.classify_panel.results_sorted
     for row in (0, 2):
         view.selectionModel().select(proxy.index(row, 0), QItemSelectionModel.SelectionFlag.Select)
-    chosen = window.selected_results()
-    assert [p.path for p in chosen] == [window.predictions[0].path, window.predictions[2].path]
+    chosen = window.classify_panel.selected_results()
+    assert [p.path for p in chosen] == [
+        window.classify_panel.predictions[0].path,
+        window.classify_panel.predictions[2].path,
+    ]
     # Dragging them carries their files, which a class card takes like any drop.
     mime = proxy.mimeData([proxy.index(0, 0), proxy.index(2, 0)])
     assert [u.toLocalFile() for u in mime.urls()] == [p.path for p in chosen]
@@ -787,23 +794,23 @@ def test_results_go_back_into_the_support_set(qtbot, window, folder_root, monkey
     assert window.support.find("class_01").paths[-2:] == [Path(p.path) for p in chosen]
     assert blocker.args[0].n_images == 14
     # The context menu lists every support class and a new class.
-    menu = window.results_menu(chosen)
+    menu = window.classify_panel.results_menu(chosen)
     submenu = menu.actions()[0].menu()
     assert menu.actions()[0].text() == "Add 2 images to support class"
     assert [a.text() for a in submenu.actions() if not a.isSeparator()] == ["class_00", "class_01", "New class…"]
     # Its actions: an existing class (duplicates are not added twice) and a new class.
     messages = []
     window.errors.reported.connect(lambda level, text: messages.append(text))
-    window.add_results_to_class(chosen, "class_01")
+    window.add_results_to_class([Path(p.path) for p in chosen], "class_01")
     assert messages[-1] == "2 of the images were already in class class_01"
     monkeypatch.setattr(QInputDialog, "getText", staticmethod(lambda *a, **k: ("class_02", True)))
     with qtbot.waitSignal(window.adapted, timeout=TIMEOUT) as blocker:
-        window.add_results_to_class(window.predictions[3:5], None)
+        window.add_results_to_class([Path(p.path) for p in window.classify_panel.predictions[3:5]], None)
     assert window.support.names() == ["class_00", "class_01", "class_02"]
     assert blocker.args[0].class_names == ["class_00", "class_01", "class_02"]
     # The results were classified again with the new head: class_02 is now a class they can get.
     qtbot.waitUntil(lambda: not window.jobs, timeout=TIMEOUT)
-    assert set(window.predictions[0].probabilities) == {"class_00", "class_01", "class_02"}
+    assert set(window.classify_panel.predictions[0].probabilities) == {"class_00", "class_01", "class_02"}
     window.support.undo_stack.undo()
     assert window.support.names() == ["class_00", "class_01"]
 
@@ -814,21 +821,23 @@ def test_number_keys_add_the_selected_results_to_that_support_class(qtbot, windo
     with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
         drop(window.support_view, [folder_root / "class_00", folder_root / "class_01"])
     with qtbot.waitSignal(window.classified, timeout=TIMEOUT):
-        drop(window.query_area, [folder_root / "class_03"])
+        drop(window.classify_panel, [folder_root / "class_03"])
     window.show()
     qtbot.waitExposed(window)
     window.activateWindow()
-    window.results.setFocus()
-    qtbot.waitUntil(window.results.hasFocus, timeout=TIMEOUT)
-    window.results.selectionModel().select(window.results_sorted.index(1, 0), QItemSelectionModel.SelectionFlag.Select)
-    chosen = window.selected_results()
+    window.classify_panel.results.setFocus()
+    qtbot.waitUntil(window.classify_panel.results.hasFocus, timeout=TIMEOUT)
+    window.classify_panel.results.selectionModel().select(
+        window.classify_panel.results_sorted.index(1, 0), QItemSelectionModel.SelectionFlag.Select
+    )
+    chosen = window.classify_panel.selected_results()
     with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
-        qtbot.keyClick(window.results, Qt.Key.Key_2)
+        qtbot.keyClick(window.classify_panel.results, Qt.Key.Key_2)
     assert window.support.find("class_01").paths[-1] == Path(chosen[0].path)
     before = [list(c.paths) for c in window.support.classes]
-    qtbot.keyClick(window.results, Qt.Key.Key_9)  # no 9th class: nothing happens
+    qtbot.keyClick(window.classify_panel.results, Qt.Key.Key_9)  # no 9th class: nothing happens
     assert [list(c.paths) for c in window.support.classes] == before
-    assert window.results_menu(chosen).actions()[0].menu().actions()[1].shortcut().toString() == "2"
+    assert window.classify_panel.results_menu(chosen).actions()[0].menu().actions()[1].shortcut().toString() == "2"
 
 
 def test_a_labelled_folder_s_mistakes_can_be_listed_and_corrected(qtbot, window, folder_root, tmp_path):
@@ -847,31 +856,32 @@ def test_a_labelled_folder_s_mistakes_can_be_listed_and_corrected(qtbot, window,
     for p in sorted((folder_root / "class_01").iterdir())[1:4]:  # mislabelled on purpose: mistakes to list
         (labelled / "class_00" / f"wrong_{p.name}").write_bytes(p.read_bytes())
     with qtbot.waitSignal(window.evaluated, timeout=TIMEOUT) as blocker:
-        drop(window.eval_area, [labelled])
+        drop(window.evaluate_panel, [labelled])
     report = blocker.args[0]
     wrong = sum(sum(row) - row[i] for i, row in enumerate(report.confusion))
     assert len(report.mistakes) == wrong
     assert all(p.label != truth and Path(p.path).parent.name == truth for p, truth in report.mistakes)
     if not wrong:
-        assert not window.mistakes_button.isEnabled()
+        assert not window.evaluate_panel.mistakes_button.isEnabled()
         return
     assert (
-        window.mistakes_button.isEnabled() and window.mistakes_button.text() == f"Show the {wrong} mistakes in Classify"
+        window.evaluate_panel.mistakes_button.isEnabled()
+        and window.evaluate_panel.mistakes_button.text() == f"Show the {wrong} mistakes in Classify"
     )
     window.show()
-    window.tabs.setCurrentWidget(window.eval_area)
-    assert window.mistakes_button.isVisible()  # on screen, not only connected
-    window.mistakes_button.click()
-    assert window.tabs.currentWidget() is window.query_area
-    assert [p.path for p in window.predictions] == [p.path for p, _ in report.mistakes]
-    assert window.results_order.currentText() == "least confident first"
+    window.tabs.setCurrentWidget(window.evaluate_panel)
+    assert window.evaluate_panel.mistakes_button.isVisible()  # on screen, not only connected
+    window.evaluate_panel.mistakes_button.click()
+    assert window.tabs.currentWidget() is window.classify_panel
+    assert [p.path for p in window.classify_panel.predictions] == [p.path for p, _ in report.mistakes]
+    assert window.classify_panel.results_order.currentText() == "least confident first"
     with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
         for name in ("class_00", "class_01", "class_02", "class_03"):  # leave-one-out needs 2 per class
             window.support.add_images(name, [sorted((folder_root / name).iterdir())[-1]])
     qtbot.waitUntil(lambda: not window.jobs, timeout=TIMEOUT)
     with qtbot.waitSignal(window.evaluated, timeout=TIMEOUT):
         window.leave_one_out()
-    assert not window.mistakes_button.isEnabled()  # leave-one-out has no list of files
+    assert not window.evaluate_panel.mistakes_button.isEnabled()  # leave-one-out has no list of files
 
 
 def test_zip_archives_dropped_are_unpacked_and_used_as_folders(qtbot, window, folder_root, tmp_path):
@@ -891,12 +901,12 @@ def test_zip_archives_dropped_are_unpacked_and_used_as_folders(qtbot, window, fo
         for img in sorted((folder_root / "class_01").iterdir())[3:]:
             z.write(img, img.name)
     with qtbot.waitSignal(window.classified, timeout=TIMEOUT) as blocker:
-        drop(window.query_area, [queries])
+        drop(window.classify_panel, [queries])
     assert [p.label for p in blocker.args[0]] == ["class_01"] * 3
     messages = []
     window.errors.reported.connect(lambda level, text: messages.append(text))
     (tmp_path / "broken.zip").write_bytes(b"nope")
-    drop(window.eval_area, [tmp_path / "broken.zip"])
+    drop(window.evaluate_panel, [tmp_path / "broken.zip"])
     qtbot.waitUntil(lambda: not window.jobs, timeout=TIMEOUT)
     assert messages[-1].startswith(f"{tmp_path / 'broken.zip'}: not a readable zip archive")
 
@@ -979,14 +989,24 @@ def test_the_app_opens_on_the_photo_model_and_adapts_with_it(qtbot, tmp_path, fo
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     w = MainWindow(settings=settings)
     w.errors.show_dialogs = False
-    w.confirm_close = lambda: True
+    w.session.confirm_discard = lambda: True
     qtbot.addWidget(w)
     w.show()
     qtbot.waitUntil(lambda: w.classifier is not None, timeout=TIMEOUT * 4)
     assert Path(w.checkpoint_path).name == "caltech101-effnet-anil.pt"
-    assert w.model_combo.isVisible() and w.model_combo.currentIndex() == 0
+    assert w.model_panel.model_combo.isVisible() and w.model_panel.model_combo.currentIndex() == 0
     assert w.classifier.model.config.backbone == "efficientnet_lite0"
-    assert "photos" in w.card.toPlainText().lower()
+    # Plain words first; the research detail and the head's settings are one click away, collapsed.
+    panel = w.model_panel
+    assert "photos" in panel.card.toPlainText().lower() and "fast_lr" not in panel.card.toPlainText()
+    assert panel.research.isVisible() and not panel.research.isExpanded()
+    assert "fast_lr" in panel.detail.toPlainText()
+    assert panel.advanced.isVisible() and not panel.advanced.isExpanded()
+    assert panel.fast_lr.visibleRegion().isEmpty()  # collapsed: not on screen
+    panel.advanced.expand(animate=False)
+    qtbot.waitUntil(lambda: not panel.fast_lr.visibleRegion().isEmpty(), timeout=5000)
+    assert panel.fast_lr.isEnabled() and not panel.steps.visibleRegion().isEmpty()
+    assert panel.fast_lr.value() == pytest.approx(w.classifier.fast_lr)
     with qtbot.waitSignal(w.adapted, timeout=TIMEOUT * 2) as blocker:
         drop(w.support_view, [folder_root])
     assert len(blocker.args[0].class_names) >= 2
@@ -1074,11 +1094,11 @@ def test_fewer_than_two_classes_leave_no_classifier_no_results_and_no_export(qtb
     assert window.export_classifier_action.isEnabled()
     queries = [sorted((folder_root / n).iterdir())[-1] for n in ("class_00", "class_01")]
     with qtbot.waitSignal(window.classified, timeout=TIMEOUT):
-        drop(window.query_area, queries)
-    assert window.results_model.rowCount() == 2
+        drop(window.classify_panel, queries)
+    assert window.classify_panel.results_model.rowCount() == 2
     window.support.remove_class("class_01")  # one class left: no classifier
     qtbot.waitUntil(lambda: not window.classifier.is_adapted, timeout=TIMEOUT)
-    assert window.results_model.rowCount() == 0  # the old head's answers are gone
+    assert window.classify_panel.results_model.rowCount() == 0  # the old head's answers are gone
     assert not window.export_classifier_action.isEnabled()
     assert "Adapt the head first" in window.export_classifier_action.statusTip()
     window.export_classifier_dialog()  # the shortcut still answers, with the reason
@@ -1103,10 +1123,10 @@ def test_file_dialogs_do_not_open_in_the_bundled_models_folder(qtbot, tmp_path):
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     w = MainWindow(settings=settings, checkpoint=str(bundled_models()[-1].path))
     w.errors.show_dialogs = False
-    w.confirm_close = lambda: True
+    w.session.confirm_discard = lambda: True
     qtbot.addWidget(w)
     qtbot.waitUntil(lambda: w.classifier is not None, timeout=TIMEOUT)
-    assert Path(w._last_dir()).resolve() != bundled_models()[-1].path.parent.resolve()
+    assert Path(w.session.last_dir()).resolve() != bundled_models()[-1].path.parent.resolve()
     w.wait_for_jobs()
 
 
@@ -1115,18 +1135,18 @@ def test_an_evaluation_on_screen_is_marked_out_of_date_when_its_inputs_change(qt
         drop(window.support_view, [folder_root / "class_00", folder_root / "class_01"])
     with qtbot.waitSignal(window.evaluated, timeout=TIMEOUT):
         window.leave_one_out()
-    text = window.eval_summary.text()
+    text = window.evaluate_panel.summary.text()
     assert "Out of date" not in text and "model tiny.pt" in text and "2 support classes" in text
     with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
         window.support.add_images("class_00", [sorted((folder_root / "class_02").iterdir())[0]])
-    assert window.eval_summary.text().startswith("<b>Out of date</b> (the support set changed since")
-    assert not window.confusion.isEnabled()
+    assert window.evaluate_panel.summary.text().startswith("<b>Out of date</b> (the support set changed since")
+    assert not window.evaluate_panel.confusion.isEnabled()
     with qtbot.waitSignal(window.evaluated, timeout=TIMEOUT):
         window.leave_one_out()
-    assert "Out of date" not in window.eval_summary.text() and window.confusion.isEnabled()
+    assert "Out of date" not in window.evaluate_panel.summary.text() and window.evaluate_panel.confusion.isEnabled()
     with qtbot.waitSignal(window.model_loaded, timeout=TIMEOUT):
         window.load_model(window.checkpoint_path)
-    assert "another model was loaded" in window.eval_summary.text()
+    assert "another model was loaded" in window.evaluate_panel.summary.text()
     window.wait_for_jobs()
 
 
@@ -1168,7 +1188,7 @@ def test_colour_photos_on_a_grayscale_model_get_a_warning(qtbot, window, folder_
 def test_an_empty_window_tells_a_newcomer_what_to_do(qtbot, window, folder_root):
     window.show()
     assert window.support_view.guide.isVisible() and "Start here" in window.support_view.guide.text()
-    assert window.classify_guide.isVisible() and "Drop photos" in window.classify_guide.text()
+    assert window.classify_panel.guide.isVisible() and "Drop photos" in window.classify_panel.guide.text()
     menu_action(window, "Getting started").trigger()
     dialog = window.text_dialogs["getting-started"]
     assert dialog.isVisible() and "Teach it your categories" in dialog.browser.toPlainText()
@@ -1176,8 +1196,8 @@ def test_an_empty_window_tells_a_newcomer_what_to_do(qtbot, window, folder_root)
         drop(window.support_view, [folder_root / "class_00", folder_root / "class_01"])
     assert not window.support_view.guide.isVisible()
     with qtbot.waitSignal(window.classified, timeout=TIMEOUT):
-        drop(window.query_area, [sorted((folder_root / "class_00").iterdir())[-1]])
-    assert not window.classify_guide.isVisible()
-    window.clear_results()
-    assert window.classify_guide.isVisible()
+        drop(window.classify_panel, [sorted((folder_root / "class_00").iterdir())[-1]])
+    assert not window.classify_panel.guide.isVisible()
+    window.classify_panel.clear()
+    assert window.classify_panel.guide.isVisible()
     window.wait_for_jobs()

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 
 from anil_engine.config import EvalConfig, TaskSpec
 from anil_engine.datasets import DATASETS
-from app.jobs import CANCELLED, Job
+from app.jobs import CANCELLED, Job, start_job
 from app.widgets import hbox, path_row, remember_data_roots
 
 
@@ -139,7 +139,8 @@ class EvalDialog(QDialog):
         self.progress.setRange(0, config.episodes)
         self.progress.setValue(0)
         self.status.setText("Loading the model and the data…")
-        self.job = Job(
+        self._set_running(True)
+        self.job = start_job(
             "evaluate",
             evaluate_checkpoint,
             self.checkpoint,
@@ -149,13 +150,11 @@ class EvalDialog(QDialog):
             self.split.currentText(),
             self.split_scheme.currentText(),
             self.device.currentText(),
+            on_progress=self._on_progress,
+            on_done=self._on_done,
+            on_failed=self._on_failed,
+            on_finished=lambda: self._set_running(False),
         )
-        self.job.progress.connect(self._on_progress)
-        self.job.done.connect(self._on_done)
-        self.job.failed.connect(self._on_failed)
-        self.job.finished.connect(lambda: self._set_running(False))
-        self._set_running(True)
-        self.job.start()
 
     def stop(self) -> None:
         if self.job is not None and self.job.running:

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from anil_engine.config import TrainConfig
-from app.jobs import CANCELLED, Job
+from app.jobs import CANCELLED, Job, start_job
 from app.widgets import hbox, path_row, remember_data_roots
 
 
@@ -224,17 +224,22 @@ class TrainDialog(QDialog):
         self.progress.setRange(0, config.iterations)
         self.status.setText("Loading data…")
         out = Path(self.out.text().strip())
-        if self.pretrain_epochs.value():
-            epochs = self.pretrain_epochs.value()
-            self.job = Job("pre-train + meta-train", pretrain_then_train, config, epochs, out, resume)
-        else:
-            self.job = Job("meta-train", train, config, out, resume)
-        self.job.progress.connect(self._on_progress)
-        self.job.done.connect(self._on_done)
-        self.job.failed.connect(self._on_failed)
-        self.job.finished.connect(self._on_finished)
+        epochs = self.pretrain_epochs.value()
+        name, fn, args = (
+            ("pre-train + meta-train", pretrain_then_train, (config, epochs, out, resume))
+            if epochs
+            else ("meta-train", train, (config, out, resume))
+        )
         self._set_running(True)
-        self.job.start()
+        self.job = start_job(
+            name,
+            fn,
+            *args,
+            on_progress=self._on_progress,
+            on_done=self._on_done,
+            on_failed=self._on_failed,
+            on_finished=self._on_finished,
+        )
 
     def stop(self) -> None:
         if self.job is not None and self.job.running:
