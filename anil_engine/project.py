@@ -137,7 +137,7 @@ def bundle_project(project: Project, folder: str | Path) -> Path:
             for j, src in enumerate(paths):
                 dst = sub / f"{j + 1:04d}-{Path(src).name}"
                 shutil.copy2(src, dst)
-                copied.append(str(folder / dst.relative_to(staging)))
+                copied.append(str(dst))  # saved relative to the project file
             classes.append((name, copied))
         checkpoint = ""
         if project.checkpoint:
@@ -147,7 +147,7 @@ def bundle_project(project: Project, folder: str | Path) -> Path:
             shutil.copy2(src, model_dir / src.name)
             if src.with_suffix(".md").is_file():  # the model card travels with the model
                 shutil.copy2(src.with_suffix(".md"), model_dir / src.with_suffix(".md").name)
-            checkpoint = str(folder / BUNDLE_MODEL / src.name)
+            checkpoint = str(model_dir / src.name)
         bundled = Project(checkpoint, classes, project.fast_lr, project.adaptation_steps, project.checkpoint_sha256)
         save_project(bundled, staging / target.name)
         _swap_in(staging, folder)

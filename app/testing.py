@@ -9,6 +9,7 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QWidget
 
+TIMEOUT_MS = 60000  # how long a test waits for a job of the app on these 2-core machines
 READING_JOBS = ("read drop", "unpack")  # the jobs a drop starts before anything is added
 
 

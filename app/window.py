@@ -154,6 +154,7 @@ class MainWindow(QMainWindow):
         self.adapt_timer = QTimer(self, singleShot=True, interval=ADAPT_DELAY_MS)
         self.adapt_timer.timeout.connect(self.adapt_now)
         self.support.changed.connect(self.adapt_timer.start)
+        self.support.changed.connect(self._support_changed)
         self.support.undo_stack.cleanChanged.connect(self.session.update_title)
         self.autosave_timer = QTimer(self, singleShot=True, interval=AUTOSAVE_DELAY_MS)
         self.autosave_timer.timeout.connect(self.session.autosave)
@@ -477,6 +478,11 @@ class MainWindow(QMainWindow):
                 f"choose {PHOTO_MODEL} in the model list"
             )
 
+    def _support_changed(self) -> None:
+        # Fewer than 2 classes: no classifier from this moment on, not after the adaptation delay.
+        if len(self.support.as_support()) < 2:
+            self._drop_stale_head()
+
     def _drop_stale_head(self) -> None:
         """With fewer than 2 classes there is no classifier: forget the head, clear its results, disable export."""
         if self.classifier is None or not self.classifier.is_adapted:
@@ -723,6 +729,7 @@ class MainWindow(QMainWindow):
         if not self.session.saved and not self.session.confirm_discard():
             event.ignore()
             return
+        self.adapt_timer.stop()  # a closed window starts no more work
         for dialog in (self.train_dialog, self.eval_dialog):
             if dialog is not None:
                 dialog.shutdown()

@@ -17,7 +17,7 @@ GESTURES = [
     ("Drop images or folders on Classify, or paste (Ctrl+V)", "classifies them"),
     ("Select results and press 1-9, drag them onto a card, or right-click", "adds them to that support class"),
     ("Double-click a result", "opens the image"),
-    ("Drop a .pt checkpoint or .anilproj project anywhere", "opens it"),
+    ("Drop a .pt checkpoint anywhere, or a .anilproj project on the support set", "opens it"),
 ]
 
 
@@ -100,7 +100,8 @@ gets its most likely category and the next two.</li>
 that card: it joins the examples and every result is classified again.</li>
 <li><b>Check it.</b> <b>Evaluate</b> ▸ Leave-one-out (Ctrl+L) tests each example against the others; a labelled
 folder (one sub-folder per category) gives accuracy and the mistakes.</li>
-<li><b>Keep it.</b> File ▸ Save project (Ctrl+S); File ▸ Export adapted classifier to ONNX for use elsewhere.</li>
+<li><b>Keep it.</b> File ▸ Save project (Ctrl+S), or File ▸ Save self-contained project… for a folder you can
+move or share; File ▸ Export adapted classifier to ONNX for use elsewhere.</li>
 </ol>
 <p>Every step also exists as a command: <tt>anil-studio --help</tt>.</p>
 """

@@ -15,30 +15,9 @@ pytest.importorskip("PySide6")
 
 from PySide6.QtCore import QSettings  # noqa: E402
 
-from app.testing import send_drop  # noqa: E402
+from app.testing import TIMEOUT_MS as TIMEOUT  # noqa: E402
+from app.testing import send_drop as drop  # noqa: E402
 from app.window import MainWindow  # noqa: E402
-
-TIMEOUT = 60000
-
-
-drop = send_drop
-
-
-@pytest.fixture
-def checkpoint(app_checkpoint) -> Path:
-    return app_checkpoint
-
-
-@pytest.fixture
-def window(qtbot, tmp_path, checkpoint):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    w = MainWindow(settings=settings, checkpoint=str(checkpoint))
-    w.errors.show_dialogs = False
-    w.session.confirm_discard = lambda: True
-    qtbot.addWidget(w)
-    qtbot.waitUntil(lambda: w.classifier is not None, timeout=TIMEOUT)
-    yield w
-    w.wait_for_jobs()
 
 
 def finish_run_and_use_it(qtbot, window, d):
