@@ -22,21 +22,18 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from anil_engine.config import TRUNK_TRAIN_HELP, ModelConfig, Preprocessing
-from anil_engine.errors import ConfigError
+from anil_engine.config import BACKBONE_STAGES, ModelConfig, Preprocessing
+from anil_engine.errors import SETUP_FIX, ConfigError
 
 if TYPE_CHECKING:  # torch is imported when a trunk is built, so that listing the backbones stays light
     import torch
     from torch import nn
-
-SETUP_FIX = "run `bash scripts/setup.sh` (it installs every dependency from the package index)"
 
 
 @dataclass(frozen=True)
@@ -198,7 +195,7 @@ BACKBONES: dict[str, Backbone] = {
         channels=3,
         pretrained=LITE0_WEIGHTS,
         split=_split_lite0,
-        stage_count=7,
+        stage_count=BACKBONE_STAGES["efficientnet_lite0"] or 0,
     ),
 }
 
@@ -208,24 +205,6 @@ def get_backbone(name: str) -> Backbone:
         return BACKBONES[name]
     except KeyError:
         raise ConfigError(f"unknown backbone {name!r}; choose one of {sorted(BACKBONES)}") from None
-
-
-def trainable_stages(spec: str, backbone: Backbone) -> int:
-    """Parse a trunk-training option ("none", "last:N", "all") into a stage count (-1 = all)."""
-    if spec == "all":
-        return -1
-    if spec == "none":
-        return 0
-    m = re.fullmatch(r"last:(\d+)", spec)
-    if not m:
-        raise ConfigError(f"trunk training {spec!r} is not one of {TRUNK_TRAIN_HELP}")
-    n = int(m.group(1))
-    if backbone.split is None:
-        raise ConfigError(f"the {backbone.name} trunk cannot be trained in parts; use 'all'")
-    if not 1 <= n <= backbone.stage_count:
-        count = backbone.stage_count
-        raise ConfigError(f"last:{n}: {backbone.name} has {count} stages; give 1..{count}")
-    return n
 
 
 def describe(config: dict[str, Any]) -> str:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import platform
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from anil_engine.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
+from anil_engine.config import EVAL_QUERY, CardRequest, EvalConfig, TaskSpec  # noqa: F401 - EVAL_QUERY re-exported
+from anil_engine.environment import machine_description
 from anil_engine.errors import ConfigError
 
-EVAL_QUERY = 15
+RESULT_KEYS = ("ways", "shots", "query", "bn", "accuracy", "ci95", "episodes", "seed", "split", "split_scheme",
+               "dataset", "method", "trunk")  # fmt: skip
+# (BatchNorm, method, random trunk) of each column: the two protocols, then the baselines.
+VARIANTS = (("inductive", "head", False), ("transductive", "head", False))
+BASELINES = (("inductive", "head", True), ("inductive", "ncm", False))
 
 
 def parse_settings(text: str) -> list[tuple[int, int]]:
@@ -25,115 +29,72 @@ def parse_settings(text: str) -> list[tuple[int, int]]:
     return out  # type: ignore[return-value]
 
 
-def machine_description(device: str = "cpu") -> str:
-    """ "<CPU model>, <n> cores, <OS>", preceded by the GPU's name when `device` is a CUDA device."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    host = f"{cpu}, {os.cpu_count()} cores, {platform.system()}"
-    if str(device).startswith("cuda"):
-        import torch
+def write_card(request: CardRequest, evaluate: Callable[[Any], dict[str, Any]]) -> list[dict[str, Any]]:
+    """Evaluate every setting in both BatchNorm modes, store the results in the checkpoint, write the card.
 
-        return f"{torch.cuda.get_device_name(torch.device(device))}; host {host}"
-    return host
-
-
-def write_card(
-    checkpoint: str,
-    data_root: str,
-    settings: str,
-    episodes: int,
-    seed: int,
-    recipe: str,
-    device: str,
-    out: str,
-    run_eval: Callable[..., dict[str, Any]],
-    baselines: bool = False,
-    adaptation_steps: int | None = None,
-    query: int = EVAL_QUERY,
-) -> list[dict[str, Any]]:
-    """Evaluate every setting in both BatchNorm modes, store results in the checkpoint, write the card.
-
-    With `baselines`, every setting is also measured (inductive, on the same episodes) with a
-    random trunk and the same head adaptation, and with nearest-class-mean on the trained features.
+    `evaluate(EvalRequest) -> result dict` runs one evaluation (the CLI's under a progress bar). With
+    `request.baselines`, every setting is also measured (inductive, on the same episodes) with a random
+    trunk and the same head adaptation, and with nearest-class-mean on the trained features.
     """
-    recipe_file = recipe if recipe and "\n" not in recipe and Path(recipe).is_file() else ""
-    if recipe_file:
-        recipe = Path(recipe_file).read_text(encoding="utf-8").strip()
-    ckpt = load_checkpoint(checkpoint)
-    if adaptation_steps is not None:
+    recipe = Path(request.recipe_file).read_text(encoding="utf-8").strip() if request.recipe_file else request.recipe
+    ckpt = load_checkpoint(request.checkpoint)
+    if request.adaptation_steps is not None:
         # The checkpoint's head adaptation (used by eval, the app, classify and adapt); meta-training's inner
         # loop stays recorded in train_config. Written first, so the evaluations below use it.
-        if adaptation_steps < 0:
-            raise ConfigError(f"adaptation steps must be >= 0, got {adaptation_steps}")
-        ckpt["adaptation_steps"] = adaptation_steps
-        save_checkpoint(ckpt, checkpoint)
+        if request.adaptation_steps < 0:
+            raise ConfigError(f"adaptation steps must be >= 0, got {request.adaptation_steps}")
+        ckpt["adaptation_steps"] = request.adaptation_steps
+        save_checkpoint(ckpt, request.checkpoint)
+    rows = _measure(request, ckpt, evaluate)
+    results = [r for row in rows for r in row]
+    ckpt["test_results"] = [{k: r[k] for k in RESULT_KEYS} for r in results]
+    save_checkpoint(ckpt, request.checkpoint)
+    lines = _card_header(request, ckpt, recipe) + _card_table(request, rows) + _card_reproduce(request, ckpt)
+    atomic_write_bytes("\n".join(lines).encode(), request.out)
+    return results
+
+
+def _measure(
+    request: CardRequest, ckpt: dict[str, Any], evaluate: Callable[[Any], dict[str, Any]]
+) -> list[list[dict[str, Any]]]:
+    from anil_engine.evaluation import EvalRequest
+
     name = ckpt["dataset"].get("name", "omniglot")
     scheme = ckpt["dataset"].get("split_scheme", "vinyals")
-    results, rows = [], []
-    variants = [("inductive", "head", False), ("transductive", "head", False)]
-    if baselines:
-        variants += [("inductive", "head", True), ("inductive", "ncm", False)]
-    for ways, shots in parse_settings(settings):
+    variants = VARIANTS + (BASELINES if request.baselines else ())
+    rows = []
+    for ways, shots in parse_settings(request.settings):
         row = []
         for bn, method, random_trunk in variants:
-            r = run_eval(
-                checkpoint,
-                data_root,
-                name,
-                "test",
-                scheme,
-                ways,
-                shots,
-                query,
-                episodes,
-                bn,
-                seed,
-                None,
-                None,
-                device,
-                True,
-                method,
-                random_trunk,
+            config = EvalConfig(TaskSpec(ways, shots, request.query), request.episodes, bn, request.seed, method=method)
+            row.append(
+                evaluate(
+                    EvalRequest(
+                        request.checkpoint,
+                        request.data_root,
+                        config,
+                        name,
+                        "test",
+                        scheme,
+                        request.device,
+                        random_trunk,
+                    )
+                )
             )
-            results.append(r)
-            row.append(r)
         rows.append(row)
-    ckpt["test_results"] = [
-        {
-            k: r[k]
-            for k in (
-                "ways",
-                "shots",
-                "query",
-                "bn",
-                "accuracy",
-                "ci95",
-                "episodes",
-                "seed",
-                "split",
-                "split_scheme",
-                "dataset",
-                "method",
-                "trunk",
-            )
-        }
-        for r in results
-    ]
-    save_checkpoint(ckpt, checkpoint)
+    return rows
 
+
+def _card_header(request: CardRequest, ckpt: dict[str, Any], recipe: str) -> list[str]:
     cfg, metrics, pre = ckpt.get("train_config", {}), ckpt.get("metrics", {}), ckpt["preprocessing"]
+    name = ckpt["dataset"].get("name", "omniglot")
+    scheme = ckpt["dataset"].get("split_scheme", "vinyals")
     # Where it was trained: recorded at training time; older checkpoints trained on a CPU were made here.
     machine = metrics.get("machine") or (
         machine_description() if metrics.get("device") == "cpu" else "machine not recorded"
     )
-    lines = [
-        f"# Model card: `{Path(checkpoint).name}`",
+    return [
+        f"# Model card: `{Path(request.checkpoint).name}`",
         "",
         f"- **Data set**: {name}, class split `{scheme}` (trained on `train`, best-by-validation on `val`, "
         "tested on `test`)",
@@ -154,7 +115,14 @@ def write_card(
         "",
         recipe or "Pure ANIL from a random initialisation.",
         "",
-        f"## Test accuracy ({episodes} episodes, {query} query images per class, seed {seed}, mean ± 95% CI)",
+    ]
+
+
+def _card_table(request: CardRequest, rows: list[list[dict[str, Any]]]) -> list[str]:
+    baselines = request.baselines
+    lines = [
+        f"## Test accuracy ({request.episodes} episodes, {request.query} query images per class, seed "
+        f"{request.seed}, mean ± 95% CI)",
         "",
         "| setting | inductive BN (the app's) | transductive BN (learn2learn's) |"
         + (
@@ -173,30 +141,33 @@ def write_card(
         "Transductive: BatchNorm uses each episode's batch statistics (learn2learn's test protocol).",
     ]
     if baselines:
-        lines += [
+        lines.append(
             "Baselines (inductive, the same episodes: same seed): a randomly initialised trunk (seeded by the "
             "episode seed, BatchNorm statistics from 1,024 training images) with the same head adaptation "
             "(`eval --random-trunk`), and nearest-class-mean classification on the trained features "
-            "(`eval --method ncm`).",
-        ]
-    lines += [
+            "(`eval --method ncm`)."
+        )
+    return lines
+
+
+def _card_reproduce(request: CardRequest, ckpt: dict[str, Any]) -> list[str]:
+    r = request
+    name = ckpt["dataset"].get("name", "omniglot")
+    scheme = ckpt["dataset"].get("split_scheme", "vinyals")
+    ways, shots = parse_settings(r.settings)[0]
+    return [
         "",
         "## Reproduce",
         "",
         "```",
-        f"anil-studio card --checkpoint {checkpoint} --data-root DATA --settings {settings} "
-        f"--episodes {episodes} --query {query} --seed {seed}{' --baselines' if baselines else ''}"
-        f"{f' --adaptation-steps {adaptation_steps}' if adaptation_steps is not None else ''}"
-        f"{f' --recipe {recipe_file}' if recipe_file else ''} --out {out}",
-    ]
-    a = results[0]
-    lines += [
+        f"anil-studio card --checkpoint {r.checkpoint} --data-root DATA --settings {r.settings} "
+        f"--episodes {r.episodes} --query {r.query} --seed {r.seed}{' --baselines' if r.baselines else ''}"
+        f"{f' --adaptation-steps {r.adaptation_steps}' if r.adaptation_steps is not None else ''}"
+        f"{f' --recipe {r.recipe_file}' if r.recipe_file else ''} --out {r.out}",
         "# one row:",
-        f"anil-studio eval --checkpoint {checkpoint} --dataset {name} --split-scheme {scheme} --data-root DATA "
-        f"--split test --ways {a['ways']} --shots {a['shots']} --query {query} --episodes {episodes} "
-        f"--bn inductive --seed {seed} --json",
+        f"anil-studio eval --checkpoint {r.checkpoint} --dataset {name} --split-scheme {scheme} --data-root DATA "
+        f"--split test --ways {ways} --shots {shots} --query {r.query} --episodes {r.episodes} "
+        f"--bn inductive --seed {r.seed} --json",
         "```",
         "",
     ]
-    atomic_write_bytes("\n".join(lines).encode(), out)
-    return results

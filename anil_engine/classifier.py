@@ -23,22 +23,13 @@ import torch.nn.functional as F
 
 from anil_engine.adaptation import adapt_head, initial_head, one_torch_thread
 from anil_engine.errors import ConfigError, DataError
-from anil_engine.evaluation import run_to_end
 from anil_engine.images import load_image
+from anil_engine.jobs import run_to_end
 from anil_engine.models import AnilModel
+from anil_engine.runtime import Prediction
 
 BATCH = 64
 BACKENDS = ("torch", "onnxruntime")
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """One classified image."""
-
-    path: str
-    label: str
-    confidence: float
-    probabilities: dict[str, float]  # class name -> probability, in class order
 
 
 @dataclass(frozen=True)

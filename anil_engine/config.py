@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from anil_engine.errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda")
+DATASETS = ("omniglot", "caltech-101", "cifar-fs", "fc100", "mini-imagenet", "folder")
+SPLIT_SCHEMES = ("vinyals", "lake")  # Omniglot's class splits
+CLASSIFIERS = ("linear", "cosine")  # of pre-training
+EVAL_QUERY = 15  # query images per class of every published evaluation
+RECIPE_FEATURE_NORM = 16.0  # the bundled models' rescaling of a pre-trained trunk (see `train --init-feature-norm`)
 ENGINES = ("batched", "reference")
 SAMPLERS = ("auto", "fast", "learn2learn")
 BN_MODES = ("inductive", "transductive")
@@ -18,6 +24,43 @@ PRECISIONS = ("float32", "float64")
 # the support prototypes as in Proto-MAML (row k = 2 c_k, bias -|c_k|^2, scaled; see adaptation.initial_head).
 HEAD_INITS = ("meta", "zero", "proto")
 TRUNK_TRAIN_HELP = "'none' (only the head), 'last:N' (the last N stages of the trunk) or 'all'"
+# The backbones (`anil_engine.backbones` builds them) and how many stages of each can be trained on their own:
+# None for a trunk trained from scratch (always trained whole).
+BACKBONE_STAGES: dict[str, int | None] = {"cnn4": None, "efficientnet_lite0": 7}
+
+
+def check_backbone(name: str) -> None:
+    if name not in BACKBONE_STAGES:
+        raise ConfigError(f"unknown backbone {name!r}; choose one of {sorted(BACKBONE_STAGES)}")
+
+
+def trainable_stages(spec: str, backbone: str) -> int:
+    """Parse a trunk-training option ("none", "last:N", "all") for `backbone` into a stage count (-1 = all)."""
+    import re
+
+    check_backbone(backbone)
+    if spec == "all":
+        return -1
+    if spec == "none":
+        return 0
+    m = re.fullmatch(r"last:(\d+)", spec)
+    if not m:
+        raise ConfigError(f"trunk training {spec!r} is not one of {TRUNK_TRAIN_HELP}")
+    n, count = int(m.group(1)), BACKBONE_STAGES[backbone]
+    if count is None:
+        raise ConfigError(f"the {backbone} trunk cannot be trained in parts; use 'all'")
+    if not 1 <= n <= count:
+        raise ConfigError(f"last:{n}: {backbone} has {count} stages; give 1..{count}")
+    return n
+
+
+def field_defaults(cls: type) -> dict[str, Any]:
+    """Every field's default of a config dataclass: the one place the CLI and the dialogs read defaults from."""
+    return {
+        f.name: f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+        for f in dataclasses.fields(cls)
+        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+    }
 
 
 def _positive(name: str, value: int | float) -> None:
@@ -93,9 +136,7 @@ class ModelConfig:
     backbone: str = "cnn4"
 
     def __post_init__(self) -> None:
-        from anil_engine.backbones import get_backbone
-
-        get_backbone(self.backbone)
+        check_backbone(self.backbone)
         _positive("hidden_size", self.hidden_size)
         if self.layers not in (1, 2, 4):
             raise ConfigError(f"layers must be 1, 2 or 4 (CNN4 max-pool factors), got {self.layers!r}")
@@ -131,7 +172,7 @@ class TrainConfig:
     checkpoint_every: int = 100
     init_from: str = ""
     init_feature_norm: float = 0.0
-    # "batched": all heads of a meta-batch adapted at once, fast index sampler (anil_engine.batched);
+    # "batched": all heads of a meta-batch adapted at once, fast index sampler (anil_engine.meta.batched);
     # "reference": learn2learn's per-task MAML loop and Taskset pipeline, as in the article.
     engine: str = "batched"
     # Task sampler: "auto" (the engine's own: fast for batched, learn2learn for reference), "fast" or
@@ -152,12 +193,10 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         TaskSpec(self.ways, self.shots, self.query)
-        from anil_engine.backbones import get_backbone, trainable_stages
-
-        backbone = get_backbone(self.backbone)
+        check_backbone(self.backbone)
         if self.trunk_train != "auto":
-            trainable_stages(self.trunk_train, backbone)
-        if backbone.pretrained is None and self.trunk_train not in ("auto", "all"):
+            trainable_stages(self.trunk_train, self.backbone)
+        if BACKBONE_STAGES[self.backbone] is None and self.trunk_train not in ("auto", "all"):
             raise ConfigError(f"the {self.backbone} trunk is trained from scratch: trunk_train must be 'all'")
         if self.head_init not in HEAD_INITS:
             raise ConfigError(f"head_init must be one of {HEAD_INITS}, got {self.head_init!r}")
@@ -183,8 +222,8 @@ class TrainConfig:
             raise ConfigError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.split_scheme not in ("vinyals", "lake"):
-            raise ConfigError(f"split_scheme must be 'vinyals' or 'lake', got {self.split_scheme!r}")
+        if self.split_scheme not in SPLIT_SCHEMES:
+            raise ConfigError(f"split_scheme must be one of {SPLIT_SCHEMES}, got {self.split_scheme!r}")
         if not self.data_root:
             raise ConfigError("data_root is empty: pass the folder that holds the data set")
 
@@ -195,12 +234,9 @@ class TrainConfig:
     @property
     def trunk_stages(self) -> int:
         """Trainable trunk stages: -1 all, 0 none, k the last k."""
-        from anil_engine.backbones import get_backbone, trainable_stages
-
-        backbone = get_backbone(self.backbone)
         if self.trunk_train == "auto":
-            return -1 if backbone.pretrained is None else 0
-        return trainable_stages(self.trunk_train, backbone)
+            return -1 if BACKBONE_STAGES[self.backbone] is None else 0
+        return trainable_stages(self.trunk_train, self.backbone)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -255,3 +291,61 @@ def resolve_device(name: str) -> str:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' was asked for but no CUDA GPU is available; use --device cpu")
     return name
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Plain supervised pre-training of the trunk on the training split."""
+
+    dataset: str
+    data_root: str
+    split_scheme: str = "vinyals"
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 0.002
+    weight_decay: float = 5e-4
+    hidden_size: int = 64
+    input_size: int = 28
+    ways: int = 20
+    seed: int = 42
+    device: str = "auto"
+    augment: bool = True
+    classifier: str = "linear"  # or "cosine": scaled cosine similarity to each class's weight row
+    cosine_scale: float = 10.0
+    label_smoothing: float = 0.0
+    val_episodes: int = 200  # validation episodes at 4 epoch ends
+
+    def __post_init__(self) -> None:
+        if self.classifier not in CLASSIFIERS:
+            raise ConfigError(f"classifier must be one of {CLASSIFIERS}, got {self.classifier!r}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        if not self.cosine_scale > 0:
+            raise ConfigError(f"cosine_scale must be > 0, got {self.cosine_scale!r}")
+        for name in ("epochs", "batch_size", "lr", "hidden_size", "input_size", "val_episodes"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+
+
+@dataclass(frozen=True)
+class CardRequest:
+    """What `anil-studio card` measures and where it writes the card."""
+
+    checkpoint: str
+    data_root: str
+    out: str
+    settings: str = "20x1,20x5,5x1,5x5"
+    episodes: int = 1000
+    seed: int = 0
+    query: int = EVAL_QUERY
+    recipe: str = ""  # markdown, or a file holding it
+    device: str = "auto"
+    baselines: bool = False
+    adaptation_steps: int | None = None  # set the checkpoint's head-adaptation steps first
+
+    @property
+    def recipe_file(self) -> str:
+        r = self.recipe
+        return r if r and "\n" not in r and Path(r).is_file() else ""

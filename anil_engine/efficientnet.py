@@ -9,8 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from anil_engine.backbones import SETUP_FIX
-from anil_engine.errors import ConfigError
+from anil_engine.errors import SETUP_FIX, ConfigError
 
 
 class EfficientNetTrunk(nn.Module):

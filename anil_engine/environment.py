@@ -10,6 +10,7 @@ import os
 import platform
 import sys
 from importlib import metadata
+from pathlib import Path
 
 # Shown name -> distribution names to try (PySide6 is often installed as PySide6_Essentials).
 PACKAGES = {
@@ -23,6 +24,24 @@ PACKAGES = {
     "pillow": ["pillow"],
     "triton": ["triton"],
 }
+
+
+def machine_description(device: str = "cpu") -> str:
+    """ "<CPU model>, <n> cores, <OS>", preceded by the GPU's name when `device` is a CUDA device."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    host = f"{cpu}, {os.cpu_count()} cores, {platform.system()}"
+    if str(device).startswith("cuda"):
+        import torch
+
+        return f"{torch.cuda.get_device_name(torch.device(device))}; host {host}"
+    return host
 
 
 def package_versions() -> dict[str, str]:
@@ -50,7 +69,7 @@ def gpu_description() -> str:
 
 def fused_kernel_status(build: bool) -> str:
     """The fused CPU kernel's state; with `build`, load it (compiles once, about a minute, then cached)."""
-    from anil_engine import fused
+    from anil_engine.meta import fused
 
     if not build and not fused.checked():
         return "not loaded yet (training loads it; `anil-studio info` builds and checks it)"

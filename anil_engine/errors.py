@@ -21,3 +21,6 @@ class CheckpointError(AnilError):
 
 class ExportError(AnilError):
     """An export failed or did not verify."""
+
+
+SETUP_FIX = "run `bash scripts/setup.sh` (it installs every dependency from the package index)"

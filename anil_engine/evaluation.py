@@ -7,18 +7,16 @@ import dataclasses
 import math
 import time
 from collections.abc import Generator
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from anil_engine.adaptation import adapt_head, initial_head
-from anil_engine.anil import batch_statistics
 from anil_engine.config import EvalConfig
 from anil_engine.datasets.base import ImageTensorDataset
-from anil_engine.models import AnilModel
+from anil_engine.models import AnilModel, batch_statistics
 from anil_engine.tasks import FastEpisodeSampler, labels_dataset, support_query_masks, to_float
 
 
@@ -243,24 +241,41 @@ def evaluate(
     }
 
 
-def evaluate_checkpoint(
-    checkpoint: str | Path,
-    data_root: str,
-    config: EvalConfig,
-    dataset: str | None = None,
-    split: str = "test",
-    split_scheme: str | None = None,
-    device: str = "auto",
-    random_trunk: bool = False,
-) -> Generator[EvalProgress, None, dict[str, Any]]:
-    """Load a checkpoint and the split of its data set (or `dataset`), then `evaluate` it; yields progress.
+@dataclass(frozen=True)
+class EvalRequest:
+    """One evaluation of a checkpoint: which data, which episodes (`config`), where.
 
-    `random_trunk`: replace the trained trunk by a freshly initialised one (seeded by `config.seed`;
-    BatchNorm statistics measured on 1,024 training images), the baseline the trained trunk must beat.
+    `dataset` and `split_scheme` default to the checkpoint's. `random_trunk`: replace the trained trunk by a
+    freshly initialised one (seeded by `config.seed`; BatchNorm statistics measured on 1,024 training
+    images), the baseline the trained trunk must beat.
+    """
+
+    checkpoint: str
+    data_root: str
+    config: EvalConfig = field(default_factory=EvalConfig)
+    dataset: str | None = None
+    split: str = "test"
+    split_scheme: str | None = None
+    device: str = "auto"
+    random_trunk: bool = False
+
+
+def evaluate_checkpoint(request: EvalRequest) -> Generator[EvalProgress, None, dict[str, Any]]:
+    """Load the checkpoint and the split of its data set, then `evaluate` it; yields progress.
 
     Returns:
         `evaluate`'s result plus "dataset", "split", "split_scheme", "checkpoint", "device", "trunk".
     """
+    checkpoint, data_root, config, dataset, split, split_scheme, device, random_trunk = (
+        request.checkpoint,
+        request.data_root,
+        request.config,
+        request.dataset,
+        request.split,
+        request.split_scheme,
+        request.device,
+        request.random_trunk,
+    )
     from anil_engine.checkpoint import load_checkpoint
     from anil_engine.config import resolve_device
     from anil_engine.datasets import load_dataset
@@ -310,12 +325,3 @@ def _progress_of(
         except StopIteration as stop:
             return stop.value
         yield EvalProgress(0, episodes, float("nan"), time.perf_counter() - t0, offset + done, total)
-
-
-def run_to_end(gen: Generator[Any, None, Any]) -> Any:
-    """Drive a job generator to completion and return its result."""
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value

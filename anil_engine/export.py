@@ -114,7 +114,7 @@ def trunk_onnx_bytes(model: AnilModel, transductive: bool = False) -> bytes:
         transductive: BatchNorm normalises with each batch's own statistics (learn2learn's
             test protocol) instead of the running ones; batches must hold >= 2 images.
     """
-    from anil_engine.anil import batch_statistics
+    from anil_engine.models import batch_statistics
 
     pre = model.preprocessing
     trunk = _frozen_trunk(model)

@@ -97,3 +97,16 @@ def load_images(paths: list[Path], size: int, channels: int) -> tuple[np.ndarray
     else:
         stacked = np.zeros((0, channels, size, size), dtype=np.uint8)
     return stacked, ok, skipped
+
+
+def mostly_colour(paths: list[Path], sample: int = 5) -> bool:
+    """Whether most of the first `sample` readable images are colour (from their headers; nothing decoded)."""
+    colour, seen = 0, 0
+    for p in paths[:sample]:
+        try:
+            with Image.open(p) as im:
+                colour += im.mode in ("RGB", "RGBA", "CMYK", "YCbCr")
+                seen += 1
+        except OSError:
+            continue
+    return seen > 0 and colour * 2 > seen

@@ -11,6 +11,8 @@ the base and lays the stored tensors over it.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -19,6 +21,28 @@ from torch import nn
 from anil_engine.backbones import Backbone, get_backbone
 from anil_engine.config import ModelConfig, Preprocessing
 from anil_engine.errors import CheckpointError, ConfigError
+
+
+@contextlib.contextmanager
+def batch_statistics(module: nn.Module) -> Iterator[None]:
+    """Make every BatchNorm use the current batch's statistics without touching its running ones.
+
+    This is learn2learn's test protocol ("transductive"). The running buffers are
+    hidden for the duration (PyTorch then normalises with batch statistics even
+    in eval mode) and put back afterwards, unchanged.
+    """
+    saved = []
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
+            saved.append((m, m.running_mean, m.running_var))
+            m.running_mean = None
+            m.running_var = None
+    try:
+        yield
+    finally:
+        for m, mean, var in saved:
+            m.running_mean = mean
+            m.running_var = var
 
 
 class Normalize(nn.Module):

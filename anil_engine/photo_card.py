@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +26,15 @@ from anil_engine.datasets import load_dataset
 from anil_engine.errors import ConfigError
 from anil_engine.evaluation import (
     HEAD_INIT_WORDS,
+    EvalRequest,
     evaluate_checkpoint,
     evaluate_features,
     onnx_trunk_session,
-    run_to_end,
     split_features,
 )
+from anil_engine.jobs import run_to_end
+from anil_engine.meta.trainrun import VAL_SEED
 from anil_engine.models import AnilModel, model_from_checkpoint
-from anil_engine.trainrun import VAL_SEED
 
 TUNE_GRID = {
     "head_init": HEAD_INITS,
@@ -127,27 +129,19 @@ def _base_model(model: AnilModel) -> AnilModel:
     return base.eval()
 
 
-def write_photo_card(
-    checkpoint: str,
-    data_root: str,
-    out: str,
-    settings: list[tuple[int, int]],
-    episodes: int = 1000,
-    seed: int = 0,
-    compare: str = "",
-    recipe: str = "",
-) -> list[dict[str, Any]]:
-    """Evaluate on `test` next to the baselines (same episodes) and write the card (plain words first)."""
-    from anil_engine.cards import machine_description
+@dataclass
+class _Measured:
+    """A photo model's test results next to its baselines, on the same episodes."""
 
-    recipe_file = recipe if recipe and "\n" not in recipe and Path(recipe).is_file() else ""
-    if recipe_file:
-        recipe = Path(recipe_file).read_text(encoding="utf-8").strip()
-    ckpt = load_checkpoint(checkpoint)
-    model = model_from_checkpoint(ckpt, checkpoint).eval()
-    spec = model.backbone
-    if spec.pretrained is None:
-        raise ConfigError(f"{checkpoint}: not on a pretrained trunk; use `anil-studio card` without --photo")
+    rows: list[dict[str, Any]]  # per setting: {"ways", "shots", "model", "no_meta_training", "ncm"[, "cnn4"]}
+    results: list[dict[str, Any]]  # every result, flattened, with its "variant"
+    same_trunk: bool  # the model's trunk is the pretrained one unchanged
+    head_is_zero: bool
+    choice: dict[str, Any]  # the checkpoint's head adaptation
+
+
+def _measure(ckpt: dict[str, Any], model: AnilModel, data_root: str, settings: list[tuple[int, int]],
+             episodes: int, seed: int, compare: str) -> _Measured:  # fmt: skip
     data = _data(ckpt, data_root, "test")
     feats = _features(model, data.images)
     base = _base_model(model)
@@ -165,21 +159,68 @@ def write_photo_card(
         row = {"ways": ways, "shots": shots, "model": ours, "no_meta_training": plain, "ncm": ncm}
         if compare:
             config = EvalConfig(TaskSpec(ways, shots, QUERY), episodes, "inductive", seed)
-            row["cnn4"] = run_to_end(evaluate_checkpoint(compare, data_root, config, split="test", device="cpu"))
+            row["cnn4"] = run_to_end(evaluate_checkpoint(EvalRequest(compare, data_root, config, device="cpu")))
         rows.append(row)
         for key, r in row.items():
             if isinstance(r, dict):
                 results.append({**{k: r[k] for k in ("ways", "shots", "query", "accuracy", "ci95", "episodes",
                                 "seed", "method")}, "bn": "inductive", "split": "test", "variant": key})  # fmt: skip
-    ckpt["test_results"] = [r for r in results if r["variant"] == "model"]
-    save_checkpoint(ckpt, checkpoint)
+    return _Measured(rows, results, same_trunk, not any(head[0].flatten().tolist()), choice)
 
-    pretrained, metrics, cfg = spec.pretrained, ckpt.get("metrics", {}), ckpt.get("train_config", {})
-    pre = ckpt["preprocessing"]
+
+def write_photo_card(
+    checkpoint: str,
+    data_root: str,
+    out: str,
+    settings: list[tuple[int, int]],
+    episodes: int = 1000,
+    seed: int = 0,
+    compare: str = "",
+    recipe: str = "",
+) -> list[dict[str, Any]]:
+    """Evaluate on `test` next to the baselines (same episodes) and write the card (plain words first)."""
+    recipe_file = recipe if recipe and "\n" not in recipe and Path(recipe).is_file() else ""
+    if recipe_file:
+        recipe = Path(recipe_file).read_text(encoding="utf-8").strip()
+    ckpt = load_checkpoint(checkpoint)
+    model = model_from_checkpoint(ckpt, checkpoint).eval()
+    if model.backbone.pretrained is None:
+        raise ConfigError(f"{checkpoint}: not on a pretrained trunk; use `anil-studio card` without --photo")
+    m = _measure(ckpt, model, data_root, settings, episodes, seed, compare)
+    ckpt["test_results"] = [r for r in m.results if r["variant"] == "model"]
+    save_checkpoint(ckpt, checkpoint)
+    lines = _plain_words(checkpoint, ckpt, m) + _research_detail(ckpt, model, m)
+    lines += _photo_table(m, episodes, seed, compare)
+    spec_settings = ",".join(f"{w}x{s}" for w, s in settings)
+    lines += [
+        "",
+        "## Recipe",
+        "",
+        recipe or "(not recorded)",
+        "",
+        "## Reproduce",
+        "",
+        "```",
+        f"anil-studio card --photo --checkpoint {checkpoint} --data-root DATA --settings {spec_settings} "
+        f"--episodes {episodes} --seed {seed}"
+        + (f" --compare {compare}" if compare else "")
+        + (f" --recipe {recipe_file}" if recipe_file else "")
+        + f" --out {out}",
+        "# one number:",
+        f"anil-studio eval --checkpoint {checkpoint} --data-root DATA --split test --ways 5 --shots 5 "
+        f"--query {QUERY} --episodes {episodes} --bn inductive --seed {seed} --json",
+        "```",
+        "",
+    ]
+    atomic_write_bytes("\n".join(lines).encode(), out)
+    return m.results
+
+
+def _plain_words(checkpoint: str, ckpt: dict[str, Any], m: _Measured) -> list[str]:
+    pre, rows = ckpt["preprocessing"], m.rows
     five = next((r for r in rows if r["ways"] == 5 and r["shots"] == 5), rows[-1])
     one = next((r for r in rows if r["ways"] == 5 and r["shots"] == 1), rows[0])
-    meta_helped = all(r["model"]["accuracy"] > r["no_meta_training"]["accuracy"] for r in rows)
-    lines = [
+    return [
         f"# {Path(checkpoint).stem}: photos of everyday things",
         "",
         "**What it is for.** Sorting your own photos into a few categories you choose (kinds of birds, "
@@ -195,6 +236,17 @@ def write_photo_card(
         f"{pre['size']} x {pre['size']} pixels, in colour. It is not made for drawings, handwriting, "
         "microscope or medical images, or for telling apart things that differ only in tiny details.",
         "",
+    ]
+
+
+def _research_detail(ckpt: dict[str, Any], model: AnilModel, m: _Measured) -> list[str]:
+    from anil_engine.environment import machine_description
+
+    spec, choice = model.backbone, m.choice
+    pretrained, metrics, cfg = spec.pretrained, ckpt.get("metrics", {}), ckpt.get("train_config", {})
+    pre = ckpt["preprocessing"]
+    meta_helped = all(r["model"]["accuracy"] > r["no_meta_training"]["accuracy"] for r in m.rows)
+    return [
         "## Research detail",
         "",
         f"- **Trunk**: {spec.title}; ImageNet-1k weights from the `{pretrained.package}` package "
@@ -217,7 +269,7 @@ def write_photo_card(
             + (
                 "Its best-by-validation point was its start, so this model is the pretrained trunk itself and "
                 "the first two columns below are the same model (the recipe lists what was tried). "
-                if same_trunk and not any(head[0].flatten().tolist())
+                if m.same_trunk and m.head_is_zero
                 else "The pretrained trunk without meta-training is as good or better in at least one setting below. "
             )
             + "This agrees with Chen et al.'s Meta-Baseline: meta-training on top of a pretrained trunk adds little "
@@ -234,6 +286,11 @@ def write_photo_card(
         "5-way 5-shot for frozen features of this trunk on bird and flower photos outside both (not re-measured "
         "here).",
         "",
+    ]
+
+
+def _photo_table(m: _Measured, episodes: int, seed: int, compare: str) -> list[str]:
+    lines = [
         f"## Test accuracy (Caltech-101 test classes, {episodes} episodes, {QUERY} query photos per class, "
         f"seed {seed}, inductive, mean ± 95 % CI)",
         "",
@@ -241,32 +298,9 @@ def write_photo_card(
         "nearest class mean, same features |" + (" CNN4 model (`" + Path(compare).name + "`) |" if compare else ""),
         "|---|---|---|---|" + ("---|" if compare else ""),
     ]
-    for r in rows:
+    for r in m.rows:
         cells = [r[k] for k in ("model", "no_meta_training", "ncm", "cnn4") if k in r]
         lines.append(f"| {r['ways']}-way {r['shots']}-shot | "
                      + " | ".join(f"{c['accuracy']:.2f} ± {c['ci95']:.2f}" for c in cells) + " |")  # fmt: skip
-    spec_settings = ",".join(f"{w}x{s}" for w, s in settings)
-    lines += [
-        "",
-        "All columns use the same episodes (same seed, same sampler, same images).",
-        "",
-        "## Recipe",
-        "",
-        recipe or "(not recorded)",
-        "",
-        "## Reproduce",
-        "",
-        "```",
-        f"anil-studio card --photo --checkpoint {checkpoint} --data-root DATA --settings {spec_settings} "
-        f"--episodes {episodes} --seed {seed}"
-        + (f" --compare {compare}" if compare else "")
-        + (f" --recipe {recipe_file}" if recipe_file else "")
-        + f" --out {out}",
-        "# one number:",
-        f"anil-studio eval --checkpoint {checkpoint} --data-root DATA --split test --ways 5 --shots 5 "
-        f"--query {QUERY} --episodes {episodes} --bn inductive --seed {seed} --json",
-        "```",
-        "",
-    ]
-    atomic_write_bytes("\n".join(lines).encode(), out)
-    return results
+    lines += ["", "All columns use the same episodes (same seed, same sampler, same images)."]
+    return lines

@@ -17,12 +17,6 @@ class BundledModel:
     path: Path
     card: Path
 
-    def card_text(self) -> str:
-        try:
-            return self.card.read_text()
-        except OSError:
-            return f"(no model card: {self.card} is missing)"
-
 
 def bundled_models(directory: Path | None = None) -> list[BundledModel]:
     """Every `*.pt` in the models folder, default model first."""
@@ -30,8 +24,3 @@ def bundled_models(directory: Path | None = None) -> list[BundledModel]:
     found = {p.stem: BundledModel(p.stem, p, p.with_suffix(".md")) for p in sorted(directory.glob("*.pt"))}
     ordered = [found.pop(n) for n in DEFAULT_ORDER if n in found]
     return ordered + list(found.values())
-
-
-def default_model(directory: Path | None = None) -> BundledModel | None:
-    models = bundled_models(directory)
-    return models[0] if models else None

@@ -42,7 +42,9 @@ def cpu_session(model: bytes | str | Path) -> Any:
 
 
 @dataclass(frozen=True)
-class RuntimePrediction:
+class Prediction:
+    """One classified image (the app, the CLI and exported classifiers all give these)."""
+
     path: str
     label: str
     confidence: float
@@ -78,7 +80,7 @@ class OnnxClassifier:
         self.size = int(meta["anil_studio.input_size"])
         self.channels = int(meta["anil_studio.channels"])
 
-    def predict(self, paths: list[str | Path]) -> tuple[list[RuntimePrediction], list[str]]:
+    def predict(self, paths: list[str | Path]) -> tuple[list[Prediction], list[str]]:
         """Classify image files; unreadable ones are skipped with a message naming them."""
         arrays, ok, skipped = [], [], []
         for p in expand_images([Path(p) for p in paths], skipped):
@@ -94,7 +96,7 @@ class OnnxClassifier:
             for p, row in zip(ok[i : i + BATCH], probs, strict=True):
                 best = int(row.argmax())
                 out.append(
-                    RuntimePrediction(
+                    Prediction(
                         str(p),
                         self.class_names[best],
                         float(row[best]),

@@ -2,7 +2,7 @@
 autosave and recovery, recent files, and the window title that says which project is open.
 
 `Session` drives the window through a narrow set of its members: `support`, `settings`, `errors`,
-`run_job`, `current_project()`, `use_project_model(project, path)`, `load_model(path)`.
+`run_job`, `load_model`, `model_panel` (head settings), `checkpoint_path` / `checkpoint_sha256`.
 """
 
 from __future__ import annotations
@@ -70,6 +70,28 @@ class Session(QObject):
     def _may_replace(self) -> bool:
         return self.saved or self.confirm_discard()
 
+    # -- what a project holds ----------------------------------------------------------------------------
+    def use_project_model(self, project: Project, path: Path) -> None:
+        """Load the project's model with its head settings, or apply the settings to the current one."""
+        if project.checkpoint and project.checkpoint != self.window.checkpoint_path:
+            if Path(project.checkpoint).is_file():
+                self.window.load_model(project.checkpoint, project.fast_lr, project.adaptation_steps)
+            else:
+                self.window.errors.report(
+                    f"{path}: its model {project.checkpoint} is missing; open that checkpoint (Ctrl+O) to adapt"
+                )
+        else:
+            self.window.model_panel.set_head_settings(project.fast_lr, project.adaptation_steps)
+
+    def current_project(self) -> Project:
+        return Project(
+            self.window.checkpoint_path or "",
+            [(c.name, [str(p) for p in c.paths]) for c in self.window.support.classes],
+            self.window.model_panel.fast_lr.value(),
+            self.window.model_panel.steps.value(),
+            self.window.checkpoint_sha256,
+        )
+
     # -- new, save, save as ----------------------------------------------------------------------------
     def new_project(self) -> bool:
         """An empty, untitled support set (the model stays); unsaved changes are asked about first."""
@@ -97,7 +119,7 @@ class Session(QObject):
         if path.suffix != ".anilproj":
             path = path.with_name(path.name + ".anilproj")
         try:
-            save_project(self.window.current_project(), path)
+            save_project(self.current_project(), path)
         except AnilError as exc:
             self.errors.report(str(exc))
             return False
@@ -116,7 +138,7 @@ class Session(QObject):
 
     def save_bundle(self, folder: Path) -> bool:
         """Copy the images and the model into `folder` (in a job) and make its project the open one."""
-        project = self.window.current_project()
+        project = self.current_project()
         n = sum(len(p) for _, p in project.classes)
         self.errors.info(f"copying {n} images and the model into {folder}…")
         self.window.run_job(
@@ -160,7 +182,7 @@ class Session(QObject):
         self.support.replace_all([(n, [Path(p) for p in ps]) for n, ps in project.classes])
         self.remember_recent(str(path))
         self.update_title()
-        self.window.use_project_model(project, path)
+        self.use_project_model(project, path)
         self.missing = [p for _, ps in project.classes for p in ps if not Path(p).is_file()]
         if self.missing:
             self._offer_locate()
@@ -232,7 +254,7 @@ class Session(QObject):
         self.window.run_job(
             "autosave",
             self.autosaves.write,
-            self.window.current_project(),
+            self.current_project(),
             self.project_path,
             on_done=lambda _: self.autosaves.remove() if self.saved else None,
             on_failed=lambda exc: self.errors.warn(
@@ -270,7 +292,7 @@ class Session(QObject):
         self.support.restore([(n, [Path(p) for p in ps]) for n, ps in autosave.project.classes])
         self.project_path = autosave.project_path
         self.update_title()
-        self.window.use_project_model(autosave.project, autosave.path)
+        self.use_project_model(autosave.project, autosave.path)
         self.autosaves.remove(autosave.path)
         self.autosave()
         self.window.recover_action.setEnabled(bool(self.autosaves.leftovers()))

@@ -2,34 +2,33 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer, Signal
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QInputDialog, QMainWindow, QSplitter, QTabWidget
 
-from anil_engine.images import IMAGE_SUFFIXES
 from anil_engine.loading import LoadedModel, load_for_app
-from anil_engine.project import Project
 from anil_engine.registry import bundled_models
 from app import gc_guard
 from app.actions import build_menus
 from app.autosave import AutosaveStore
-from app.dialogs.help import GETTING_STARTED_HTML, TextDialog, about_html, shortcuts_html
-from app.drops import DropPlan, plan_drop
+from app.dialogs.help import HelpDialogs
+from app.drop_handler import DropHandler
 from app.errors import ErrorChannel
+from app.exports import Exports
 from app.jobs import CANCELLED, Job, start_job
 from app.panels.classify_panel import ClassifyPanel
 from app.panels.evaluate_panel import EvaluatePanel
 from app.panels.model_panel import ModelPanel
 from app.panels.support_panel import SupportSetView
+from app.pickers import FilePickers
 from app.session import Session
 from app.support_model import SupportSet
-from app.widgets import JobProgress, RemoteUrl, accept_as_copy, accepts_drop, dropped_items, dropped_paths
+from app.widgets import JobProgress, accept_as_copy, accepts_drop, dropped_paths
 
 ADAPT_DELAY_MS = 250
 AUTOSAVE_DELAY_MS = 3000
@@ -40,9 +39,6 @@ IMAGE_JOBS = {  # jobs shown in the status bar with a Stop button
     "leave-one-out": "Leave-one-out:",
     "unpack": "Unpacking:",
 }
-IMAGE_FILTER = (
-    "Images (" + " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)) + ");;Zip archives of images (*.zip);;All files (*)"
-)
 PHOTO_MODEL = "caltech101-effnet-anil"
 
 
@@ -71,15 +67,19 @@ class MainWindow(QMainWindow):
         self._adapt_pending = False
         self._adapt_job: Job | None = None
         self._domain_warned: str | None = None
+        self._closed = False
         self.train_dialog = None
         self.eval_dialog = None
-        self.text_dialogs: dict[str, TextDialog] = {}  # Help dialogs, kept so that they stay open
         # Pasted image data and unpacked archives are written here, so results and projects refer to files.
         data_dir = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
         self.data_dir = Path(data_dir or Path.home() / ".local/share/ANIL Studio")
         self.paste_dir = self.data_dir / "pasted"
         self.autosaves = AutosaveStore(self.data_dir / "autosave")
         self.session = Session(self, self.autosaves)
+        self.pickers = FilePickers(self)
+        self.drops = DropHandler(self)
+        self.exports = Exports(self)
+        self.help = HelpDialogs(self)
         self._build_panels()
         self.actions = build_menus(self)
         self.session.recent_menu = self.actions["recent"]
@@ -118,21 +118,21 @@ class MainWindow(QMainWindow):
         self.support_view = SupportSetView(self.support)
         self.support_view.dropped.connect(lambda items: self.drop(items, "support"))
         self.support_view.card_drop.connect(lambda name, items: self.drop(items, "card", card=name))
-        self.support_view.card_add_requested.connect(self.add_images_to_card_dialog)
+        self.support_view.card_add_requested.connect(self.pickers.add_images_to_card_dialog)
         self.support_view.refused.connect(self.errors.warn)
         self.support_view.add_button.clicked.connect(self.add_empty_class)
-        self.support_view.add_images_button.clicked.connect(self.add_support_images_dialog)
-        self.support_view.add_folder_button.clicked.connect(self.add_support_folder_dialog)
+        self.support_view.add_images_button.clicked.connect(self.pickers.add_support_images_dialog)
+        self.support_view.add_folder_button.clicked.connect(self.pickers.add_support_folder_dialog)
 
         self.classify_panel = ClassifyPanel(self.support)
         self.classify_panel.dropped.connect(self.classify_paths)
-        self.classify_panel.classify_requested.connect(self.classify_images_dialog)
-        self.classify_panel.export_requested.connect(self.export_csv_dialog)
+        self.classify_panel.classify_requested.connect(self.pickers.classify_images_dialog)
+        self.classify_panel.export_requested.connect(self.exports.export_csv_dialog)
         self.classify_panel.add_to_class.connect(self.add_results_to_class)
         self.evaluate_panel = EvaluatePanel()
         self.evaluate_panel.dropped.connect(self.evaluate_paths)
         self.evaluate_panel.leave_one_out_requested.connect(self.leave_one_out)
-        self.evaluate_panel.folder_requested.connect(self.evaluate_folder_dialog)
+        self.evaluate_panel.folder_requested.connect(self.pickers.evaluate_folder_dialog)
         self.evaluate_panel.mistakes_requested.connect(self.show_mistakes)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.classify_panel, "Classify")
@@ -227,103 +227,10 @@ class MainWindow(QMainWindow):
             self.classifier.steps = self.model_panel.steps.value()
             self.adapt_timer.start()
 
-    def use_project_model(self, project: Project, path: Path) -> None:
-        """Load the project's model with its head settings, or apply the settings to the current one."""
-        if project.checkpoint and project.checkpoint != self.checkpoint_path:
-            if Path(project.checkpoint).is_file():
-                self.load_model(project.checkpoint, project.fast_lr, project.adaptation_steps)
-            else:
-                self.errors.report(
-                    f"{path}: its model {project.checkpoint} is missing; open that checkpoint (Ctrl+O) to adapt"
-                )
-        else:
-            self.model_panel.set_head_settings(project.fast_lr, project.adaptation_steps)
-
-    def current_project(self) -> Project:
-        return Project(
-            self.checkpoint_path or "",
-            [(c.name, [str(p) for p in c.paths]) for c in self.support.classes],
-            self.model_panel.fast_lr.value(),
-            self.model_panel.steps.value(),
-            self.checkpoint_sha256,
-        )
-
     # ---------------------------------------------------------------------------------- drops
     def drop(self, items: list, target: str, card: str | None = None, new_class: str | None = None) -> None:
-        """Every drop, paste and file-dialog choice comes here: read it in a job, then carry out its plan."""
-        paths = self._as_files(items)
-        if paths:
-            self.statusBar().showMessage("Reading the dropped files…", 5000)
-            self.run_job(
-                "read drop", plan_drop, paths, target, card, on_done=lambda plan: self.carry_out(plan, new_class)
-            )
-
-    def _as_files(self, items: list) -> list[Path]:
-        """Pasted or dragged image data becomes a PNG file; remote addresses are reported."""
-        paths = []
-        for item in items:
-            if isinstance(item, QImage):
-                saved = self._save_pasted(item)
-                if saved is not None:
-                    paths.append(saved)
-            elif isinstance(item, RemoteUrl):
-                self.errors.warn(
-                    f"{item.url}: not a file on this computer; save it first, or copy the image and paste it (Ctrl+V)"
-                )
-            else:
-                paths.append(Path(item))
-        return paths
-
-    def carry_out(self, plan: DropPlan, new_class: str | None = None) -> None:
-        """The one handler of drops: open, unpack, add or classify what the plan says; name what it cannot."""
-        for m in plan.messages:
-            self.errors.warn(m)
-        if plan.checkpoints:
-            if len(plan.checkpoints) > 1:
-                self.errors.warn(
-                    f"{len(plan.checkpoints)} checkpoints dropped; opening the last, {plan.checkpoints[-1]}"
-                )
-            self.load_model(str(plan.checkpoints[-1]))
-        if plan.projects:
-            self.session.open_project(plan.projects[0])
-        for archive in plan.zips:
-            self._unpack(archive, plan, new_class)
-        if plan.target == "support":
-            self._add_to_support(plan, new_class)
-        elif plan.target == "card" and plan.images:
-            self.support.add_images(plan.card or "", plan.images)
-        elif plan.target == "classify":
-            self._classify_images(plan.images)
-        elif plan.target == "evaluate":
-            self._evaluate_folders(plan.label_folders, expecting=bool(plan.zips))
-
-    def _unpack(self, archive: Path, plan: DropPlan, new_class: str | None) -> None:
-        from anil_engine.archives import unpack_images
-
-        self.statusBar().showMessage(f"Unpacking {archive.name}…")
-
-        def unpacked(folder: Path | object) -> None:
-            self.statusBar().clearMessage()
-            if folder is not CANCELLED:
-                self.drop([folder], plan.target, plan.card, new_class)
-
-        self.run_job("unpack", unpack_images, archive, self.data_dir / "unpacked", on_done=unpacked)
-
-    def _add_to_support(self, plan: DropPlan, new_class: str | None) -> None:
-        """Folders of class folders -> classes; a folder of images -> one class; loose images -> a new class."""
-        if not (plan.folders or plan.images):
-            return
-        self.support.undo_stack.beginMacro("drop")
-        try:
-            for contents in plan.folders:
-                if contents.classes:
-                    self.support.add_class_folders(contents.classes, contents.folder.name)
-                elif contents.images:
-                    self.support.add_class(contents.folder.name, contents.images)
-            if plan.images:
-                self.support.add_class(self.support.unique_name(new_class or "class"), plan.images)
-        finally:
-            self.support.undo_stack.endMacro()
+        """Every drop, paste and file-dialog choice comes here (see `app.drop_handler`)."""
+        self.drops.drop(items, target, card, new_class)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
         if accepts_drop(event.mimeData()):
@@ -334,106 +241,10 @@ class MainWindow(QMainWindow):
         accept_as_copy(event)
         self.drop(items, "support")
 
-    # ---------------------------------------------------------------------------------- file pickers
-    # The same flows as the drops, for users who cannot or would rather not drag.
-    def _pick_images(self, title: str) -> list[Path]:
-        paths, _ = QFileDialog.getOpenFileNames(self, title, self.session.last_dir(), IMAGE_FILTER)
-        if paths:
-            self.session.remember_dir(Path(paths[0]).parent)
-        return [Path(p) for p in paths]
-
-    def _pick_folder(self, title: str) -> Path | None:
-        path = QFileDialog.getExistingDirectory(self, title, self.session.last_dir())
-        if not path:
-            return None
-        self.session.remember_dir(Path(path).parent)
-        return Path(path)
-
-    def add_empty_class(self) -> None:
-        self.support.add_class("class")
-
-    def add_support_images_dialog(self) -> None:
-        paths = self._pick_images("Images of one new class")
-        if paths:
-            folders = {p.parent for p in paths}
-            # Images picked from one folder start a class named after it (the folder a user keeps them in).
-            self.drop(paths, "support", new_class=folders.pop().name if len(folders) == 1 else None)
-
-    def add_support_folder_dialog(self) -> None:
-        folder = self._pick_folder("A folder of class folders, or one class's folder")
-        if folder is not None:
-            self.drop([folder], "support")
-
-    def add_images_to_card_dialog(self, name: str) -> None:
-        paths = self._pick_images(f"Images to add to class {name}")
-        if paths:
-            self.drop(paths, "card", card=name)
-
-    def classify_images_dialog(self) -> None:
-        paths = self._pick_images("Images to classify")
-        if paths:
-            self.classify_paths(paths)
-
-    def classify_folder_dialog(self) -> None:
-        folder = self._pick_folder("A folder of images to classify")
-        if folder is not None:
-            self.classify_paths([folder])
-
-    def evaluate_folder_dialog(self) -> None:
-        folder = self._pick_folder("A labelled folder: one folder per support class")
-        if folder is not None:
-            self.evaluate_paths([folder])
-
-    def paste_images(self) -> None:
-        """Classify the clipboard: copied image files, or image data (saved as a PNG in `paste_dir`)."""
-        mime = QGuiApplication.clipboard().mimeData()
-        items = dropped_items(mime) if mime is not None else []
-        if not items or all(isinstance(i, RemoteUrl) for i in items):
-            self.errors.warn("the clipboard holds no image or image file; copy one first, then paste")
-            return
-        self.classify_paths(items)
-
-    def _save_pasted(self, image: QImage) -> Path | None:
-        if image.isNull():
-            self.errors.warn("the clipboard's image is empty; copy the image again, then paste")
-            return None
-        path = self.paste_dir / f"pasted-{time.strftime('%Y%m%d-%H%M%S')}-{time.monotonic_ns() % 10**6:06d}.png"
-        tmp = path.with_suffix(".part.png")
-        try:
-            self.paste_dir.mkdir(parents=True, exist_ok=True)
-            if not image.save(str(tmp), "PNG"):
-                raise OSError("Qt could not write the PNG")
-            os.replace(tmp, path)
-        except OSError as exc:
-            self.errors.report(f"{path}: could not save the pasted image ({exc}); check that the folder is writable")
-            return None
-        return path
-
     def stop_image_job(self) -> None:
         """Stop the adaptation, classification or evaluation shown in the status bar."""
         if self.job_progress.job is not None:
             self.job_progress.job.cancel()
-
-    # ---------------------------------------------------------------------------------- help
-    def _show_text_dialog(self, key: str, title: str, text: str) -> None:
-        dialog = self.text_dialogs.get(key)
-        if dialog is None:
-            dialog = self.text_dialogs[key] = TextDialog(title, text, self)
-        dialog.browser.setHtml(text)
-        dialog.show()
-        dialog.raise_()
-
-    def show_getting_started(self) -> None:
-        self._show_text_dialog("getting-started", "Getting started", GETTING_STARTED_HTML)
-
-    def show_shortcuts(self) -> None:
-        self._show_text_dialog("shortcuts", "Keyboard shortcuts", shortcuts_html(self.menuBar()))
-
-    def show_about(self) -> None:
-        combo = self.model_panel.device_combo
-        devices = [combo.itemText(i) for i in range(combo.count())]
-        text = about_html(self.checkpoint_path, devices, self.settings.fileName())
-        self._show_text_dialog("about", "About ANIL Studio", text)
 
     # ---------------------------------------------------------------------------------- adapt
     def adapt_now(self) -> None:
@@ -455,21 +266,13 @@ class MainWindow(QMainWindow):
 
     def _check_domain(self) -> None:
         """Warn (once per model) when a grayscale model is given colour photos: it sees them as grey drawings."""
+        from anil_engine.images import mostly_colour
+
         if self.classifier is None or self.classifier.model.preprocessing.channels != 1:
             return
         if self._domain_warned == self.checkpoint_path:
             return
-        from PIL import Image
-
-        paths = [p for _, ps in self.support.as_support() for p in ps][:5]
-        colour = 0
-        for p in paths:
-            try:
-                with Image.open(p) as im:  # the header only
-                    colour += im.mode in ("RGB", "RGBA", "CMYK", "YCbCr")
-            except OSError:
-                continue
-        if paths and colour * 2 > len(paths):
+        if mostly_colour([p for _, ps in self.support.as_support() for p in ps]):
             self._domain_warned = self.checkpoint_path
             pre = self.classifier.model.preprocessing
             self.errors.warn(
@@ -533,7 +336,7 @@ class MainWindow(QMainWindow):
         )
         self.adapted.emit(result)
         if self.classify_panel.predictions:  # the results on screen follow the new head
-            self._classify_images([Path(p.path) for p in self.classify_panel.predictions], replace=True)
+            self.classify_images([Path(p.path) for p in self.classify_panel.predictions], replace=True)
 
     # ---------------------------------------------------------------------------------- classify
     def classify_paths(self, items: list) -> None:
@@ -541,7 +344,7 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.classify_panel)
         self.drop(items, "classify")
 
-    def _classify_images(self, images: list[Path], replace: bool = False) -> None:
+    def classify_images(self, images: list[Path], replace: bool = False) -> None:
         if not images:
             return
         if self.classifier is None or not self.classifier.is_adapted:
@@ -571,62 +374,6 @@ class MainWindow(QMainWindow):
         if added < len(paths):
             self.errors.info(f"{len(paths) - added} of the images were already in class {name}")
 
-    def export_csv_dialog(self) -> None:
-        if not self.classify_panel.predictions:
-            self.errors.warn("no classification results to export yet")
-            return
-        default = str(Path(self.session.last_dir()) / "results.csv")
-        path, _ = QFileDialog.getSaveFileName(self, "Export results", default, "CSV (*.csv)")
-        if path:
-            self.export_csv(Path(path))
-
-    def export_csv(self, path: Path) -> None:
-        from anil_engine.checkpoint import atomic_write_bytes
-        from anil_engine.classifier import predictions_csv
-        from anil_engine.errors import AnilError
-
-        predictions = self.classify_panel.predictions
-        try:
-            atomic_write_bytes(predictions_csv(predictions).encode(), path)
-            self.errors.info(f"wrote {len(predictions)} results to {path}")
-        except AnilError as exc:
-            self.errors.report(str(exc))
-
-    # ---------------------------------------------------------------------------------- ONNX export
-    def export_classifier_dialog(self) -> None:
-        if self.classifier is None or not self.classifier.is_adapted:
-            self.errors.warn("adapt first: the classifier export holds the adapted head")
-            return
-        self._export_dialog("Export adapted classifier", "classifier.onnx", classifier=True)
-
-    def export_trunk_dialog(self) -> None:
-        if self.classifier is not None:
-            self._export_dialog("Export frozen trunk", "trunk.onnx", classifier=False)
-
-    def _export_dialog(self, title: str, name: str, classifier: bool) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, title, str(Path(self.session.last_dir()) / name), "ONNX (*.onnx)")
-        if path:
-            self.export_onnx(Path(path), classifier)
-
-    def export_onnx(self, path: Path, classifier: bool) -> Job | None:
-        """Export in a worker; the engine verifies the file against torch before writing it."""
-        from anil_engine import export
-
-        clf = self.classifier
-        if clf is None:
-            return None
-        if classifier:
-            args = (clf.model, clf.weight, clf.bias, list(clf.class_names), path, self.checkpoint_sha256)
-            job = self.run_job("export classifier", export.export_classifier, *args, on_done=self._exported)
-        else:
-            job = self.run_job("export trunk", export.export_trunk, clf.model, path, on_done=self._exported)
-        self.statusBar().showMessage(f"Exporting {path.name}…")
-        return job
-
-    def _exported(self, report: Any) -> None:
-        self.errors.info(f"exported {report.path} (onnxruntime matches torch to {report.max_abs_diff:.1e})")
-        self.exported.emit(report)
-
     # ---------------------------------------------------------------------------------- evaluate
     def leave_one_out(self) -> None:
         if self.classifier is None or not self.classifier.is_adapted:
@@ -645,7 +392,7 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.evaluate_panel)
         self.drop(items, "evaluate")
 
-    def _evaluate_folders(self, folders: list[Path], expecting: bool) -> None:
+    def evaluate_folders(self, folders: list[Path], expecting: bool) -> None:
         if expecting and not folders:  # an archive is being unpacked: its folder comes back here
             return
         if self.classifier is None or not self.classifier.is_adapted or not folders:
@@ -739,7 +486,9 @@ class MainWindow(QMainWindow):
         self.wait_for_jobs()
         self.autosave_timer.stop()
         self.autosaves.remove()  # saved or discarded by the user: nothing to recover
-        self.support.undo_stack.cleanChanged.disconnect(self.session.update_title)
+        if not self._closed:  # pytest-qt, and some window managers, close a window twice
+            self.support.undo_stack.cleanChanged.disconnect(self.session.update_title)
+            self._closed = True
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("window_state", self.saveState())
         if self._gc_acquired:

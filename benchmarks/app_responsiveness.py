@@ -89,7 +89,7 @@ def main() -> int:
         settings = QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat)
         window = MainWindow(settings=settings, checkpoint=args.checkpoint)
         window.errors.show_dialogs = False
-        window.confirm_close = lambda: True
+        window.session.confirm_discard = lambda: True
         window.resize(1500, 950)
         window.show()
         wait_until(lambda: window.classifier is not None and not window.jobs)
@@ -98,14 +98,14 @@ def main() -> int:
         window.adapted.connect(adapted.append)
         window.classified.connect(classified.append)
         print(f"model: {Path(window.checkpoint_path).name}; Qt platform: {app.platformName()}")
-        drop_support = lambda: send_drop(window.support_view, [support])  # noqa: E731
+        drop_support = lambda: send_drop(window.support_view, [support], wait=False)  # noqa: E731
         seconds, gaps, progress_seen = pump_until(app, window, drop_support, adapted)
         n_images = sum(len(c.paths) for c in window.support.classes)
         if queries is None:
             print(f"support drop: {len(window.support.classes)} classes, {n_images} images adapted in {seconds:.1f} s")
         else:
             seconds, gaps, progress_seen = pump_until(
-                app, window, lambda: send_drop(window.query_area, [queries]), classified
+                app, window, lambda: send_drop(window.classify_panel, [queries], wait=False), classified
             )
             n = len(classified[0])
             print(f"classified {n} images in {seconds:.1f} s ({n / seconds:.0f} images/s)")

@@ -31,7 +31,7 @@ CONFIGS = {
 }
 ENGINES = ("reference", "batched")
 # Also measurable on a GPU: the batched engine with its trunk run once per task (the CPU layout), and with
-# the Triton kernels for BatchNorm -> max-pool -> ReLU (anil_engine.fused_gpu, ANIL_TRITON=1).
+# the Triton kernels for BatchNorm -> max-pool -> ReLU (anil_engine.meta.fused_gpu, ANIL_TRITON=1).
 EXTRA_ENGINES = ("batched-per-task", "batched-triton")
 
 
@@ -64,7 +64,7 @@ def measure(name: str, engine_name: str, iterations: int, device: str, profile: 
 
     from anil_engine.config import ModelConfig, Preprocessing, TaskSpec
     from anil_engine.datasets.base import ImageTensorDataset
-    from anil_engine.engines import MetaEngine
+    from anil_engine.meta.engines import MetaEngine
     from anil_engine.models import AnilModel
 
     channels, size, hidden, ways, shots, query, meta_batch = CONFIGS[name]
@@ -117,7 +117,7 @@ def measure(name: str, engine_name: str, iterations: int, device: str, profile: 
         key = "self_cuda_time_total" if device == "cuda" else "self_cpu_time_total"
         table = prof.key_averages().table(sort_by=key, row_limit=15)
     if engine_name == "batched-triton":
-        from anil_engine import fused_gpu
+        from anil_engine.meta import fused_gpu
 
         if fused_gpu.calls == 0:  # it fell back to PyTorch's ops: this would time the wrong thing
             raise SystemExit(f"the Triton kernels did not run: {fused_gpu._failed or 'not on a GPU'}")
@@ -182,7 +182,7 @@ def main() -> int:
     parser.add_argument(
         "--triton",
         action="store_true",
-        help="also time the batched engine with the Triton kernels of anil_engine.fused_gpu (GPU only)",
+        help="also time the batched engine with the Triton kernels of anil_engine.meta.fused_gpu (GPU only)",
     )
     parser.add_argument(
         "--profile",

@@ -106,7 +106,7 @@ def main() -> int:
     window = MainWindow(settings=settings, checkpoint=args.checkpoint)
     window.errors.show_dialogs = False
     window.errors.reported.connect(lambda level, text: print(f"[{level}] {text}"))
-    window.confirm_close = lambda: True
+    window.session.confirm_discard = lambda: True
     window.resize(1500, 950)
     window.show()
     wait_until(lambda: window.classifier is not None)
@@ -126,13 +126,13 @@ def main() -> int:
     shot("2-support-adapted.png")
     classified = []
     window.classified.connect(classified.append)
-    send_drop(window.query_area, [p for ps in parts["query"].values() for p in ps])
+    send_drop(window.classify_panel, [p for ps in parts["query"].values() for p in ps])
     wait_until(lambda: bool(classified))
     shot("3-classified.png")
     evaluated = []
     window.evaluated.connect(evaluated.append)
-    send_drop(window.eval_area, [work / "labelled"])
-    window.tabs.setCurrentWidget(window.eval_area)
+    send_drop(window.evaluate_panel, [work / "labelled"])
+    window.tabs.setCurrentWidget(window.evaluate_panel)
     wait_until(lambda: bool(evaluated))
     shot("4-evaluate-labelled-folder.png")
     correct = sum(p.label == Path(p.path).parent.name for p in classified[0])

@@ -114,7 +114,7 @@ fi
 "${PIP[@]}" install -e ".[test]"
 "$VPY" -c "from anil_engine._l2l import learn2learn; learn2learn()"
 # The fused CPU meta-training kernel: built here once (about a minute) rather than in the first training run.
-"$VPY" -c "from anil_engine import fused; r = fused.unavailable_reason(); print('setup: fused CPU kernel', 'ready' if r is None else 'not used (' + r + '); training uses PyTorch ops')"
+"$VPY" -c "from anil_engine.meta import fused; r = fused.unavailable_reason(); print('setup: fused CPU kernel', 'ready' if r is None else 'not used (' + r + '); training uses PyTorch ops')"
 echo "$WANT" > "$STAMP"
 if [ "$MODE" = app ]; then
   # The default model's trunk as an onnxruntime graph, cached (~/.cache/anil-studio/onnx): the app's first start

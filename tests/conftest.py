@@ -75,8 +75,8 @@ def app_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     from anil_engine.checkpoint import save_checkpoint
     from anil_engine.config import ModelConfig, Preprocessing
+    from anil_engine.meta.trainrun import make_checkpoint
     from anil_engine.models import AnilModel, calibrate_batchnorm
-    from anil_engine.training import make_checkpoint
 
     torch.manual_seed(0)
     pre = Preprocessing(32, 3, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
@@ -87,3 +87,27 @@ def app_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
     save_checkpoint(ckpt, path)
     return path
+
+
+# -- the app's window ------------------------------------------------------------------------------------------
+@pytest.fixture
+def checkpoint(app_checkpoint: Path) -> Path:
+    return app_checkpoint
+
+
+@pytest.fixture
+def window(qtbot, tmp_path: Path, checkpoint: Path):  # noqa: ANN001, ANN201 - pytest-qt's fixture
+    """A window on a tiny checkpoint, with its own settings file and no modal boxes."""
+    from PySide6.QtCore import QSettings
+
+    from app.testing import TIMEOUT_MS
+    from app.window import MainWindow
+
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(settings=settings, checkpoint=str(checkpoint))
+    w.errors.show_dialogs = False
+    w.session.confirm_discard = lambda: True
+    qtbot.addWidget(w)
+    qtbot.waitUntil(lambda: w.classifier is not None, timeout=TIMEOUT_MS)
+    yield w
+    w.wait_for_jobs()

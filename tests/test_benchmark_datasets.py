@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import pickle
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 from PIL import Image
 
 from anil_engine.datasets import load_dataset
-from anil_engine.datasets.benchmarks import SPLITS, cifar_pickle_bytes
+from anil_engine.datasets.benchmarks import SPLITS
 from anil_engine.errors import DataError
 
 CIFAR_NAMES = sorted(
@@ -46,6 +47,13 @@ def test_cifar_splits_pool_train_and_test(cifar_root, name, split, n):
     for label, cls in enumerate(wanted):
         pixels = data.images[data.labels == label]
         assert pixels.shape[0] == 3 and int(pixels.float().mean().round()) == CIFAR_NAMES.index(cls)
+
+
+def cifar_pickle_bytes(obj: dict) -> bytes:
+    """Serialise like CIFAR's archive, to write test files in the real format."""
+    buffer = io.BytesIO()
+    pickle.dump(obj, buffer, protocol=2)
+    return buffer.getvalue()
 
 
 def test_fc100_splits_are_superclass_disjoint():

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import torch
 
+from anil_engine.config import DATASETS  # noqa: F401 - the names load_dataset takes
 from anil_engine.datasets.base import ImageTensorDataset
 from anil_engine.errors import ConfigError
-
-DATASETS = ("omniglot", "caltech-101", "cifar-fs", "fc100", "mini-imagenet", "folder")
 
 # Per-dataset preprocessing defaults: (size, channels, mean, std).
 DEFAULT_PREPROCESSING = {

@@ -17,7 +17,6 @@ and plain containers, so a data file cannot run code.
 
 from __future__ import annotations
 
-import io
 import pickle
 from pathlib import Path
 
@@ -131,10 +130,3 @@ def load_mini_imagenet(root: str | Path, split: str, size: int = 84, channels: i
             "{train,validation,test}.pkl there, or images/<synset><8 digits>.jpg (Ravi & Larochelle file names)"
         )
     return ImageTensorDataset(torch.from_numpy(np.concatenate(images)), torch.tensor(labels), wanted)
-
-
-def cifar_pickle_bytes(obj: dict) -> bytes:
-    """Serialise like CIFAR's archive (used by tests to write files in the real format)."""
-    buffer = io.BytesIO()
-    pickle.dump(obj, buffer, protocol=2)
-    return buffer.getvalue()

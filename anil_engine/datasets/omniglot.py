@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from anil_engine.config import SPLIT_SCHEMES
 from anil_engine.datasets.base import ImageTensorDataset
 from anil_engine.errors import ConfigError, DataError
 from anil_engine.images import prepare_image
@@ -35,7 +36,6 @@ from anil_engine.images import prepare_image
 SPLITS_DIR = Path(__file__).parent / "splits"
 SETS = ("background", "evaluation")
 ROTATIONS = (0, 90, 180, 270)
-SPLIT_SCHEMES = ("vinyals", "lake")
 LAKE_VAL_POSITIONS = (5, 11, 17, 23, 29)
 
 

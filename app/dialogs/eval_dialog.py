@@ -19,8 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from anil_engine.config import EvalConfig, TaskSpec
-from anil_engine.datasets import DATASETS
+from anil_engine.config import BN_MODES, DATASETS, DEVICES, METHODS, SPLIT_SCHEMES, EvalConfig, TaskSpec, field_defaults
 from app.jobs import CANCELLED, Job, start_job
 from app.widgets import hbox, path_row, remember_data_roots
 
@@ -47,26 +46,29 @@ class EvalDialog(QDialog):
         self.dataset.addItems(list(DATASETS))
         self.data_root = QLineEdit()
         self.split_scheme = QComboBox()
-        self.split_scheme.addItems(["vinyals", "lake"])
+        self.split_scheme.addItems(list(SPLIT_SCHEMES))
         self.split = QComboBox()
         self.split.addItems(["test", "val", "train", "all"])
         self.ways, self.shots, self.query = QSpinBox(), QSpinBox(), QSpinBox()
-        for box, value in ((self.ways, 5), (self.shots, 1), (self.query, 15)):
+        d = field_defaults(EvalConfig)
+        for box, value in ((self.ways, d["task"].ways), (self.shots, 1), (self.query, d["task"].query)):
             box.setRange(1, 1000)
             box.setValue(value)
-        self.episodes = QSpinBox(minimum=1, maximum=1_000_000, value=1000)
+        self.episodes = QSpinBox(minimum=1, maximum=1_000_000, value=d["episodes"])
         self.bn = QComboBox()
-        self.bn.addItems(["inductive", "transductive"])
+        self.bn.addItems(list(BN_MODES))
+        self.bn.setCurrentText(d["bn"])
         self.bn.setToolTip(
             "inductive: BatchNorm with the support set's statistics (the app's); transductive: with each batch's "
             "own (learn2learn's)"
         )
         self.method = QComboBox()
-        self.method.addItems(["head", "ncm"])
+        self.method.addItems(list(METHODS))
+        self.method.setCurrentText(d["method"])
         self.method.setToolTip("head: ANIL's head adaptation; ncm: nearest class mean of the support features")
-        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=d["seed"])
         self.device = QComboBox()
-        self.device.addItems(["auto", "cpu", "cuda"])
+        self.device.addItems(list(DEVICES))
         self.dataset.currentTextChanged.connect(lambda name: self.split_scheme.setEnabled(name == "omniglot"))
         self._store_data_root = remember_data_roots(settings, self.dataset, self.data_root)
         form = QFormLayout()
@@ -107,7 +109,7 @@ class EvalDialog(QDialog):
         dataset = info.get("dataset", {})
         if dataset.get("name") in DATASETS:
             self.dataset.setCurrentText(dataset["name"])
-        if dataset.get("split_scheme") in ("vinyals", "lake"):
+        if dataset.get("split_scheme") in SPLIT_SCHEMES:
             self.split_scheme.setCurrentText(dataset["split_scheme"])
         task = info.get("trained_task", {})
         for box, key in ((self.ways, "ways"), (self.shots, "shots")):
@@ -121,7 +123,7 @@ class EvalDialog(QDialog):
         )
 
     def run(self) -> None:
-        from anil_engine.evaluation import evaluate_checkpoint
+        from anil_engine.evaluation import EvalRequest, evaluate_checkpoint
 
         if self.job is not None and self.job.running:
             return
@@ -143,13 +145,15 @@ class EvalDialog(QDialog):
         self.job = start_job(
             "evaluate",
             evaluate_checkpoint,
-            self.checkpoint,
-            self.data_root.text().strip(),
-            config,
-            self.dataset.currentText(),
-            self.split.currentText(),
-            self.split_scheme.currentText(),
-            self.device.currentText(),
+            EvalRequest(
+                self.checkpoint,
+                self.data_root.text().strip(),
+                config,
+                self.dataset.currentText(),
+                self.split.currentText(),
+                self.split_scheme.currentText(),
+                self.device.currentText(),
+            ),
             on_progress=self._on_progress,
             on_done=self._on_done,
             on_failed=self._on_failed,

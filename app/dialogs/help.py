@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import html
 
+from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QMenuBar, QTextBrowser, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QMainWindow, QMenuBar, QTextBrowser, QVBoxLayout, QWidget
 
 # Gestures that are not menu actions, shown under the menus' shortcuts.
 GESTURES = [
@@ -105,3 +106,32 @@ move or share; File ▸ Export adapted classifier to ONNX for use elsewhere.</li
 </ol>
 <p>Every step also exists as a command: <tt>anil-studio --help</tt>.</p>
 """
+
+
+class HelpDialogs(QObject):
+    """Help ▸ Getting started, Keyboard shortcuts, About: non-modal, each kept and raised when asked again."""
+
+    def __init__(self, window: QMainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.text_dialogs: dict[str, TextDialog] = {}
+
+    def _show_text_dialog(self, key: str, title: str, text: str) -> None:
+        dialog = self.text_dialogs.get(key)
+        if dialog is None:
+            dialog = self.text_dialogs[key] = TextDialog(title, text, self.window)
+        dialog.browser.setHtml(text)
+        dialog.show()
+        dialog.raise_()
+
+    def show_getting_started(self) -> None:
+        self._show_text_dialog("getting-started", "Getting started", GETTING_STARTED_HTML)
+
+    def show_shortcuts(self) -> None:
+        self._show_text_dialog("shortcuts", "Keyboard shortcuts", shortcuts_html(self.window.menuBar()))
+
+    def show_about(self) -> None:
+        combo = self.window.model_panel.device_combo
+        devices = [combo.itemText(i) for i in range(combo.count())]
+        text = about_html(self.window.checkpoint_path, devices, self.window.settings.fileName())
+        self._show_text_dialog("about", "About ANIL Studio", text)

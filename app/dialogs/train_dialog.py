@@ -20,14 +20,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from anil_engine.config import TrainConfig
+from anil_engine.config import DATASETS, DEVICES, RECIPE_FEATURE_NORM, SPLIT_SCHEMES, TrainConfig, field_defaults
 from app.jobs import CANCELLED, Job, start_job
 from app.widgets import hbox, path_row, remember_data_roots
 
+# The data sets with training splits the dialog offers (the few-shot benchmarks are for evaluation here).
+TRAINABLE_DATASETS = ("omniglot", "caltech-101", "folder")
+
 
 class TrainDialog(QDialog):
-    """Non-modal dialog running `anil_engine.training.train` in a worker (or, with pre-training epochs,
-    `anil_engine.pretraining.pretrain_then_train`).
+    """Non-modal dialog running `anil_engine.meta.training.train` in a worker (or, with pre-training epochs,
+    `anil_engine.meta.pretraining.pretrain_then_train`).
 
     Signals:
         model_ready(str): path of the best checkpoint when a run finishes.
@@ -41,49 +44,69 @@ class TrainDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Meta-train an ANIL model")
         self.job: Job | None = None
-        form = QFormLayout()
+        self._result_path = ""
+        self._xs: list[int] = []
+        self._acc: list[float] = []
+        self._loss: list[float] = []
+        self._vx: list[int] = []
+        self._vy: list[float] = []
+        self._build_fields(field_defaults(TrainConfig), default_out)
+        self._store_data_root = remember_data_roots(settings, self.dataset, self.data_root)
+        layout = QVBoxLayout(self)
+        layout.addLayout(self._form())
+        layout.addWidget(self._buttons())
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        self._build_plots(layout)
+        self.resize(720, 900)
+
+    def _build_fields(self, d: dict, default_out: str) -> None:
+        """Every setting, its default from `TrainConfig`, its choices from the engine's constants."""
+        from anil_engine.backbones import BACKBONES
+
         self.dataset = QComboBox()
-        self.dataset.addItems(["omniglot", "caltech-101", "folder"])
+        self.dataset.addItems([name for name in DATASETS if name in TRAINABLE_DATASETS])
+        self.dataset.setCurrentText(d["dataset"])
         self.dataset.setToolTip(
             "omniglot: Omniglot arrays or folders; caltech-101: 101_ObjectCategories folder or zip; "
             "folder: a folder of class folders"
         )
         self.data_root = QLineEdit()
         self.split_scheme = QComboBox()
-        self.split_scheme.addItems(["vinyals", "lake"])
+        self.split_scheme.addItems(list(SPLIT_SCHEMES))
+        self.split_scheme.setCurrentText(d["split_scheme"])
         self.ways, self.shots, self.query = QSpinBox(), QSpinBox(), QSpinBox()
-        for box, value in ((self.ways, 5), (self.shots, 5), (self.query, 5)):
+        for box, key in ((self.ways, "ways"), (self.shots, "shots"), (self.query, "query")):
             box.setRange(1, 100)
-            box.setValue(value)
-        self.meta_lr = QDoubleSpinBox(decimals=5, minimum=1e-5, maximum=1.0, singleStep=1e-4, value=0.001)
-        self.fast_lr = QDoubleSpinBox(decimals=4, minimum=1e-4, maximum=10.0, singleStep=0.01, value=0.1)
-        self.meta_batch = QSpinBox(minimum=1, maximum=1024, value=32)
-        self.steps = QSpinBox(minimum=0, maximum=100, value=5)
-        self.iterations = QSpinBox(minimum=1, maximum=1_000_000, value=1000)
-        self.input_size = QSpinBox(minimum=16, maximum=256, value=28)
-        self.hidden = QSpinBox(minimum=4, maximum=512, value=64)
+            box.setValue(d[key])
+        self.meta_lr = QDoubleSpinBox(decimals=5, minimum=1e-5, maximum=1.0, singleStep=1e-4, value=d["meta_lr"])
+        self.fast_lr = QDoubleSpinBox(decimals=4, minimum=1e-4, maximum=10.0, singleStep=0.01, value=d["fast_lr"])
+        self.meta_batch = QSpinBox(minimum=1, maximum=1024, value=d["meta_batch_size"])
+        self.steps = QSpinBox(minimum=0, maximum=100, value=d["adaptation_steps"])
+        self.iterations = QSpinBox(minimum=1, maximum=1_000_000, value=d["iterations"])
+        self.input_size = QSpinBox(minimum=16, maximum=256, value=d["input_size"])
+        self.hidden = QSpinBox(minimum=4, maximum=512, value=d["hidden_size"])
         self.first_order = QCheckBox("first order (no second derivatives)")
+        self.first_order.setChecked(d["first_order"])
         self.device = QComboBox()
-        self.device.addItems(["auto", "cpu", "cuda"])
-        self.val_every = QSpinBox(minimum=1, maximum=100000, value=100)
-        self.val_episodes = QSpinBox(minimum=1, maximum=10000, value=200)
+        self.device.addItems(list(DEVICES))
+        self.device.setCurrentText(d["device"])
+        self.val_every = QSpinBox(minimum=1, maximum=100000, value=d["val_every"])
+        self.val_episodes = QSpinBox(minimum=1, maximum=10000, value=d["val_episodes"])
         self.out = QLineEdit(default_out)
-        self.init_from = QLineEdit()
+        self.init_from = QLineEdit(d["init_from"])
         self.pretrain_epochs = QSpinBox(minimum=0, maximum=1000, value=0)
         self.pretrain_epochs.setSpecialValueText("none")
         self.pretrain_epochs.setToolTip(
             "First train the trunk as a plain classifier over the training classes for this many epochs "
-            "(into RUN/pretrained.pt), then meta-train from it with its features rescaled to norm 16: the recipe "
-            "of the bundled models, much better on photos than meta-training from scratch. Leave 'Start trunk "
-            "from' empty."
+            f"(into RUN/pretrained.pt), then meta-train from it with its features rescaled to norm "
+            f"{RECIPE_FEATURE_NORM:g}: the recipe of the bundled models, much better on photos than meta-training "
+            "from scratch. Leave 'Start trunk from' empty."
         )
-        from anil_engine.backbones import BACKBONES
-
-        defaults = {f.name: f.default for f in TrainConfig.__dataclass_fields__.values()}
         self.backbone = QComboBox()
         for name, spec in BACKBONES.items():
             self.backbone.addItem(spec.title, name)
-        self.backbone.setCurrentIndex(list(BACKBONES).index(defaults["backbone"]))
+        self.backbone.setCurrentIndex(list(BACKBONES).index(d["backbone"]))
         self.backbone.setToolTip(
             "The trunk: CNN4 is trained from scratch on the data set; EfficientNet-Lite0 starts from ImageNet "
             "features (best for photos; its frozen part is computed once, so meta-training fits a CPU)"
@@ -94,10 +117,14 @@ class TrainDialog(QDialog):
         for k in (1, 2):
             self.trunk_train.addItem(f"the last {k} stage{'s' if k > 1 else ''} of the trunk and the head", f"last:{k}")
         self.trunk_train.addItem("all of the trunk and the head", "all")
-        self.trunk_train.setCurrentIndex(self.trunk_train.findData(defaults["trunk_train"]))
+        self.trunk_train.setCurrentIndex(self.trunk_train.findData(d["trunk_train"]))
         self.backbone.currentIndexChanged.connect(self._backbone_changed)
         self.dataset.currentTextChanged.connect(self._dataset_changed)
-        self._store_data_root = remember_data_roots(settings, self.dataset, self.data_root)
+        self.progress = QProgressBar()
+        self.status = QLabel("Not started.")
+
+    def _form(self) -> QFormLayout:
+        form = QFormLayout()
         form.addRow("Data set", self.dataset)
         form.addRow("Data root", path_row(self.data_root, True, self))
         form.addRow("Omniglot split", self.split_scheme)
@@ -116,8 +143,9 @@ class TrainDialog(QDialog):
         form.addRow("Run folder", path_row(self.out, True, self))
         form.addRow("Start trunk from (optional)", path_row(self.init_from, False, self))
         form.addRow("Pre-train trunk first (epochs)", self.pretrain_epochs)
-        self.progress = QProgressBar()
-        self.status = QLabel("Not started.")
+        return form
+
+    def _buttons(self) -> QWidget:
         self.start_button = QPushButton("Start")
         self.resume_button = QPushButton("Resume")
         self.stop_button = QPushButton("Stop")
@@ -128,11 +156,12 @@ class TrainDialog(QDialog):
         self.use_button.setToolTip("Make the run's best checkpoint the current model (the support set re-adapts)")
         self.use_button.setEnabled(False)
         self.use_button.clicked.connect(self._use_result)
-        self._result_path = ""
         self.start_button.clicked.connect(lambda: self.start(resume=False))
         self.resume_button.clicked.connect(lambda: self.start(resume=True))
         self.stop_button.clicked.connect(self.stop)
-        buttons = hbox(self.start_button, self.resume_button, self.stop_button, self.use_button)
+        return hbox(self.start_button, self.resume_button, self.stop_button, self.use_button)
+
+    def _build_plots(self, layout: QVBoxLayout) -> None:
         import pyqtgraph as pg
 
         self.plot = pg.PlotWidget(title="Meta-training")
@@ -147,19 +176,8 @@ class TrainDialog(QDialog):
         self.loss_plot = pg.PlotWidget(title="Meta-train query loss")
         self.loss_plot.setBackground("w")
         self.loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen("#2ca02c", width=1))
-        self._xs: list[int] = []
-        self._acc: list[float] = []
-        self._loss: list[float] = []
-        self._vx: list[int] = []
-        self._vy: list[float] = []
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(buttons)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.status)
         layout.addWidget(self.plot, 2)
         layout.addWidget(self.loss_plot, 1)
-        self.resize(720, 900)
 
     def _dataset_changed(self, name: str) -> None:
         self.split_scheme.setEnabled(name == "omniglot")
@@ -198,15 +216,15 @@ class TrainDialog(QDialog):
             input_size=self.input_size.value(),
             val_every=self.val_every.value(),
             val_episodes=self.val_episodes.value(),
-            checkpoint_every=max(1, min(100, self.val_every.value())),
+            checkpoint_every=max(1, min(field_defaults(TrainConfig)["checkpoint_every"], self.val_every.value())),
             init_from=self.init_from.text().strip(),
             backbone=self.backbone.currentData(),
             trunk_train=self.trunk_train.currentData(),
         )
 
     def start(self, resume: bool) -> None:
-        from anil_engine.pretraining import pretrain_then_train
-        from anil_engine.training import train
+        from anil_engine.meta.pretraining import pretrain_then_train
+        from anil_engine.meta.training import train
 
         if self.job is not None and self.job.running:
             return
@@ -252,8 +270,8 @@ class TrainDialog(QDialog):
         self.stop_button.setEnabled(running)
 
     def _on_progress(self, p) -> None:  # noqa: ANN001 - TrainProgress, PretrainProgress or DataProgress
-        from anil_engine.pretraining import PretrainProgress
-        from anil_engine.trainrun import DataProgress
+        from anil_engine.meta.pretraining import PretrainProgress
+        from anil_engine.meta.trainrun import DataProgress
 
         if isinstance(p, DataProgress):
             self.progress.setRange(0, p.total)

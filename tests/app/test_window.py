@@ -100,7 +100,7 @@ def test_classify_export_and_evaluate(qtbot, window, folder_root, tmp_path):
         drop(window.classify_panel, queries)
     assert [p.label for p in blocker.args[0]] == ["class_00", "class_01", "class_02"]
     assert window.classify_panel.results_model.rowCount() == 3
-    window.export_csv(tmp_path / "out.csv")
+    window.exports.export_csv(tmp_path / "out.csv")
     rows = list(csv.reader(open(tmp_path / "out.csv")))
     assert rows[0][:3] == ["path", "label", "confidence"] and len(rows) == 4
     with qtbot.waitSignal(window.evaluated, timeout=TIMEOUT) as loo:
@@ -214,7 +214,7 @@ def test_export_classifier_from_the_app_matches_torch_free_predict(qtbot, window
     with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
         drop(window.support_view, [folder_root / "class_00", folder_root / "class_01", folder_root / "class_02"])
     with qtbot.waitSignal(window.exported, timeout=TIMEOUT * 2):
-        window.export_onnx(tmp_path / "c.onnx", classifier=True)
+        window.exports.export_onnx(tmp_path / "c.onnx", classifier=True)
     queries = [p for n in ("class_03", "class_00") for p in sorted((folder_root / n).iterdir())]
     with qtbot.waitSignal(window.classified, timeout=TIMEOUT) as blocker:
         drop(window.classify_panel, queries)
@@ -280,7 +280,9 @@ def test_garbage_is_collected_on_the_gui_thread_only_while_a_window_is_open(qtbo
 
 
 def test_episode_evaluation_in_the_app_matches_the_cli(qtbot, window, folder_root, checkpoint):
-    from anil_engine.cli import run_eval
+    from anil_engine.cli.evaluating import run_eval
+    from anil_engine.config import EvalConfig, TaskSpec
+    from anil_engine.evaluation import EvalRequest
 
     window.show_eval_dialog()
     d = window.eval_dialog
@@ -294,9 +296,10 @@ def test_episode_evaluation_in_the_app_matches_the_cli(qtbot, window, folder_roo
     d.device.setCurrentText("cpu")
     with qtbot.waitSignal(d.results.model().rowsInserted, timeout=TIMEOUT):
         d.run()
-    cli = run_eval(
-        str(checkpoint), str(folder_root), "folder", "all", None, 3, 1, 2, 20, "inductive", 0, None, None, "cpu", True
+    request = EvalRequest(
+        str(checkpoint), str(folder_root), EvalConfig(TaskSpec(3, 1, 2), 20), "folder", "all", None, "cpu"
     )
+    cli = run_eval(request, quiet=True)
     assert d.results.count() == 1
     expected = f"{cli['accuracy']:.2f} ± {cli['ci95']:.2f} % — folder all, 3-way 1-shot"
     assert d.results.item(0).text().startswith(expected)
@@ -456,14 +459,14 @@ def test_help_lists_every_shortcut_and_the_versions(qtbot, window):
     assert "Ctrl+Shift+Z" in rows["Redo"]
     all_keys = [k for keys in rows.values() for k in keys.split(", ")]
     assert len(all_keys) == len(set(all_keys)), "two actions share a shortcut"
-    window.show_shortcuts()
-    text = window.text_dialogs["shortcuts"].browser.toPlainText()
+    window.help.show_shortcuts()
+    text = window.help.text_dialogs["shortcuts"].browser.toPlainText()
     assert "Paste images to classify" in text and "Ctrl+V" in text and "Double-click an image" in text
-    window.show_about()
-    about = window.text_dialogs["about"].browser.toPlainText()
+    window.help.show_about()
+    about = window.help.text_dialogs["about"].browser.toPlainText()
     assert torch.__version__ in about and window.checkpoint_path in about and "onnxruntime" in about
-    window.show_about()  # a second call reuses the dialog
-    assert len(window.text_dialogs) == 2
+    window.help.show_about()  # a second call reuses the dialog
+    assert len(window.help.text_dialogs) == 2
 
 
 @pytest.fixture
@@ -697,8 +700,9 @@ def test_work_of_a_session_that_died_is_offered_and_restored(qtbot, window, fold
         drop(window.support_view, [folder_root / "class_02", folder_root / "class_03"])
     project_file = tmp_path / "mine.anilproj"
     pid = dead_pid()
-    AutosaveStore(window.autosaves.folder, pid).write(window.current_project(), project_file)
-    AutosaveStore(window.autosaves.folder, os.getppid()).write(window.current_project(), None)  # a running app's
+    AutosaveStore(window.autosaves.folder, pid).write(window.session.current_project(), project_file)
+    # a running app's:
+    AutosaveStore(window.autosaves.folder, os.getppid()).write(window.session.current_project(), None)
     messages = []
     settings = QSettings(str(tmp_path / "s2.ini"), QSettings.Format.IniFormat)
     other = MainWindow(settings=settings, checkpoint=str(checkpoint))
@@ -734,7 +738,7 @@ def test_discarding_recovered_work_and_an_unwritable_autosave_folder(qtbot, wind
     with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
         drop(window.support_view, [folder_root / "class_04"] + [folder_root / "class_05"])
     leftover = AutosaveStore(window.autosaves.folder, dead_pid())
-    leftover.write(window.current_project(), None)
+    leftover.write(window.session.current_project(), None)
     window.session.offer_recovery()
     discard = next(b for b in window.session.recovery_box.buttons() if b.text() == "Discard")
     discard.click()
@@ -1080,7 +1084,7 @@ def test_fewer_than_two_classes_leave_no_classifier_no_results_and_no_export(qtb
     assert window.classify_panel.results_model.rowCount() == 0  # the old head's answers are gone
     assert not window.export_classifier_action.isEnabled()
     assert "Adapt the head first" in window.export_classifier_action.statusTip()
-    window.export_classifier_dialog()  # the shortcut still answers, with the reason
+    window.exports.export_classifier_dialog()  # the shortcut still answers, with the reason
     window.support.undo_stack.undo()  # two classes again: a classifier again
     qtbot.waitUntil(
         lambda: window.classifier.is_adapted and window.export_classifier_action.isEnabled(), timeout=TIMEOUT
@@ -1169,7 +1173,7 @@ def test_an_empty_window_tells_a_newcomer_what_to_do(qtbot, window, folder_root)
     assert window.support_view.guide.isVisible() and "Start here" in window.support_view.guide.text()
     assert window.classify_panel.guide.isVisible() and "Drop photos" in window.classify_panel.guide.text()
     menu_action(window, "Getting started").trigger()
-    dialog = window.text_dialogs["getting-started"]
+    dialog = window.help.text_dialogs["getting-started"]
     assert dialog.isVisible() and "Teach it your categories" in dialog.browser.toPlainText()
     with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
         drop(window.support_view, [folder_root / "class_00", folder_root / "class_01"])

@@ -301,8 +301,8 @@ def test_classify_command_adapts_classifies_and_evaluates(tmp_path, folder_root)
 
     from anil_engine.checkpoint import save_checkpoint
     from anil_engine.config import ModelConfig, Preprocessing
+    from anil_engine.meta.trainrun import make_checkpoint
     from anil_engine.models import AnilModel, calibrate_batchnorm
-    from anil_engine.training import make_checkpoint
 
     torch.manual_seed(0)
     model = AnilModel(ModelConfig(16, 4, 3, 32, 5), Preprocessing(32, 3, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)))
@@ -367,8 +367,8 @@ def test_classify_takes_zip_archives(tmp_path, folder_root):
 
     from anil_engine.checkpoint import save_checkpoint
     from anil_engine.config import ModelConfig, Preprocessing
+    from anil_engine.meta.trainrun import make_checkpoint
     from anil_engine.models import AnilModel
-    from anil_engine.training import make_checkpoint
 
     model = AnilModel(ModelConfig(8, 4, 3, 32, 5), Preprocessing(32, 3, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)))
     ckpt = make_checkpoint(model, None, "anil", {}, {"name": "folder"})

@@ -6,8 +6,8 @@ import torch.nn.functional as F
 
 from anil_engine._l2l import learn2learn
 from anil_engine.adaptation import adapt_head, initial_head
-from anil_engine.anil import batch_statistics, reference_meta_step
 from anil_engine.config import ModelConfig, Preprocessing
+from anil_engine.meta.reference import batch_statistics, reference_meta_step
 from anil_engine.models import AnilModel
 from anil_engine.tasks import support_query_masks
 

@@ -9,7 +9,7 @@ import pytest
 
 from anil_engine.archives import COMPLETE, unpack_images
 from anil_engine.errors import DataError
-from anil_engine.evaluation import run_to_end
+from anil_engine.jobs import run_to_end
 
 
 def make_zip(path: Path, folder_root: Path, top: str | None = "dataset") -> Path:

@@ -14,8 +14,8 @@ from anil_engine.config import ModelConfig, Preprocessing, TrainConfig
 from anil_engine.efficientnet import stage_depths
 from anil_engine.errors import CheckpointError, ConfigError
 from anil_engine.evaluation import nearest_class_mean
+from anil_engine.meta.trainrun import make_checkpoint
 from anil_engine.models import TRUNK_PREFIX, AnilModel, model_from_checkpoint
-from anil_engine.trainrun import make_checkpoint
 
 SMALL = {"cnn4": 28, "efficientnet_lite0": 64}  # small inputs keep the tests fast; every size works
 
@@ -175,8 +175,8 @@ def test_head_starts():
     [("none", set()), ("last:1", {"net._blocks.15.", "net._conv_head.", "net._bn1."}), ("all", {"net."})],
 )
 def test_the_outer_loop_reaches_exactly_the_parameters_the_option_names(trunk_train, trained):
-    from anil_engine.batched import batched_meta_step
-    from anil_engine.feature_training import split_model
+    from anil_engine.meta.batched import batched_meta_step
+    from anil_engine.meta.feature_training import split_model
 
     torch.manual_seed(0)
     model = small_model("efficientnet_lite0", ways=3).eval()
@@ -215,8 +215,8 @@ def test_trunk_train_option_is_validated():
 
 @pytest.mark.parametrize("trunk_train", ["none", "last:1"])
 def test_meta_training_from_the_pretrained_trunk_runs_validates_and_resumes(trunk_train, folder_root, tmp_path):
-    from anil_engine.evaluation import run_to_end
-    from anil_engine.training import train
+    from anil_engine.jobs import run_to_end
+    from anil_engine.meta.training import train
 
     config = TrainConfig(
         dataset="folder",
@@ -320,8 +320,8 @@ def test_flip_adds_the_mirror_images_to_the_support_set(folder_root):
 
 
 def test_meta_training_from_the_pretrained_trunk_refuses_torchrun_with_a_message(monkeypatch, tmp_path):
-    from anil_engine.evaluation import run_to_end
-    from anil_engine.training import train
+    from anil_engine.jobs import run_to_end
+    from anil_engine.meta.training import train
 
     for k, v in {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "x", "MASTER_PORT": "1"}.items():
         monkeypatch.setenv(k, v)
@@ -346,3 +346,9 @@ def test_every_bundled_model_loads_and_the_default_is_the_photo_model():
     assert {r["shots"] for r in photo["test_results"]} == {1, 5}
     for r in photo["test_results"]:  # the card shows what the checkpoint recorded (both written by `card`)
         assert f"| {r['ways']}-way {r['shots']}-shot | {r['accuracy']:.2f} ± {r['ci95']:.2f} |" in card
+
+
+def test_the_config_names_every_backbone_with_its_trainable_stages():
+    from anil_engine.config import BACKBONE_STAGES
+
+    assert {n: (b.stage_count if b.pretrained else None) for n, b in BACKBONES.items()} == BACKBONE_STAGES

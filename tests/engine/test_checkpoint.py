@@ -8,8 +8,8 @@ import torch
 from anil_engine.checkpoint import atomic_torch_save, load_checkpoint, save_checkpoint
 from anil_engine.config import ModelConfig, Preprocessing
 from anil_engine.errors import CheckpointError
+from anil_engine.meta.trainrun import make_checkpoint
 from anil_engine.models import AnilModel, model_from_checkpoint
-from anil_engine.training import make_checkpoint
 
 
 def small_checkpoint():

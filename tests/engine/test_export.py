@@ -13,9 +13,9 @@ from anil_engine.classifier import FewShotClassifier
 from anil_engine.config import ModelConfig, Preprocessing
 from anil_engine.errors import ExportError
 from anil_engine.export import export_classifier, export_trunk
+from anil_engine.meta.trainrun import make_checkpoint
 from anil_engine.models import AnilModel, calibrate_batchnorm
 from anil_engine.runtime import OnnxClassifier
-from anil_engine.training import make_checkpoint
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -149,7 +149,8 @@ def test_bad_outputs_and_inputs(tmp_path, model, adapted):
 def test_evaluation_gives_the_same_result_with_onnxruntime_and_torch(model, folder_root, bn):
     from anil_engine.config import EvalConfig, TaskSpec
     from anil_engine.datasets import load_dataset
-    from anil_engine.evaluation import evaluate, run_to_end
+    from anil_engine.evaluation import evaluate
+    from anil_engine.jobs import run_to_end
 
     data = load_dataset("folder", folder_root, "all", 32, 3)
     config = EvalConfig(TaskSpec(3, 1, 3), 15, bn, 0)

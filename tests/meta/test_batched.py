@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from anil_engine._l2l import learn2learn
-from anil_engine.anil import reference_meta_step
-from anil_engine.batched import batched_meta_step, grouped_batch_norm, task_features
 from anil_engine.config import ModelConfig, Preprocessing, TaskSpec
 from anil_engine.datasets.base import ImageTensorDataset
 from anil_engine.errors import ConfigError
+from anil_engine.meta.batched import batched_meta_step, grouped_batch_norm, task_features
+from anil_engine.meta.reference import reference_meta_step
 from anil_engine.models import AnilModel
 from anil_engine.tasks import EpisodeSampler, FastEpisodeSampler, support_query_masks
 
@@ -341,7 +341,7 @@ def test_one_pass_on_gpu_equals_learn2learn_loop_on_gpu(ways, shots, query, step
 
 
 def test_both_engines_on_learn2learn_sampler_draw_the_same_tasks_and_gradients():
-    from anil_engine.engines import MetaEngine
+    from anil_engine.meta.engines import MetaEngine
 
     data = ragged_dataset(n_classes=9)
     data = ImageTensorDataset(data.images[:, :, :1, :1].expand(-1, 1, 28, 28).clone(), data.labels, data.class_names)

@@ -13,11 +13,12 @@ from test_cli import tiny_train_args
 from anil_engine.checkpoint import load_checkpoint
 from anil_engine.config import TrainConfig
 from anil_engine.datasets import load_dataset
-from anil_engine.distributed import rank_seed, task_shares
-from anil_engine.engines import MetaEngine
 from anil_engine.errors import ConfigError
+from anil_engine.meta.distributed import rank_seed, task_shares
+from anil_engine.meta.engines import MetaEngine
+from anil_engine.meta.training import initial_model, train
+from anil_engine.meta.trainrun import preprocessing_for
 from anil_engine.tasks import FastEpisodeSampler
-from anil_engine.training import initial_model, preprocessing_for, train
 
 
 def torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from anil_engine import fused
+from anil_engine.meta import fused
 
 needs_kernel = pytest.mark.skipif(not fused.available(), reason=f"fused kernel: {fused.unavailable_reason()}")
 

@@ -14,15 +14,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-fused_gpu = pytest.importorskip("anil_engine.fused_gpu")
+fused_gpu = pytest.importorskip("anil_engine.meta.fused_gpu")
 if fused_gpu.tl is None:
     pytest.skip("Triton is not installed", allow_module_level=True)
 
 from test_batched import CASES, assert_same_gradients, make_model, make_tasks, relative_error  # noqa: E402
 
 from anil_engine._l2l import learn2learn  # noqa: E402
-from anil_engine.anil import reference_meta_step  # noqa: E402
-from anil_engine.batched import batched_meta_step  # noqa: E402
+from anil_engine.meta.batched import batched_meta_step  # noqa: E402
+from anil_engine.meta.reference import reference_meta_step  # noqa: E402
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 TOL = {torch.float64: 1e-10, torch.float32: 1e-5}

@@ -10,9 +10,9 @@ import torch
 from anil_engine.checkpoint import load_checkpoint
 from anil_engine.config import TrainConfig
 from anil_engine.errors import ConfigError
-from anil_engine.evaluation import run_to_end
-from anil_engine.training import train
-from anil_engine.trainrun import DataProgress, TrainProgress
+from anil_engine.jobs import run_to_end
+from anil_engine.meta.training import train
+from anil_engine.meta.trainrun import DataProgress, TrainProgress
 
 
 def config(root, **kw):
@@ -134,8 +134,8 @@ def test_config_messages_name_the_bad_value():
 
 
 def test_pretrain_then_meta_train_from_it(tmp_path, omniglot_root):
+    from anil_engine.meta.pretraining import PretrainConfig, pretrain
     from anil_engine.models import model_from_checkpoint
-    from anil_engine.pretraining import PretrainConfig, pretrain
 
     pre = PretrainConfig(
         dataset="omniglot", data_root=str(omniglot_root), epochs=1, batch_size=512, hidden_size=8, ways=5, device="cpu",
@@ -154,7 +154,7 @@ def test_pretrain_then_meta_train_from_it(tmp_path, omniglot_root):
 
 
 def test_cosine_classifier_logits_and_pretrain_options(tmp_path, omniglot_root):
-    from anil_engine.pretraining import CosineClassifier, PretrainConfig, pretrain
+    from anil_engine.meta.pretraining import CosineClassifier, PretrainConfig, pretrain
 
     clf = CosineClassifier(4, 3, scale=10.0)
     f = torch.randn(5, 4)
@@ -202,7 +202,7 @@ def test_rescale_features_sets_the_mean_norm():
 
 
 def _pretrain_config(root, **kw):
-    from anil_engine.pretraining import PretrainConfig
+    from anil_engine.meta.pretraining import PretrainConfig
 
     base = dict(
         dataset="folder", data_root=str(root), epochs=2, batch_size=16, hidden_size=8, input_size=16, ways=5,
@@ -221,7 +221,7 @@ def pretrain_root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pretrained_without_a_stop(tmp_path_factory, pretrain_root):
-    from anil_engine.pretraining import pretrain, resume_path
+    from anil_engine.meta.pretraining import pretrain, resume_path
 
     out = tmp_path_factory.mktemp("full") / "full.pt"
     result = run_to_end(pretrain(_pretrain_config(pretrain_root), out))
@@ -237,7 +237,7 @@ class _StopInsideAStep(Exception):
 def test_pretraining_stopped_and_resumed_ends_at_the_same_weights(
     tmp_path, pretrain_root, pretrained_without_a_stop, monkeypatch, stop
 ):
-    from anil_engine import pretraining
+    from anil_engine.meta import pretraining
 
     monkeypatch.setattr(pretraining, "PROGRESS_STEPS", 1)  # a progress item after every step
     cfg = _pretrain_config(pretrain_root)
@@ -288,7 +288,7 @@ def test_pretraining_stopped_and_resumed_ends_at_the_same_weights(
 
 def test_pretraining_saves_its_state_while_it_runs_and_refuses_to_mix_runs(tmp_path, pretrain_root):
     from anil_engine.errors import CheckpointError
-    from anil_engine.pretraining import pretrain, resume_path
+    from anil_engine.meta.pretraining import pretrain, resume_path
 
     cfg = _pretrain_config(pretrain_root, epochs=1)
     out = tmp_path / "pre.pt"
@@ -309,8 +309,8 @@ def test_pretraining_saves_its_state_while_it_runs_and_refuses_to_mix_runs(tmp_p
 
 def test_pretrain_then_train_is_one_resumable_job(tmp_path, pretrain_root):
     from anil_engine.errors import CheckpointError
-    from anil_engine.pretraining import PretrainProgress, pretrain_then_train
-    from anil_engine.training import TrainProgress
+    from anil_engine.meta.pretraining import PretrainProgress, pretrain_then_train
+    from anil_engine.meta.trainrun import TrainProgress
 
     cfg = TrainConfig(
         dataset="folder", data_root=str(pretrain_root), ways=2, shots=1, query=1, meta_batch_size=2, iterations=3,

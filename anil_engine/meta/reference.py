@@ -8,14 +8,13 @@ meta-batch by the caller before the Adam step.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from anil_engine.models import batch_statistics  # noqa: F401 - re-exported for the engines
 from anil_engine.tasks import support_query_masks
 
 
@@ -25,28 +24,6 @@ class StepResult:
 
     loss: float
     accuracy: float
-
-
-@contextlib.contextmanager
-def batch_statistics(module: nn.Module) -> Iterator[None]:
-    """Make every BatchNorm use the current batch's statistics without touching its running ones.
-
-    This is learn2learn's test protocol ("transductive"). The running buffers are
-    hidden for the duration (PyTorch then normalises with batch statistics even
-    in eval mode) and put back afterwards, unchanged.
-    """
-    saved = []
-    for m in module.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
-            saved.append((m, m.running_mean, m.running_var))
-            m.running_mean = None
-            m.running_var = None
-    try:
-        yield
-    finally:
-        for m, mean, var in saved:
-            m.running_mean = mean
-            m.running_var = var
 
 
 def fast_adapt(

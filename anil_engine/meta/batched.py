@@ -4,7 +4,7 @@ ANIL's inner loop touches only the linear head, so after the trunk has produced
 each task's features the meta-batch can be adapted in a handful of batched
 matrix products instead of `meta_batch_size` separate `MAML.clone()/adapt()`
 graphs. The result is the same loss and the same gradients as learn2learn's
-per-task loop (`anil_engine.anil.reference_meta_step`; tests check it to 1e-10
+per-task loop (`anil_engine.meta.reference.reference_meta_step`; tests check it to 1e-10
 in float64):
 
 - the trunk still runs once per task, so BatchNorm normalises every task with
@@ -28,8 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from anil_engine import fused
-from anil_engine.anil import StepResult
+from anil_engine.meta import fused
+from anil_engine.meta.reference import StepResult
+from anil_engine.meta.statistics import update_running_statistics
 from anil_engine.tasks import support_query_masks
 
 
@@ -87,7 +88,7 @@ def trunk_features(trunk: nn.Module, x: torch.Tensor) -> torch.Tensor:
     gradient reaches the same element; on a quarter of the elements the ReLU costs
     (forward and backward) about a tenth of a CPU meta-iteration less. On a CPU, in
     training mode and channels_last, BatchNorm, max-pool and ReLU go through one
-    fused kernel (`anil_engine.fused`) where it is available.
+    fused kernel (`anil_engine.meta.fused`) where it is available.
     """
     blocks = _pool_then_relu(trunk)
     if blocks is None:
@@ -138,26 +139,6 @@ class _GroupNormalize(torch.autograd.Function):
         return dx, grad_weight, grad_bias, None, None
 
 
-def update_running_statistics(
-    bn: nn.modules.batchnorm._BatchNorm, mean: torch.Tensor, var: torch.Tensor, groups: int, count: int
-) -> None:
-    """The running statistics after `groups` BatchNorm calls in order, one per slice, in closed form.
-
-    Args:
-        mean, var: (groups, C) each slice's batch mean and biased variance over `count` values.
-    """
-    with torch.no_grad():
-        m = bn.momentum
-        # r_T = (1-m)^T r_0 + sum_t m (1-m)^(T-1-t) s_t: the per-slice updates, in order.
-        decay = (1 - m) ** torch.arange(groups - 1, -1, -1, dtype=mean.dtype, device=mean.device)
-        weights = (m * decay).view(groups, 1)
-        keep = (1 - m) ** groups
-        bn.running_mean.mul_(keep).add_((weights * mean).sum(0))
-        unbiased = var * (count / max(count - 1, 1))
-        bn.running_var.mul_(keep).add_((weights * unbiased).sum(0))
-        bn.num_batches_tracked.add_(groups)
-
-
 def grouped_batch_norm(bn: nn.modules.batchnorm._BatchNorm, h: torch.Tensor, groups: int) -> torch.Tensor:
     """`bn` applied to `groups` equal slices of the batch, as if called once per slice, in one call.
 
@@ -204,7 +185,7 @@ def task_features(trunk: nn.Module, images: list[torch.Tensor], one_pass: bool =
         y = block.conv(h)
         h = None
         if _gpu_kernels_wanted(y):
-            from anil_engine import fused_gpu
+            from anil_engine.meta import fused_gpu
 
             if fused_gpu.fusable(block.normalize, block.max_pool, y, groups):
                 h = fused_gpu.grouped_bn_pool_relu(block.normalize, y, groups)
@@ -214,10 +195,10 @@ def task_features(trunk: nn.Module, images: list[torch.Tensor], one_pass: bool =
 
 
 def _gpu_kernels_wanted(y: torch.Tensor) -> bool:
-    """Whether to try `anil_engine.fused_gpu` (opt-in, ANIL_TRITON=1; imported only then: it imports Triton)."""
+    """Whether to try `anil_engine.meta.fused_gpu` (opt-in, ANIL_TRITON=1; imported only then: it imports Triton)."""
     if y.device.type == "cuda":
         return os.environ.get("ANIL_TRITON", "0") == "1"
-    fused_gpu = sys.modules.get("anil_engine.fused_gpu")
+    fused_gpu = sys.modules.get("anil_engine.meta.fused_gpu")
     return fused_gpu is not None and fused_gpu.allow_cpu_interpreter
 
 

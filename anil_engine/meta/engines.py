@@ -3,8 +3,8 @@
 - "batched" (default): `FastEpisodeSampler` on the in-memory uint8 tensor (on
   the GPU when training there; learn2learn's tasks for the same seed, drawn
   without its per-image pipeline), `channels_last` trunk, every task's head adapted
-  at once (`anil_engine.batched`); on a CPU the trunk runs once per task with the
-  fused BatchNorm/max-pool/ReLU kernel (`anil_engine.fused`) where it is built; on
+  at once (`anil_engine.meta.batched`); on a CPU the trunk runs once per task with the
+  fused BatchNorm/max-pool/ReLU kernel (`anil_engine.meta.fused`) where it is built; on
   a GPU each convolution runs once over the whole meta-batch, with per-task
   BatchNorm statistics.
 - "reference": learn2learn's `Taskset` pipeline and per-task `MAML.clone()/adapt()`
@@ -20,12 +20,12 @@ from typing import Any
 
 import torch
 
-from anil_engine import fused
-from anil_engine.anil import StepResult, reference_meta_step
-from anil_engine.batched import batched_meta_step
 from anil_engine.config import ENGINES, SAMPLERS, TaskSpec
 from anil_engine.datasets.base import ImageTensorDataset
 from anil_engine.errors import ConfigError
+from anil_engine.meta import fused
+from anil_engine.meta.batched import batched_meta_step
+from anil_engine.meta.reference import StepResult, reference_meta_step
 from anil_engine.models import AnilModel
 from anil_engine.tasks import EpisodeSampler, FastEpisodeSampler, to_float
 

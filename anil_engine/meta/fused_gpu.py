@@ -2,7 +2,7 @@
 
 On a GPU the batched engine runs each convolution once over the whole meta-batch
 and normalises every task's slice with its own statistics
-(`anil_engine.batched.grouped_batch_norm`), then max-pools and applies ReLU with
+(`anil_engine.meta.batched.grouped_batch_norm`), then max-pools and applies ReLU with
 PyTorch's ops. At 84x84 those are memory passes over the largest activations of
 the run: the normalised tensor is written and read again, max-pool's backward
 fills a full-size zero tensor and scatters into it, and BatchNorm's backward
@@ -31,7 +31,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from anil_engine import fused
+from anil_engine.meta import fused
+from anil_engine.meta.statistics import update_running_statistics
 
 try:
     import triton.language as tl
@@ -244,7 +245,6 @@ def grouped_bn_pool_relu(bn: nn.BatchNorm2d, x: torch.Tensor, groups: int) -> to
     """`relu(max_pool2d(grouped_batch_norm(bn, x, groups), 2))` through the kernels; None if they failed to
     compile (logged once; PyTorch's ops from then on). Check `fusable` first."""
     global _failed, calls
-    from anil_engine.batched import update_running_statistics
 
     c = x.shape[1]
     if x.device.type != "cpu":

@@ -1,0 +1,152 @@
+"""`export`, `adapt`, `classify` and `predict`: a model applied to the user's own images."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from anil_engine.cli._common import add_device, add_head, add_quiet, folder_or_zip, images_job, warn
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    x = sub.add_parser("export", help="export the frozen trunk of a checkpoint to ONNX (verified)")
+    x.add_argument("--checkpoint", required=True, help="checkpoint file (.pt)")
+    x.add_argument("--out", required=True, help="ONNX file to write")
+    x.set_defaults(run=cmd_export)
+
+    a = sub.add_parser("adapt", help="adapt the head to a support folder and export the classifier to ONNX")
+    a.add_argument("--checkpoint", required=True, help="checkpoint file (.pt)")
+    a.add_argument("--support", required=True, help="support folder or .zip: one sub-folder of images per class")
+    a.add_argument("--out", required=True, help="ONNX file to write")
+    add_head(a, from_checkpoint=True)
+    add_device(a, "cpu")
+    add_quiet(a, "no progress bar (shown after 1 s)")
+    a.set_defaults(run=cmd_adapt)
+
+    k = sub.add_parser("classify", help="the app's flow in a terminal: adapt to a support folder, classify, evaluate")
+    k.add_argument("--checkpoint", required=True, help="checkpoint file (.pt)")
+    k.add_argument("--support", required=True, help="support folder or .zip: one sub-folder of images per class")
+    k.add_argument("images", nargs="*", help="image files, folders or .zip archives to classify")
+    k.add_argument("--leave-one-out", action="store_true", help="also report leave-one-out accuracy on the support")
+    k.add_argument("--labelled", default=None, help="also evaluate on a labelled folder (or .zip) of class folders")
+    add_device(k, "cpu")
+    add_quiet(k, "no progress bars (shown after 1 s)")
+    k.add_argument("--csv", default=None, help="also write the predictions as CSV (the app's Export results)")
+    k.set_defaults(run=cmd_classify)
+
+    r = sub.add_parser("predict", help="classify images with an exported classifier (no torch needed)")
+    r.add_argument("--model", required=True, help="classifier .onnx from `adapt` or the app")
+    r.add_argument("images", nargs="+", help="image files or folders")
+    r.add_argument("--json", action="store_true", help="print a JSON list")
+    r.set_defaults(run=cmd_predict)
+
+
+def _classifier(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The checkpoint's classifier with the command's head options; returns (classifier, checkpoint dict)."""
+    from anil_engine.checkpoint import load_checkpoint
+    from anil_engine.classifier import FewShotClassifier
+    from anil_engine.config import resolve_device
+    from anil_engine.models import model_from_checkpoint
+
+    ckpt = load_checkpoint(args.checkpoint)
+    model = model_from_checkpoint(ckpt, args.checkpoint)
+    clf = FewShotClassifier.for_checkpoint(
+        ckpt, model, resolve_device(args.device), fast_lr=getattr(args, "fast_lr", None),
+        steps=getattr(args, "adaptation_steps", None),
+    )  # fmt: skip
+    for name in ("head_init", "flip"):
+        if getattr(args, name, None) is not None:
+            setattr(clf, name, getattr(args, name))
+    return clf, ckpt
+
+
+def _adapted(clf: Any, support: str, quiet: bool) -> Any:
+    from anil_engine.datasets.folder import scan_class_folders
+
+    scan = scan_class_folders(folder_or_zip(support, quiet))
+    warn([f"{p}: not an image file, skipped" for p in scan.ignored])
+    return images_job(clf.iter_adapt(list(scan.classes.items())), quiet)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from anil_engine.checkpoint import load_checkpoint
+    from anil_engine.export import export_trunk
+    from anil_engine.models import model_from_checkpoint
+
+    model = model_from_checkpoint(load_checkpoint(args.checkpoint), args.checkpoint)
+    report = export_trunk(model, args.out)
+    print(json.dumps({"out": report.path, "max_abs_diff": report.max_abs_diff}))
+    return 0
+
+
+def cmd_adapt(args: argparse.Namespace) -> int:
+    from anil_engine.checkpoint import file_sha256
+    from anil_engine.export import export_classifier
+
+    clf, _ = _classifier(args)
+    result = _adapted(clf, args.support, args.quiet)
+    warn(result.skipped)
+    report = export_classifier(clf.model, clf.weight, clf.bias, clf.class_names, args.out, file_sha256(args.checkpoint))
+    out = {
+        "out": report.path,
+        "classes": clf.class_names,
+        "images": result.n_images,
+        "max_abs_diff": report.max_abs_diff,
+    }
+    print(json.dumps(out))
+    return 0
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from anil_engine.listing import expand_inputs
+
+    clf, _ = _classifier(args)
+    adapted = _adapted(clf, args.support, args.quiet)
+    messages = list(adapted.skipped)
+    listing = expand_inputs([Path(folder_or_zip(p, args.quiet)) for p in args.images])
+    messages.extend(listing.messages)
+    predictions, skipped = images_job(clf.iter_predict(listing.images), args.quiet) if listing.images else ([], [])
+    messages.extend(skipped)
+    out: dict[str, Any] = {
+        "classes": adapted.class_names,
+        "head_init": adapted.head_init,
+        "predictions": [p.to_dict() for p in predictions],
+    }
+    reports = []
+    if args.leave_one_out:
+        reports.append(("leave_one_out", images_job(clf.iter_leave_one_out(), args.quiet)))
+    if args.labelled:
+        labelled = folder_or_zip(args.labelled, args.quiet)
+        reports.append(("labelled", images_job(clf.iter_evaluate_folder(labelled), args.quiet)))
+    for name, r in reports:
+        messages.extend(r.skipped)
+        out[name] = {"accuracy": r.accuracy, "per_class": r.per_class, "confusion": r.confusion, "images": r.n_images}
+        if name == "labelled":
+            out[name]["mistakes"] = [
+                {"path": p.path, "true": truth, "predicted": p.label, "confidence": p.confidence}
+                for p, truth in r.mistakes
+            ]
+    warn(messages)
+    if args.csv:
+        from anil_engine.checkpoint import atomic_write_bytes
+        from anil_engine.classifier import predictions_csv
+
+        atomic_write_bytes(predictions_csv(predictions).encode(), args.csv)
+    print(json.dumps(out))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from anil_engine.runtime import OnnxClassifier
+
+    clf = OnnxClassifier(args.model)
+    results, skipped = clf.predict(args.images)
+    warn(skipped)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results]))
+    else:
+        for r in results:
+            print(f"{r.path}\t{r.label}\t{r.confidence:.4f}")
+    return 0 if results else 2

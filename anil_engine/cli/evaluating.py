@@ -1,0 +1,192 @@
+"""`eval`, `tune` and `card`: measuring a checkpoint on few-shot episodes, and writing its model card."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from anil_engine.cli._common import (
+    add_data,
+    add_device,
+    add_head,
+    add_quiet,
+    add_task,
+    config_default,
+    data_root,
+    drive,
+)
+from anil_engine.config import BN_MODES, METHODS, CardRequest, EvalConfig
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    _add_eval(sub.add_parser("eval", help="evaluate a checkpoint on N-way K-shot test episodes"))
+    _add_card(sub.add_parser("card", help="evaluate a checkpoint in every standard setting and write its model card"))
+    tu = sub.add_parser(
+        "tune", help="measure the test-time head adaptation choices on the validation split and keep the best"
+    )
+    tu.add_argument("--checkpoint", required=True, help="checkpoint file (.pt)")
+    tu.add_argument("--data-root", required=True, help="folder holding the checkpoint's data set")
+    tu.add_argument(
+        "--episodes", type=int, default=300, help="validation episodes per choice and setting (%(default)s)"
+    )
+    tu.add_argument("--write", action="store_true", help="record the best choice in the checkpoint")
+    tu.set_defaults(run=cmd_tune)
+
+
+def _add_eval(e: argparse.ArgumentParser) -> None:
+    d = EvalConfig
+    e.add_argument("--checkpoint", required=True, help="checkpoint file (.pt)")
+    add_data(e, required=True, from_checkpoint=True)
+    e.add_argument("--split", default="test", choices=("train", "val", "test", "all"), help="split (%(default)s)")
+    add_task(e, config_default(d, "task"))
+    e.add_argument("--episodes", type=int, default=config_default(d, "episodes"), help="test episodes (%(default)s)")
+    e.add_argument(
+        "--bn",
+        choices=BN_MODES,
+        default=config_default(d, "bn"),
+        help="BatchNorm statistics: running (inductive, the app's) or per-batch (learn2learn's) (%(default)s)",
+    )
+    add_head(e, from_checkpoint=True)
+    e.add_argument("--seed", type=int, default=config_default(d, "seed"), help="episode seed (%(default)s)")
+    e.add_argument(
+        "--method",
+        choices=METHODS,
+        default=config_default(d, "method"),
+        help="head: ANIL head adaptation; ncm: nearest class mean of the support features (baseline) (%(default)s)",
+    )
+    e.add_argument(
+        "--random-trunk",
+        action="store_true",
+        help="baseline: a randomly initialised trunk (seeded, BatchNorm statistics from training images)",
+    )
+    add_device(e)
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    add_quiet(e)
+    e.set_defaults(run=cmd_eval)
+
+
+def _add_card(c: argparse.ArgumentParser) -> None:
+    c.add_argument("--checkpoint", required=True, help="checkpoint file (.pt)")
+    c.add_argument("--data-root", required=True, help="folder holding the checkpoint's data set")
+    c.add_argument("--settings", default=config_default(CardRequest, "settings"), help="WAYSxSHOTS list (%(default)s)")
+    c.add_argument(
+        "--episodes",
+        type=int,
+        default=config_default(CardRequest, "episodes"),
+        help="test episodes per setting (%(default)s)",
+    )
+    c.add_argument("--seed", type=int, default=config_default(CardRequest, "seed"), help="episode seed (%(default)s)")
+    c.add_argument(
+        "--query", type=int, default=config_default(CardRequest, "query"), help="query images per class (%(default)s)"
+    )
+    c.add_argument("--recipe", default="", help="recipe for the card: markdown text, or a file holding it")
+    c.add_argument(
+        "--adaptation-steps",
+        type=int,
+        default=None,
+        help="set the checkpoint's head-adaptation steps (test time and the app) before evaluating; "
+        "meta-training's inner loop is unchanged (the checkpoint's value)",
+    )
+    c.add_argument(
+        "--baselines",
+        action="store_true",
+        help="also measure, on the same episodes (inductive), a random trunk with the same head adaptation and "
+        "nearest-class-mean on the trained features",
+    )
+    add_device(c)
+    c.add_argument(
+        "--photo",
+        action="store_true",
+        help="the card of a model on a pretrained trunk: plain words first; baselines on the same episodes "
+        "(the trunk without meta-training, nearest class mean, and --compare)",
+    )
+    c.add_argument("--compare", default="", help="with --photo: a CNN4 checkpoint measured on the same episodes")
+    c.add_argument("--out", required=True, help="markdown file to write")
+    c.set_defaults(run=cmd_card)
+
+
+def run_eval(request: Any, quiet: bool) -> dict[str, Any]:
+    """`anil_engine.evaluation.evaluate_checkpoint(request)` under a progress bar; returns its result dict."""
+    from anil_engine.evaluation import evaluate_checkpoint
+
+    cfg = request.config
+    desc = f"eval {cfg.task.ways}w{cfg.task.shots}s {cfg.bn}"
+    gen = evaluate_checkpoint(request)
+    return drive(gen, quiet, lambda p: (desc, cfg.episodes, p.episode), lambda p: {"acc": f"{p.accuracy:.2f}"})
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from anil_engine.config import TaskSpec
+    from anil_engine.evaluation import EvalRequest
+
+    root = args.data_root
+    if args.download:
+        from anil_engine.checkpoint import load_checkpoint
+
+        name = args.dataset or load_checkpoint(args.checkpoint)["dataset"].get("name", "omniglot")
+        root = data_root(args, name)
+    config = EvalConfig(
+        TaskSpec(args.ways, args.shots, args.query),
+        args.episodes,
+        args.bn,
+        args.seed,
+        args.fast_lr,
+        args.adaptation_steps,
+        args.method,
+        args.head_init,
+        args.flip,
+    )
+    request = EvalRequest(
+        args.checkpoint, root, config, args.dataset, args.split, args.split_scheme, args.device, args.random_trunk
+    )
+    result = run_eval(request, args.quiet or args.json)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"{result['ways']}-way {result['shots']}-shot, {result['bn']} BatchNorm, {result['episodes']} "
+            f"episodes: {result['accuracy']:.2f} ± {result['ci95']:.2f} %"
+        )
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from anil_engine.photo_card import tune
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr)
+
+    best = tune(args.checkpoint, args.data_root, args.episodes, args.write, say=say)
+    print(json.dumps(best))
+    return 0
+
+
+def cmd_card(args: argparse.Namespace) -> int:
+    from anil_engine.cards import parse_settings, write_card
+
+    if args.photo:
+        from anil_engine.photo_card import write_photo_card
+
+        settings = parse_settings(args.settings)
+        write_photo_card(args.checkpoint, args.data_root, args.out, settings, args.episodes, args.seed,
+                         args.compare, args.recipe)  # fmt: skip
+        print(f"wrote {args.out}")
+        return 0
+    request = CardRequest(
+        args.checkpoint,
+        args.data_root,
+        args.out,
+        args.settings,
+        args.episodes,
+        args.seed,
+        args.query,
+        args.recipe,
+        args.device,
+        args.baselines,
+        args.adaptation_steps,
+    )
+    write_card(request, lambda r: run_eval(r, quiet=True))
+    print(f"wrote {args.out}")
+    return 0
