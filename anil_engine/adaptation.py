@@ -9,6 +9,8 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
+from anil_engine.models import head_logits
+
 _THREADS = threading.Lock()
 
 
@@ -110,7 +112,7 @@ def adapt_head(
     n = features.shape[0]
     for _ in range(steps):
         # Gradient of the mean cross-entropy of a linear layer, written out: (softmax - onehot) / n.
-        residual = (F.softmax(F.linear(features, w, b), dim=1) - targets) / n
+        residual = (F.softmax(head_logits(features, w, b), dim=1) - targets) / n
         w = w - lr * residual.t() @ features
         b = b - lr * residual.sum(0)
     return w, b

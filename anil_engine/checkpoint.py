@@ -97,7 +97,7 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> dict[str, An
         raise CheckpointError(
             f"{path}: not a readable PyTorch file (corrupt pickle data); re-download or re-train it"
         ) from exc
-    except Exception as exc:  # noqa: BLE001 - zip, EOF, OS and runtime errors all mean a damaged file
+    except Exception as exc:  # zip, EOF, OS and runtime errors all mean a damaged file
         raise CheckpointError(
             f"{path}: not a readable PyTorch file (truncated or corrupt: {type(exc).__name__}: {exc}); "
             "re-download or re-train it"

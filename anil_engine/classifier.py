@@ -25,7 +25,7 @@ from anil_engine.adaptation import adapt_head, initial_head, one_torch_thread
 from anil_engine.errors import ConfigError, DataError
 from anil_engine.images import load_image
 from anil_engine.jobs import run_to_end
-from anil_engine.models import AnilModel
+from anil_engine.models import AnilModel, head_logits
 from anil_engine.runtime import Prediction
 
 BATCH = 64
@@ -341,7 +341,7 @@ class FewShotClassifier:
             raise ConfigError("no adapted head yet: add at least 2 classes with images to the support set")
         small = contextlib.nullcontext() if str(self.device) != "cpu" else one_torch_thread()
         with torch.no_grad(), small:
-            return F.softmax(F.linear(features.to(self.device), self.weight, self.bias), dim=1).cpu()
+            return F.softmax(head_logits(features.to(self.device), self.weight, self.bias), dim=1).cpu()
 
     def predict(self, paths: list[Path]) -> tuple[list[Prediction], list[str]]:
         """Classify images one by one (eval-mode trunk: no image influences another)."""
@@ -388,7 +388,7 @@ class FewShotClassifier:
             m = mirrored[keep] if mirrored is not None else None
             w, b = self._adapted(feats[keep], labels[keep].to(self.device), m, len(names), settings)
             with torch.no_grad():
-                predicted.append(int(F.linear(feats[i : i + 1], w, b).argmax()))
+                predicted.append(int(head_logits(feats[i : i + 1], w, b).argmax()))
             yield FeatureProgress("leave-one-out", i + 1, len(labels))
         return _report(labels.tolist(), predicted, names, [])
 
@@ -407,7 +407,7 @@ class FewShotClassifier:
                 f"{root}: class folders {unknown} are not classes of the support set {self.class_names}; "
                 "rename the folders or add those classes"
             )
-        truth, predicted, skipped, mistakes, offset = [], [], [], [], 0
+        truth, predicted, skipped, mistakes, offset = [], [], list(scan.messages), [], 0
         total = sum(len(paths) for paths in scan.classes.values())
         for name, paths in scan.classes.items():
             preds, bad = yield from self.iter_predict(paths, "evaluate", offset, total)

@@ -349,3 +349,24 @@ class CardRequest:
     def recipe_file(self) -> str:
         r = self.recipe
         return r if r and "\n" not in r and Path(r).is_file() else ""
+
+
+# Each data set's own preprocessing for a trunk trained from scratch (a pretrained trunk brings its own).
+DATASET_PREPROCESSING = {
+    # Omniglot: paper is white (1.0), ink black. Subtracting 1 makes the paper 0, like the convolutions'
+    # zero padding, and is equivalent to the usual inversion (1 - x) up to the sign of the first conv.
+    "omniglot": Preprocessing(28, 1, (1.0,), (1.0,)),
+    "caltech-101": Preprocessing(84, 3, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "cifar-fs": Preprocessing(32, 3, (0.507, 0.487, 0.441), (0.267, 0.256, 0.276)),
+    "fc100": Preprocessing(32, 3, (0.507, 0.487, 0.441), (0.267, 0.256, 0.276)),
+    "mini-imagenet": Preprocessing(84, 3, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "folder": Preprocessing(84, 3, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+}
+
+
+def dataset_preprocessing(name: str, size: int | None = None) -> Preprocessing:
+    """Data set `name`'s preprocessing, at `size` pixels (default: its own size)."""
+    if name not in DATASET_PREPROCESSING:
+        raise ConfigError(f"unknown data set {name!r}; choose one of {DATASETS}")
+    pre = DATASET_PREPROCESSING[name]
+    return pre if size is None else dataclasses.replace(pre, size=size)

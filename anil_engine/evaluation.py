@@ -11,12 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from anil_engine.adaptation import adapt_head, initial_head
 from anil_engine.config import EvalConfig
 from anil_engine.datasets.base import ImageTensorDataset
-from anil_engine.models import AnilModel, batch_statistics
+from anil_engine.models import AnilModel, batch_statistics, head_logits
 from anil_engine.tasks import FastEpisodeSampler, labels_dataset, support_query_masks, to_float
 
 
@@ -78,7 +77,7 @@ def onnx_trunk_session(model: AnilModel, bn: str = "inductive") -> Any:
         from anil_engine.runtime import cpu_session
 
         return cpu_session(cached_trunk_onnx_bytes(model, transductive=bn == "transductive"))
-    except Exception:  # noqa: BLE001 - torch is always there as the fallback
+    except Exception:  # torch is always there as the fallback
         return None
 
 
@@ -145,7 +144,7 @@ def evaluate_features(
         else:
             w0, b0 = initial_head(w_trained, b_trained, task.ways, init, fs, ys)
             w, b = adapt_head(fs, ys, w0, b0, lr, steps)
-            predictions = F.linear(f[query], w, b).argmax(1)
+            predictions = head_logits(f[query], w, b).argmax(1)
         accuracies.append(100.0 * float((predictions == y[query]).float().mean()))
         if episode % progress_every == 0 or episode == config.episodes:
             yield EvalProgress(episode, config.episodes, sum(accuracies) / len(accuracies), time.perf_counter() - start)
@@ -230,7 +229,7 @@ def evaluate(
             w0, b0 = initial_head(w_trained, b_trained, task.ways)
             w, b = adapt_head(features[support], labels[support], w0, b0, lr, steps)
             with torch.no_grad():
-                predictions = F.linear(features[query], w, b).argmax(1)
+                predictions = head_logits(features[query], w, b).argmax(1)
         accuracies.append(100.0 * float((predictions == labels[query]).float().mean()))
         if episode % progress_every == 0 or episode == config.episodes:
             yield EvalProgress(episode, config.episodes, sum(accuracies) / len(accuracies), time.perf_counter() - start)

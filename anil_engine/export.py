@@ -23,7 +23,7 @@ from torch import nn
 from anil_engine import __version__
 from anil_engine.checkpoint import atomic_write_bytes
 from anil_engine.errors import ExportError
-from anil_engine.models import AnilModel
+from anil_engine.models import AnilModel, head_logits
 from anil_engine.runtime import cpu_session
 
 TOLERANCE = 1e-4
@@ -42,13 +42,11 @@ class _Classifier(nn.Module):
     def __init__(self, trunk: nn.Module, weight: torch.Tensor, bias: torch.Tensor) -> None:
         super().__init__()
         self.trunk = trunk
-        self.head = nn.Linear(weight.shape[1], weight.shape[0])
-        with torch.no_grad():
-            self.head.weight.copy_(weight)
-            self.head.bias.copy_(bias)
+        self.register_buffer("weight", weight.detach().cpu().clone())  # (n_classes, num_features)
+        self.register_buffer("bias", bias.detach().cpu().clone())  # (n_classes,)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return F.softmax(self.head(self.trunk(images)), dim=1)
+        return F.softmax(head_logits(self.trunk(images), self.weight, self.bias), dim=1)
 
 
 def _frozen_trunk(model: AnilModel) -> nn.Module:
@@ -79,7 +77,7 @@ def _verify(
 
     try:
         onnx.checker.check_model(onnx.load_from_string(data))
-    except Exception as exc:  # noqa: BLE001 - any checker complaint fails the export
+    except Exception as exc:  # any checker complaint fails the export
         raise ExportError(f"{path}: the exported graph fails onnx.checker ({exc})") from exc
     session = cpu_session(data)
     g = torch.Generator().manual_seed(0)
@@ -153,12 +151,12 @@ def cached_trunk_onnx_bytes(model: AnilModel, transductive: bool = False) -> byt
         data = path.read_bytes()
         cpu_session(data)  # a damaged file is rebuilt
         return data
-    except Exception:  # noqa: BLE001 - missing, unreadable or damaged: build it again
+    except Exception:  # missing, unreadable or damaged: build it again
         pass
     data = trunk_onnx_bytes(model, transductive)
     try:
         atomic_write_bytes(data, path)
-    except Exception:  # noqa: BLE001 - an unwritable cache only costs time
+    except Exception:  # an unwritable cache only costs time
         pass
     return data
 
@@ -251,5 +249,5 @@ def _with_metadata(data: bytes, meta: dict[str, str]) -> bytes:
 def _write(data: bytes, out: Path) -> None:
     try:
         atomic_write_bytes(data, out)
-    except Exception as exc:  # noqa: BLE001 - CheckpointError from the shared writer; re-labelled
+    except Exception as exc:  # CheckpointError from the shared writer; re-labelled
         raise ExportError(str(exc)) from exc

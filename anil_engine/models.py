@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from anil_engine.backbones import Backbone, get_backbone
@@ -43,6 +44,15 @@ def batch_statistics(module: nn.Module) -> Iterator[None]:
         for m, mean, var in saved:
             m.running_mean = mean
             m.running_var = var
+
+
+def head_logits(features: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """The linear head applied to trunk features: (n, num_features) -> logits (n, n_classes).
+
+    The one place the head is applied: meta-training, adaptation, evaluation, the app and the ONNX export
+    all call it, with the meta-learned head or an adapted one.
+    """
+    return F.linear(features, weight, bias)
 
 
 class Normalize(nn.Module):
@@ -93,7 +103,11 @@ class AnilModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(n, c, h, w) in [0, 1] -> logits (n, ways)."""
-        return self.head(self.trunk(x))
+        return self.forward_head(self.forward_features(x))
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """(n, num_features) -> logits (n, ways) with the model's own (meta-learned) head."""
+        return head_logits(features, self.head.weight, self.head.bias)
 
     @property
     def backbone(self) -> Backbone:

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from anil_engine.errors import DataError, ExportError
-from anil_engine.images import is_image_path, load_image
+from anil_engine.images import load_image
+from anil_engine.listing import expand_inputs
 
 BATCH = 64
 
@@ -68,7 +69,7 @@ class OnnxClassifier:
             raise ExportError(f"{self.path}: no such model file")
         try:
             self.session = cpu_session(self.path)
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
+        except Exception as exc:  # onnxruntime raises its own types
             raise ExportError(f"{self.path}: not a loadable ONNX model ({exc})") from exc
         meta = self.session.get_modelmeta().custom_metadata_map
         if meta.get("anil_studio.kind") != "classifier":
@@ -82,8 +83,9 @@ class OnnxClassifier:
 
     def predict(self, paths: list[str | Path]) -> tuple[list[Prediction], list[str]]:
         """Classify image files; unreadable ones are skipped with a message naming them."""
-        arrays, ok, skipped = [], [], []
-        for p in expand_images([Path(p) for p in paths], skipped):
+        listing = expand_inputs([Path(p) for p in paths])
+        arrays, ok, skipped = [], [], list(listing.messages)
+        for p in listing.images:
             try:
                 arrays.append(load_image(p, self.size, self.channels))
                 ok.append(p)
@@ -104,16 +106,3 @@ class OnnxClassifier:
                     )
                 )
         return out, skipped
-
-
-def expand_images(paths: list[Path], messages: list[str]) -> list[Path]:
-    """Files as given, folders expanded recursively to their image files (sorted)."""
-    out = []
-    for p in paths:
-        if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and is_image_path(f)))
-        elif p.is_file():
-            out.append(p)
-        else:
-            messages.append(f"{p}: not found; skipped")
-    return out

@@ -6,6 +6,7 @@ shortcut added here is listed there.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from PySide6.QtGui import QAction, QKeySequence
@@ -42,10 +43,10 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "&File",
         "Save self-contained project…",
         "session.save_bundle_dialog",
-        None,
+        "Ctrl+Alt+S",
         "A folder with the project, a copy of every image and the model: move or copy it anywhere",
     ),
-    ActionSpec("locate-images", "&File", "Locate missing images…", "session.locate_dialog"),
+    ActionSpec("locate-images", "&File", "Locate missing images…", "session.locate_dialog", "Ctrl+Shift+M"),
     ActionSpec("recover", "&File", "Recover unsaved work…", "session.offer_recovery"),
     ActionSpec(SEPARATOR, "&File", "", ""),
     ActionSpec(
@@ -92,7 +93,7 @@ def _shortcuts(spec: ActionSpec) -> list[QKeySequence]:
     return [QKeySequence(k) for k in keys]
 
 
-def _slot(window: QMainWindow, name: str):  # noqa: ANN202 - a bound method of the window or its session
+def _slot(window: QMainWindow, name: str) -> Callable[[], object]:  # a bound method of the window or its session
     target = window
     for part in name.split("."):
         target = getattr(target, part)

@@ -46,7 +46,7 @@ def _drive(fn: Callable[..., Any], args: tuple, kwargs: dict, cancel: threading.
                 yield item
         finally:
             gen.close()
-    except Exception as exc:  # noqa: BLE001 - every failure reaches the error channel
+    except Exception as exc:  # every failure reaches the error channel
         raise JobFailed(exc) from exc
 
 

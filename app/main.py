@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from types import TracebackType
 
 
 def main(checkpoint: str | None = None) -> int:
@@ -24,7 +25,7 @@ def main(checkpoint: str | None = None) -> int:
     app.setOrganizationName("ANIL Studio")
     window = MainWindow(checkpoint=checkpoint)
 
-    def excepthook(exc_type, exc, tb) -> None:  # noqa: ANN001
+    def excepthook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
         traceback.print_exception(exc_type, exc, tb)
         window.errors.exception(exc)
 

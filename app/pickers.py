@@ -42,9 +42,6 @@ class FilePickers(QObject):
         self.window.session.remember_dir(Path(path).parent)
         return Path(path)
 
-    def add_empty_class(self) -> None:
-        self.window.support.add_class("class")
-
     def add_support_images_dialog(self) -> None:
         paths = self._pick_images("Images of one new class")
         if paths:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
@@ -42,7 +43,7 @@ def send_mime_drop(widget: QWidget, mime: QMimeData, wait: bool = True) -> None:
         wait_for_drops(widget)
 
 
-def wait_until(predicate, timeout_s: float = 120.0) -> None:  # noqa: ANN001
+def wait_until(predicate: Callable[[], object], timeout_s: float = 120.0) -> None:
     """Process events until `predicate()` is true."""
     deadline = time.monotonic() + timeout_s
     while not predicate():

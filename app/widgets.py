@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QAbstractListModel, QMimeData, QModelIndex, QRect, QSettings, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import (
     QColor,
     QDragEnterEvent,
+    QDragMoveEvent,
     QDropEvent,
     QFont,
     QFontMetrics,
@@ -31,9 +33,13 @@ from PySide6.QtWidgets import (
     QStyle,
     QStyledItemDelegate,
     QStyleOptionProgressBar,
+    QStyleOptionViewItem,
     QToolButton,
     QWidget,
 )
+
+if TYPE_CHECKING:
+    from app.jobs import Job
 
 THUMB = 56
 _thumb_cache: dict[tuple[str, int], QPixmap] = {}
@@ -150,15 +156,15 @@ class DropArea(QFrame):
         self.setAcceptDrops(True)
         self.setFrameShape(QFrame.Shape.StyledPanel)
 
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # Qt override
         if accepts_drop(event.mimeData()):
             accept_as_copy(event)
 
-    def dragMoveEvent(self, event) -> None:  # noqa: N802, ANN001 - Qt override
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:  # Qt override
         if accepts_drop(event.mimeData()):
             accept_as_copy(event)
 
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
+    def dropEvent(self, event: QDropEvent) -> None:  # Qt override
         items = dropped_paths(event)
         if items:
             accept_as_copy(event)
@@ -189,7 +195,7 @@ class JobProgress(QWidget):
         self.job = None
         self.hide()
 
-    def update_job(self, job, text: str, done: int, total: int) -> None:  # noqa: ANN001 - Job
+    def update_job(self, job: Job, text: str, done: int, total: int) -> None:  # Job
         """Show `job`'s progress while work remains."""
         if done >= total:
             return
@@ -199,7 +205,7 @@ class JobProgress(QWidget):
         self.bar.setValue(done)
         self.show()
 
-    def job_finished(self, job) -> None:  # noqa: ANN001 - Job
+    def job_finished(self, job: Job) -> None:  # Job
         if job is self.job:
             self.job = None
             self.hide()
@@ -217,10 +223,10 @@ class ResultsModel(QAbstractListModel):
         super().__init__(parent)
         self.predictions: list = []
 
-    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802, B008 - Qt override
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008 - Qt override
         return 0 if parent.isValid() else len(self.predictions)
 
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):  # noqa: ANN201 - Qt override
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # Qt override
         if not index.isValid():
             return None
         p = self.predictions[index.row()]
@@ -242,10 +248,10 @@ class ResultsModel(QAbstractListModel):
     def flags(self, index: QModelIndex) -> Qt.ItemFlag:
         return super().flags(index) | Qt.ItemFlag.ItemIsDragEnabled
 
-    def mimeTypes(self) -> list[str]:  # noqa: N802 - Qt override
+    def mimeTypes(self) -> list[str]:  # Qt override
         return ["text/uri-list"]
 
-    def mimeData(self, indexes: list[QModelIndex]) -> QMimeData:  # noqa: N802 - Qt override
+    def mimeData(self, indexes: list[QModelIndex]) -> QMimeData:  # Qt override
         """The images' files: dropped on a class card, they join that class."""
         mime = QMimeData()
         mime.setUrls([QUrl.fromLocalFile(self.predictions[i.row()].path) for i in indexes if i.isValid()])
@@ -272,10 +278,10 @@ class ResultDelegate(QStyledItemDelegate):
 
     LINE = 18
 
-    def sizeHint(self, option, index) -> QSize:  # noqa: N802, ANN001 - Qt override
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # Qt override
         return QSize(320, max(THUMB, 4 * self.LINE) + 6)
 
-    def paint(self, painter: QPainter, option, index) -> None:  # noqa: ANN001 - Qt override
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:  # Qt override
         prediction = index.data(Qt.ItemDataRole.UserRole)
         widget = option.widget
         style = widget.style() if widget is not None else QApplication.style()

@@ -232,14 +232,17 @@ class MainWindow(QMainWindow):
         """Every drop, paste and file-dialog choice comes here (see `app.drop_handler`)."""
         self.drops.drop(items, target, card, new_class)
 
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # Qt override
         if accepts_drop(event.mimeData()):
             accept_as_copy(event)
 
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
+    def dropEvent(self, event: QDropEvent) -> None:  # Qt override
         items = dropped_paths(event)
         accept_as_copy(event)
         self.drop(items, "support")
+
+    def add_empty_class(self) -> None:
+        self.support.add_class("class")
 
     def stop_image_job(self) -> None:
         """Stop the adaptation, classification or evaluation shown in the status bar."""
@@ -472,7 +475,7 @@ class MainWindow(QMainWindow):
         if state is not None:
             self.restoreState(state)
 
-    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+    def closeEvent(self, event: Any) -> None:  # Qt override
         if not self.session.saved and not self.session.confirm_discard():
             event.ignore()
             return

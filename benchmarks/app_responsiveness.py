@@ -39,7 +39,7 @@ def extract_caltech(zip_path: Path, n_images: int, work: Path) -> tuple[Path, Pa
     return support, queries
 
 
-def pump_until(app, window, start, results: list) -> tuple[float, list[float], bool]:  # noqa: ANN001
+def pump_until(app, window, start, results: list) -> tuple[float, list[float], bool]:
     """Call `start`, then pump the event loop every 10 ms until `results` has an item and no job runs.
 
     Returns (seconds, the duration of every pump, whether the status-bar progress was shown).

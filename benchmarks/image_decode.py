@@ -27,7 +27,7 @@ def full_decode(path: Path, size: int, channels: int) -> np.ndarray:
         return prepare_image(image, size, channels)
 
 
-def median_seconds(fn, repeats: int) -> float:  # noqa: ANN001
+def median_seconds(fn, repeats: int) -> float:
     fn()  # warm-up (file cache)
     times = []
     for _ in range(repeats):

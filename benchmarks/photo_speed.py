@@ -32,7 +32,7 @@ from anil_engine.runtime import cpu_session
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _burn(stop) -> None:  # noqa: ANN001 - multiprocessing.Event
+def _burn(stop) -> None:  # multiprocessing.Event
     a = np.random.default_rng(0).random((512, 512))
     while not stop.is_set():
         a = a @ a
@@ -59,7 +59,7 @@ class Busy:
             self.proc.join(5)
 
 
-def rate(fn, n_items: int, min_seconds: float = 3.0) -> float:  # noqa: ANN001
+def rate(fn, n_items: int, min_seconds: float = 3.0) -> float:
     fn()  # warm-up
     count, start = 0, time.perf_counter()
     while time.perf_counter() - start < min_seconds:

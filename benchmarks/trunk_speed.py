@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 
-def images_per_second(fn, batch: np.ndarray, min_seconds: float = 2.0) -> float:  # noqa: ANN001
+def images_per_second(fn, batch: np.ndarray, min_seconds: float = 2.0) -> float:
     fn(batch)  # warm-up
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < min_seconds:
@@ -48,7 +48,7 @@ def trunk_table(paths: list[Path]) -> list[str]:
         for batch in (1, 64):
             x = np.random.default_rng(0).random((batch, pre.channels, pre.size, pre.size)).astype(np.float32)
 
-            def run_torch(a: np.ndarray, model=model) -> None:  # noqa: ANN001
+            def run_torch(a: np.ndarray, model=model) -> None:
                 with torch.inference_mode():
                     model.forward_features(torch.from_numpy(a))
 

@@ -112,7 +112,7 @@ def main() -> int:
     wait_until(lambda: window.classifier is not None)
     wait_until(lambda: False if window.jobs else True)
 
-    def shot(name: str, widget=None) -> None:  # noqa: ANN001
+    def shot(name: str, widget=None) -> None:
         for _ in range(20):
             app.processEvents()
         (widget or window).grab().save(str(out / (args.prefix + name)))

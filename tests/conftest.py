@@ -96,7 +96,7 @@ def checkpoint(app_checkpoint: Path) -> Path:
 
 
 @pytest.fixture
-def window(qtbot, tmp_path: Path, checkpoint: Path):  # noqa: ANN001, ANN201 - pytest-qt's fixture
+def window(qtbot, tmp_path: Path, checkpoint: Path):  # pytest-qt's fixture
     """A window on a tiny checkpoint, with its own settings file and no modal boxes."""
     from PySide6.QtCore import QSettings
 

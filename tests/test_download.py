@@ -14,8 +14,8 @@ class Recorder:
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict]] = []
 
-    def factory(self, name: str):  # noqa: ANN201
-        def make(root, **kwargs):  # noqa: ANN001, ANN202
+    def factory(self, name: str):
+        def make(root, **kwargs):
             self.calls.append((name, {"root": root, **kwargs}))
 
         return make
@@ -50,7 +50,7 @@ def test_mini_imagenet_uses_learn2learn(tmp_path, monkeypatch):
 
 
 def test_offline_download_says_which_files_to_put_where(tmp_path, monkeypatch, capsys):
-    def offline(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def offline(*args, **kwargs):
         raise OSError("Temporary failure in name resolution")
 
     monkeypatch.setattr(torchvision.datasets, "CIFAR100", offline)

@@ -66,7 +66,7 @@ def _adapted(clf: Any, support: str, quiet: bool) -> Any:
     from anil_engine.datasets.folder import scan_class_folders
 
     scan = scan_class_folders(folder_or_zip(support, quiet))
-    warn([f"{p}: not an image file, skipped" for p in scan.ignored])
+    warn(scan.messages)
     return images_job(clf.iter_adapt(list(scan.classes.items())), quiet)
 
 

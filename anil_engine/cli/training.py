@@ -33,6 +33,7 @@ from anil_engine.config import (
     PretrainConfig,
     TaskSpec,
     TrainConfig,
+    dataset_preprocessing,
 )
 
 
@@ -157,10 +158,9 @@ def _add_pretrain(p: argparse.ArgumentParser) -> None:
 
 def _train_config(args: argparse.Namespace) -> TrainConfig:
     from anil_engine.backbones import get_backbone
-    from anil_engine.datasets import DEFAULT_PREPROCESSING
 
     backbone = get_backbone(args.backbone)
-    native = backbone.input_sizes[0] if backbone.pretrained is not None else DEFAULT_PREPROCESSING[args.dataset][0]
+    native = backbone.input_sizes[0] if backbone.pretrained is not None else dataset_preprocessing(args.dataset).size
     return from_args(
         TrainConfig,
         args,
@@ -239,7 +239,6 @@ def pretrain_numbers() -> Callable[[Any], dict[str, Any]]:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    from anil_engine.datasets import DEFAULT_PREPROCESSING
     from anil_engine.meta.pretraining import pretrain, resume_path
 
     config = from_args(
@@ -247,7 +246,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         args,
         data_root=data_root(args, args.dataset),
         split_scheme=args.split_scheme or config_default(PretrainConfig, "split_scheme"),
-        input_size=args.input_size or DEFAULT_PREPROCESSING[args.dataset][0],
+        input_size=args.input_size or dataset_preprocessing(args.dataset).size,
     )
     sigterm_as_interrupt()
     gen = pretrain(config, args.out, resume=args.resume)

@@ -12,18 +12,6 @@ from anil_engine.config import DATASETS  # noqa: F401 - the names load_dataset t
 from anil_engine.datasets.base import ImageTensorDataset
 from anil_engine.errors import ConfigError
 
-# Per-dataset preprocessing defaults: (size, channels, mean, std).
-DEFAULT_PREPROCESSING = {
-    # Omniglot: paper is white (1.0), ink black. Subtracting 1 makes the paper 0, like the convolutions'
-    # zero padding, and is equivalent to the usual inversion (1 - x) up to the sign of the first conv.
-    "omniglot": (28, 1, (1.0,), (1.0,)),
-    "caltech-101": (84, 3, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-    "cifar-fs": (32, 3, (0.507, 0.487, 0.441), (0.267, 0.256, 0.276)),
-    "fc100": (32, 3, (0.507, 0.487, 0.441), (0.267, 0.256, 0.276)),
-    "mini-imagenet": (84, 3, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-    "folder": (84, 3, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-}
-
 
 def cache_dir() -> Path:
     """Where decoded data sets are cached: $ANIL_STUDIO_CACHE or ~/.cache/anil-studio."""
@@ -68,7 +56,7 @@ def load_dataset(
         try:
             d = torch.load(path, weights_only=True)
             return ImageTensorDataset(d["images"], d["labels"], list(d["class_names"]))
-        except Exception:  # noqa: BLE001 - a broken cache entry is rebuilt below
+        except Exception:  # a broken cache entry is rebuilt below
             pass
     data = _load_uncached(name, root, split, size, channels, split_scheme)
     if use_cache:

@@ -45,7 +45,7 @@ _SAFE = {
 
 
 class _SafeUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str):  # noqa: ANN201 - pickle API
+    def find_class(self, module: str, name: str) -> type:  # pickle API
         if (module, name) in _SAFE:
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a data file")
@@ -57,7 +57,7 @@ def _unpickle(path: Path) -> dict:
             return _SafeUnpickler(f, encoding="bytes").load()
     except FileNotFoundError as exc:
         raise DataError(f"{path}: missing") from exc
-    except Exception as exc:  # noqa: BLE001 - truncated or foreign pickles
+    except Exception as exc:  # truncated or foreign pickles
         raise DataError(f"{path}: cannot be read as the expected pickle ({exc})") from exc
 
 

@@ -37,7 +37,7 @@ def _decode(data: bytes, name: str, size: int, channels: int) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as im:
             im.load()
             return prepare_image(im, size, channels)
-    except Exception as exc:  # noqa: BLE001 - any decoder failure means a bad file
+    except Exception as exc:  # any decoder failure means a bad file
         raise DataError(f"{name}: cannot decode the image ({exc}); the Caltech-101 copy is damaged") from exc
 
 

@@ -51,7 +51,7 @@ def download(name: str, root: str | Path) -> Path:
         return root
     except DataError:
         raise
-    except Exception as exc:  # noqa: BLE001 - network, disk and server errors all end here
+    except Exception as exc:  # network, disk and server errors all end here
         raise DataError(
             f"{root}: downloading {name} failed ({type(exc).__name__}: {exc}). Without network access, put "
             f"{LAYOUTS[name]} into {root} and run again without --download"

@@ -16,7 +16,8 @@ import torch
 
 from anil_engine.datasets.base import ImageTensorDataset
 from anil_engine.errors import ConfigError, DataError
-from anil_engine.images import is_image_path, load_images
+from anil_engine.images import load_images
+from anil_engine.listing import read_folder
 
 FOLDER_SPLIT_FRACTIONS = (0.64, 0.16, 0.20)
 
@@ -27,7 +28,7 @@ class FolderScan:
 
     root: Path
     classes: dict[str, list[Path]] = field(default_factory=dict)
-    ignored: list[Path] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)  # every entry left out, and why
 
 
 def scan_class_folders(root: str | Path) -> FolderScan:
@@ -39,13 +40,8 @@ def scan_class_folders(root: str | Path) -> FolderScan:
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: not a folder. Expected a folder with one sub-folder of images per class.")
-    scan = FolderScan(root)
-    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files = sorted(p for p in sub.rglob("*") if p.is_file() and not p.name.startswith("."))
-        images = [p for p in files if is_image_path(p)]
-        scan.ignored.extend(p for p in files if not is_image_path(p))
-        if images:
-            scan.classes[sub.name] = images
+    contents = read_folder(root)  # the one walker: unreadable folders, links and non-images are named
+    scan = FolderScan(root, dict(contents.classes), list(contents.messages))
     if not scan.classes:
         raise DataError(
             f"{root}: no class folders with images found. Expected {root}/<class name>/<image files> "
@@ -64,7 +60,7 @@ def load_class_folders(
     """
     scan = scan_class_folders(root)
     names = list(scan.classes) if classes is None else classes
-    images, labels, kept, messages = [], [], [], [f"{p}: not an image file, skipped" for p in scan.ignored]
+    images, labels, kept, messages = [], [], [], list(scan.messages)
     for name in names:
         arr, ok, skipped = load_images(scan.classes[name], size, channels)
         messages.extend(skipped)

@@ -79,7 +79,7 @@ def _npz_reader(root: Path) -> Callable[[str, str, str], list[np.ndarray]] | Non
         if set_name not in cache:
             try:
                 cache[set_name] = np.load(files[set_name])["images"]
-            except Exception as exc:  # noqa: BLE001 - any numpy/zip failure means a bad file
+            except Exception as exc:  # any numpy/zip failure means a bad file
                 raise DataError(f"{files[set_name]}: cannot read the Omniglot array ({exc}); re-copy it") from exc
         drawings = cache[set_name][index[(set_name, alphabet, character)]]
         return [np.where(d, 255, 0).astype(np.uint8) for d in drawings]

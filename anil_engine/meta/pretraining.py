@@ -30,9 +30,10 @@ from anil_engine.config import (  # noqa: F401 - PretrainConfig, CLASSIFIERS, RE
     PretrainConfig,
     TaskSpec,
     TrainConfig,
+    dataset_preprocessing,
     resolve_device,
 )
-from anil_engine.datasets import DEFAULT_PREPROCESSING, load_dataset
+from anil_engine.datasets import load_dataset
 from anil_engine.environment import machine_description
 from anil_engine.errors import CheckpointError, ConfigError
 from anil_engine.evaluation import evaluate
@@ -134,9 +135,8 @@ class _Pretraining:
     def __init__(self, config: PretrainConfig, out: Path) -> None:
         self.config, self.out, self.state_path = config, out, resume_path(out)
         self.device = device = resolve_device(config.device)
-        _size, channels, mean, std = DEFAULT_PREPROCESSING[config.dataset]
-        self.channels = channels
-        pre = Preprocessing(config.input_size, channels, mean, std)
+        pre = dataset_preprocessing(config.dataset, config.input_size)
+        self.channels = channels = pre.channels
         torch.manual_seed(config.seed)
         self.gen = torch.Generator().manual_seed(config.seed)
         scheme = config.split_scheme

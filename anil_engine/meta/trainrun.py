@@ -13,8 +13,7 @@ import torch
 from anil_engine import __version__
 from anil_engine.backbones import get_backbone
 from anil_engine.checkpoint import FORMAT, FORMAT_VERSION, atomic_write_bytes, save_checkpoint
-from anil_engine.config import Preprocessing, TrainConfig
-from anil_engine.datasets import DEFAULT_PREPROCESSING
+from anil_engine.config import Preprocessing, TrainConfig, dataset_preprocessing
 from anil_engine.errors import ConfigError
 from anil_engine.models import AnilModel, compact_state_dict
 
@@ -47,8 +46,7 @@ class TrainProgress:
 
 def preprocessing_for(config: TrainConfig) -> Preprocessing:
     """The data set's preprocessing for a trunk trained from scratch; a pretrained trunk's own otherwise."""
-    _size, channels, mean, std = DEFAULT_PREPROCESSING[config.dataset]
-    dataset = Preprocessing(config.input_size, channels, mean, std)
+    dataset = dataset_preprocessing(config.dataset, config.input_size)
     return get_backbone(config.backbone).preprocessing(config.input_size, dataset)
 
 

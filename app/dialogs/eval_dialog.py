@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import (
@@ -22,6 +22,9 @@ from PySide6.QtWidgets import (
 from anil_engine.config import BN_MODES, DATASETS, DEVICES, METHODS, SPLIT_SCHEMES, EvalConfig, TaskSpec, field_defaults
 from app.jobs import CANCELLED, Job, start_job
 from app.widgets import hbox, path_row, remember_data_roots
+
+if TYPE_CHECKING:
+    from anil_engine.evaluation import EvalProgress
 
 
 class EvalDialog(QDialog):
@@ -168,7 +171,7 @@ class EvalDialog(QDialog):
         self.run_button.setEnabled(not running)
         self.stop_button.setEnabled(running)
 
-    def _on_progress(self, p) -> None:  # noqa: ANN001 - EvalProgress
+    def _on_progress(self, p: EvalProgress) -> None:  # EvalProgress
         self.progress.setValue(p.episode)
         if p.episode == 0:
             self.status.setText(f"Reading the images and computing their features: {p.images_done}/{p.images_total}")
@@ -178,7 +181,7 @@ class EvalDialog(QDialog):
             f"Episode {p.episode}/{p.episodes}: running mean {p.accuracy:.2f} % — about {left:.0f} s left"
         )
 
-    def _on_done(self, result) -> None:  # noqa: ANN001
+    def _on_done(self, result: dict[str, Any] | object) -> None:
         if result is CANCELLED:
             self.status.setText("Stopped: no result (a mean over fewer episodes than asked is not reported).")
             return

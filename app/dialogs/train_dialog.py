@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QSettings, Signal
 from PySide6.QtWidgets import (
@@ -20,9 +21,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from anil_engine.config import DATASETS, DEVICES, RECIPE_FEATURE_NORM, SPLIT_SCHEMES, TrainConfig, field_defaults
+from anil_engine.config import (
+    DATASETS,
+    DEVICES,
+    RECIPE_FEATURE_NORM,
+    SPLIT_SCHEMES,
+    TrainConfig,
+    dataset_preprocessing,
+    field_defaults,
+)
 from app.jobs import CANCELLED, Job, start_job
 from app.widgets import hbox, path_row, remember_data_roots
+
+if TYPE_CHECKING:
+    from anil_engine.meta.pretraining import PretrainProgress
+    from anil_engine.meta.trainrun import DataProgress, TrainProgress
 
 # The data sets with training splits the dialog offers (the few-shot benchmarks are for evaluation here).
 TRAINABLE_DATASETS = ("omniglot", "caltech-101", "folder")
@@ -185,13 +198,12 @@ class TrainDialog(QDialog):
 
     def _backbone_changed(self) -> None:
         from anil_engine.backbones import get_backbone
-        from anil_engine.datasets import DEFAULT_PREPROCESSING
 
         spec = get_backbone(self.backbone.currentData())
         if spec.pretrained is not None:
             self.input_size.setValue(spec.input_sizes[0])
         else:
-            self.input_size.setValue(DEFAULT_PREPROCESSING[self.dataset.currentText()][0])
+            self.input_size.setValue(dataset_preprocessing(self.dataset.currentText()).size)
         self.hidden.setEnabled(spec.pretrained is None)
         self.pretrain_epochs.setEnabled(spec.pretrained is None)
         if spec.pretrained is not None:
@@ -269,7 +281,9 @@ class TrainDialog(QDialog):
         self.resume_button.setEnabled(not running)
         self.stop_button.setEnabled(running)
 
-    def _on_progress(self, p) -> None:  # noqa: ANN001 - TrainProgress, PretrainProgress or DataProgress
+    def _on_progress(
+        self, p: TrainProgress | PretrainProgress | DataProgress
+    ) -> None:  # TrainProgress, PretrainProgress or DataProgress
         from anil_engine.meta.pretraining import PretrainProgress
         from anil_engine.meta.trainrun import DataProgress
 
@@ -312,7 +326,7 @@ class TrainDialog(QDialog):
             f"{p.accuracy:.1f} %{best} — ETA {eta // 60} min {eta % 60:02d} s"
         )
 
-    def _on_done(self, result) -> None:  # noqa: ANN001
+    def _on_done(self, result: dict[str, Any] | object) -> None:
         if result is CANCELLED:
             self.status.setText(f"Stopped. Resumable state saved in {self.out.text()} — press Resume to continue.")
             return

@@ -25,7 +25,7 @@ def _copy_classes(folder_root: Path, dest: Path, names: tuple[str, ...] = ("clas
     return dest
 
 
-def _other_window(qtbot, tmp_path: Path, checkpoint: Path) -> MainWindow:  # noqa: ANN001
+def _other_window(qtbot, tmp_path: Path, checkpoint: Path) -> MainWindow:
     w = MainWindow(QSettings(str(tmp_path / "other.ini"), QSettings.Format.IniFormat), str(checkpoint))
     w.errors.show_dialogs = False
     w.session.confirm_discard = lambda: True
@@ -51,7 +51,7 @@ def test_new_project_empties_the_set_and_the_next_save_asks_where(qtbot, window,
     asked = []
     second = tmp_path / "flowers.anilproj"
 
-    def save_dialog(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def save_dialog(*args, **kwargs):
         asked.append(args[1])
         return str(second), ""
 

@@ -139,9 +139,13 @@ def test_bad_checkpoint_drop_reports_and_keeps_running(qtbot, window, tmp_path):
     bad.write_bytes(b"nonsense")
     messages = []
     window.errors.reported.connect(lambda level, text: messages.append(text))
+    before = window.classifier, window.checkpoint_path
     drop(window.support_view, [bad])
     qtbot.waitUntil(lambda: any("broken.pt" in m for m in messages), timeout=TIMEOUT)
-    assert window.classifier is not None
+    window.wait_for_jobs()
+    # The failed load changed nothing: the same classifier and model, named in the panel, and no class added.
+    assert (window.classifier, window.checkpoint_path) == before and window.support.classes == []
+    assert window.model_panel.model_combo.currentText().startswith("tiny.pt")
     qtbot.waitUntil(lambda: "still using tiny.pt" in window.model_panel.status.text(), timeout=TIMEOUT)
 
 

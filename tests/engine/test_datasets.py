@@ -77,10 +77,21 @@ def test_folder_split_is_class_disjoint_and_seeded(folder_root):
     assert parts == [folder_split_classes(names, s) for s in ("train", "val", "test")]
 
 
-def test_load_dataset_cache_gives_identical_data(folder_root):
+def test_load_dataset_cache_gives_identical_data(folder_root, monkeypatch):
+    import anil_engine.datasets as datasets
+
     a = load_dataset("folder", folder_root, "all", 24, 3)
+    decoded = []
+    real = datasets._load_uncached
+    monkeypatch.setattr(datasets, "_load_uncached", lambda *args: decoded.append(args) or real(*args))
     b = load_dataset("folder", folder_root, "all", 24, 3)
+    assert not decoded  # a cache hit: nothing decoded again
     assert torch.equal(a.images, b.images) and a.class_names == b.class_names
+    # A damaged cache entry is decoded again (and rewritten), never an error.
+    (entry,) = (datasets.cache_dir() / "datasets").glob("*.pt")
+    entry.write_bytes(b"damaged")
+    c = load_dataset("folder", folder_root, "all", 24, 3)
+    assert len(decoded) == 1 and torch.equal(c.images, a.images)
 
 
 def test_empty_folder_is_a_clear_error(tmp_path):

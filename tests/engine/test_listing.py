@@ -52,7 +52,7 @@ def test_an_unreadable_folder_is_named_even_as_root(tmp_path, monkeypatch):
     (tmp_path / "locked").mkdir()
     real_scandir = os.scandir
 
-    def scandir(path):  # noqa: ANN001, ANN202
+    def scandir(path):
         if Path(path).name == "locked":
             raise PermissionError(13, "Permission denied", str(path))
         return real_scandir(path)

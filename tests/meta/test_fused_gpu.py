@@ -112,9 +112,24 @@ def test_not_fusable_where_the_kernels_do_not_apply():
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_compile_check_runs_both_kernels_on_a_tiny_input(device):
+def test_compile_check_runs_both_kernels_on_a_tiny_input(device, monkeypatch):
     fused_gpu._compiles.cache_clear()
     fused_gpu._compiles(torch.device(device), torch.float32, 5)  # raises if either kernel does not run
+    fused_gpu._compiles(torch.device(device), torch.float32, 5)
+    info = fused_gpu._compiles.cache_info()
+    assert (info.misses, info.hits) == (1, 1)  # checked once per device, type and channel count
+    # It runs the forward and the backward kernel: a failure in either one is what it reports.
+    for step in ("forward", "backward"):
+
+        def broken(*args: object, step: str = step) -> None:
+            raise RuntimeError(f"{step} kernel failed")
+
+        with monkeypatch.context() as m:
+            m.setattr(fused_gpu._GroupedBlock, step, staticmethod(broken))
+            fused_gpu._compiles.cache_clear()
+            with pytest.raises(RuntimeError, match=f"{step} kernel failed"):
+                fused_gpu._compiles(torch.device(device), torch.float32, 5)
+    fused_gpu._compiles.cache_clear()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -1,0 +1,31 @@
+"""A checkpoint loaded for the app (Qt-free): its classifier, card in plain words, status line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from anil_engine.loading import RESEARCH_HEADING, load_for_app, model_card, status_line
+from anil_engine.registry import bundled_models
+
+
+def test_a_checkpoint_loads_ready_to_adapt_with_plain_words(app_checkpoint):
+    loaded = load_for_app(str(app_checkpoint), "cpu")
+    assert loaded.classifier.backend == "onnxruntime" and not loaded.notes
+    assert "state_dict" not in loaded.info and len(loaded.sha256) == 64 and not loaded.grayscale
+    line = status_line(loaded, "cpu")
+    assert line == f"Ready: {Path(app_checkpoint).name} looks at colour photos (32 x 32 pixels), on the CPU."
+    card = model_card(loaded.path, loaded.info)  # no card file beside it: a summary, plain words first
+    assert "**What it is for.**" in card.plain and "fast_lr" not in card.plain
+    assert card.detail.startswith(RESEARCH_HEADING) and "fast_lr" in card.detail
+
+
+def test_head_settings_given_override_the_checkpoint_s(app_checkpoint):
+    loaded = load_for_app(str(app_checkpoint), "cpu", fast_lr=0.7, steps=3)
+    assert (loaded.classifier.fast_lr, loaded.classifier.steps) == (0.7, 3)
+
+
+def test_a_bundled_card_is_split_at_its_research_detail():
+    photo = next(m for m in bundled_models() if m.name == "caltech101-effnet-anil")
+    card = model_card(str(photo.path), {})
+    assert card.plain.startswith("# caltech101-effnet-anil") and RESEARCH_HEADING not in card.plain
+    assert card.detail.startswith(RESEARCH_HEADING) and "EfficientNet-Lite0" in card.detail
