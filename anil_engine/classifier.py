@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from anil_engine.adaptation import adapt_head, initial_head, one_torch_thread
-from anil_engine.errors import ConfigError, DataError
+from anil_engine.errors import ConfigError, DataError, NotEnoughImages
 from anil_engine.images import load_image
 from anil_engine.jobs import run_to_end
 from anil_engine.models import AnilModel, head_logits
@@ -271,7 +271,7 @@ class FewShotClassifier:
                 feats.append(f)
                 names.append(name)
         if len(names) < 2:
-            raise ConfigError("adaptation needs at least 2 classes with at least one readable image each")
+            raise NotEnoughImages("adaptation needs at least 2 classes with at least one readable image each")
         with self._lock:
             features = torch.cat(feats).to(self.device)
             y = torch.tensor(labels, device=self.device)

@@ -15,6 +15,10 @@ class DataError(AnilError):
     """A data root, image file or split file is missing or unreadable."""
 
 
+class NotEnoughImages(ConfigError, DataError):
+    """Fewer than 2 classes have a readable image: there is nothing to adapt a head to."""
+
+
 class CheckpointError(AnilError):
     """A checkpoint file is missing, truncated, foreign or of another version."""
 

@@ -184,6 +184,7 @@ class Session(QObject):
         self.update_title()
         self.use_project_model(project, path)
         self.missing = [p for _, ps in project.classes for p in ps if not Path(p).is_file()]
+        self.window.support_view.mark_unreadable(set(self.missing))  # the cards count what is there
         if self.missing:
             self._offer_locate()
         return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from app.jobs import Job
 
 THUMB = 56
-_thumb_cache: dict[tuple[str, int], QPixmap] = {}
+_thumb_cache: dict[tuple[str, int, int], QPixmap] = {}
 
 
 def hbox(*widgets: QWidget) -> QWidget:
@@ -93,15 +94,24 @@ def path_row(edit: QLineEdit, folder: bool, parent: QWidget) -> QWidget:
 
 
 def thumbnail(path: Path, size: int = THUMB) -> QPixmap:
-    """A small preview, EXIF orientation applied; a grey square for unreadable files."""
-    key = (str(path), size)
+    """A small preview, EXIF orientation applied; a grey square for unreadable or missing files.
+
+    Cached by path, size and modification time: a file that is moved away or replaced is shown as it is now.
+    """
+    try:
+        stamp = os.stat(path).st_mtime_ns
+    except OSError:
+        stamp = -1
+    key = (str(path), size, stamp)
     if key not in _thumb_cache:
-        reader = QImageReader(str(path))
-        reader.setAutoTransform(True)
-        original = reader.size()
-        if original.isValid():
-            reader.setScaledSize(original.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio))
-        image = reader.read()
+        image = QImage()
+        if stamp >= 0:
+            reader = QImageReader(str(path))
+            reader.setAutoTransform(True)
+            original = reader.size()
+            if original.isValid():
+                reader.setScaledSize(original.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio))
+            image = reader.read()
         if image.isNull():
             pix = QPixmap(size, size)
             pix.fill(QColor("#bbbbbb"))

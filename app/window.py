@@ -11,6 +11,7 @@ from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QInputDialog, QMainWindow, QSplitter, QTabWidget
 
+from anil_engine.errors import NotEnoughImages
 from anil_engine.loading import LoadedModel, load_for_app
 from anil_engine.registry import bundled_models
 from app import gc_guard
@@ -264,7 +265,9 @@ class MainWindow(QMainWindow):
             self._adapt_job.cancel()
             return
         self.support_view.status.setText("Adapting…")
-        self._adapt_job = self.run_job("adapt", self.classifier.iter_adapt, support, on_done=self._adapted)
+        self._adapt_job = self.run_job(
+            "adapt", self.classifier.iter_adapt, support, on_done=self._adapted, on_failed=self._adapt_failed
+        )
         self._adapt_job.finished.connect(self._adapt_finished)
 
     def _check_domain(self) -> None:
@@ -283,6 +286,18 @@ class MainWindow(QMainWindow):
                 "grayscale images (e.g. handwritten characters); your support images are colour photos. For photos, "
                 f"choose {PHOTO_MODEL} in the model list"
             )
+
+    def _adapt_failed(self, exc: BaseException) -> None:
+        """Too few readable images (files missing or broken) is a state to show, not an error box."""
+        if not isinstance(exc, NotEnoughImages):
+            self.errors.exception(exc)
+            return
+        self._drop_stale_head()
+        self.support_view.status.setText(
+            "Not adapted: fewer than 2 classes have a readable image (see Messages; File ▸ Locate missing images… "
+            "finds moved ones)."
+        )
+        self.errors.warn(str(exc))
 
     def _support_changed(self) -> None:
         # Fewer than 2 classes: no classifier from this moment on, not after the adaptation delay.

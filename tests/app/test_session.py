@@ -105,10 +105,14 @@ def test_missing_images_are_named_and_can_be_located(qtbot, window, folder_root,
     assert window.session.save_to(tmp_path / "p.anilproj")
     shutil.move(photos, tmp_path / "backup")
     other = _other_window(qtbot, tmp_path, checkpoint)
-    messages = []
-    other.errors.reported.connect(lambda level, text: messages.append(text))
+    messages, levels = [], []
+    other.errors.reported.connect(lambda level, text: (messages.append(text), levels.append(level)))
     other.session.open_project(tmp_path / "p.anilproj")
     assert len(other.session.missing) == 12
+    # Nothing readable is left to adapt on: the panel says so, no error box covers the offer to locate them.
+    qtbot.waitUntil(lambda: other.support_view.status.text().startswith("Not adapted"), timeout=TIMEOUT_MS)
+    assert "error" not in levels and not other.classifier.is_adapted
+    assert other.support_view.cards["class_00"].count.text() == "0 of 6 images used"  # the card shows what is there
     assert any("12 image(s) of the project are missing" in m and "Locate missing images" in m for m in messages)
     box = other.session.locate_box
     assert box is not None and [b.text() for b in box.buttons()] == ["Locate images…", "Later"]
@@ -140,7 +144,6 @@ def test_a_card_s_remove_button_stays_put_when_the_list_grows_a_scroll_bar(qtbot
     before = remove_button_x()
     send_drop(view, [folder_root / f"class_{i:02d}" for i in range(1, 12)])
     qtbot.waitUntil(lambda: len(view.cards) == 12, timeout=TIMEOUT_MS)
-    qtbot.wait(50)
-    assert view.scroll.verticalScrollBar().maximum() > 0  # the cards now scroll
+    qtbot.waitUntil(lambda: view.scroll.verticalScrollBar().maximum() > 0, timeout=5000)  # the cards now scroll
     assert remove_button_x() == before
     assert view.scroll.verticalScrollBarPolicy() == Qt.ScrollBarPolicy.ScrollBarAlwaysOn
