@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from anil_engine.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
+from anil_engine.checkpoint import atomic_write_bytes, check_writable, load_checkpoint, save_checkpoint
 from anil_engine.config import EVAL_QUERY, CardRequest, EvalConfig, TaskSpec  # noqa: F401 - EVAL_QUERY re-exported
 from anil_engine.environment import machine_description
 from anil_engine.errors import ConfigError
@@ -30,27 +30,30 @@ def parse_settings(text: str) -> list[tuple[int, int]]:
 
 
 def write_card(request: CardRequest, evaluate: Callable[[Any], dict[str, Any]]) -> list[dict[str, Any]]:
-    """Evaluate every setting in both BatchNorm modes, store the results in the checkpoint, write the card.
+    """Evaluate every setting in both BatchNorm modes and write the card; with `request.write`, then also store
+    the results (and `adaptation_steps`) in the checkpoint. The checkpoint is never changed otherwise, nor
+    when the card cannot be written (checked before any evaluation).
 
     `evaluate(EvalRequest) -> result dict` runs one evaluation (the CLI's under a progress bar). With
     `request.baselines`, every setting is also measured (inductive, on the same episodes) with a random
     trunk and the same head adaptation, and with nearest-class-mean on the trained features.
     """
+    check_writable(request.out, "card")
     recipe = Path(request.recipe_file).read_text(encoding="utf-8").strip() if request.recipe_file else request.recipe
     ckpt = load_checkpoint(request.checkpoint)
     if request.adaptation_steps is not None:
-        # The checkpoint's head adaptation (used by eval, the app, classify and adapt); meta-training's inner
-        # loop stays recorded in train_config. Written first, so the evaluations below use it.
+        # The head adaptation of eval, the app, classify and adapt; meta-training's inner loop stays recorded
+        # in train_config.
         if request.adaptation_steps < 0:
             raise ConfigError(f"adaptation steps must be >= 0, got {request.adaptation_steps}")
         ckpt["adaptation_steps"] = request.adaptation_steps
-        save_checkpoint(ckpt, request.checkpoint)
     rows = _measure(request, ckpt, evaluate)
     results = [r for row in rows for r in row]
-    ckpt["test_results"] = [{k: r[k] for k in RESULT_KEYS} for r in results]
-    save_checkpoint(ckpt, request.checkpoint)
     lines = _card_header(request, ckpt, recipe) + _card_table(request, rows) + _card_reproduce(request, ckpt)
     atomic_write_bytes("\n".join(lines).encode(), request.out)
+    if request.write:
+        ckpt["test_results"] = [{k: r[k] for k in RESULT_KEYS} for r in results]
+        save_checkpoint(ckpt, request.checkpoint)
     return results
 
 
@@ -66,7 +69,8 @@ def _measure(
     for ways, shots in parse_settings(request.settings):
         row = []
         for bn, method, random_trunk in variants:
-            config = EvalConfig(TaskSpec(ways, shots, request.query), request.episodes, bn, request.seed, method=method)
+            config = EvalConfig(TaskSpec(ways, shots, request.query), request.episodes, bn, request.seed,
+                                adaptation_steps=request.adaptation_steps, method=method)  # fmt: skip
             row.append(
                 evaluate(
                     EvalRequest(
@@ -163,7 +167,7 @@ def _card_reproduce(request: CardRequest, ckpt: dict[str, Any]) -> list[str]:
         f"anil-studio card --checkpoint {r.checkpoint} --data-root DATA --settings {r.settings} "
         f"--episodes {r.episodes} --query {r.query} --seed {r.seed}{' --baselines' if r.baselines else ''}"
         f"{f' --adaptation-steps {r.adaptation_steps}' if r.adaptation_steps is not None else ''}"
-        f"{f' --recipe {r.recipe_file}' if r.recipe_file else ''} --out {r.out}",
+        f"{f' --recipe {r.recipe_file}' if r.recipe_file else ''}{' --write' if r.write else ''} --out {r.out}",
         "# one row:",
         f"anil-studio eval --checkpoint {r.checkpoint} --dataset {name} --split-scheme {scheme} --data-root DATA "
         f"--split test --ways {ways} --shots {shots} --query {r.query} --episodes {r.episodes} "

@@ -18,11 +18,13 @@ A checkpoint is a dict::
 
 from __future__ import annotations
 
+import glob
 import io
 import os
 import pickle
 import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,7 @@ def atomic_write_bytes(data: bytes, path: str | Path) -> None:
         raise CheckpointError(f"{path}: is a folder; give a file name")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise CheckpointError(f"{path}: cannot write there ({exc.strerror}); choose a writable folder") from exc
@@ -58,6 +61,36 @@ def atomic_write_bytes(data: bytes, path: str | Path) -> None:
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise CheckpointError(f"{path}: writing failed ({exc.strerror}); check free space and permissions") from exc
+
+
+STALE_TMP_S = 600  # a temporary file of ours this old was left by a write that was killed
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Remove `.NAME.XXXXXXXX.tmp` files beside `path` left by killed writes (ours only, only stale ones)."""
+    now = time.time()
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        if re.fullmatch(rf"\.{re.escape(path.name)}\.[A-Za-z0-9_]{{8}}\.tmp", tmp.name) is None:
+            continue
+        try:
+            if now - tmp.stat().st_mtime > STALE_TMP_S and tmp.is_file():
+                tmp.unlink()
+        except OSError:
+            pass  # another writer's, or not ours to remove: leave it
+
+
+def check_writable(path: str | Path, what: str = "file") -> None:
+    """Fail before any work when `path` cannot be written: its folder is missing, a file, or read-only."""
+    path = Path(path).absolute()
+    if path.is_dir():
+        raise CheckpointError(f"{path}: a folder; give a {what} name to write")
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent  # missing folders are created when the file is written
+    if not ancestor.is_dir():
+        raise CheckpointError(f"{ancestor}: a file, not a folder; write the {what} elsewhere")
+    if not os.access(ancestor, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise CheckpointError(f"{path}: cannot be written (permission denied); choose a writable place")
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
@@ -87,12 +120,16 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> dict[str, An
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except PermissionError as exc:
+        raise CheckpointError(f"{path}: cannot be read (permission denied); check the file's permissions") from exc
     except pickle.UnpicklingError as exc:
-        found = re.search(r"GLOBAL (\S+) was not an allowed global", str(exc))
-        if found:
+        # PyTorch's wording differs between releases ("... was not an allowed global", "unsupported GLOBAL ...").
+        found = re.search(r"GLOBAL (\S+)", str(exc))
+        if found or "Weights only load failed" in str(exc):
+            what = f" ({found.group(1)})" if found else ""
             raise CheckpointError(
-                f"{path}: holds a Python object ({found.group(1)}) that is unsafe to load with "
-                "weights_only=True; only ANIL Studio checkpoints are accepted"
+                f"{path}: holds a Python object{what} that is unsafe to load; it was refused and nothing in it ran. "
+                "Only ANIL Studio checkpoints (tensors and plain values) are accepted"
             ) from exc
         raise CheckpointError(
             f"{path}: not a readable PyTorch file (corrupt pickle data); re-download or re-train it"
@@ -115,7 +152,19 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> dict[str, An
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {missing}; the file is incomplete")
+    check_finite(ckpt.get("state_dict", {}), path)
     return ckpt
+
+
+def check_finite(state: dict[str, Any], path: str | Path) -> None:
+    """Refuse weights with NaN or infinite values: they classify everything the same and silently."""
+    for name, t in state.items():
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise CheckpointError(
+                f"{path}: tensor {name} holds {bad} non-finite value(s) (NaN or infinity); the model is "
+                "broken, use another checkpoint or train again"
+            )
 
 
 def file_sha256(path: str | Path) -> str:

@@ -343,7 +343,8 @@ class CardRequest:
     recipe: str = ""  # markdown, or a file holding it
     device: str = "auto"
     baselines: bool = False
-    adaptation_steps: int | None = None  # set the checkpoint's head-adaptation steps first
+    adaptation_steps: int | None = None  # head-adaptation steps to evaluate with (default: the checkpoint's)
+    write: bool = False  # also store the results (and adaptation_steps) in the checkpoint, after the card
 
     @property
     def recipe_file(self) -> str:

@@ -94,6 +94,9 @@ def _verify(
         for x in inputs:
             expected = module(x).numpy()
             got = session.run(None, {"images": x.numpy()})[0]
+            if not (np.isfinite(expected).all() and np.isfinite(got).all()):
+                # max() would pass over a NaN difference: a broken model must never verify.
+                raise ExportError(f"{path}: the model gives non-finite outputs (NaN or infinity); not exported")
             worst = max(worst, float(np.abs(expected - got).max()))
     if not worst <= TOLERANCE:
         raise ExportError(f"{path}: onnxruntime differs from torch by {worst:.2e} (> {TOLERANCE:.0e}); not exported")

@@ -8,6 +8,7 @@ can use it too.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from anil_engine.errors import DataError
 
+# The most pixels an image may have: Pillow's own limit (about 89 megapixels). Pillow only warns up to twice
+# that and decodes the image (hundreds of MB); ANIL Studio skips it with a message instead.
+PIXEL_LIMIT = Image.MAX_IMAGE_PIXELS or 89_478_485
 DRAFT_FACTOR = 4  # big JPEGs are decoded at a reduced scale, down to this multiple of the input size
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 
@@ -61,7 +65,15 @@ def load_image(path: str | Path, size: int, channels: int) -> np.ndarray:
     """
     path = Path(path)
     try:
-        with Image.open(path) as image:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below, with the file named
+            image = Image.open(path)
+        with image:
+            if image.width * image.height > PIXEL_LIMIT:
+                raise DataError(
+                    f"{path}: {image.width} x {image.height} pixels, more than the {PIXEL_LIMIT:,} this app "
+                    "opens safely; downscale it first"
+                )
             if image.format == "JPEG":
                 # Decode big photos at 1/2 to 1/8 scale, never below 4x the input size (6x faster for a
                 # 12-megapixel photo; the result differs by at most one grey level there). Images under
@@ -71,6 +83,10 @@ def load_image(path: str | Path, size: int, channels: int) -> np.ndarray:
             return prepare_image(image, size, channels)
     except FileNotFoundError as exc:
         raise DataError(f"{path}: file not found") from exc
+    except PermissionError as exc:
+        raise DataError(f"{path}: cannot be read (permission denied); check the file's permissions") from exc
+    except IsADirectoryError as exc:
+        raise DataError(f"{path}: a folder, not an image file") from exc
     except Image.DecompressionBombError as exc:
         raise DataError(f"{path}: too many pixels to open safely ({exc}); downscale it first") from exc
     except UnidentifiedImageError as exc:

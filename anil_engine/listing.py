@@ -99,7 +99,10 @@ def expand_inputs(paths: list[Path]) -> Listing:
         p = Path(p)
         try:
             if p.is_dir():
-                out.extend(walk_images(p))
+                found = walk_images(p)
+                if not found.images and not found.messages:
+                    found.messages.append(f"{p}: no images inside; nothing to classify there")
+                out.extend(found)
             elif p.is_file():
                 if is_image_path(p):
                     out.images.append(p)

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from anil_engine.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
+from anil_engine.checkpoint import atomic_write_bytes, check_writable, load_checkpoint, save_checkpoint
 from anil_engine.config import HEAD_INITS, EvalConfig, ModelConfig, Preprocessing, TaskSpec
 from anil_engine.datasets import load_dataset
 from anil_engine.errors import ConfigError
@@ -177,8 +177,11 @@ def write_photo_card(
     seed: int = 0,
     compare: str = "",
     recipe: str = "",
+    write: bool = False,
 ) -> list[dict[str, Any]]:
-    """Evaluate on `test` next to the baselines (same episodes) and write the card (plain words first)."""
+    """Evaluate on `test` next to the baselines (same episodes) and write the card (plain words first); with
+    `write`, then store the model's results in the checkpoint (never otherwise, nor when the card fails)."""
+    check_writable(out, "card")
     recipe_file = recipe if recipe and "\n" not in recipe and Path(recipe).is_file() else ""
     if recipe_file:
         recipe = Path(recipe_file).read_text(encoding="utf-8").strip()
@@ -187,8 +190,6 @@ def write_photo_card(
     if model.backbone.pretrained is None:
         raise ConfigError(f"{checkpoint}: not on a pretrained trunk; use `anil-studio card` without --photo")
     m = _measure(ckpt, model, data_root, settings, episodes, seed, compare)
-    ckpt["test_results"] = [r for r in m.results if r["variant"] == "model"]
-    save_checkpoint(ckpt, checkpoint)
     lines = _plain_words(checkpoint, ckpt, m) + _research_detail(ckpt, model, m)
     lines += _photo_table(m, episodes, seed, compare)
     spec_settings = ",".join(f"{w}x{s}" for w, s in settings)
@@ -205,6 +206,7 @@ def write_photo_card(
         f"--episodes {episodes} --seed {seed}"
         + (f" --compare {compare}" if compare else "")
         + (f" --recipe {recipe_file}" if recipe_file else "")
+        + (" --write" if write else "")
         + f" --out {out}",
         "# one number:",
         f"anil-studio eval --checkpoint {checkpoint} --data-root DATA --split test --ways 5 --shots 5 "
@@ -213,6 +215,9 @@ def write_photo_card(
         "",
     ]
     atomic_write_bytes("\n".join(lines).encode(), out)
+    if write:
+        ckpt["test_results"] = [r for r in m.results if r["variant"] == "model"]
+        save_checkpoint(ckpt, checkpoint)
     return m.results
 
 

@@ -72,14 +72,38 @@ class OnnxClassifier:
         except Exception as exc:  # onnxruntime raises its own types
             raise ExportError(f"{self.path}: not a loadable ONNX model ({exc})") from exc
         meta = self.session.get_modelmeta().custom_metadata_map
-        if meta.get("anil_studio.kind") != "classifier":
+        kind = meta.get("anil_studio.kind")
+        if kind == "trunk":
             raise ExportError(
-                f"{self.path}: not an ANIL Studio classifier export (anil_studio.kind missing); "
-                "create one with `anil-studio adapt` or the app's Export dialog"
+                f"{self.path}: a frozen trunk export (it gives features, not classes); export the adapted "
+                "classifier with `anil-studio adapt` or the app's File ▸ Export adapted classifier"
             )
-        self.class_names: list[str] = json.loads(meta["anil_studio.class_names"])
-        self.size = int(meta["anil_studio.input_size"])
-        self.channels = int(meta["anil_studio.channels"])
+        if kind != "classifier":
+            raise ExportError(
+                f"{self.path}: not an ANIL Studio classifier export (no anil_studio metadata); create one with "
+                "`anil-studio adapt` or the app's File ▸ Export adapted classifier"
+            )
+        self.class_names, self.size, self.channels = self._read_metadata(meta)
+
+    def _read_metadata(self, meta: dict[str, str]) -> tuple[list[str], int, int]:
+        """Class names and input shape from the metadata, checked against the graph itself."""
+        try:
+            names = json.loads(meta["anil_studio.class_names"])
+            size, channels = int(meta["anil_studio.input_size"]), int(meta["anil_studio.channels"])
+            if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+                raise ValueError("class names are not a list of names")
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ExportError(
+                f"{self.path}: its ANIL Studio metadata is incomplete or damaged ({exc}); export the classifier again"
+            ) from exc
+        shape = self.session.get_inputs()[0].shape  # (batch, channels, size, size); batch is symbolic
+        outputs = self.session.get_outputs()[0].shape
+        if list(shape[1:]) != [channels, size, size] or (isinstance(outputs[-1], int) and outputs[-1] != len(names)):
+            raise ExportError(
+                f"{self.path}: its metadata ({len(names)} classes, {channels} x {size} x {size} input) disagrees "
+                f"with the graph (input {shape}, output {outputs}); export the classifier again"
+            )
+        return names, size, channels
 
     def predict(self, paths: list[str | Path]) -> tuple[list[Prediction], list[str]]:
         """Classify image files; unreadable ones are skipped with a message naming them."""

@@ -37,7 +37,7 @@ class Exports(QObject):
 
         predictions = self.window.classify_panel.predictions
         try:
-            atomic_write_bytes(predictions_csv(predictions).encode(), path)
+            atomic_write_bytes(predictions_csv(predictions).encode("utf-8", "surrogateescape"), path)
             self.window.errors.info(f"wrote {len(predictions)} results to {path}")
         except AnilError as exc:
             self.window.errors.report(str(exc))

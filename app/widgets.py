@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,8 @@ from PySide6.QtWidgets import (
     QToolButton,
     QWidget,
 )
+
+from anil_engine.images import PIXEL_LIMIT
 
 if TYPE_CHECKING:
     from app.jobs import Job
@@ -111,7 +114,9 @@ def thumbnail(path: Path, size: int = THUMB) -> QPixmap:
             original = reader.size()
             if original.isValid():
                 reader.setScaledSize(original.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio))
-            image = reader.read()
+            # Over the pixel limit: never decoded, on the GUI thread or anywhere (adaptation names the file).
+            if not original.isValid() or original.width() * original.height() <= PIXEL_LIMIT:
+                image = reader.read()
         if image.isNull():
             pix = QPixmap(size, size)
             pix.fill(QColor("#bbbbbb"))
@@ -128,10 +133,17 @@ class RemoteUrl:
     url: str
 
 
+def local_path(url: QUrl) -> Path:
+    """The file a file:// URL names, byte for byte: a name that is not UTF-8 (Latin-1 bytes) keeps its bytes
+    (Qt would decode them as UTF-8 and name a file that does not exist)."""
+    encoded = bytes(url.toEncoded(QUrl.ComponentFormattingOption.FullyEncoded)).decode("ascii")
+    return Path(os.fsdecode(urllib.parse.unquote_to_bytes(urllib.parse.urlsplit(encoded).path)))
+
+
 def dropped_items(mime: QMimeData) -> list[Path | QImage | RemoteUrl]:
     """What a drop carries: local paths; else image data (a browser's image); else the remote addresses."""
     urls = mime.urls() if mime.hasUrls() else []
-    paths = [Path(u.toLocalFile()) for u in urls if u.isLocalFile()]
+    paths = [local_path(u) for u in urls if u.isLocalFile()]
     if paths:
         return paths
     if mime.hasImage():

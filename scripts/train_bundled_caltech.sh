@@ -24,5 +24,5 @@ $PY -m anil_engine train --dataset caltech-101 --data-root "$DATA" --init-from "
   --adaptation-steps 5 --iterations "${ANIL_ITERATIONS:-50}" --val-every 25 --val-episodes 200 \
   --checkpoint-every 25 --seed 42 --device "$DEVICE" --out "$WORK/anil" $RESUME
 cp "$WORK/anil/best.pt" models/caltech101-anil.pt
-$PY -m anil_engine card --checkpoint models/caltech101-anil.pt --data-root "$DATA" --settings 5x1,5x5 \
+$PY -m anil_engine card --write --checkpoint models/caltech101-anil.pt --data-root "$DATA" --settings 5x1,5x5 \
   --episodes 1000 --seed 0 --baselines --adaptation-steps "${TEST_STEPS:-50}" --recipe "$(cat scripts/caltech_recipe.md)" --out models/caltech101-anil.md

@@ -11,6 +11,6 @@ A=(--dataset caltech-101 --data-root "$DATA" --backbone efficientnet_lite0 --tru
 .venv/bin/anil-studio train "${A[@]}" --meta-lr 3e-5 --shots 1 --iterations 50 --out "$RUNS/effnet-last1-1shot"
 cp "$RUNS/effnet-last1/best.pt" models/caltech101-effnet-anil.pt
 .venv/bin/anil-studio tune --checkpoint models/caltech101-effnet-anil.pt --data-root "$DATA" --episodes 300 --write
-.venv/bin/anil-studio card --photo --checkpoint models/caltech101-effnet-anil.pt --data-root "$DATA" \
+.venv/bin/anil-studio card --photo --write --checkpoint models/caltech101-effnet-anil.pt --data-root "$DATA" \
   --settings 5x1,5x5 --episodes 1000 --seed 0 --compare models/caltech101-anil.pt \
   --recipe scripts/photo_recipe.md --out models/caltech101-effnet-anil.md

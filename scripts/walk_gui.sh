@@ -7,14 +7,8 @@ set -u
 cd "$(dirname "$0")/.."
 SUPPORT=${1:?support folder of class folders}; QUERY=${2:?folder of photos to classify}; OUT=${3:-walk-screens}
 mkdir -p "$OUT"
-export DISPLAY=:99
-Xvfb :99 -screen 0 1280x800x24 >/dev/null 2>&1 & XV=$!
-sleep 1
-openbox >/dev/null 2>&1 & OB=$!
-sleep 1
-# A settings and data folder of its own: no saved geometry, recent files or autosave of yours is touched.
-XDG_CONFIG_HOME=$(mktemp -d); XDG_DATA_HOME=$(mktemp -d); export XDG_CONFIG_HOME XDG_DATA_HOME
-unset QT_QPA_PLATFORM
+. scripts/_xsession.sh
+start_x 99
 .venv/bin/anil-studio > "$OUT"/app.log 2>&1 & APP=$!
 t0=$(date +%s.%N)
 for i in $(seq 1 100); do
@@ -38,5 +32,5 @@ xdotool type --delay 20 "$(realpath "$QUERY")"; sleep 0.5; xdotool key Return; s
 import -window root "$OUT"/4-classified.png
 xdotool key --clearmodifiers ctrl+l; sleep 5
 import -window root "$OUT"/5-leave-one-out.png
-kill $APP; sleep 1; kill $OB $XV
+kill $APP; sleep 1; stop_x
 tail -5 "$OUT"/app.log

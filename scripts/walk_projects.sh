@@ -9,13 +9,8 @@ cd "$(dirname "$0")/.."
 SUPPORT=${1:?support folder of class folders}; QUERY=${2:?folder of photos to classify}; OUT=${3:-walk-projects}
 mkdir -p "$OUT"; OUT=$(realpath "$OUT")
 WORK=$(mktemp -d); cp -r "$SUPPORT" "$WORK/photos"
-export DISPLAY=:98
-Xvfb :98 -screen 0 1280x800x24 >/dev/null 2>&1 & XV=$!
-sleep 1
-openbox >/dev/null 2>&1 & OB=$!
-sleep 1
-XDG_CONFIG_HOME=$(mktemp -d); XDG_DATA_HOME=$(mktemp -d); export XDG_CONFIG_HOME XDG_DATA_HOME
-unset QT_QPA_PLATFORM
+. scripts/_xsession.sh
+start_x 98
 .venv/bin/anil-studio > "$OUT"/app.log 2>&1 & APP=$!
 for i in $(seq 1 100); do WID=$(xdotool search --name "ANIL Studio" 2>/dev/null | head -1); [ -n "$WID" ] && break; sleep 0.1; done
 sleep 5
@@ -39,6 +34,6 @@ BOX=$(xdotool search --name "Missing images" | head -1)
 xdotool windowactivate --sync "$BOX"; sleep 0.5; xdotool key Return; sleep 2
 choose "$WORK/moved-photos"; xdotool key Return; sleep 6
 shot 6-located
-kill $APP; sleep 1; kill $OB $XV
+kill $APP; sleep 1; stop_x
 grep -v "^DEBUG" "$OUT"/app.log | tail -5
 rm -rf "$WORK"

@@ -15,12 +15,20 @@ from anil_engine.cli.system import cmd_gui
 from anil_engine.errors import AnilError
 
 GROUPS = (system, training, evaluating, applying)
+# What `anil-studio` exits with (tested; also in `--help` and docs/cli.md).
+EXIT_CODES = {
+    0: "done",
+    2: "bad input or nothing to do: a file, folder, checkpoint or setting named in the message (argparse's "
+    "usage errors too); `predict` with no image classified",
+    130: "interrupted (Ctrl-C, SIGINT or SIGTERM); training saved a resumable state first",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="anil-studio",
         description="Few-shot image classification with ANIL. Without a subcommand, opens the desktop app.",
+        epilog="exit status: " + "; ".join(f"{code} {words}" for code, words in EXIT_CODES.items()),
     )
     parser.add_argument("--version", action="version", version=f"anil-studio {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -29,13 +37,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _surrogate_safe_output() -> None:
+    """File names that are not valid UTF-8 (Latin-1 bytes, say) print as the bytes they are, never a crash."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="surrogateescape")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     run = getattr(args, "run", cmd_gui)
+    _surrogate_safe_output()
     try:
         return run(args)
     except AnilError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file the engine did not expect to fail: named, never a traceback
+        where = exc.filename or "a file"
+        print(
+            f"error: {where}: {exc.strerror or exc}; check that it exists and can be read or written", file=sys.stderr
+        )
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)

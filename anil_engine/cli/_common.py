@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import math
 import sys
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -175,3 +177,23 @@ def sigterm_as_interrupt() -> None:
 def warn(messages: list[str]) -> None:
     for m in messages:
         print(f"warning: {m}", file=sys.stderr)
+
+
+def _finite(obj: Any, found: list[str], where: str = "") -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        found.append(where or "value")
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v, found, f"{where}.{k}" if where else str(k)) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v, found, f"{where}[{i}]") for i, v in enumerate(obj)]
+    return obj
+
+
+def emit_json(obj: Any) -> None:
+    """Print one JSON document; never NaN or Infinity (not JSON): such numbers print as null, with a warning."""
+    found: list[str] = []
+    clean = _finite(obj, found)
+    if found:
+        warn([f"non-finite number(s) printed as null: {', '.join(found[:5])}; the model or data is broken"])
+    print(json.dumps(clean, allow_nan=False))

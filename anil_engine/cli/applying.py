@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
-from anil_engine.cli._common import add_device, add_head, add_quiet, folder_or_zip, images_job, warn
+from anil_engine.cli._common import add_device, add_head, add_quiet, emit_json, folder_or_zip, images_job, warn
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -71,18 +70,22 @@ def _adapted(clf: Any, support: str, quiet: bool) -> Any:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from anil_engine.checkpoint import load_checkpoint
+    from anil_engine.checkpoint import check_writable, load_checkpoint
+
+    check_writable(args.out, "ONNX file")
     from anil_engine.export import export_trunk
     from anil_engine.models import model_from_checkpoint
 
     model = model_from_checkpoint(load_checkpoint(args.checkpoint), args.checkpoint)
     report = export_trunk(model, args.out)
-    print(json.dumps({"out": report.path, "max_abs_diff": report.max_abs_diff}))
+    emit_json({"out": report.path, "max_abs_diff": report.max_abs_diff})
     return 0
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
-    from anil_engine.checkpoint import file_sha256
+    from anil_engine.checkpoint import check_writable, file_sha256
+
+    check_writable(args.out, "ONNX file")  # before the support images go through the trunk
     from anil_engine.export import export_classifier
 
     clf, _ = _classifier(args)
@@ -95,12 +98,16 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         "images": result.n_images,
         "max_abs_diff": report.max_abs_diff,
     }
-    print(json.dumps(out))
+    emit_json(out)
     return 0
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
+    from anil_engine.checkpoint import check_writable
     from anil_engine.listing import expand_inputs
+
+    if args.csv:
+        check_writable(args.csv, "CSV file")
 
     clf, _ = _classifier(args)
     adapted = _adapted(clf, args.support, args.quiet)
@@ -133,8 +140,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
         from anil_engine.checkpoint import atomic_write_bytes
         from anil_engine.classifier import predictions_csv
 
-        atomic_write_bytes(predictions_csv(predictions).encode(), args.csv)
-    print(json.dumps(out))
+        atomic_write_bytes(predictions_csv(predictions).encode("utf-8", "surrogateescape"), args.csv)
+    emit_json(out)
     return 0
 
 
@@ -145,7 +152,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     results, skipped = clf.predict(args.images)
     warn(skipped)
     if args.json:
-        print(json.dumps([r.to_dict() for r in results]))
+        emit_json([r.to_dict() for r in results])
     else:
         for r in results:
             print(f"{r.path}\t{r.label}\t{r.confidence:.4f}")

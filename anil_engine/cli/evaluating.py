@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -16,6 +15,7 @@ from anil_engine.cli._common import (
     config_default,
     data_root,
     drive,
+    emit_json,
 )
 from anil_engine.config import BN_MODES, METHODS, CardRequest, EvalConfig
 
@@ -86,8 +86,14 @@ def _add_card(c: argparse.ArgumentParser) -> None:
         "--adaptation-steps",
         type=int,
         default=None,
-        help="set the checkpoint's head-adaptation steps (test time and the app) before evaluating; "
-        "meta-training's inner loop is unchanged (the checkpoint's value)",
+        help="head-adaptation steps to evaluate with (test time and the app; with --write also stored in the "
+        "checkpoint); meta-training's inner loop is unchanged (the checkpoint's value)",
+    )
+    c.add_argument(
+        "--write",
+        action="store_true",
+        help="also store the results (and --adaptation-steps) in the checkpoint, once the card is written; "
+        "without it the checkpoint is not changed",
     )
     c.add_argument(
         "--baselines",
@@ -143,7 +149,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     )
     result = run_eval(request, args.quiet or args.json)
     if args.json:
-        print(json.dumps(result))
+        emit_json(result)
     else:
         print(
             f"{result['ways']}-way {result['shots']}-shot, {result['bn']} BatchNorm, {result['episodes']} "
@@ -159,7 +165,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr)
 
     best = tune(args.checkpoint, args.data_root, args.episodes, args.write, say=say)
-    print(json.dumps(best))
+    emit_json(best)
     return 0
 
 
@@ -171,7 +177,7 @@ def cmd_card(args: argparse.Namespace) -> int:
 
         settings = parse_settings(args.settings)
         write_photo_card(args.checkpoint, args.data_root, args.out, settings, args.episodes, args.seed,
-                         args.compare, args.recipe)  # fmt: skip
+                         args.compare, args.recipe, args.write)  # fmt: skip
         print(f"wrote {args.out}")
         return 0
     request = CardRequest(
@@ -186,6 +192,7 @@ def cmd_card(args: argparse.Namespace) -> int:
         args.device,
         args.baselines,
         args.adaptation_steps,
+        args.write,
     )
     write_card(request, lambda r: run_eval(r, quiet=True))
     print(f"wrote {args.out}")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
+
+from anil_engine.cli._common import emit_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +24,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     rows = environment_report(build_kernel=not args.no_build)
     if args.json:
-        print(json.dumps(rows))
+        emit_json(rows)
     else:
         width = max(len(k) for k in rows)
         for k, v in rows.items():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from anil_engine.cli._common import (
     config_default,
     data_root,
     drive,
+    emit_json,
     from_args,
     option,
     sigterm_as_interrupt,
@@ -222,7 +222,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"\ninterrupted: saved {saved}; continue with the same command plus --resume", file=sys.stderr)
         return 130
     if main_rank:
-        print(json.dumps(result))
+        emit_json(result)
     return 0
 
 
@@ -258,5 +258,5 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
-    print(json.dumps(result))
+    emit_json(result)
     return 0

@@ -24,9 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from anil_engine.checkpoint import load_checkpoint
 from anil_engine.config import EvalConfig, ModelConfig, TrainConfig, resolve_device
-from anil_engine.datasets import load_dataset
 from anil_engine.datasets.base import ImageTensorDataset
 from anil_engine.errors import CheckpointError, ConfigError
 from anil_engine.evaluation import evaluate_features
@@ -39,8 +37,9 @@ from anil_engine.meta.trainrun import (
     RunBook,
     TrainProgress,
     check_fresh,
-    check_same_settings,
     preprocessing_for,
+    read_splits,
+    resumable,
 )
 from anil_engine.models import AnilModel
 from anil_engine.tasks import FastEpisodeSampler, labels_dataset, to_float
@@ -107,8 +106,6 @@ def _check_runnable(config: TrainConfig, out: Path, device: str) -> None:
         raise ConfigError("meta-training from a pretrained trunk runs on the CPU (its cached features live there)")
     if config.precision != "float32":
         raise ConfigError("meta-training from a pretrained trunk is float32 only")
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"{out}: is a file; give a folder for the run")
 
 
 class _FeatureRun(RunBook):
@@ -198,20 +195,10 @@ def train_pretrained(
     device = resolve_device(config.device)
     _check_runnable(config, out, device)
     run = _FeatureRun(config, out, device)
-    last = None
-    if resume:
-        if not run.last_path.is_file():
-            raise CheckpointError(f"{run.last_path}: nothing to resume; start without --resume")
-        last = load_checkpoint(run.last_path)
-        check_same_settings(TrainConfig.from_dict(last["train_config"]), config, run.last_path)
-    else:
+    last = resumable(config, run.last_path) if resume else None
+    if last is None:
         check_fresh(out, run.last_path)
-    torch.manual_seed(config.seed)
-    pre = preprocessing_for(config)
-    yield DataProgress("Reading the training images", 0, 1)
-    train_data = load_dataset(config.dataset, config.data_root, "train", pre.size, pre.channels, config.split_scheme)
-    yield DataProgress("Reading the validation images", 0, 1)
-    val_data = load_dataset(config.dataset, config.data_root, "val", pre.size, pre.channels, config.split_scheme)
+    train_data, val_data = yield from read_splits(config)
     run.build(train_data, last)
     yield from run.cache(train_data, val_data)
     run.open_files()

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from anil_engine.checkpoint import load_checkpoint, save_checkpoint
+from anil_engine.checkpoint import check_writable, load_checkpoint, save_checkpoint
 from anil_engine.config import (  # noqa: F401 - PretrainConfig, CLASSIFIERS, RECIPE_FEATURE_NORM re-exported
     CLASSIFIERS,
     RECIPE_FEATURE_NORM,
@@ -109,6 +109,10 @@ def _comparable(config: PretrainConfig) -> dict:
 def _saved_state(config: PretrainConfig, out: Path, resume: bool) -> dict | None:
     """The resumable state of an earlier run of `out` (with `resume`); refuses to overwrite one without it."""
     state_path = resume_path(out)
+    try:
+        check_writable(out, "checkpoint")  # before the data are read, not after the first epoch
+    except CheckpointError as exc:
+        raise ConfigError(f"{exc} (--out)") from exc
     if not resume:
         if state_path.exists():
             raise ConfigError(

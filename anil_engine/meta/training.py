@@ -21,8 +21,7 @@ from torch import nn
 from anil_engine.backbones import get_backbone
 from anil_engine.checkpoint import load_checkpoint
 from anil_engine.config import EvalConfig, ModelConfig, Preprocessing, TrainConfig, resolve_device
-from anil_engine.datasets import load_dataset
-from anil_engine.errors import CheckpointError, ConfigError
+from anil_engine.errors import ConfigError
 from anil_engine.evaluation import evaluate
 from anil_engine.jobs import run_to_end
 from anil_engine.meta.distributed import (
@@ -39,12 +38,12 @@ from anil_engine.meta.engines import MetaEngine
 from anil_engine.meta.feature_training import train_pretrained
 from anil_engine.meta.trainrun import (
     VAL_SEED,
-    DataProgress,
     RunBook,
     TrainProgress,
     check_fresh,
-    check_same_settings,
     preprocessing_for,
+    read_splits,
+    resumable,
 )
 from anil_engine.models import AnilModel, model_from_checkpoint, rescale_features
 from anil_engine.tasks import to_float
@@ -78,11 +77,7 @@ def initial_model(config: TrainConfig, preprocessing: Preprocessing) -> AnilMode
 
 def _resumable(config: TrainConfig, ctx: Any, last_path: Path) -> dict[str, Any]:
     """The run's last.pt, checked to continue this run (same settings, same number of processes)."""
-    if not last_path.is_file():
-        raise CheckpointError(f"{last_path}: nothing to resume; start without --resume")
-    last = load_checkpoint(last_path)
-    # Runs from before the batched engine existed used learn2learn's loop.
-    saved = TrainConfig.from_dict({"engine": "reference", **last["train_config"]})
+    last = resumable(config, last_path)
     saved_world = int(last["resume"].get("world_size", 1))
     if saved_world != ctx.world_size:
         raise ConfigError(
@@ -90,7 +85,6 @@ def _resumable(config: TrainConfig, ctx: Any, last_path: Path) -> dict[str, Any]
             f"the same number (torchrun --nproc-per-node x --nnodes = {saved_world}) so that every task "
             "sampler continues where it stopped"
         )
-    check_same_settings(saved, config, last_path)
     return last
 
 
@@ -200,13 +194,7 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Gen
     last = _resumable(config, ctx, run.last_path) if resume else None
     if last is None:
         check_fresh(out, run.last_path)
-    torch.manual_seed(config.seed)
-    pre = preprocessing_for(config)
-    # Decoding a data set can take a minute or more (the first time, before it is cached): say what is going on.
-    yield DataProgress("Reading the training images", 0, 1)
-    train_data = load_dataset(config.dataset, config.data_root, "train", pre.size, pre.channels, config.split_scheme)
-    yield DataProgress("Reading the validation images", 0, 1)
-    val_data = load_dataset(config.dataset, config.data_root, "val", pre.size, pre.channels, config.split_scheme)
+    train_data, val_data = yield from read_splits(config)
     run.build(train_data, last)
     completed = False
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,10 +95,51 @@ def check_same_settings(saved: TrainConfig, config: TrainConfig, last_path: Path
         )
 
 
+def check_run_folder(out: Path) -> None:
+    """Before any data is read: the run folder is a folder (or can be made one) and can be written."""
+    from anil_engine.checkpoint import check_writable
+    from anil_engine.errors import CheckpointError
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: is a file; give a folder for the run (--out)")
+    try:
+        check_writable(out / "last.pt", "run folder")
+    except CheckpointError as exc:
+        raise ConfigError(f"{exc} (--out)") from exc
+
+
 def check_fresh(out: Path, last_path: Path) -> None:
     """A new run never overwrites another's last.pt."""
+    check_run_folder(out)
     if last_path.exists():
         raise ConfigError(f"{out}: already holds a run (last.pt); pass --resume to continue it or choose a new --out")
+
+
+def resumable(config: TrainConfig, last_path: Path) -> dict[str, Any]:
+    """A run's last.pt, checked to continue this run with the same settings."""
+    from anil_engine.checkpoint import load_checkpoint
+    from anil_engine.errors import CheckpointError
+
+    check_run_folder(last_path.parent)
+    if not last_path.is_file():
+        raise CheckpointError(f"{last_path}: nothing to resume; start without --resume")
+    last = load_checkpoint(last_path)
+    # Runs from before the batched engine existed used learn2learn's loop.
+    check_same_settings(TrainConfig.from_dict({"engine": "reference", **last["train_config"]}), config, last_path)
+    return last
+
+
+def read_splits(config: TrainConfig) -> Generator[DataProgress, None, tuple[Any, Any]]:
+    """Seed the run, then read its training and validation images (saying so: it can take a minute)."""
+    from anil_engine.datasets import load_dataset
+
+    torch.manual_seed(config.seed)
+    pre = preprocessing_for(config)
+    data = []
+    for split, words in (("train", "training"), ("val", "validation")):
+        yield DataProgress(f"Reading the {words} images", 0, 1)
+        data.append(load_dataset(config.dataset, config.data_root, split, pre.size, pre.channels, config.split_scheme))
+    return data[0], data[1]
 
 
 def run_result(out: Path, iteration: int, best_val: float | None, train_seconds: float) -> dict[str, Any]:

@@ -91,7 +91,7 @@ def test_help_documents_every_flag():
         assert flag in out
 
 
-def test_train_then_eval_json(tmp_path, folder_root):
+def test_train_then_eval_json(tmp_path, folder_root, capsys):
     train = run_cli(*tiny_train_args(folder_root, tmp_path / "run", iterations=3, val_every=3), "--val-episodes", "4")
     assert train.returncode == 0, train.stderr
     summary = json.loads(train.stdout.strip().splitlines()[-1])
@@ -136,27 +136,18 @@ def test_train_then_eval_json(tmp_path, folder_root):
     card = tmp_path / "card.md"
     recipe = tmp_path / "recipe.md"
     recipe.write_text("1. **Pre-train** the trunk.\n2. Meta-train it.\n")
-    assert (
-        main(
-            ["card", "--checkpoint", str(card_ckpt), "--data-root", str(folder_root), "--settings", "2x1,2x2"]
-            + [
-                "--episodes",
-                "10",
-                "--query",
-                "2",
-                "--baselines",
-                "--adaptation-steps",
-                "7",
-                "--device",
-                "cpu",
-                "--recipe",
-                str(recipe),
-                "--out",
-                str(card),
-            ]
-        )
-        == 0
-    )
+    card_args = ["card", "--checkpoint", str(card_ckpt), "--data-root", str(folder_root), "--settings", "2x1,2x2",
+                 "--episodes", "10", "--query", "2", "--baselines", "--adaptation-steps", "7", "--device", "cpu",
+                 "--recipe", str(recipe)]  # fmt: skip
+    original = card_ckpt.read_bytes()
+    # An --out that cannot be written fails at once, before any evaluation, and changes nothing.
+    (tmp_path / "a-file").write_text("x")
+    assert main([*card_args, "--write", "--out", str(tmp_path / "a-file" / "card.md")]) == 2
+    assert "a file, not a folder" in capsys.readouterr().err and card_ckpt.read_bytes() == original
+    # Without --write the checkpoint is the input only: the card is written, the checkpoint unchanged.
+    assert main([*card_args, "--out", str(card)]) == 0
+    assert card_ckpt.read_bytes() == original and "--write" not in card.read_text()
+    assert main([*card_args, "--write", "--out", str(card)]) == 0
     text = card.read_text()
     # A recipe file is read into the card and named in its command; where it was trained is recorded.
     assert "1. **Pre-train** the trunk.\n2. Meta-train it." in text and f"--recipe {recipe}" in text
