@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -111,3 +112,36 @@ def window(qtbot, tmp_path: Path, checkpoint: Path):  # pytest-qt's fixture
     qtbot.waitUntil(lambda: w.classifier is not None, timeout=TIMEOUT_MS)
     yield w
     w.wait_for_jobs()
+
+
+# -- bad inputs -------------------------------------------------------------------------------------------------
+
+
+def _png(path: Path, colour: tuple[int, int, int], size: int = 32) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (size, size), colour).save(path)
+    return path
+
+
+@pytest.fixture
+def bad_corpus(tmp_path: Path, folder_root: Path) -> dict[str, Path]:
+    """Support folder (with an empty class and junk) and a query folder of good and bad files."""
+    support = tmp_path / "support"
+    for name in ("class_00", "class_01"):
+        shutil.copytree(folder_root / name, support / name)
+    (support / "empty_class").mkdir()
+    (support / "class_00" / "notes.txt").write_text("not an image")
+    q = tmp_path / "queries"
+    good = _png(q / "good.png", (200, 30, 30))
+    _png(q / os.fsdecode(b"caf\xe9.png"), (30, 200, 30))  # a file name that is not UTF-8
+    jpeg = q / "truncated.jpg"
+    Image.new("RGB", (64, 64), (9, 9, 200)).save(jpeg, quality=95)
+    jpeg.write_bytes(jpeg.read_bytes()[:300])
+    (q / "garbage.png").write_bytes(os.urandom(200))
+    (q / "empty.jpg").write_bytes(b"")
+    (q / "readme.txt").write_text("x")
+    (q / "dead.png").symlink_to(q / "nowhere.png")
+    (q / "loop").symlink_to(q)
+    _png(q / "huge.png", (1, 2, 3), size=80)  # over the (lowered) pixel limit
+    (tmp_path / "empty_queries").mkdir()
+    return {"support": support, "queries": q, "good": good, "empty": tmp_path / "empty_queries"}

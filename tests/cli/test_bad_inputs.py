@@ -19,37 +19,7 @@ from anil_engine.checkpoint import load_checkpoint, save_checkpoint
 from anil_engine.cli import EXIT_CODES, build_parser, main
 from anil_engine.errors import AnilError
 
-LATIN1 = os.fsdecode(b"caf\xe9.png")  # a file name that is not UTF-8
-
-
-def _png(path: Path, colour: tuple[int, int, int], size: int = 32) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (size, size), colour).save(path)
-    return path
-
-
-@pytest.fixture
-def corpus(tmp_path: Path, folder_root: Path) -> dict[str, Path]:
-    """Support folder (with an empty class and junk) and a query folder of good and bad files."""
-    support = tmp_path / "support"
-    for name in ("class_00", "class_01"):
-        shutil.copytree(folder_root / name, support / name)
-    (support / "empty_class").mkdir()
-    (support / "class_00" / "notes.txt").write_text("not an image")
-    q = tmp_path / "queries"
-    good = _png(q / "good.png", (200, 30, 30))
-    _png(q / LATIN1, (30, 200, 30))
-    jpeg = q / "truncated.jpg"
-    Image.new("RGB", (64, 64), (9, 9, 200)).save(jpeg, quality=95)
-    jpeg.write_bytes(jpeg.read_bytes()[:300])
-    (q / "garbage.png").write_bytes(os.urandom(200))
-    (q / "empty.jpg").write_bytes(b"")
-    (q / "readme.txt").write_text("x")
-    (q / "dead.png").symlink_to(q / "nowhere.png")
-    (q / "loop").symlink_to(q)
-    _png(q / "huge.png", (1, 2, 3), size=80)  # over the (lowered) pixel limit
-    (tmp_path / "empty_queries").mkdir()
-    return {"support": support, "queries": q, "good": good, "empty": tmp_path / "empty_queries"}
+LATIN1 = os.fsdecode(b"caf\xe9.png")  # as in conftest's bad_corpus
 
 
 def _run(capsys, *args: str) -> tuple[int, str, str]:  # noqa: ANN001
@@ -59,18 +29,18 @@ def _run(capsys, *args: str) -> tuple[int, str, str]:  # noqa: ANN001
     return code, out.out, out.err
 
 
-def test_classify_names_every_bad_file_and_keeps_the_good_ones(corpus, app_checkpoint, capsys, monkeypatch):
+def test_classify_names_every_bad_file_and_keeps_the_good_ones(bad_corpus, app_checkpoint, capsys, monkeypatch):
     import anil_engine.images as images
 
     monkeypatch.setattr(images, "PIXEL_LIMIT", 70 * 70)
     code, out, err = _run(capsys, "classify", "--checkpoint", str(app_checkpoint), "--support",
-                          str(corpus["support"]), str(corpus["queries"]), str(corpus["empty"]), "--quiet",
-                          "--csv", str(corpus["queries"].parent / "out.csv"))  # fmt: skip
+                          str(bad_corpus["support"]), str(bad_corpus["queries"]), str(bad_corpus["empty"]), "--quiet",
+                          "--csv", str(bad_corpus["queries"].parent / "out.csv"))  # fmt: skip
     assert code == 0
     result = json.loads(out)  # valid JSON: no NaN
     classified = {Path(p["path"]).name for p in result["predictions"]}
     assert classified == {"good.png", LATIN1}
-    q = corpus["queries"]
+    q = bad_corpus["queries"]
     for name, why in [
         ("truncated.jpg", "corrupt or truncated"),
         ("garbage.png", "not an image"),
@@ -82,33 +52,33 @@ def test_classify_names_every_bad_file_and_keeps_the_good_ones(corpus, app_check
         assert any(str(q / name) in line and why in line for line in err.splitlines()), (name, err)
     # Files that are not images are named together, per folder.
     assert any(line.startswith(f"warning: {q}: ") and "readme.txt" in line for line in err.splitlines())
-    assert f"{corpus['empty']}: no images inside" in err
-    assert f"{corpus['support'] / 'empty_class'}: no images inside; this class is left out" in err
+    assert f"{bad_corpus['empty']}: no images inside" in err
+    assert f"{bad_corpus['support'] / 'empty_class'}: no images inside; this class is left out" in err
     assert "notes.txt" in err
     assert (q.parent / "out.csv").read_bytes().count(b"\n") == 3  # header + 2, the Latin-1 name as its bytes
     assert os.fsencode(LATIN1) in (q.parent / "out.csv").read_bytes()
 
 
-def test_predict_text_output_survives_a_latin1_name(corpus, app_checkpoint, capsys, tmp_path):
+def test_predict_text_output_survives_a_latin1_name(bad_corpus, app_checkpoint, capsys, tmp_path):
     onnx = tmp_path / "clf.onnx"
-    assert _run(capsys, "adapt", "--checkpoint", str(app_checkpoint), "--support", str(corpus["support"]),
+    assert _run(capsys, "adapt", "--checkpoint", str(app_checkpoint), "--support", str(bad_corpus["support"]),
                 "--out", str(onnx), "--quiet")[0] == 0  # fmt: skip
     # In a terminal of a UTF-8 desktop locale (PYTHONIOENCODING=utf-8 makes Python's streams behave so here).
     env = {**os.environ, "PYTHONIOENCODING": "utf-8", "LC_ALL": "C.UTF-8"}
-    latin1 = corpus["queries"] / LATIN1
+    latin1 = bad_corpus["queries"] / LATIN1
     run = subprocess.run([sys.executable, "-m", "anil_engine", "predict", "--model", str(onnx), str(latin1)],
                          capture_output=True, env=env, timeout=300)  # fmt: skip
     assert run.returncode == 0 and b"Traceback" not in run.stderr
     assert run.stdout.startswith(os.fsencode(latin1) + b"\t")  # the name's own bytes
-    code, out, err = _run(capsys, "predict", "--model", str(onnx), str(corpus["empty"]))
-    assert code == 2 and out == "" and f"{corpus['empty']}: no images inside" in err
+    code, out, err = _run(capsys, "predict", "--model", str(onnx), str(bad_corpus["empty"]))
+    assert code == 2 and out == "" and f"{bad_corpus['empty']}: no images inside" in err
     trunk = tmp_path / "trunk.onnx"
     assert _run(capsys, "export", "--checkpoint", str(app_checkpoint), "--out", str(trunk))[0] == 0
-    code, _, err = _run(capsys, "predict", "--model", str(trunk), str(corpus["good"]))
+    code, _, err = _run(capsys, "predict", "--model", str(trunk), str(bad_corpus["good"]))
     assert code == 2 and "a frozen trunk export" in err
 
 
-def test_a_non_finite_checkpoint_is_refused_everywhere(app_checkpoint, corpus, capsys, tmp_path):
+def test_a_non_finite_checkpoint_is_refused_everywhere(app_checkpoint, bad_corpus, capsys, tmp_path):
     bad = tmp_path / "nan.pt"
     ckpt = load_checkpoint(app_checkpoint)
     name = next(k for k, v in ckpt["state_dict"].items() if k.endswith("conv.weight"))
@@ -116,8 +86,8 @@ def test_a_non_finite_checkpoint_is_refused_everywhere(app_checkpoint, corpus, c
     ckpt["state_dict"][name].view(-1)[0] = float("nan")
     save_checkpoint(ckpt, bad)
     for args in (
-        ["classify", "--checkpoint", str(bad), "--support", str(corpus["support"]), str(corpus["good"])],
-        ["adapt", "--checkpoint", str(bad), "--support", str(corpus["support"]), "--out", str(tmp_path / "x.onnx")],
+        ["classify", "--checkpoint", str(bad), "--support", str(bad_corpus["support"]), str(bad_corpus["good"])],
+        ["adapt", "--checkpoint", str(bad), "--support", str(bad_corpus["support"]), "--out", str(tmp_path / "x.onnx")],
         ["export", "--checkpoint", str(bad), "--out", str(tmp_path / "t.onnx")],
         ["eval", "--checkpoint", str(bad), "--data-root", str(tmp_path)],
     ):
@@ -139,10 +109,10 @@ def test_a_malicious_pickle_is_refused_as_unsafe_and_runs_nothing(tmp_path, caps
     assert code == 2 and "unsafe to load; it was refused and nothing in it ran" in err and not marker.exists()
 
 
-def test_outputs_that_cannot_be_written_fail_before_the_work(app_checkpoint, corpus, capsys, tmp_path, folder_root):
+def test_outputs_that_cannot_be_written_fail_before_the_work(app_checkpoint, bad_corpus, capsys, tmp_path, folder_root):
     (tmp_path / "a-file").write_text("x")
     below_file = str(tmp_path / "a-file" / "out.onnx")
-    code, _, err = _run(capsys, "adapt", "--checkpoint", str(app_checkpoint), "--support", str(corpus["support"]),
+    code, _, err = _run(capsys, "adapt", "--checkpoint", str(app_checkpoint), "--support", str(bad_corpus["support"]),
                         "--out", below_file)  # fmt: skip
     assert code == 2 and "a file, not a folder" in err and "Adapt" not in err
     code, _, err = _run(capsys, "train", "--dataset", "folder", "--data-root", str(folder_root), "--out",
