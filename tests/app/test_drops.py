@@ -70,3 +70,16 @@ def test_evaluate_takes_folders_and_names_loose_files(dropped):
 def test_an_unknown_target_is_refused():
     with pytest.raises(ValueError, match="drop target 'trash'"):
         plan_drop([], "trash")
+
+
+def test_a_dropped_file_url_keeps_the_bytes_of_a_non_utf8_name():
+    pytest.importorskip("PySide6")
+    import os
+
+    from PySide6.QtCore import QUrl
+
+    from app.widgets import local_path
+
+    url = QUrl.fromEncoded(b"file:///photos/caf%E9%20%E0.png")  # Latin-1 bytes, as a file manager sends them
+    assert os.fsencode(local_path(url)) == b"/photos/caf\xe9 \xe0.png"
+    assert local_path(QUrl.fromLocalFile("/photos/été.png")) == Path("/photos/été.png")

@@ -171,3 +171,50 @@ def test_fuzzed_files_give_a_result_or_a_named_error(kind, tmp_path, app_checkpo
             read(f)
         except AnilError as exc:
             assert str(f) in str(exc)
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None or os.geteuid() != 0, reason="needs root and setpriv")
+def test_unreadable_folders_are_named_not_a_traceback(bad_corpus, app_checkpoint, tmp_path):
+    """Root with the capabilities that bypass file permissions dropped, as a normal user's process would be."""
+    locked_class = bad_corpus["support"] / "class_locked"
+    shutil.copytree(bad_corpus["support"] / "class_00", locked_class)
+    locked_queries = tmp_path / "locked_queries"
+    locked_queries.mkdir()
+    for folder in (locked_class, locked_queries):
+        folder.chmod(0)
+    try:
+        run = subprocess.run(
+            ["setpriv", "--bounding-set=-dac_override,-dac_read_search", sys.executable, "-m", "anil_engine",
+             "classify", "--checkpoint", str(app_checkpoint), "--support", str(bad_corpus["support"]),
+             str(bad_corpus["good"]), str(locked_queries), "--quiet"],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    finally:
+        for folder in (locked_class, locked_queries):
+            folder.chmod(0o755)
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
+    for folder in (locked_class, locked_queries):
+        assert f"{folder}: cannot be read (Permission denied)" in run.stderr
+    assert [Path(p["path"]).name for p in json.loads(run.stdout)["predictions"]] == ["good.png"]
+
+
+def test_a_classifier_export_with_damaged_metadata_is_refused_clearly(bad_corpus, app_checkpoint, capsys, tmp_path):
+    import onnx
+
+    onnx_path = tmp_path / "clf.onnx"
+    assert _run(capsys, "adapt", "--checkpoint", str(app_checkpoint), "--support", str(bad_corpus["support"]),
+                "--out", str(onnx_path), "--quiet")[0] == 0  # fmt: skip
+    for key, value, why in [
+        ("anil_studio.class_names", None, "metadata is incomplete or damaged"),
+        ("anil_studio.input_size", "64", "disagrees with the graph"),
+    ]:
+        proto = onnx.load(onnx_path)
+        kept = [(p.key, p.value) for p in proto.metadata_props if p.key != key]
+        del proto.metadata_props[:]
+        for k, v in kept + ([(key, value)] if value is not None else []):
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = k, v
+        damaged = tmp_path / f"damaged-{key}.onnx"
+        onnx.save(proto, damaged)
+        code, out, err = _run(capsys, "predict", "--model", str(damaged), str(bad_corpus["good"]))
+        assert code == 2 and out == "" and f"{damaged}: " in err and why in err, err
