@@ -19,6 +19,9 @@ ENGINES = ("batched", "reference")
 SAMPLERS = ("auto", "fast", "learn2learn")
 BN_MODES = ("inductive", "transductive")
 METHODS = ("head", "ncm")
+# Episodes drawn within one group of classes: "alphabet", Lake et al.'s one-shot protocol on Omniglot (all
+# classes of an episode are characters of one alphabet, unrotated).
+WITHIN = ("alphabet",)
 PRECISIONS = ("float32", "float64")
 # Where the head's inner loop starts: the meta-learned rows (their mean for other numbers of classes), zero, or
 # the support prototypes as in Proto-MAML (row k = 2 c_k, bias -|c_k|^2, scaled; see adaptation.initial_head).
@@ -265,9 +268,13 @@ class EvalConfig:
     # None: what the checkpoint records (its training's choice, else "meta" and no flip).
     head_init: str | None = None
     flip: bool | None = None
+    # None: classes from the whole split; "alphabet": every episode's classes from one alphabet (see WITHIN).
+    within: str | None = None
 
     def __post_init__(self) -> None:
         _positive("episodes", self.episodes)
+        if self.within is not None and self.within not in WITHIN:
+            raise ConfigError(f"within must be one of {WITHIN}, got {self.within!r}")
         if self.head_init is not None and self.head_init not in HEAD_INITS:
             raise ConfigError(f"head_init must be one of {HEAD_INITS}, got {self.head_init!r}")
         if self.method not in METHODS:

@@ -16,7 +16,7 @@ from anil_engine.adaptation import adapt_head, initial_head
 from anil_engine.config import EvalConfig
 from anil_engine.datasets.base import ImageTensorDataset
 from anil_engine.models import AnilModel, batch_statistics, head_logits
-from anil_engine.tasks import FastEpisodeSampler, labels_dataset, support_query_masks, to_float
+from anil_engine.tasks import FastEpisodeSampler, class_groups, labels_dataset, support_query_masks, to_float
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,7 @@ def evaluate_features(
     adaptation_steps: int,
     flipped: torch.Tensor | None = None,
     progress_every: int = 10,
+    class_names: list[str] | None = None,
 ) -> Generator[EvalProgress, None, dict[str, Any]]:
     """`evaluate` on features computed once per image (inductive): the same seeded episodes, much faster.
 
@@ -120,6 +121,7 @@ def evaluate_features(
         features: (n, d) one row per image of the split; labels (n,).
         head: the meta-learned (weight (ways, d), bias (ways,)).
         flipped: (n, d) features of the mirror images; with `config.flip` they join each support set.
+        class_names: the split's, for `config.within` (episodes inside one alphabet).
     """
     task = config.task
     lr = config.fast_lr if config.fast_lr is not None else fast_lr
@@ -128,7 +130,7 @@ def evaluate_features(
     flip = bool(config.flip)
     if flip and flipped is None:
         raise ValueError("flip augmentation needs the mirror images' features")
-    sampler = FastEpisodeSampler(labels_dataset(labels), task, config.seed)
+    sampler = FastEpisodeSampler(labels_dataset(labels), task, config.seed, groups=_groups(config, class_names))
     w_trained, b_trained = head[0].detach().float(), head[1].detach().float()
     accuracies: list[float] = []
     start = time.perf_counter()
@@ -172,8 +174,17 @@ def _summary(
         "adaptation_steps": steps,
         "head_init": head_init,
         "method": config.method,
+        "within": config.within,
         "seconds": round(time.perf_counter() - start, 2),
     }
+
+
+def _groups(config: EvalConfig, class_names: list[str] | None) -> list[list[int]] | None:
+    if config.within is None:
+        return None
+    if class_names is None:
+        raise ValueError("episodes within a group need the split's class names")
+    return class_groups(class_names, config.within)
 
 
 HEAD_INIT_WORDS = {"meta": "meta-learned", "zero": "zero", "proto": "prototypes (Proto-MAML)"}
@@ -210,11 +221,14 @@ def evaluate(
                 split_features(model, data.images, True, session), config.episodes, len(data), n
             )
         head = (model.head.weight, model.head.bias)
-        result = yield from evaluate_features(feats, data.labels, config, head, lr, steps, flipped, progress_every)
+        result = yield from evaluate_features(
+            feats, data.labels, config, head, lr, steps, flipped, progress_every, data.class_names
+        )
         result["trunk_engine"] = "onnxruntime" if session is not None else "torch"
         return result
     model = model.to(device, memory_format=torch.channels_last)
-    sampler = FastEpisodeSampler(data, task, config.seed)  # learn2learn's episodes for this seed, without its pipeline
+    # learn2learn's episodes for this seed, without its pipeline (or, `within` an alphabet, Lake's).
+    sampler = FastEpisodeSampler(data, task, config.seed, groups=_groups(config, data.class_names))
     w_trained, b_trained = model.head.weight.detach(), model.head.bias.detach()
     accuracies: list[float] = []
     start = time.perf_counter()

@@ -140,6 +140,35 @@ def labels_dataset(labels: torch.Tensor) -> ImageTensorDataset:
     )
 
 
+def class_groups(class_names: list[str], within: str) -> list[list[int]]:
+    """Class indices grouped for episodes drawn `within` a group (`config.WITHIN`).
+
+    "alphabet": Omniglot's characters by alphabet, unrotated ones only, as Lake et al. (2015) drew their
+    one-shot runs (class names "alphabet/characterNN/rotDDD").
+    """
+    if within != "alphabet":
+        raise ConfigError(f"episodes within {within!r}: only 'alphabet' is known")
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(class_names):
+        parts = name.split("/")
+        if len(parts) != 3 or not parts[2].startswith("rot"):
+            raise ConfigError(
+                f"episodes within an alphabet need Omniglot (class names alphabet/character/rotation), got {name!r}"
+            )
+        if parts[2] == "rot000":
+            groups.setdefault(parts[0], []).append(i)
+    return list(groups.values())
+
+
+def _usable_groups(groups: list[list[int]], usable: list[int], ways: int) -> list[list[int]]:
+    allowed = set(usable)
+    kept = [[c for c in g if c in allowed] for g in groups]
+    kept = [g for g in kept if len(g) >= ways]
+    if not kept:
+        raise ConfigError(f"no group has {ways} classes with enough images for a {ways}-way episode; ask fewer ways")
+    return kept
+
+
 class FastEpisodeSampler:
     """learn2learn's task stream without its per-image pipeline: the same seed gives the same tasks.
 
@@ -160,11 +189,21 @@ class FastEpisodeSampler:
         task: ways, shots and query per class.
         seed: seed of the sampler's own random state.
         device: where the returned images are (the data set is copied there once).
+        groups: with them, each episode first picks one group (uniformly), then its classes inside it
+            (`class_groups`); without, learn2learn's draws exactly.
     """
 
-    def __init__(self, data: ImageTensorDataset, task: TaskSpec, seed: int, device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self,
+        data: ImageTensorDataset,
+        task: TaskSpec,
+        seed: int,
+        device: torch.device | str = "cpu",
+        groups: list[list[int]] | None = None,
+    ) -> None:
         self.task = task
         self._usable = usable_classes(data, task)
+        self._groups = None if groups is None else _usable_groups(groups, self._usable, task.ways)
         self._indices_of = data.labels_to_indices()
         self.images = data.images.to(device)
         self._random = random.Random(seed)
@@ -174,7 +213,8 @@ class FastEpisodeSampler:
         """One episode's image indices, grouped by label 0..ways-1: learn2learn's draws, in its order."""
         rng, task = self._random, self.task
         rng.randint(0, 0)  # Taskset.sample picks task 0 of its single uncached "task"
-        classes = rng.sample(self._usable, k=task.ways)  # FusedNWaysKShots.new_task
+        pool = self._usable if self._groups is None else rng.choice(self._groups)  # within one group: its classes
+        classes = rng.sample(pool, k=task.ways)  # FusedNWaysKShots.new_task
         picks = {c: rng.sample(self._indices_of[c], k=task.per_class) for c in classes}
         order = list(set(classes))  # RemapLabels: label i is order[i] after the shuffle
         rng.shuffle(order)

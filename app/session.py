@@ -304,6 +304,27 @@ class Session(QObject):
         self.window.recover_action.setEnabled(bool(self.autosaves.leftovers()))
         self.errors.info(f"discarded unsaved work: {autosave.describe()}")
 
+    def restore_geometry(self) -> None:
+        """The window's last size, place and docks; the first time, a size that fits the screen."""
+        window = self.window
+        geometry = self.settings.value("geometry")
+        if geometry is not None:
+            window.restoreGeometry(geometry)
+        else:
+            width, height = 1400, 860
+            screen = window.screen()
+            if screen is not None:  # never open wider or taller than the screen (e.g. 1280x800)
+                available = screen.availableGeometry()
+                width, height = min(width, available.width()), min(height, available.height())
+            window.resize(width, height)
+        state = self.settings.value("window_state")
+        if state is not None:
+            window.restoreState(state)
+
+    def save_geometry(self) -> None:
+        self.settings.setValue("geometry", self.window.saveGeometry())
+        self.settings.setValue("window_state", self.window.saveState())
+
     # -- recent files and folders ----------------------------------------------------------------------------
     def last_dir(self) -> str:
         """Where file dialogs open: the folder last chosen, else the user's Pictures folder, else home."""

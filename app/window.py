@@ -94,7 +94,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.job_progress)
         self._wire_timers()
         QTimer.singleShot(0, self.session.offer_recovery)
-        self._restore_window_state()
+        self.session.restore_geometry()
         self.session.update_title()
         combo = self.model_panel.model_combo
         first = checkpoint or (combo.itemData(0) if combo.count() else None)
@@ -475,21 +475,6 @@ class MainWindow(QMainWindow):
             self.autosave_timer.stop()
             self.autosaves.remove()
 
-    def _restore_window_state(self) -> None:
-        geometry = self.settings.value("geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        else:
-            width, height = 1400, 860
-            screen = self.screen()
-            if screen is not None:  # never open wider or taller than the screen (e.g. 1280x800)
-                available = screen.availableGeometry()
-                width, height = min(width, available.width()), min(height, available.height())
-            self.resize(width, height)
-        state = self.settings.value("window_state")
-        if state is not None:
-            self.restoreState(state)
-
     def closeEvent(self, event: Any) -> None:  # Qt override
         if not self.session.saved and not self.session.confirm_discard():
             event.ignore()
@@ -507,8 +492,7 @@ class MainWindow(QMainWindow):
         if not self._closed:  # pytest-qt, and some window managers, close a window twice
             self.support.undo_stack.cleanChanged.disconnect(self.session.update_title)
             self._closed = True
-        self.settings.setValue("geometry", self.saveGeometry())
-        self.settings.setValue("window_state", self.saveState())
+        self.session.save_geometry()
         if self._gc_acquired:
             self._gc_acquired = False
             gc_guard.release()

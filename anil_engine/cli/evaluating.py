@@ -17,7 +17,7 @@ from anil_engine.cli._common import (
     drive,
     emit_json,
 )
-from anil_engine.config import BN_MODES, METHODS, CardRequest, EvalConfig
+from anil_engine.config import BN_MODES, METHODS, WITHIN, CardRequest, EvalConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,6 +55,14 @@ def _add_eval(e: argparse.ArgumentParser) -> None:
         choices=METHODS,
         default=config_default(d, "method"),
         help="head: ANIL head adaptation; ncm: nearest class mean of the support features (baseline) (%(default)s)",
+    )
+    e.add_argument(
+        "--episodes-within",
+        choices=WITHIN,
+        default=config_default(d, "within"),
+        help="draw every episode's classes from one group: alphabet = one Omniglot alphabet, unrotated characters "
+        "(Lake et al.'s one-shot protocol; with --split-scheme lake the test set is the 20 evaluation alphabets) "
+        "(default: the whole split)",
     )
     e.add_argument(
         "--random-trunk",
@@ -143,6 +151,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         args.method,
         args.head_init,
         args.flip,
+        args.episodes_within,
     )
     request = EvalRequest(
         args.checkpoint, root, config, args.dataset, args.split, args.split_scheme, args.device, args.random_trunk
@@ -151,8 +160,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(result)
     else:
+        within = f" within one {result['within']}" if result.get("within") else ""
         print(
-            f"{result['ways']}-way {result['shots']}-shot, {result['bn']} BatchNorm, {result['episodes']} "
+            f"{result['ways']}-way {result['shots']}-shot{within}, {result['bn']} BatchNorm, {result['episodes']} "
             f"episodes: {result['accuracy']:.2f} ± {result['ci95']:.2f} %"
         )
     return 0

@@ -1,0 +1,91 @@
+"""Lake et al.'s one-shot protocol: every episode's classes are unrotated characters of one alphabet."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from anil_engine.config import EvalConfig, TaskSpec
+from anil_engine.datasets.omniglot import load_omniglot
+from anil_engine.errors import ConfigError
+from anil_engine.tasks import FastEpisodeSampler, class_groups
+
+
+@pytest.fixture(scope="module")
+def lake_test(omniglot_root):
+    return load_omniglot(omniglot_root, "lake", "test", size=16)
+
+
+def test_every_episode_is_one_alphabet_unrotated_and_seeded(lake_test):
+    groups = class_groups(lake_test.class_names, "alphabet")
+    assert len(groups) == 20  # Lake's 20 evaluation alphabets
+    task = TaskSpec(20, 1, 1)
+    draws = []
+    for seed in (0, 0, 1):
+        sampler = FastEpisodeSampler(lake_test, task, seed, groups=groups)
+        episodes = []
+        for _ in range(30):
+            idx, _labels = sampler.sample_indices()
+            classes = sorted({int(lake_test.labels[i]) for i in idx})
+            names = [lake_test.class_names[c] for c in classes]
+            assert len(classes) == 20 and len({n.split("/")[0] for n in names}) == 1
+            assert all(n.endswith("/rot000") for n in names)
+            episodes.append(idx)
+        draws.append(torch.stack(episodes))
+    assert torch.equal(draws[0], draws[1]) and not torch.equal(draws[0], draws[2])  # seeded, reproducible
+    alphabets = {lake_test.class_names[int(lake_test.labels[e[0]])].split("/")[0] for e in draws[0]}
+    assert len(alphabets) > 5  # the alphabet changes from episode to episode
+
+
+def test_without_groups_the_draws_are_learn2learn_s_unchanged(lake_test):
+    task = TaskSpec(5, 1, 1)
+    a, b = FastEpisodeSampler(lake_test, task, 3), FastEpisodeSampler(lake_test, task, 3)
+    assert all(torch.equal(a.sample_indices()[0], b.sample_indices()[0]) for _ in range(5))
+
+
+def test_other_data_and_impossible_episodes_are_refused(lake_test):
+    with pytest.raises(ConfigError, match="need Omniglot"):
+        class_groups(["class_00", "class_01"], "alphabet")
+    with pytest.raises(ConfigError, match="no group has 60 classes"):
+        FastEpisodeSampler(lake_test, TaskSpec(60, 1, 1), 0, groups=class_groups(lake_test.class_names, "alphabet"))
+    with pytest.raises(ConfigError, match="within must be one of"):
+        EvalConfig(within="continent")
+
+
+def test_eval_reports_within_an_alphabet(omniglot_root, tmp_path, capsys):
+    from anil_engine.checkpoint import save_checkpoint
+    from anil_engine.cli import main
+    from anil_engine.config import ModelConfig, Preprocessing
+    from anil_engine.meta.trainrun import make_checkpoint
+    from anil_engine.models import AnilModel
+
+    torch.manual_seed(0)
+    model = AnilModel(ModelConfig(8, 4, 1, 16, 5), Preprocessing(16, 1, (1.0,), (1.0,)))
+    ckpt = make_checkpoint(model, None, "anil", {}, {"name": "omniglot", "split_scheme": "lake"})
+    save_checkpoint({**ckpt, "fast_lr": 0.4, "adaptation_steps": 1}, tmp_path / "m.pt")
+    args = [
+        "eval",
+        "--checkpoint",
+        str(tmp_path / "m.pt"),
+        "--data-root",
+        str(omniglot_root),
+        "--ways",
+        "20",
+        "--shots",
+        "1",
+        "--query",
+        "1",
+        "--episodes",
+        "4",
+        "--episodes-within",
+        "alphabet",
+        "--device",
+        "cpu",
+    ]
+    assert main([*args, "--json"]) == 0
+    import json
+
+    result = json.loads(capsys.readouterr().out)
+    assert result["within"] == "alphabet" and result["split_scheme"] == "lake" and result["ways"] == 20
+    assert main(args + ["--quiet"]) == 0
+    assert "20-way 1-shot within one alphabet" in capsys.readouterr().out
