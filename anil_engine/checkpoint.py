@@ -125,8 +125,8 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> dict[str, An
     except pickle.UnpicklingError as exc:
         # PyTorch's wording differs between releases ("... was not an allowed global", "unsupported GLOBAL ...").
         found = re.search(r"GLOBAL (\S+)", str(exc))
-        if found or "Weights only load failed" in str(exc):
-            what = f" ({found.group(1)})" if found else ""
+        if found:
+            what = f" ({found.group(1)})"
             raise CheckpointError(
                 f"{path}: holds a Python object{what} that is unsafe to load; it was refused and nothing in it ran. "
                 "Only ANIL Studio checkpoints (tensors and plain values) are accepted"
