@@ -141,7 +141,7 @@ def test_bad_outputs_and_inputs(tmp_path, model, adapted):
     with pytest.raises(ExportError, match="junk.onnx: not a loadable ONNX model"):
         OnnxClassifier(tmp_path / "junk.onnx")
     export_trunk(model, tmp_path / "trunk.onnx")
-    with pytest.raises(ExportError, match="not an ANIL Studio classifier"):
+    with pytest.raises(ExportError, match="trunk.onnx: a frozen trunk export"):
         OnnxClassifier(tmp_path / "trunk.onnx")
 
 
