@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
-from test_cli import tiny_train_args
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))  # tests/cli's helpers
+from test_cli import tiny_train_args  # noqa: E402
 
 from anil_engine.checkpoint import load_checkpoint
 from anil_engine.config import TrainConfig
