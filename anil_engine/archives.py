@@ -16,7 +16,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from anil_engine.errors import DataError
+from anil_engine.errors import DataError, os_message
 from anil_engine.images import is_image_path
 
 COMPLETE = ".unpacked"  # written last: a folder without it is a partial extraction and is redone
@@ -58,7 +58,7 @@ def unpack_images(zip_path: str | Path, into: str | Path) -> Generator[UnpackPro
     try:
         root = Path(into) / f"{zip_path.stem}-{_key(zip_path)}"
     except OSError as exc:
-        raise DataError(f"{zip_path}: cannot read it ({exc.strerror})") from exc
+        raise DataError(os_message(exc, zip_path, "cannot be read")) from exc
     if (root / COMPLETE).is_file():
         return _result_folder(root)
     try:
@@ -80,8 +80,11 @@ def unpack_images(zip_path: str | Path, into: str | Path) -> Generator[UnpackPro
             try:
                 with archive.open(info) as src, open(target, "wb") as dst:
                     shutil.copyfileobj(src, dst)
-            except (zipfile.BadZipFile, OSError) as exc:
-                raise DataError(f"{zip_path}: could not extract {info.filename} to {target} ({exc})") from exc
+            except OSError as exc:
+                doing = f"could not extract {info.filename} to {target}"
+                raise DataError(os_message(exc, zip_path, doing)) from exc
+            except zipfile.BadZipFile as exc:
+                raise DataError(f"{zip_path}: {info.filename} is damaged ({exc}); re-create the archive") from exc
             if (i + 1) % 64 == 0 or i + 1 == len(members):
                 yield UnpackProgress("unpack", i + 1, len(members))
     (root / COMPLETE).write_text(str(zip_path.resolve()))

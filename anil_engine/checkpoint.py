@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from anil_engine.errors import CheckpointError
+from anil_engine.errors import CheckpointError, os_message
 
 FORMAT = "anil-studio-checkpoint"
 FORMAT_VERSION = 2
@@ -48,7 +48,7 @@ def atomic_write_bytes(data: bytes, path: str | Path) -> None:
         remove_stale_temporaries(path)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
-        raise CheckpointError(f"{path}: cannot write there ({exc.strerror}); choose a writable folder") from exc
+        raise CheckpointError(os_message(exc, path, "cannot write there")) from exc
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -60,7 +60,7 @@ def atomic_write_bytes(data: bytes, path: str | Path) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise CheckpointError(f"{path}: writing failed ({exc.strerror}); check free space and permissions") from exc
+        raise CheckpointError(os_message(exc, path, "writing failed")) from exc
 
 
 STALE_TMP_S = 600  # a temporary file of ours this old was left by a write that was killed
@@ -121,7 +121,7 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> dict[str, An
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except PermissionError as exc:
-        raise CheckpointError(f"{path}: cannot be read (permission denied); check the file's permissions") from exc
+        raise CheckpointError(os_message(exc, path, "cannot be read")) from exc
     except pickle.UnpicklingError as exc:
         # PyTorch's wording differs between releases ("... was not an allowed global", "unsupported GLOBAL ...").
         found = re.search(r"GLOBAL (\S+)", str(exc))

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from anil_engine.adaptation import adapt_head, initial_head, one_torch_thread
-from anil_engine.errors import ConfigError, DataError, NotEnoughImages
+from anil_engine.errors import ConfigError, DataError, NotEnoughImages, os_message
 from anil_engine.images import load_image
 from anil_engine.jobs import run_to_end
 from anil_engine.models import AnilModel, head_logits
@@ -188,7 +188,7 @@ class FewShotClassifier:
                     elif isinstance(exc, FileNotFoundError):
                         skipped.append(f"{p}: file not found")
                     else:
-                        skipped.append(f"{p}: {exc.strerror}")
+                        skipped.append(os_message(exc, p, "cannot be read"))
             if arrays:
                 batch = torch.stack(arrays).float().div_(255.0)
                 with self._lock:

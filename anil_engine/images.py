@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from anil_engine.errors import DataError
+from anil_engine.errors import DataError, os_message
 
 # The most pixels an image may have: Pillow's own limit (about 89 megapixels). Pillow only warns up to twice
 # that and decodes the image (hundreds of MB); ANIL Studio skips it with a message instead.
@@ -84,7 +84,7 @@ def load_image(path: str | Path, size: int, channels: int) -> np.ndarray:
     except FileNotFoundError as exc:
         raise DataError(f"{path}: file not found") from exc
     except PermissionError as exc:
-        raise DataError(f"{path}: cannot be read (permission denied); check the file's permissions") from exc
+        raise DataError(os_message(exc, path, "cannot be read")) from exc
     except IsADirectoryError as exc:
         raise DataError(f"{path}: a folder, not an image file") from exc
     except Image.DecompressionBombError as exc:

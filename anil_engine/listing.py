@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from anil_engine.errors import os_message
 from anil_engine.images import is_image_path
 
 NAMED_SKIPS = 5  # non-image files named one by one in a message; the rest are counted
@@ -30,7 +31,7 @@ class Listing:
 
 
 def _permission_message(path: Path, exc: OSError) -> str:
-    return f"{path}: cannot be read ({exc.strerror or exc}); check its permissions (e.g. chmod u+rx)"
+    return os_message(exc, path, "cannot be read")
 
 
 def _non_images(folder: Path, names: list[Path]) -> list[str]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from anil_engine.checkpoint import atomic_write_bytes
-from anil_engine.errors import AnilError
+from anil_engine.errors import AnilError, os_message
 
 PROJECT_FORMAT = "anil-studio-project"
 PROJECT_VERSION = 1
@@ -154,10 +154,7 @@ def bundle_project(project: Project, folder: str | Path) -> Path:
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         name = getattr(exc, "filename", None) or folder
-        raise ProjectError(
-            f"{name}: could not build the self-contained project ({exc.strerror or exc}); check that the "
-            "images are readable and the folder is writable, with room for a copy of every image"
-        ) from exc
+        raise ProjectError(os_message(exc, name, "could not build the self-contained project")) from exc
     return target
 
 

@@ -69,9 +69,9 @@ class OnnxClassifier:
             raise ExportError(f"{self.path}: no such model file")
         try:
             self.session = cpu_session(self.path)
+            meta = self.session.get_modelmeta().custom_metadata_map  # damaged bytes here fail to decode
         except Exception as exc:  # onnxruntime raises its own types
             raise ExportError(f"{self.path}: not a loadable ONNX model ({exc})") from exc
-        meta = self.session.get_modelmeta().custom_metadata_map
         kind = meta.get("anil_studio.kind")
         if kind == "trunk":
             raise ExportError(

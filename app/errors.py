@@ -8,7 +8,7 @@ import traceback
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QListWidget, QListWidgetItem, QMainWindow, QMessageBox, QWidget
 
-from anil_engine.errors import AnilError
+from anil_engine.errors import AnilError, os_message
 
 STATUS_MS = 15000
 
@@ -52,7 +52,9 @@ class ErrorChannel(QWidget):
         self.report(text, "info")
 
     def exception(self, exc: BaseException) -> None:
-        if isinstance(exc, AnilError | ValueError | OSError):
+        if isinstance(exc, OSError):
+            self.report(os_message(exc))
+        elif isinstance(exc, AnilError | ValueError):
             self.report(str(exc))
         else:
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()

@@ -12,7 +12,7 @@ import sys
 from anil_engine import __version__
 from anil_engine.cli import applying, evaluating, system, training
 from anil_engine.cli.system import cmd_gui
-from anil_engine.errors import AnilError
+from anil_engine.errors import AnilError, os_message
 
 GROUPS = (system, training, evaluating, applying)
 # What `anil-studio` exits with (tested; also in `--help` and docs/cli.md).
@@ -55,10 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a file the engine did not expect to fail: named, never a traceback
-        where = exc.filename or "a file"
-        print(
-            f"error: {where}: {exc.strerror or exc}; check that it exists and can be read or written", file=sys.stderr
-        )
+        print(f"error: {os_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)

@@ -61,7 +61,8 @@ def test_an_unreadable_folder_is_named_even_as_root(tmp_path, monkeypatch):
     listing = walk_images(tmp_path)
     assert listing.images == [tmp_path / "ok" / "1.png"]
     assert listing.messages == [
-        f"{tmp_path / 'locked'}: cannot be read (Permission denied); check its permissions (e.g. chmod u+rx)"
+        f"{tmp_path / 'locked'}: cannot be read (Permission denied); check its permissions "
+        "(e.g. chmod u+rwx for a folder, u+rw for a file)"
     ]
 
 
