@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -192,11 +193,7 @@ class FewShotClassifier:
             if arrays:
                 batch = torch.stack(arrays).float().div_(255.0)
                 with self._lock:
-                    if self._session is not None:
-                        feats = torch.from_numpy(self._session.run(None, {"images": batch.numpy()})[0])
-                    else:
-                        with torch.no_grad():
-                            feats = self.model.forward_features(batch.to(self.device)).cpu()
+                    feats = self._trunk(batch)
                     for key, f in zip(keys, feats, strict=True):
                         self._cache[key] = f
                 computed += len(keys) // (2 if mirrored else 1)
@@ -204,6 +201,13 @@ class FewShotClassifier:
             yield FeatureProgress(stage, done, total)
         stacked, ok = self._cached_rows(paths, mirrored=False)
         return stacked, ok, skipped, computed
+
+    def _trunk(self, batch: torch.Tensor) -> torch.Tensor:
+        """Features of a float batch in [0, 1] (n, channels, size, size), on the CPU."""
+        if self._session is not None:
+            return torch.from_numpy(self._session.run(None, {"images": batch.numpy()})[0])
+        with torch.no_grad():
+            return self.model.forward_features(batch.to(self.device)).cpu()
 
     def mirrored_features(self, paths: list[Path]) -> tuple[torch.Tensor, list[Path]]:
         """Cached features of the mirror images of `paths` (computed by `iter_features(..., mirrored=True)`)."""
@@ -363,6 +367,21 @@ class FewShotClassifier:
             by_class = {n: float(v) for n, v in zip(names, row, strict=True)}
             out.append(Prediction(str(p), names[best], float(row[best]), by_class))
         return out, skipped
+
+    def predict_pixels(self, pixels: np.ndarray, label: str = "camera picture") -> Prediction:
+        """One decoded picture (uint8 (channels, size, size), as `images.prepare_image` gives) classified.
+
+        The same trunk and head as `predict` on a file with these pixels; nothing is cached (a live
+        camera never repeats a picture).
+        """
+        batch = torch.from_numpy(np.ascontiguousarray(pixels)[None]).float().div_(255.0)
+        with self._lock:
+            probs = self.probabilities(self._trunk(batch))[0]
+            names = list(self.class_names)
+        best = int(probs.argmax())
+        return Prediction(
+            label, names[best], float(probs[best]), {n: float(v) for n, v in zip(names, probs, strict=True)}
+        )
 
     # -- evaluation ---------------------------------------------------------------------------------
     def leave_one_out(self) -> EvalReport:

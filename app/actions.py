@@ -33,7 +33,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec(
         "new-project", "&File", "New project", "session.new_project", Key.New, "An empty support set (the model stays)"
     ),
-    ActionSpec("open-checkpoint", "&File", "Open checkpoint…", "open_checkpoint_dialog", Key.Open),
+    ActionSpec("open-checkpoint", "&File", "Open checkpoint…", "pickers.open_checkpoint_dialog", Key.Open),
     ActionSpec("open-project", "&File", "Open project…", "session.open_dialog", "Ctrl+Shift+O"),
     ActionSpec("recent", "&File", "Recent", ""),
     ActionSpec("save-project", "&File", "Save project", "session.save", Key.Save),

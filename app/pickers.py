@@ -42,6 +42,13 @@ class FilePickers(QObject):
         self.window.session.remember_dir(Path(path).parent)
         return Path(path)
 
+    def open_checkpoint_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self.window, "Open checkpoint", self.window.session.last_dir(), "Checkpoints (*.pt)"
+        )
+        if path:
+            self.window.load_model(path)
+
     def add_support_images_dialog(self) -> None:
         paths = self._pick_images("Images of one new class")
         if paths:

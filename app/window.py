@@ -9,7 +9,7 @@ from typing import Any
 
 from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QInputDialog, QMainWindow, QSplitter, QTabWidget
+from PySide6.QtWidgets import QDockWidget, QInputDialog, QMainWindow, QSplitter, QTabWidget
 
 from anil_engine.errors import NotEnoughImages
 from anil_engine.loading import LoadedModel, load_for_app
@@ -17,6 +17,7 @@ from anil_engine.registry import bundled_models
 from app import gc_guard
 from app.actions import build_menus
 from app.autosave import AutosaveStore
+from app.camera import CameraControl
 from app.dialogs.help import HelpDialogs
 from app.drop_handler import DropHandler
 from app.errors import ErrorChannel
@@ -82,6 +83,7 @@ class MainWindow(QMainWindow):
         self.exports = Exports(self)
         self.help = HelpDialogs(self)
         self._build_panels()
+        self.camera = CameraControl(self)  # the Live camera tab and the cards' Camera buttons
         self.actions = build_menus(self)
         self.session.recent_menu = self.actions["recent"]
         self.session.rebuild_recent()
@@ -107,7 +109,7 @@ class MainWindow(QMainWindow):
     def _build_panels(self) -> None:
         self.model_panel = ModelPanel([(m.name, str(m.path)) for m in bundled_models()])
         self.model_panel.model_chosen.connect(self.load_model)
-        self.model_panel.open_requested.connect(self.open_checkpoint_dialog)
+        self.model_panel.open_requested.connect(self.pickers.open_checkpoint_dialog)
         self.model_panel.device_changed.connect(
             lambda _d: self.checkpoint_path and self.load_model(self.checkpoint_path)
         )
@@ -193,11 +195,6 @@ class MainWindow(QMainWindow):
         return not self.jobs
 
     # ---------------------------------------------------------------------------------- model
-    def open_checkpoint_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", self.session.last_dir(), "Checkpoints (*.pt)")
-        if path:
-            self.load_model(path)
-
     def load_model(self, path: str, fast_lr: float | None = None, steps: int | None = None) -> Job:
         self.model_panel.show_loading(path)
         current = self.checkpoint_path
@@ -483,6 +480,7 @@ class MainWindow(QMainWindow):
         for dialog in (self.train_dialog, self.eval_dialog):
             if dialog is not None:
                 dialog.shutdown()
+        self.camera.close()
         for job in self.jobs:
             if job.name in IMAGE_JOBS:  # nothing to save: stop at the next batch instead of finishing
                 job.cancel()

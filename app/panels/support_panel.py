@@ -54,6 +54,7 @@ class ClassCard(DropArea):
     remove_image_requested = Signal(str, object)
     images_dropped = Signal(str, list)
     add_requested = Signal(str)
+    camera_requested = Signal(str)
 
     def __init__(self, name: str, paths: list[Path], parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -75,8 +76,13 @@ class ClassCard(DropArea):
         self.add_button.setText("+")
         self.add_button.setToolTip(f"Add images to class {name}…")
         self.add_button.clicked.connect(lambda: self.add_requested.emit(self.name))
+        self.camera_button = QToolButton()
+        self.camera_button.setText("Camera")
+        self.camera_button.setToolTip(f"Take pictures of {name} with a camera…")
+        self.camera_button.clicked.connect(lambda: self.camera_requested.emit(self.name))
         top.addWidget(self.name_edit, 1)
         top.addWidget(self.count)
+        top.addWidget(self.camera_button)
         top.addWidget(self.add_button)
         top.addWidget(remove)
         layout.addLayout(top)
@@ -138,12 +144,14 @@ class SupportSetView(DropArea):
     Signals:
         card_drop(name, items): items dropped on a class card.
         card_add_requested(name): the card's + button.
+        card_camera_requested(name): the card's Camera button.
         refused(str): an edit that was not made, in words (e.g. a rename onto an existing class's name).
     """
 
     refused = Signal(str)
     card_drop = Signal(str, list)  # class name, dropped items
     card_add_requested = Signal(str)
+    card_camera_requested = Signal(str)
 
     def __init__(self, support: SupportSet, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -218,6 +226,7 @@ class SupportSetView(DropArea):
             card.remove_image_requested.connect(self.support.remove_image)
             card.images_dropped.connect(self.card_drop)
             card.add_requested.connect(self.card_add_requested)
+            card.camera_requested.connect(self.card_camera_requested)
             self.cards_layout.insertWidget(self.cards_layout.count() - 1, card)
             self.cards[cls.name] = card
             card.mark_unreadable(self.unreadable)
