@@ -7,6 +7,7 @@ camera and a video file are the two kinds; the tests drive the same code with a 
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QObject, QUrl, Signal
 from PySide6.QtGui import QImage
 
 from anil_engine.images import prepare_image
+from app.qt_check import multimedia_problem
 
 VIDEO_PREFIX = "video:"
 CAMERA_PREFIX = "camera:"
@@ -25,20 +27,15 @@ NO_CAMERA = (
     "No camera found. Connect a camera (check that another program can use it), or choose "
     "“Video file…” above to use a recording instead."
 )
-NO_MULTIMEDIA = (
-    "The camera needs Qt Multimedia, which could not be loaded ({reason}); run `bash scripts/setup.sh` "
-    "(it installs PySide6-Addons and the system libraries it needs)."
-)
+NO_MULTIMEDIA = "The camera cannot be used: {reason}."
 CAPTURE_QUALITY = 95  # JPEG quality of captured pictures
 
 
+@functools.cache
 def multimedia_error() -> str | None:
     """Why Qt Multimedia cannot be used here (the message to show), or None when it can."""
-    try:
-        import PySide6.QtMultimedia  # noqa: F401 - the import is the check
-    except ImportError as exc:
-        return NO_MULTIMEDIA.format(reason=exc)
-    return None
+    problem = multimedia_problem()
+    return NO_MULTIMEDIA.format(reason=problem) if problem else None
 
 
 def source_choices() -> list[tuple[str, str]]:

@@ -16,6 +16,9 @@ def main(checkpoint: str | None = None) -> int:
     if problem:
         print(problem, file=sys.stderr)
         return 1
+    # Qt Multimedia lists every optional library it looks for (PipeWire, VA-API) and FFmpeg describes each
+    # video it opens; none of it is a problem, so keep the terminal for messages that are.
+    os.environ.setdefault("QT_LOGGING_RULES", "qt.multimedia.symbolsresolver=false;qt.multimedia.ffmpeg=false")
     from PySide6.QtWidgets import QApplication
 
     from app.window import MainWindow
@@ -30,12 +33,16 @@ def main(checkpoint: str | None = None) -> int:
         window.errors.exception(exc)
 
     sys.excepthook = excepthook
-    from app.qt_check import binding_problem
+    from app.qt_check import binding_problem, multimedia_problem
 
     problem = binding_problem()
     if problem:
         print(f"warning: {problem}", file=sys.stderr)
         window.errors.report(problem)
+    camera = multimedia_problem()
+    if camera:  # the app works without it; the camera views show it too
+        print(f"warning: {camera}", file=sys.stderr)
+        window.errors.warn(camera)
     window.show()
     return app.exec()
 

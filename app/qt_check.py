@@ -67,7 +67,9 @@ XCB_PACKAGES = {
     "libfreetype.so.6": "libfreetype6",
     "libdbus-1.so.3": "libdbus-1-3",
     "libglib-2.0.so.0": "libglib2.0-0",
+    "libpulse.so.0": "libpulse0",  # Qt Multimedia (the camera) links it even where no sound is played
 }
+MULTIMEDIA_LIBRARIES = ("lib/libQt6Multimedia.so.6", "plugins/multimedia/libffmpegmediaplugin.so")
 
 
 def _xcb_plugin() -> str | None:
@@ -108,6 +110,43 @@ def missing_libraries(plugin: str | None = None) -> list[str]:
     return []
 
 
+def multimedia_missing() -> list[str]:
+    """Shared libraries Qt Multimedia needs that the system lacks (sonames; [] when all load or it is absent)."""
+    from pathlib import Path
+
+    import PySide6
+
+    qt = Path(PySide6.__file__).parent / "Qt"
+    found = [qt / lib for lib in MULTIMEDIA_LIBRARIES if (qt / lib).is_file()]
+    return sorted({soname for lib in found for soname in missing_libraries(str(lib))})
+
+
+def multimedia_problem() -> str | None:
+    """Why the camera cannot work here (the Qt Multimedia package, its version, its system libraries), or None."""
+    from importlib import metadata
+
+    try:
+        essentials, addons = metadata.version("PySide6-Essentials"), metadata.version("PySide6-Addons")
+    except metadata.PackageNotFoundError:
+        return "the camera needs PySide6-Addons (Qt Multimedia), which is not installed; run `bash scripts/setup.sh`"
+    if essentials != addons:
+        return (
+            f"PySide6-Addons {addons} does not match PySide6-Essentials {essentials}, so the camera cannot load; "
+            f"run `bash scripts/setup.sh` or `pip install PySide6-Addons=={essentials}`"
+        )
+    missing = multimedia_missing() if sys.platform.startswith("linux") else []
+    if missing:
+        return (
+            f"the camera needs system libraries that are missing here ({', '.join(missing)}); install them with "
+            f"`sudo apt-get install -y {' '.join(packages_for(missing))}` (or run `bash scripts/setup.sh` as root)"
+        )
+    try:
+        import PySide6.QtMultimedia  # noqa: F401 - the import is the check
+    except ImportError as exc:
+        return f"the camera cannot load Qt Multimedia ({exc}); run `bash scripts/setup.sh`"
+    return None
+
+
 def packages_for(sonames: list[str]) -> list[str]:
     """The apt packages holding `sonames` (a library we do not know is named as itself)."""
     return sorted({XCB_PACKAGES.get(s, s) for s in sonames})
@@ -134,5 +173,7 @@ def display_problem(platform: str, plugin: str | None = None) -> str | None:
 
 if __name__ == "__main__":
     # `python -m app.qt_check --packages`: the apt packages the X11 platform still needs (scripts/setup.sh).
-    if sys.argv[1:] == ["--packages"]:
-        print(" ".join(packages_for(missing_libraries())))
+    # `--packages multimedia`: only those of Qt Multimedia (the tests use it; they need no X11).
+    if sys.argv[1:2] == ["--packages"]:
+        camera = multimedia_missing()
+        print(" ".join(packages_for(camera if sys.argv[2:] == ["multimedia"] else missing_libraries() + camera)))

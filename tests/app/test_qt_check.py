@@ -67,3 +67,53 @@ def test_the_app_stops_with_the_message_instead_of_qts_abort(monkeypatch, capsys
 def test_the_real_plugin_is_checked():
     assert qt_check._xcb_plugin() is not None
     assert isinstance(qt_check.missing_libraries(), list)
+
+
+# -- Qt Multimedia (the camera) ---------------------------------------------------------------------------------
+def test_a_missing_multimedia_library_is_named_with_its_package(monkeypatch):
+    fake_ldd(monkeypatch, "\tlibpulse.so.0 => not found\n\tlibc.so.6 => /lib/libc.so.6 (0x1)\n")
+    assert qt_check.multimedia_missing() == ["libpulse.so.0"]
+    problem = qt_check.multimedia_problem()
+    assert "libpulse.so.0" in problem and "sudo apt-get install -y libpulse0" in problem
+
+
+def test_addons_of_another_release_than_essentials_are_named(monkeypatch):
+    from importlib import metadata
+
+    versions = {"PySide6-Essentials": "6.11.3", "PySide6-Addons": "6.10.0"}
+    monkeypatch.setattr(metadata, "version", versions.__getitem__)
+    problem = qt_check.multimedia_problem()
+    assert "PySide6-Addons 6.10.0 does not match PySide6-Essentials 6.11.3" in problem
+    assert "pip install PySide6-Addons==6.11.3" in problem
+
+
+def test_without_addons_the_camera_names_the_package(monkeypatch):
+    from importlib import metadata
+
+    def version(name):
+        if name == "PySide6-Addons":
+            raise metadata.PackageNotFoundError(name)
+        return "6.11.3"
+
+    monkeypatch.setattr(metadata, "version", version)
+    assert "needs PySide6-Addons" in qt_check.multimedia_problem()
+
+
+def test_the_app_starts_with_a_camera_problem_named_in_messages(monkeypatch, qtbot, tmp_path, checkpoint):
+    """A camera that cannot work never stops the app: the window opens and Messages says why."""
+    from PySide6.QtWidgets import QApplication
+
+    from app import main as app_main
+
+    monkeypatch.setattr(qt_check, "multimedia_problem", lambda: "the camera needs PySide6-Addons")
+    monkeypatch.setattr(QApplication, "exec", lambda self: 0)
+    shown = []
+    monkeypatch.setattr("app.window.MainWindow.show", lambda self: shown.append(self))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert app_main.main(str(checkpoint)) == 0
+    (window,) = shown
+    texts = [window.errors.log.item(i).text() for i in range(window.errors.log.count())]
+    assert any("the camera needs PySide6-Addons" in t for t in texts)
+    window.wait_for_jobs()
+    window.session.confirm_discard = lambda: True
+    window.close()
