@@ -139,6 +139,40 @@ def test_app_responsiveness_runs_the_real_window_on_a_folder(folder_root, app_ch
     assert "longest event-loop block meanwhile:" in out.stdout
 
 
+@pytest.mark.skipif(
+    __import__("app.frames", fromlist=["x"]).multimedia_error() is not None, reason="needs Qt Multimedia"
+)
+def test_camera_benchmark_measures_the_preview_and_the_same_pictures_as_files(folder_root, app_checkpoint, tmp_path):
+    import subprocess
+
+    from PIL import Image
+
+    support = tmp_path / "support"
+    frames = []
+    for name in ("class_00", "class_01", "class_02"):
+        (support / name).mkdir(parents=True)
+        for p in sorted((folder_root / name).iterdir())[:3]:
+            (support / name / p.name).write_bytes(p.read_bytes())
+        frames += [Image.open(p).convert("RGB") for p in sorted((folder_root / name).iterdir())[3:]]
+    video = tmp_path / "camera.png"
+    frames[0].save(video, save_all=True, append_images=frames[1:], duration=33, loop=0, format="PNG")
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "camera_preview.py"), "--support", str(support)]
+        + ["--video", str(video), "--seconds", "3", "--checkpoint", str(app_checkpoint), "--json", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads((tmp_path / "r").read_text())
+    assert result["pictures_classified"] > 10 and result["files_per_s"] > 0
+    assert result["pictures_classified"] + result["pictures_skipped"] <= result["frames_received"] + 1
+    assert result["meets_targets"] == (result["pictures_per_s"] >= 15 and result["longest_block_ms"] <= 50)
+    assert "live preview:" in out.stdout and "the same pictures as files" in out.stdout
+
+
 def test_image_decode_benchmark_compares_both_paths(capsys, monkeypatch):
     module = load("image_decode")
     monkeypatch.setattr(sys, "argv", ["image_decode.py", "--width", "1600", "--height", "1200", "--repeats", "1"])
