@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QApplication
 
 from anil_engine.checkpoint import atomic_write_bytes
 from app.dialogs.capture_dialog import CaptureDialog
@@ -60,6 +61,22 @@ class CameraControl(QObject):
         self.dialog.set_classes(self.window.support.names(), class_name)
         self.dialog.show()
         self.dialog.raise_()
+
+    def open_capture_for_current(self) -> None:
+        """The capture view for the class being edited (its card has the focus), else the last class."""
+        names = self.window.support.names()
+        if not names:
+            self.window.errors.warn("add a class first (Ctrl+Shift+N): the camera's pictures join a class")
+            return
+        focused = QApplication.focusWidget()
+        cards = self.window.support_view.cards
+        current = next((name for name, card in cards.items() if focused and card.isAncestorOf(focused)), names[-1])
+        self.open_capture(current)
+
+    def show_live_camera(self) -> None:
+        self.window.tabs.setCurrentWidget(self.preview)
+        self.preview.run_button.setChecked(True)
+        self.preview.view.setFocus()  # keys 1-9 capture from here
 
     def capture_into(self, class_name: str, pictures: list[QImage]) -> None:
         """Save the pictures, then add them to the class as one undoable edit (the head re-adapts)."""

@@ -56,7 +56,7 @@ class SourcePicker(QComboBox):
         self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.fill()
         self.activated.connect(self._activated)
-        hub.changed.connect(lambda _name: self._show_current())
+        hub.changed.connect(lambda _name: self.fill())  # another picker may have added a video
 
     def fill(self) -> None:
         self.blockSignals(True)

@@ -240,7 +240,9 @@ class MainWindow(QMainWindow):
         self.drop(items, "support")
 
     def add_empty_class(self) -> None:
-        self.support.add_class("class")
+        name = self.support.add_class("class")  # first: the add rebuilds the cards
+        self.support_view.cards[name].name_edit.setFocus()  # type its name at once
+        self.support_view.cards[name].name_edit.selectAll()
 
     def stop_image_job(self) -> None:
         """Stop the adaptation, classification or evaluation shown in the status bar."""

@@ -32,7 +32,7 @@ class CaptureDialog(QDialog):
         self.target = QComboBox()
         self.target.setToolTip("The class the pictures join")
         self.set_classes(classes)
-        self.capture_button = QPushButton("Capture (Space)")  # focused: Space presses it, held or not
+        self.capture_button = QPushButton("Ca&pture (Space)")  # Alt+P; focused, Space presses it, held or not
         self.capture_button.setToolTip(
             f"Click to take one picture; hold to take {BURST_FPS} pictures a second until you let go"
         )
@@ -44,10 +44,11 @@ class CaptureDialog(QDialog):
         close = QPushButton("Done")
         close.clicked.connect(self.close)
         top = QHBoxLayout()
-        top.addWidget(QLabel("Camera"))
-        top.addWidget(self.picker, 1)
-        top.addWidget(QLabel("into class"))
-        top.addWidget(self.target, 1)
+        for text, widget in (("&Camera", self.picker), ("&into class", self.target)):
+            label = QLabel(text)
+            label.setBuddy(widget)  # Alt+C, Alt+I
+            top.addWidget(label)
+            top.addWidget(widget, 1)
         bottom = QHBoxLayout()
         bottom.addWidget(self.capture_button)
         bottom.addWidget(self.status, 1)
@@ -62,8 +63,9 @@ class CaptureDialog(QDialog):
         self.hold_timer.timeout.connect(self.burst_timer.start)
         self.pending: list[QImage] = []
         self.taken = 0
-        hub.frame.connect(self.view.show_image)
+        hub.frame.connect(self._frame)
         hub.failed.connect(self._failed)
+        hub.changed.connect(lambda _name: self.view.show_message("Starting…"))
         self.resize(720, 600)
 
     def set_classes(self, classes: list[str], current: str | None = None) -> None:
@@ -88,11 +90,20 @@ class CaptureDialog(QDialog):
         self.hub.release(self)
         super().hideEvent(event)
 
+    def _frame(self, image: QImage) -> None:
+        if self.view.image is None:  # the first picture of this source: Space captures from now on
+            if not self.taken:
+                self.status.setText("Click Capture for one picture; hold it (or Space) for a burst.")
+            if self.isActiveWindow() and not self.picker.view().isVisible():
+                self.capture_button.setFocus()
+        self.view.show_image(image)
+
     def _failed(self, text: str) -> None:
         self.view.show_message(text)
         self.status.setText("No picture to capture.")
 
     def _begin(self) -> None:
+        self.capture_button.setFocus()  # also after Alt+P: Space held then makes a burst
         self.pending = []
         self._take()
         self.hold_timer.start()

@@ -109,7 +109,9 @@ class LivePreviewPanel(QWidget):
         hint.setWordWrap(True)
         hint.setStyleSheet("color: #555")
         top = QHBoxLayout()
-        top.addWidget(QLabel("Camera"))
+        label = QLabel("&Camera")
+        label.setBuddy(self.picker)  # Alt+C
+        top.addWidget(label)
         top.addWidget(self.picker, 1)
         top.addWidget(self.run_button)
         layout = QVBoxLayout(self)

@@ -8,6 +8,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QSize, Qt, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
+    QApplication,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -193,6 +194,7 @@ class SupportSetView(DropArea):
         outer.addWidget(self.status)
         self.cards: dict[str, ClassCard] = {}
         self.unreadable: set[str] = set()  # images the last adaptation could not read
+        self._renamed: dict[str, str] = {}  # the rename under way: old name -> new
         support.changed.connect(self.rebuild)
         self.rebuild()
 
@@ -204,6 +206,7 @@ class SupportSetView(DropArea):
 
     def _rename(self, old: str, new: str) -> None:
         """Rename a class, or refuse with a message and show the old name again."""
+        self._renamed = {old: new.strip()}
         if self.support.rename_class(old, new):
             return
         card = self.cards.get(old)
@@ -215,6 +218,12 @@ class SupportSetView(DropArea):
             self.refused.emit(f"a class needs a name; '{old}' keeps its name")
 
     def rebuild(self) -> None:
+        # The card being edited keeps the keyboard focus (under its new name after a rename), rather than
+        # Qt moving it to whichever card comes first.
+        focus = QApplication.focusWidget()
+        editing = next((name for name, card in self.cards.items() if focus and card.isAncestorOf(focus)), None)
+        editing = self._renamed.get(editing, editing)
+        self._renamed = {}
         for card in self.cards.values():
             card.setParent(None)
             card.deleteLater()
@@ -231,3 +240,5 @@ class SupportSetView(DropArea):
             self.cards[cls.name] = card
             card.mark_unreadable(self.unreadable)
         self.guide.setVisible(not self.support.classes)
+        if editing in self.cards:
+            self.cards[editing].name_edit.setFocus()
