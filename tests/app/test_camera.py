@@ -220,3 +220,31 @@ def test_a_slow_model_drops_pictures_instead_of_queueing_them(qtbot, video):
     assert longest < 0.05  # handing a picture over never waits for the model
     QTest.qWait(50)
     assert len(done) == worker.classified
+
+
+def test_a_camera_that_went_away_or_is_busy_is_named_with_what_to_do(qtbot):
+    from app.frames import CameraSource
+
+    source = CameraSource("camera:/dev/video-gone", "USB Camera")
+    failures = []
+    source.failed.connect(failures.append)
+    source.start()
+    assert failures and "“USB Camera” is no longer connected" in failures[0] and "Video file…" in failures[0]
+    source._camera_error(None, "Device or resource busy")
+    assert "another program is using it" in failures[-1] and "USB Camera" in failures[-1]
+    source._camera_error(None, "Permission denied")
+    assert "allow camera access" in failures[-1]
+
+
+def test_space_held_on_the_capture_button_takes_a_burst(adapted_window, video, qtbot):
+    w = adapted_window
+    dialog = open_capture(w, "red")
+    dialog.picker.use_video(video)
+    qtbot.waitUntil(lambda: w.camera.hub.latest is not None, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(dialog.capture_button.hasFocus, timeout=TIMEOUT_MS)  # given the focus with the first picture
+    QTest.keyPress(dialog.capture_button, Qt.Key.Key_Space)
+    QTest.qWait(1200)
+    QTest.keyRelease(dialog.capture_button, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: len(w.support.find("red").paths) > 4, timeout=TIMEOUT_MS)
+    assert 3 <= len(w.support.find("red").paths) - 4 <= 7
+    dialog.close()
