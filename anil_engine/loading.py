@@ -92,7 +92,11 @@ def _summary_card(path: str, info: dict[str, Any]) -> ModelCard:
         f"**How many images to give it.** It was trained on tasks of {task.get('ways', '?')} categories with "
         f"{task.get('shots', '?')} image(s) each; give at least that many per category.",
     ]
-    results = info.get("test_results", [])
+    results = [  # the plain protocol with the model's own head (not a baseline, not within one alphabet)
+        r
+        for r in info.get("test_results", [])
+        if not r.get("within") and r.get("method", "head") == "head" and r.get("trunk", "trained") == "trained"
+    ]
     if results:
         best = max(results, key=lambda r: (r["shots"], -r["ways"]))
         plain += [

@@ -18,6 +18,7 @@ from anil_engine.cli._common import (
     emit_json,
 )
 from anil_engine.config import BN_MODES, METHODS, WITHIN, CardRequest, EvalConfig
+from anil_engine.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -78,7 +79,11 @@ def _add_eval(e: argparse.ArgumentParser) -> None:
 def _add_card(c: argparse.ArgumentParser) -> None:
     c.add_argument("--checkpoint", required=True, help="checkpoint file (.pt)")
     c.add_argument("--data-root", required=True, help="folder holding the checkpoint's data set")
-    c.add_argument("--settings", default=config_default(CardRequest, "settings"), help="WAYSxSHOTS list (%(default)s)")
+    c.add_argument(
+        "--settings",
+        default=config_default(CardRequest, "settings"),
+        help="WAYSxSHOTS list; 20x1@alphabet: episodes within one alphabet (%(default)s)",
+    )
     c.add_argument(
         "--episodes",
         type=int,
@@ -185,7 +190,9 @@ def cmd_card(args: argparse.Namespace) -> int:
     if args.photo:
         from anil_engine.photo_card import write_photo_card
 
-        settings = parse_settings(args.settings)
+        settings = [(ways, shots) for ways, shots, within in parse_settings(args.settings) if within is None]
+        if len(settings) < len(parse_settings(args.settings)):
+            raise ConfigError("card --photo: @alphabet settings are for Omniglot cards; remove them")
         write_photo_card(args.checkpoint, args.data_root, args.out, settings, args.episodes, args.seed,
                          args.compare, args.recipe, args.write)  # fmt: skip
         print(f"wrote {args.out}")

@@ -89,3 +89,42 @@ def test_eval_reports_within_an_alphabet(omniglot_root, tmp_path, capsys):
     assert result["within"] == "alphabet" and result["split_scheme"] == "lake" and result["ways"] == 20
     assert main(args + ["--quiet"]) == 0
     assert "20-way 1-shot within one alphabet" in capsys.readouterr().out
+
+
+def test_the_card_gains_within_alphabet_rows_with_the_ncm_baseline(omniglot_root, tmp_path, capsys):
+    from anil_engine.cards import parse_settings
+    from anil_engine.checkpoint import save_checkpoint
+    from anil_engine.cli import main
+    from anil_engine.config import ModelConfig, Preprocessing
+    from anil_engine.meta.trainrun import make_checkpoint
+    from anil_engine.models import AnilModel
+
+    assert parse_settings("20x1, 5x5,20x1@alphabet") == [(20, 1, None), (5, 5, None), (20, 1, "alphabet")]
+    with pytest.raises(ConfigError, match="@drawer is not one of @alphabet"):
+        parse_settings("20x1@drawer")
+    torch.manual_seed(0)
+    model = AnilModel(ModelConfig(8, 4, 1, 16, 5), Preprocessing(16, 1, (1.0,), (1.0,)))
+    ckpt = make_checkpoint(model, None, "anil", {}, {"name": "omniglot", "split_scheme": "lake"})
+    save_checkpoint({**ckpt, "fast_lr": 0.4, "adaptation_steps": 1}, tmp_path / "m.pt")
+    card = tmp_path / "m.md"
+    args = ["card", "--checkpoint", str(tmp_path / "m.pt"), "--data-root", str(omniglot_root), "--settings",
+            "5x1,20x1@alphabet", "--episodes", "4", "--query", "1", "--device", "cpu", "--out", str(card)]  # fmt: skip
+    assert main(args) == 0
+    text = card.read_text()
+    assert "### Within one alphabet (Lake et al. 2015's one-shot protocol)" in text and "Humans: 4.5 % error" in text
+    (plain,) = [line for line in text.splitlines() if line.startswith("| 5-way 1-shot |")]
+    (within,) = [line for line in text.splitlines() if line.startswith("| 20-way 1-shot within one alphabet |")]
+    assert plain.count("±") == 2 and within.count("±") == 3  # inductive, transductive, nearest class mean
+    # The card's numbers are eval's on the same episodes.
+    ev = ["eval", "--checkpoint", str(tmp_path / "m.pt"), "--data-root", str(omniglot_root), "--ways", "20",
+          "--shots", "1", "--query", "1", "--episodes", "4", "--episodes-within", "alphabet", "--device", "cpu",
+          "--json"]  # fmt: skip
+    capsys.readouterr()
+    import json
+
+    for cell, extra in zip(
+        within.strip("|").split("|")[1:], ([], ["--bn", "transductive"], ["--method", "ncm"]), strict=True
+    ):
+        assert main(ev + extra) == 0
+        r = json.loads(capsys.readouterr().out)
+        assert cell.strip() == f"{r['accuracy']:.2f} ± {r['ci95']:.2f}"
