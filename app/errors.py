@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import traceback
 
@@ -11,6 +12,8 @@ from PySide6.QtWidgets import QListWidget, QListWidgetItem, QMainWindow, QMessag
 from anil_engine.errors import AnilError, os_message
 
 STATUS_MS = 15000
+LOG = logging.getLogger("anil_studio")  # every message also goes here (app.main prints it to the terminal)
+LEVELS = {"error": logging.ERROR, "warning": logging.WARNING, "info": logging.INFO}
 
 
 class ErrorChannel(QWidget):
@@ -35,6 +38,7 @@ class ErrorChannel(QWidget):
         if level == "error":
             item.setForeground(Qt.GlobalColor.red)
         self.log.addItem(item)
+        LOG.log(LEVELS.get(level, logging.INFO), text)
         self.log.scrollToBottom()
         self.window_.statusBar().showMessage(text, STATUS_MS)
         self.reported.emit(level, text)

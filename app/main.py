@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import traceback
 from types import TracebackType
@@ -20,6 +21,12 @@ def main(checkpoint: str | None = None) -> int:
     # video it opens; none of it is a problem, so keep the terminal for messages that are.
     os.environ.setdefault("QT_LOGGING_RULES", "qt.multimedia.symbolsresolver=false;qt.multimedia.ffmpeg=false")
     from PySide6.QtWidgets import QApplication
+
+    # The Messages panel, also in the terminal that started the app (file names that are not UTF-8 included).
+    reconfigure = getattr(sys.stderr, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="backslashreplace")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
 
     from app.window import MainWindow
 

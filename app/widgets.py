@@ -9,7 +9,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QAbstractListModel, QMimeData, QModelIndex, QRect, QSettings, QSize, Qt, QUrl, Signal
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QBuffer,
+    QByteArray,
+    QIODevice,
+    QMimeData,
+    QModelIndex,
+    QRect,
+    QSettings,
+    QSize,
+    Qt,
+    QUrl,
+    Signal,
+)
 from PySide6.QtGui import (
     QColor,
     QDragEnterEvent,
@@ -96,6 +109,23 @@ def path_row(edit: QLineEdit, folder: bool, parent: QWidget) -> QWidget:
     return row
 
 
+def _image_reader(path: Path) -> tuple[QImageReader, object]:
+    """A reader of `path`; a name that is not UTF-8 (Latin-1 bytes, say) is read through Python's own open.
+
+    Returns the reader and what must stay alive while it reads.
+    """
+    try:
+        return QImageReader(str(path).encode("utf-8").decode("utf-8")), None
+    except UnicodeEncodeError:  # Qt cannot name such a file; its bytes can still be read
+        try:
+            data = QByteArray(path.read_bytes())
+        except OSError:
+            return QImageReader(), None
+        buffer = QBuffer(data)
+        buffer.open(QIODevice.OpenModeFlag.ReadOnly)
+        return QImageReader(buffer), (buffer, data)
+
+
 def thumbnail(path: Path, size: int = THUMB) -> QPixmap:
     """A small preview, EXIF orientation applied; a grey square for unreadable or missing files.
 
@@ -109,7 +139,7 @@ def thumbnail(path: Path, size: int = THUMB) -> QPixmap:
     if key not in _thumb_cache:
         image = QImage()
         if stamp >= 0:
-            reader = QImageReader(str(path))
+            reader, _keep = _image_reader(Path(path))
             reader.setAutoTransform(True)
             original = reader.size()
             if original.isValid():

@@ -14,7 +14,7 @@ for m in $MODELS; do
     # shellcheck disable=SC2086
     json=$(.venv/bin/anil-studio eval --checkpoint "models/$m.pt" --data-root "$DATA" --split test --ways 20 \
       --shots 1 --query 15 --episodes 1000 --seed 0 --episodes-within alphabet --device cpu --json $variant)
-    row="$row $(echo "$json" | .venv/bin/python -c 'import json,sys; r=json.load(sys.stdin); print(f"{r[\"accuracy\"]:.2f} ± {r[\"ci95\"]:.2f}")') |"
+    row="$row $(echo "$json" | .venv/bin/python -c 'import json,sys; r=json.load(sys.stdin); print("%.2f ± %.2f" % (r["accuracy"], r["ci95"]))') |"
   done
   echo "$row"
 done

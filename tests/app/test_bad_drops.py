@@ -34,3 +34,16 @@ def test_the_corpus_dropped_on_the_app_names_every_bad_file(qtbot, window, bad_c
     assert any(m.startswith(f"{q}: ") and "readme.txt" in m for m in messages)
     assert any(str(bad_corpus["empty"]) in m and "no images inside" in m for m in messages)
     assert window.isEnabled() and window.classifier.is_adapted  # alive, still a classifier
+
+
+def test_a_file_name_that_is_not_utf8_gets_its_real_thumbnail(qtbot, tmp_path):
+    import os
+
+    from PIL import Image
+
+    from app.widgets import thumbnail
+
+    path = tmp_path / os.fsdecode(b"caf\xe9.png")
+    Image.new("RGB", (40, 40), (200, 40, 40)).save(path)
+    r, g, b, _ = thumbnail(path).toImage().pixelColor(10, 10).getRgb()
+    assert (r, g, b) == (200, 40, 40)  # not the grey square of an unreadable file
