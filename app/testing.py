@@ -51,3 +51,19 @@ def wait_until(predicate: Callable[[], object], timeout_s: float = 120.0) -> Non
             raise TimeoutError("condition not met in time")
         QApplication.processEvents()
         time.sleep(0.02)
+
+
+def benchmark_window(work: Path, checkpoint: str | None, size: tuple[int, int] = (1500, 950)):  # -> MainWindow
+    """The real window for a benchmark: its own settings in `work`, no modal boxes, shown, model loaded."""
+    from PySide6.QtCore import QSettings
+
+    from app.window import MainWindow
+
+    settings = QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(settings=settings, checkpoint=checkpoint)
+    window.errors.show_dialogs = False
+    window.session.confirm_discard = lambda: True
+    window.resize(*size)
+    window.show()
+    wait_until(lambda: window.classifier is not None and not window.jobs)
+    return window

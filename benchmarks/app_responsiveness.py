@@ -68,11 +68,9 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-    from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from app.testing import send_drop, wait_until
-    from app.window import MainWindow
+    from app.testing import benchmark_window, send_drop
 
     work = Path(tempfile.mkdtemp(prefix="anil-responsiveness-"))
     os.environ["XDG_DATA_HOME"] = str(work / "data")  # the app's autosaves stay in the temporary folder
@@ -86,13 +84,7 @@ def main() -> int:
         else:
             parser.error("give --caltech, --support and --queries, or --support-drop")
         app = QApplication(sys.argv)
-        settings = QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat)
-        window = MainWindow(settings=settings, checkpoint=args.checkpoint)
-        window.errors.show_dialogs = False
-        window.session.confirm_discard = lambda: True
-        window.resize(1500, 950)
-        window.show()
-        wait_until(lambda: window.classifier is not None and not window.jobs)
+        window = benchmark_window(work, args.checkpoint)
         window.data_dir = work  # a dropped zip is unpacked here, afresh
         adapted, classified = [], []
         window.adapted.connect(adapted.append)
@@ -112,7 +104,7 @@ def main() -> int:
         print(f"longest event-loop block meanwhile: {1000 * max(gaps):.0f} ms (over {len(gaps)} pumps)")
         print(f"progress bar shown: {'yes' if progress_seen else 'no'}")
         window.close()
-        settings.sync()
+        window.settings.sync()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -123,11 +123,9 @@ def main() -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ.setdefault("QT_LOGGING_RULES", "qt.multimedia.symbolsresolver=false;qt.multimedia.ffmpeg=false")
 
-    from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from app.testing import send_drop, wait_until
-    from app.window import MainWindow
+    from app.testing import benchmark_window, send_drop, wait_until
 
     work = Path(tempfile.mkdtemp(prefix="anil-camera-"))
     os.environ["XDG_DATA_HOME"] = str(work / "data")
@@ -139,14 +137,8 @@ def main() -> int:
         else:
             parser.error("give --caltech, or --support and --video")
         app = QApplication(sys.argv)
-        settings = QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat)
-        window = MainWindow(settings=settings, checkpoint=args.checkpoint)
-        window.errors.show_dialogs = False
-        window.session.confirm_discard = lambda: True
+        window = benchmark_window(work, args.checkpoint)
         window.data_dir = work
-        window.resize(1400, 900)
-        window.show()
-        wait_until(lambda: window.classifier is not None and not window.jobs)
         adapted = []
         window.adapted.connect(adapted.append)
         send_drop(window.support_view, [support])

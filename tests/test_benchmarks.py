@@ -117,24 +117,33 @@ def test_accuracy_report_compares_final_weights_without_conv_biases(tmp_path):
     assert batched[-1] == "2.0e-08"
 
 
-def test_app_responsiveness_runs_the_real_window_on_a_folder(folder_root, app_checkpoint, tmp_path):
+def run_script(name: str, *args: object):
+    """A benchmark script run as a user would (offscreen); its output, after checking it succeeded."""
+    import os
     import subprocess
+
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out
+
+
+def test_app_responsiveness_runs_the_real_window_on_a_folder(folder_root, app_checkpoint, tmp_path):
 
     support = tmp_path / "support"
     for name in ("class_00", "class_01"):
         (support / name).mkdir(parents=True)
         for p in sorted((folder_root / name).iterdir())[:3]:
             (support / name / p.name).write_bytes(p.read_bytes())
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "app_responsiveness.py"), "--support", str(support)]
-        + ["--queries", str(folder_root), "--checkpoint", str(app_checkpoint)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-        env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"},
+    out = run_script(
+        "app_responsiveness", "--support", support, "--queries", folder_root, "--checkpoint", app_checkpoint
     )
-    assert out.returncode == 0, out.stderr[-2000:]
     assert "classified 72 images in" in out.stdout  # 12 classes x 6 images
     assert "longest event-loop block meanwhile:" in out.stdout
 
@@ -143,7 +152,6 @@ def test_app_responsiveness_runs_the_real_window_on_a_folder(folder_root, app_ch
     __import__("app.frames", fromlist=["x"]).multimedia_error() is not None, reason="needs Qt Multimedia"
 )
 def test_camera_benchmark_measures_the_preview_and_the_same_pictures_as_files(folder_root, app_checkpoint, tmp_path):
-    import subprocess
 
     from PIL import Image
 
@@ -156,16 +164,8 @@ def test_camera_benchmark_measures_the_preview_and_the_same_pictures_as_files(fo
         frames += [Image.open(p).convert("RGB") for p in sorted((folder_root / name).iterdir())[3:]]
     video = tmp_path / "camera.png"
     frames[0].save(video, save_all=True, append_images=frames[1:], duration=33, loop=0, format="PNG")
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "camera_preview.py"), "--support", str(support)]
-        + ["--video", str(video), "--seconds", "3", "--checkpoint", str(app_checkpoint), "--json", str(tmp_path / "r")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-        env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"},
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
+    out = run_script("camera_preview", "--support", support, "--video", video, "--seconds", "3",
+                     "--checkpoint", app_checkpoint, "--json", tmp_path / "r")  # fmt: skip
     result = json.loads((tmp_path / "r").read_text())
     assert result["pictures_classified"] > 10 and result["files_per_s"] > 0
     assert result["pictures_classified"] + result["pictures_skipped"] <= result["frames_received"] + 1
