@@ -94,9 +94,11 @@ GETTING_STARTED_HTML = """
 things; the Omniglot models are for handwritten characters.</li>
 <li><b>Teach it your categories.</b> Drop a folder on the support set (the middle) that holds one sub-folder per
 category, e.g. <tt>birds/robin/</tt>, <tt>birds/sparrow/</tt>, with about 5 photos in each (1 works too), or press
-<b>Add folder…</b> (Ctrl+Shift+I). Each category becomes a card; the app learns them in well under a second.</li>
+<b>Add folder…</b> (Ctrl+Shift+I). Each category becomes a card; the app learns them in well under a second.
+With a camera: <b>Add class</b>, type its name, press the card's <b>Camera</b> button and click (or hold) Capture.</li>
 <li><b>Classify.</b> Drop new photos or a folder of them on <b>Classify</b> (right), or press Ctrl+K. Each photo
-gets its most likely category and the next two.</li>
+gets its most likely category and the next two. The <b>Live camera</b> tab (Ctrl+Shift+P) does the same for
+the camera's picture, continuously.</li>
 <li><b>Correct it.</b> Select a wrong result and press the number of the right category (1-9), or drag it onto
 that card: it joins the examples and every result is classified again.</li>
 <li><b>Check it.</b> <b>Evaluate</b> ▸ Leave-one-out (Ctrl+L) tests each example against the others; a labelled
