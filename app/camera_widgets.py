@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QRectF, QSettings, Qt
-from PySide6.QtGui import QColor, QImage, QPainter, QPaintEvent
+from PySide6.QtGui import QColor, QImage, QPainter, QPaintEvent, QShowEvent
 from PySide6.QtWidgets import QComboBox, QFileDialog, QSizePolicy, QWidget
 
-from app.frames import NO_CAMERA, VIDEO_PREFIX, VIDEO_SUFFIXES, CameraHub, multimedia_error, source_choices
+from app import frames
+from app.frames import NO_CAMERA, VIDEO_PREFIX, VIDEO_SUFFIXES, CameraHub, source_choices
 
 VIDEO_ITEM = "Video file…"
 MAX_VIDEOS = 5  # recent video files kept in the picker
@@ -54,11 +55,18 @@ class SourcePicker(QComboBox):
         self.hub, self.settings = hub, settings
         self.setToolTip("The camera to use (or a video file standing in for one); remembered for the next start")
         self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.fill()
+        self.filled = False  # the cameras are listed when a camera view is first shown, not at the app's start
+        self.addItem(VIDEO_ITEM, None)
         self.activated.connect(self._activated)
         hub.changed.connect(lambda _name: self.fill())  # another picker may have added a video
 
+    def showEvent(self, event: QShowEvent) -> None:  # Qt override
+        if not self.filled:
+            self.fill()
+        super().showEvent(event)
+
     def fill(self) -> None:
+        self.filled = True
         self.blockSignals(True)
         self.clear()
         for key, name in source_choices():
@@ -81,13 +89,15 @@ class SourcePicker(QComboBox):
 
     def start_default(self) -> str | None:
         """Choose the remembered source if it is still there, else the first camera; the reason when none."""
+        if not self.filled:
+            self.fill()
         if self.hub.source is not None:
             return None
         remembered = self.settings.value("camera/source", "") if self.settings is not None else ""
         keys = [self.itemData(i) for i in range(self.count()) if self.itemData(i)]
         key = remembered if remembered in keys else next((k for k in keys if not k.startswith(VIDEO_PREFIX)), None)
         if key is None:
-            return multimedia_error() or NO_CAMERA
+            return frames.multimedia_error() or NO_CAMERA
         self.hub.choose(key, self.itemText(self.findData(key)))
         return None
 
@@ -104,7 +114,7 @@ class SourcePicker(QComboBox):
         if key is not None:
             self.hub.choose(key, self.itemText(index))
             return
-        error = multimedia_error()
+        error = frames.multimedia_error()
         if error:
             self.hub.failed.emit(error)
             self._show_current()

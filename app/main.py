@@ -40,16 +40,22 @@ def main(checkpoint: str | None = None) -> int:
         window.errors.exception(exc)
 
     sys.excepthook = excepthook
-    from app.qt_check import binding_problem, multimedia_problem
+    from PySide6.QtCore import QTimer
+
+    from app import frames
+    from app.qt_check import binding_problem
 
     problem = binding_problem()
     if problem:
         print(f"warning: {problem}", file=sys.stderr)
         window.errors.report(problem)
-    camera = multimedia_problem()
-    if camera:  # the app works without it; the camera views show it too
-        print(f"warning: {camera}", file=sys.stderr)
-        window.errors.warn(camera)
+
+    def check_camera() -> None:  # once the window is on screen (a fraction of a second); the result is kept
+        camera = frames.multimedia_error()
+        if camera:  # the app works without it; the camera views show it too (Messages also go to the terminal)
+            window.errors.warn(camera)
+
+    QTimer.singleShot(0, check_camera)
     window.show()
     return app.exec()
 

@@ -105,13 +105,14 @@ def test_the_app_starts_with_a_camera_problem_named_in_messages(monkeypatch, qtb
 
     from app import main as app_main
 
-    monkeypatch.setattr(qt_check, "multimedia_problem", lambda: "the camera needs PySide6-Addons")
+    monkeypatch.setattr("app.frames.multimedia_error", lambda: "the camera needs PySide6-Addons")
     monkeypatch.setattr(QApplication, "exec", lambda self: 0)
     shown = []
     monkeypatch.setattr("app.window.MainWindow.show", lambda self: shown.append(self))
     monkeypatch.setenv("HOME", str(tmp_path))
     assert app_main.main(str(checkpoint)) == 0
     (window,) = shown
+    QApplication.processEvents()  # the camera is checked once the window is on screen
     texts = [window.errors.log.item(i).text() for i in range(window.errors.log.count())]
     assert any("the camera needs PySide6-Addons" in t for t in texts)
     window.wait_for_jobs()
