@@ -193,10 +193,18 @@ class TrainConfig:
     head_init: str = "meta"
     # Add each support image's mirror image to the support set at test time.
     flip: bool = False
+    # None: tasks (training and validation) from the whole split; "alphabet": every task's classes from one
+    # alphabet (see WITHIN), so the head learns to tell look-alike characters apart.
+    within: str | None = None
 
     def __post_init__(self) -> None:
         TaskSpec(self.ways, self.shots, self.query)
         check_backbone(self.backbone)
+        if self.within is not None and self.within not in WITHIN:
+            raise ConfigError(f"within must be one of {WITHIN}, got {self.within!r}")
+        l2l_sampler = self.sampler == "learn2learn" or (self.sampler, self.engine) == ("auto", "reference")
+        if self.within is not None and l2l_sampler:
+            raise ConfigError("tasks within an alphabet are drawn by the fast sampler only; add --sampler fast")
         if self.trunk_train != "auto":
             trainable_stages(self.trunk_train, self.backbone)
         if BACKBONE_STAGES[self.backbone] is None and self.trunk_train not in ("auto", "all"):

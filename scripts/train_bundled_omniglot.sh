@@ -3,8 +3,9 @@
 # meta-train ANIL from it, write the model card. Usage:
 #   bash scripts/train_bundled_omniglot.sh DATA_ROOT SCHEME [WORK_DIR]
 # SCHEME: vinyals or lake. Idempotent: finished steps are skipped, an interrupted
-# ANIL run resumes from its last.pt. Env: PRETRAIN_EPOCHS (15), ANIL_ITERATIONS (1000),
-# HIDDEN (CNN4 channels, 64), DEVICE (auto: a CUDA GPU when there is one). The bundled vinyals model:
+# pre-training resumes from its .resume.pt, an ANIL run from its last.pt. Env: PRETRAIN_EPOCHS (15), ANIL_ITERATIONS (1000),
+# HIDDEN (CNN4 channels, 64), INPUT (input size in pixels, 28), WITHIN (alphabet: ANIL's training and
+# validation tasks within one alphabet; default the whole split), DEVICE (auto: a CUDA GPU when there is one). The bundled vinyals model:
 #   HIDDEN=256 PRETRAIN_EPOCHS=20 ANIL_ITERATIONS=300 DEVICE=cuda bash scripts/train_bundled_omniglot.sh DATA vinyals
 set -euo pipefail
 DATA=${1:?data root (folder with images_background.npz or images_background/)}
@@ -14,14 +15,18 @@ PY=${PYTHON:-.venv/bin/python}
 ITER=${ANIL_ITERATIONS:-1000}
 DEVICE=${DEVICE:-auto}
 HIDDEN=${HIDDEN:-64}
+INPUT=${INPUT:-28}
 mkdir -p "$WORK"
 if [ ! -f "$WORK/pretrained.pt" ]; then
+  PRE_RESUME=""
+  [ -f "$WORK/pretrained.resume.pt" ] && PRE_RESUME="--resume"
   $PY -m anil_engine pretrain --dataset omniglot --data-root "$DATA" --split-scheme "$SCHEME" \
-    --epochs "${PRETRAIN_EPOCHS:-15}" --batch-size 256 --lr 0.002 --ways 20 --seed 42 --device "$DEVICE" --hidden-size "$HIDDEN" --out "$WORK/pretrained.pt"
+    --epochs "${PRETRAIN_EPOCHS:-15}" --batch-size 256 --lr 0.002 --ways 20 --seed 42 --device "$DEVICE" --hidden-size "$HIDDEN" --input-size "$INPUT" --out "$WORK/pretrained.pt" $PRE_RESUME
 fi
 RESUME=""
 [ -f "$WORK/anil/last.pt" ] && RESUME="--resume"
 $PY -m anil_engine train --dataset omniglot --data-root "$DATA" --split-scheme "$SCHEME" \
-  --init-from "$WORK/pretrained.pt" --hidden-size "$HIDDEN" --ways 20 --shots 1 --query 1 --meta-batch-size 32 \
+  --init-from "$WORK/pretrained.pt" --hidden-size "$HIDDEN" --input-size "$INPUT" --ways 20 --shots 1 --query 1 --meta-batch-size 32 \
   --meta-lr 0.0005 --fast-lr 0.1 --init-feature-norm 16 --adaptation-steps 5 --iterations "$ITER" --val-every 50 \
-  --val-episodes 300 --checkpoint-every 25 --seed 42 --device "$DEVICE" --out "$WORK/anil" $RESUME
+  --val-episodes 300 --checkpoint-every 25 --seed 42 --device "$DEVICE" ${WITHIN:+--episodes-within "$WITHIN"} \
+  --out "$WORK/anil" $RESUME

@@ -30,6 +30,7 @@ from anil_engine.config import (
     RECIPE_FEATURE_NORM,
     SAMPLERS,
     TRUNK_TRAIN_HELP,
+    WITHIN,
     PretrainConfig,
     TaskSpec,
     TrainConfig,
@@ -71,6 +72,14 @@ def _add_train(t: argparse.ArgumentParser) -> None:
         "scratch, none of a pretrained one",
     )
     add_head(t, from_checkpoint=False)
+    t.add_argument(
+        "--episodes-within",
+        dest="within",
+        choices=WITHIN,
+        default=None,
+        help="draw every training and validation task's classes from one group: alphabet = one Omniglot alphabet, "
+        "unrotated characters, as `eval --episodes-within alphabet` tests (default: the whole split)",
+    )
     option(t, d, "val_every", "validate every N iterations")
     option(t, d, "val_episodes", "validation episodes")
     option(t, d, "checkpoint_every", "save last.pt every N iterations")

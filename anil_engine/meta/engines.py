@@ -43,6 +43,8 @@ class MetaEngine:
         sampler: "auto" (the engine's own), "fast" (`FastEpisodeSampler`) or "learn2learn"
             (`EpisodeSampler`); both give the same tasks for a seed, the fast one
             without learn2learn's per-image pipeline.
+        groups: with the fast sampler, each task's classes come from one of these groups
+            (`tasks.class_groups`, e.g. one alphabet).
     """
 
     def __init__(
@@ -57,6 +59,7 @@ class MetaEngine:
         adaptation_steps: int,
         first_order: bool,
         sampler: str = "auto",
+        groups: list[list[int]] | None = None,
     ) -> None:
         if engine not in ENGINES:
             raise ConfigError(f"engine must be one of {ENGINES}, got {engine!r}")
@@ -73,8 +76,10 @@ class MetaEngine:
             # A run's shapes are fixed: let cuDNN time its convolution algorithms once per shape.
             torch.backends.cudnn.benchmark = True
         if sampler == "fast":
-            self.sampler: Any = FastEpisodeSampler(data, task, seed, device)
+            self.sampler: Any = FastEpisodeSampler(data, task, seed, device, groups)
         else:
+            if groups is not None:
+                raise ConfigError("tasks within a group are drawn by the fast sampler only")
             self.sampler = EpisodeSampler(data, task, seed)
         if engine == "batched":
             self.memory_format = torch.channels_last

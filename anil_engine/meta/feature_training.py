@@ -40,6 +40,7 @@ from anil_engine.meta.trainrun import (
     preprocessing_for,
     read_splits,
     resumable,
+    task_groups,
 )
 from anil_engine.models import AnilModel
 from anil_engine.tasks import FastEpisodeSampler, labels_dataset, to_float
@@ -120,7 +121,9 @@ class _FeatureRun(RunBook):
         nn.init.zeros_(model.head.bias)
         model.eval()  # inductive BatchNorm throughout
         self.prefix, self.suffix, params = split_model(model, config.trunk_stages)
-        self.sampler = FastEpisodeSampler(labels_dataset(train_data.labels), config.task, config.seed)
+        self.sampler = FastEpisodeSampler(
+            labels_dataset(train_data.labels), config.task, config.seed, groups=task_groups(config, train_data)
+        )
         self.optimizer = torch.optim.Adam(params, lr=config.meta_lr)
         self.extra_metrics = {"trunk_train": config.trunk_train}
         if last is not None:
@@ -143,7 +146,7 @@ class _FeatureRun(RunBook):
             self.val_flip = yield from frozen_outputs(
                 self.prefix, val_data, "Computing the frozen trunk's outputs (mirrored)", True
             )
-        self.val_labels = val_data.labels
+        self.val_labels, self.val_class_names = val_data.labels, val_data.class_names
 
     def save(self) -> None:
         state = {"optimizer": self.optimizer.state_dict(), "world_size": 1, "sampler": self.sampler.state(),
@@ -155,9 +158,10 @@ class _FeatureRun(RunBook):
         feats = suffix_features(self.suffix, self.val_x)
         flipped = suffix_features(self.suffix, self.val_flip) if self.val_flip is not None else None
         ev = EvalConfig(config.task, config.val_episodes, "inductive", VAL_SEED, head_init=config.head_init,
-                        flip=config.flip)  # fmt: skip
+                        flip=config.flip, within=config.within)  # fmt: skip
         head = (self.model.head.weight, self.model.head.bias)
-        gen = evaluate_features(feats, self.val_labels, ev, head, config.fast_lr, config.adaptation_steps, flipped)
+        gen = evaluate_features(feats, self.val_labels, ev, head, config.fast_lr, config.adaptation_steps, flipped,
+                                class_names=self.val_class_names)  # fmt: skip
         return self.keep_if_best(run_to_end(gen))
 
     def step(self) -> TrainProgress:

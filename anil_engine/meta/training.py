@@ -44,6 +44,7 @@ from anil_engine.meta.trainrun import (
     preprocessing_for,
     read_splits,
     resumable,
+    task_groups,
 )
 from anil_engine.models import AnilModel, model_from_checkpoint, rescale_features
 from anil_engine.tasks import to_float
@@ -107,7 +108,7 @@ class _MetaRun(RunBook):
         model.to(getattr(torch, config.precision))
         self.engine = MetaEngine(config.engine, model, train_data, config.task, rank_seed(config.seed, ctx.rank),
                                  self.device, config.fast_lr, config.adaptation_steps, config.first_order,
-                                 config.sampler)  # fmt: skip
+                                 config.sampler, task_groups(config, train_data))  # fmt: skip
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.meta_lr)
         if last is not None:
             self._restore(last)
@@ -144,7 +145,7 @@ class _MetaRun(RunBook):
         config, model = self.config, self.model
         # Evaluation (and its ONNX trunk) works in float32; a float64 run validates a float32 copy.
         eval_model = model if config.precision == "float32" else copy.deepcopy(model).float()
-        eval_config = EvalConfig(config.task, config.val_episodes, "inductive", VAL_SEED)
+        eval_config = EvalConfig(config.task, config.val_episodes, "inductive", VAL_SEED, within=config.within)
         val = run_to_end(
             evaluate(eval_model, val_data, eval_config, config.fast_lr, config.adaptation_steps, self.device)
         )

@@ -17,6 +17,7 @@ from anil_engine.checkpoint import FORMAT, FORMAT_VERSION, atomic_write_bytes, s
 from anil_engine.config import Preprocessing, TrainConfig, dataset_preprocessing
 from anil_engine.errors import ConfigError
 from anil_engine.models import AnilModel, compact_state_dict
+from anil_engine.tasks import class_groups
 
 VAL_SEED = 1234
 
@@ -49,6 +50,11 @@ def preprocessing_for(config: TrainConfig) -> Preprocessing:
     """The data set's preprocessing for a trunk trained from scratch; a pretrained trunk's own otherwise."""
     dataset = dataset_preprocessing(config.dataset, config.input_size)
     return get_backbone(config.backbone).preprocessing(config.input_size, dataset)
+
+
+def task_groups(config: TrainConfig, data: Any) -> list[list[int]] | None:
+    """The class groups training tasks are drawn within (`config.within`), or None: the whole split."""
+    return None if config.within is None else class_groups(data.class_names, config.within)
 
 
 def make_checkpoint(

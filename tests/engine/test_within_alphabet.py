@@ -128,3 +128,51 @@ def test_the_card_gains_within_alphabet_rows_with_the_ncm_baseline(omniglot_root
         assert main(ev + extra) == 0
         r = json.loads(capsys.readouterr().out)
         assert cell.strip() == f"{r['accuracy']:.2f} ± {r['ci95']:.2f}"
+
+
+def test_meta_training_tasks_within_an_alphabet(omniglot_root, tmp_path, capsys):
+    """`train --episodes-within alphabet`: every training task's classes share one alphabet; the run's
+    validation is within an alphabet too; the setting is recorded, resumed, and refused with learn2learn's
+    sampler (which cannot draw within a group)."""
+    import json
+
+    from anil_engine.cli import main
+    from anil_engine.config import ModelConfig, Preprocessing, TrainConfig
+    from anil_engine.datasets.omniglot import load_omniglot
+    from anil_engine.meta.engines import MetaEngine
+    from anil_engine.meta.trainrun import task_groups
+    from anil_engine.models import AnilModel
+
+    config = TrainConfig(data_root=str(omniglot_root), ways=5, shots=1, query=1, split_scheme="lake", within="alphabet")
+    train = load_omniglot(omniglot_root, "lake", "train", size=16)
+    model = AnilModel(ModelConfig(8, 4, 1, 16, 5), Preprocessing(16, 1, (1.0,), (1.0,)))
+    engine = MetaEngine("batched", model, train, config.task, 0, "cpu", 0.1, 1, True, "auto",
+                        task_groups(config, train))  # fmt: skip
+    alphabets_seen = set()
+    for _ in range(20):
+        idx, _labels = engine.sampler.sample_indices()
+        names = {train.class_names[int(train.labels[i])] for i in idx}
+        assert len(names) == 5 and len({n.split("/")[0] for n in names}) == 1
+        assert all(n.endswith("/rot000") for n in names)
+        alphabets_seen |= {n.split("/")[0] for n in names}
+    assert len(alphabets_seen) > 3
+    with pytest.raises(ConfigError, match="fast sampler only"):
+        TrainConfig(data_root="d", within="alphabet", sampler="learn2learn")
+    with pytest.raises(ConfigError, match="fast sampler only"):
+        TrainConfig(data_root="d", within="alphabet", engine="reference")
+
+    out = tmp_path / "run"
+    args = ["train", "--dataset", "omniglot", "--split-scheme", "lake", "--data-root", str(omniglot_root),
+            "--ways", "5", "--shots", "1", "--query", "1", "--iterations", "2", "--meta-batch-size", "2",
+            "--val-every", "1", "--val-episodes", "3", "--hidden-size", "8", "--input-size", "16",
+            "--episodes-within", "alphabet", "--device", "cpu", "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    assert json.loads((out / "config.json").read_text())["within"] == "alphabet"
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert any(r.get("val_accuracy") is not None for r in records)
+    resumed = [a if a != "2" or args[i - 1] != "--iterations" else "3" for i, a in enumerate(args)]
+    assert main(resumed + ["--resume"]) == 0
+    plain = [a for a in resumed if a not in ("--episodes-within", "alphabet")]
+    capsys.readouterr()
+    assert main(plain + ["--resume"]) == 2  # other settings than the saved run's: refused
+    assert "was trained with other settings" in capsys.readouterr().err
