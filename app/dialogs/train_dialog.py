@@ -88,6 +88,12 @@ class TrainDialog(QDialog):
         self.split_scheme = QComboBox()
         self.split_scheme.addItems(list(SPLIT_SCHEMES))
         self.split_scheme.setCurrentText(d["split_scheme"])
+        self.within_alphabet = QCheckBox("tasks within one alphabet")
+        self.within_alphabet.setChecked(d["within"] == "alphabet")
+        self.within_alphabet.setToolTip(
+            "Draw every training and validation task's classes from one Omniglot alphabet (look-alike "
+            "characters), as Lake et al.'s one-shot test does; off: from all training characters"
+        )
         self.ways, self.shots, self.query = QSpinBox(), QSpinBox(), QSpinBox()
         for box, key in ((self.ways, "ways"), (self.shots, "shots"), (self.query, "query")):
             box.setRange(1, 100)
@@ -140,7 +146,7 @@ class TrainDialog(QDialog):
         form = QFormLayout()
         form.addRow("Data set", self.dataset)
         form.addRow("Data root", path_row(self.data_root, True, self))
-        form.addRow("Omniglot split", self.split_scheme)
+        form.addRow("Omniglot split", hbox(self.split_scheme, self.within_alphabet))
         form.addRow("Trunk", self.backbone)
         form.addRow("Trunk training", self.trunk_train)
         form.addRow("Ways / shots / query", hbox(self.ways, self.shots, self.query))
@@ -194,6 +200,7 @@ class TrainDialog(QDialog):
 
     def _dataset_changed(self, name: str) -> None:
         self.split_scheme.setEnabled(name == "omniglot")
+        self.within_alphabet.setEnabled(name == "omniglot")
         self._backbone_changed()
 
     def _backbone_changed(self) -> None:
@@ -232,6 +239,7 @@ class TrainDialog(QDialog):
             init_from=self.init_from.text().strip(),
             backbone=self.backbone.currentData(),
             trunk_train=self.trunk_train.currentData(),
+            within="alphabet" if self.within_alphabet.isEnabled() and self.within_alphabet.isChecked() else None,
         )
 
     def start(self, resume: bool) -> None:

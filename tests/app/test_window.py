@@ -13,7 +13,7 @@ import torch
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtCore import QPoint, QSettings, Qt  # noqa: E402
 
 from app.testing import TIMEOUT_MS as TIMEOUT  # noqa: E402
 from app.testing import send_drop as drop  # noqa: E402
@@ -179,6 +179,21 @@ def test_meta_training_in_the_app_becomes_the_current_model(qtbot, window, folde
     assert window.model_panel.model_combo.currentText() == "best.pt (run)"  # the picker names the current model
     assert d.progress.value() == 3 and len(d._xs) == 3
     assert d._vx == [0, 3]  # the starting point's validation is drawn too
+    d.close()
+
+
+def test_train_dialog_offers_tasks_within_one_alphabet_for_omniglot(qtbot, window, omniglot_root, tmp_path):
+    window.show_train_dialog()
+    d = window.train_dialog
+    d.dataset.setCurrentText("omniglot")
+    d.data_root.setText(str(omniglot_root))
+    box = d.within_alphabet
+    assert box.isVisible() and box.isEnabled() and not box.isChecked()
+    assert d.config().within is None
+    qtbot.mouseClick(box, Qt.MouseButton.LeftButton, pos=QPoint(8, box.height() // 2))
+    assert box.isChecked() and d.config().within == "alphabet"
+    d.dataset.setCurrentText("folder")  # not Omniglot: no alphabets
+    assert not box.isEnabled() and d.config().within is None
     d.close()
 
 
