@@ -325,6 +325,9 @@ class PretrainConfig:
     seed: int = 42
     device: str = "auto"
     augment: bool = True
+    # With `augment`: a random smooth ("elastic") displacement of the strokes after the affine one, at most this
+    # fraction of the image size at any pixel (0: off; Omniglot: 0.03 is about one pixel at 28x28).
+    elastic: float = 0.0
     classifier: str = "linear"  # or "cosine": scaled cosine similarity to each class's weight row
     cosine_scale: float = 10.0
     label_smoothing: float = 0.0
@@ -342,6 +345,8 @@ class PretrainConfig:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
         if self.weight_decay < 0:
             raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not 0 <= self.elastic < 0.5:
+            raise ConfigError(f"elastic must be in [0, 0.5), got {self.elastic!r}")
 
 
 @dataclass(frozen=True)

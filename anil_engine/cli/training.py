@@ -150,6 +150,7 @@ def _add_pretrain(p: argparse.ArgumentParser) -> None:
     option(p, d, "cosine_scale", "logit scale of the cosine classifier")
     option(p, d, "label_smoothing", "label smoothing of the loss")
     option(p, d, "augment", "random affine (and mirror) augmentation")
+    option(p, d, "elastic", "with augmentation: smooth random stroke displacement, at most this fraction of the image")
     option(p, d, "val_episodes", "5-way 1-shot validation episodes, 4 times a run")
     option(p, d, "seed", "random seed")
     add_device(p, config_default(d, "device"))

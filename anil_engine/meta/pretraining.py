@@ -95,6 +95,24 @@ def random_affine(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return F.grid_sample(x, grid, padding_mode="border", align_corners=False)
 
 
+ELASTIC_GRID = 4  # control points per side of the elastic displacement field
+
+
+def random_elastic(x: torch.Tensor, amplitude: float, generator: torch.Generator) -> torch.Tensor:
+    """Per-image smooth random displacement: a 4x4 grid of offsets up to `amplitude` (fraction of the image
+    size), interpolated bicubically to every pixel, so strokes bend and change thickness a little.
+
+    Args:
+        x: (n, c, h, w) float.
+    """
+    n, _, h, w = x.shape
+    coarse = (torch.rand(n, 2, ELASTIC_GRID, ELASTIC_GRID, generator=generator) * 2 - 1) * (2 * amplitude)
+    offsets = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=True).permute(0, 2, 3, 1)
+    identity = torch.eye(2, 3).expand(n, 2, 3)
+    grid = F.affine_grid(identity, [n, 1, h, w], align_corners=False) + offsets
+    return F.grid_sample(x, grid.to(x.device, x.dtype), padding_mode="border", align_corners=False)
+
+
 def resume_path(out: str | Path) -> Path:
     """Where `pretrain(config, out)` keeps its resumable state while it runs: OUT_STEM.resume.pt beside OUT."""
     out = Path(out)
@@ -125,7 +143,9 @@ def _saved_state(config: PretrainConfig, out: Path, resume: bool) -> dict | None
     saved = load_checkpoint(state_path)
     if "resume" not in saved or saved["resume"].get("pretrain_config") is None:
         raise CheckpointError(f"{state_path}: not a pre-training state; start without --resume")
-    if saved["resume"]["pretrain_config"] != _comparable(config):
+    # A state saved before a setting existed has that setting's default.
+    defaults = _comparable(PretrainConfig(config.dataset, config.data_root))
+    if {**defaults, **saved["resume"]["pretrain_config"]} != _comparable(config):
         raise ConfigError(
             f"{state_path}: was pre-trained with other settings; resume with the same settings (only --device "
             "may change) or choose another --out"
@@ -239,6 +259,8 @@ class _Pretraining:
         y = self.train_data.labels[idx].to(device)
         if c.augment:
             x = random_affine(x, gen)
+            if c.elastic > 0:
+                x = random_elastic(x, c.elastic, gen)
             if self.channels == 3:  # photos: mirror half of them (characters are not mirror-symmetric)
                 flip = (torch.rand(len(idx), generator=gen) < 0.5).to(device)
                 x = torch.where(flip[:, None, None, None], x.flip(3), x)

@@ -345,3 +345,38 @@ def test_pretrain_then_train_is_one_resumable_job(tmp_path, pretrain_root):
         run_to_end(pretrain_then_train(cfg, 2, plain, resume=True))
     with pytest.raises(ConfigError, match="leave 'start trunk from'"):
         run_to_end(pretrain_then_train(TrainConfig(**{**cfg.to_dict(), "init_from": "x.pt"}), 2, tmp_path / "b"))
+
+
+def test_elastic_stroke_augmentation(tmp_path, pretrain_root):
+    """A smooth displacement of at most `amplitude` of the image: ink moves a little, a constant image stays,
+    the draws are seeded; a pre-training with it runs, records it, and a state saved before the setting
+    existed resumes as elastic 0."""
+    from anil_engine.checkpoint import save_checkpoint
+    from anil_engine.meta.pretraining import pretrain, random_elastic, resume_path
+
+    x = torch.zeros(6, 1, 28, 28)
+    x[:, :, 10:18, 13:15] = 1.0  # a vertical stroke
+    a = random_elastic(x, 0.05, torch.Generator().manual_seed(1))
+    b = random_elastic(x, 0.05, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and a.shape == x.shape
+    moved = (a - x).abs().sum((1, 2, 3))
+    assert (moved > 0.5).all()  # every image changed
+    assert a[:, :, :7].abs().max() < 1e-6 and a[:, :, 21:].abs().max() < 1e-6  # by under 3 pixels (0.05 x 28 = 1.4)
+    assert torch.allclose(random_elastic(torch.full_like(x, 0.3), 0.05, torch.Generator()), torch.full_like(x, 0.3))
+    with pytest.raises(ConfigError, match="elastic must be in"):
+        _pretrain_config(pretrain_root, elastic=0.7)
+
+    cfg = _pretrain_config(pretrain_root, epochs=1, elastic=0.05)
+    run_to_end(pretrain(cfg, tmp_path / "e.pt"))
+    assert load_checkpoint(tmp_path / "e.pt")["metrics"]["pretrain_config"]["elastic"] == 0.05
+
+    plain = _pretrain_config(pretrain_root, epochs=2)
+    out = tmp_path / "old.pt"
+    job = pretrain(plain, out)
+    next(job)
+    job.close()
+    state = load_checkpoint(resume_path(out))
+    del state["resume"]["pretrain_config"]["elastic"]  # as an earlier version saved it
+    save_checkpoint(state, resume_path(out))
+    run_to_end(pretrain(plain, out, resume=True))
+    assert out.is_file() and not resume_path(out).exists()
