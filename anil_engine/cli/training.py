@@ -72,14 +72,7 @@ def _add_train(t: argparse.ArgumentParser) -> None:
         "scratch, none of a pretrained one",
     )
     add_head(t, from_checkpoint=False)
-    t.add_argument(
-        "--episodes-within",
-        dest="within",
-        choices=WITHIN,
-        default=None,
-        help="draw every training and validation task's classes from one group: alphabet = one Omniglot alphabet, "
-        "unrotated characters, as `eval --episodes-within alphabet` tests (default: the whole split)",
-    )
+    _add_within(t)
     option(t, d, "val_every", "validate every N iterations")
     option(t, d, "val_episodes", "validation episodes")
     option(t, d, "checkpoint_every", "save last.pt every N iterations")
@@ -128,6 +121,17 @@ def _add_train(t: argparse.ArgumentParser) -> None:
     t.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
     add_quiet(t)
     t.set_defaults(run=cmd_train)
+
+
+def _add_within(t: argparse.ArgumentParser) -> None:
+    t.add_argument(
+        "--episodes-within",
+        dest="within",
+        choices=WITHIN,
+        default=None,
+        help="draw every training and validation task's classes from one group: alphabet = one Omniglot alphabet, "
+        "unrotated characters, as `eval --episodes-within alphabet` tests (default: the whole split)",
+    )
 
 
 def _add_pretrain(p: argparse.ArgumentParser) -> None:
