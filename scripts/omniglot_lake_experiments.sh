@@ -5,19 +5,20 @@
 # scale), 1,000 episodes, 15 queries per class, seed 0. Usage:
 #   bash scripts/omniglot_lake_experiments.sh OMNIGLOT_DATA_ROOT [WORK_DIR]
 # Idempotent (finished runs are skipped, stopped ones resume). On the 2-core CPU: about 25 min per 28x28 run (two
-# at once, one thread each) and 34 min for the 48x48 one (both cores); the ANIL step about 1 min.
+# at once, one thread each), 34 min for the 48x48 one (both cores), 23 min for 128 channels;
+# the ANIL step about 1 min. Needs a git clone (the previous bundled model comes from its history).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:?Omniglot data root}
 WORK=${2:-runs/lake-experiments}
 PY=${PYTHON:-.venv/bin/python}
-pretrain() {  # NAME EPOCHS INPUT ELASTIC
+pretrain() {  # NAME EPOCHS INPUT ELASTIC [HIDDEN: CNN4 channels, 64]
   local out="$WORK/$1/pretrained.pt" resume=""
   [ -f "$out" ] && return
   [ -f "$WORK/$1/pretrained.resume.pt" ] && resume="--resume"
   mkdir -p "$WORK/$1"
   $PY -m anil_engine pretrain --dataset omniglot --data-root "$DATA" --split-scheme lake --epochs "$2" \
-    --batch-size 256 --lr 0.002 --ways 20 --seed 42 --device cpu --hidden-size 64 --input-size "$3" \
+    --batch-size 256 --lr 0.002 --ways 20 --seed 42 --device cpu --hidden-size "${5:-64}" --input-size "$3" \
     --elastic "$4" --out "$out" --quiet $resume
 }
 anil_within() {  # NAME: 150 ANIL iterations, tasks and validation within one alphabet, best by validation kept
@@ -37,13 +38,19 @@ val_within() {  # CHECKPOINT [EVAL OPTIONS] (default: nearest class mean)
 pretrain in28-e0 15 28 0
 pretrain in28-elastic 15 28 0.05
 pretrain in48-e0 12 48 0
+pretrain in28-h128 15 28 0 128
 anil_within in28-e0
-echo "| trunk (CNN4-64, pre-trained on the 25 training alphabets) | val, 20w1s within one alphabet (nearest class mean unless noted) |"
+echo "| trunk (CNN4, 64 channels unless noted, pre-trained on the 25 training alphabets) | val, 20w1s within one alphabet (nearest class mean unless noted) |"
 echo "|---|---|"
-echo "| bundled omniglot-lake-anil (28x28, 10 epochs) | $(val_within models/omniglot-lake-anil.pt) |"
-echo "| same, its head (50 steps) | $(val_within models/omniglot-lake-anil.pt --adaptation-steps 50) |"
-echo "| same, head from the prototypes (50 steps) | $(val_within models/omniglot-lake-anil.pt --adaptation-steps 50 --head-init proto) |"
+# The lake model bundled before the 128-channel one (64 channels, 10 epochs), from the repository's history.
+OLD="$WORK/lake64-bundled-0f964d9.pt"
+[ -f "$OLD" ] || git show 0f964d9:models/omniglot-lake-anil.pt > "$OLD"
+echo "| previous bundled omniglot-lake-anil (28x28, 10 epochs) | $(val_within "$OLD") |"
+echo "| same, its head (50 steps) | $(val_within "$OLD" --adaptation-steps 50) |"
+echo "| same, head from the prototypes (50 steps) | $(val_within "$OLD" --adaptation-steps 50 --head-init proto) |"
+echo "| bundled omniglot-lake-anil (128 channels, 15 epochs), its head (50 steps) | $(val_within models/omniglot-lake-anil.pt --adaptation-steps 50) |"
 echo "| 28x28, 15 epochs | $(val_within "$WORK/in28-e0/pretrained.pt") |"
 echo "| same + ANIL within one alphabet (best.pt, head 50 steps) | $(val_within "$WORK/in28-e0/anil/best.pt" --adaptation-steps 50) |"
 echo "| 28x28, 15 epochs, elastic 0.05 | $(val_within "$WORK/in28-elastic/pretrained.pt") |"
 echo "| 48x48, 12 epochs | $(val_within "$WORK/in48-e0/pretrained.pt") |"
+echo "| 128 channels, 28x28, 15 epochs | $(val_within "$WORK/in28-h128/pretrained.pt") |"

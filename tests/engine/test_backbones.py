@@ -352,3 +352,21 @@ def test_the_config_names_every_backbone_with_its_trainable_stages():
     from anil_engine.config import BACKBONE_STAGES
 
     assert {n: (b.stage_count if b.pretrained else None) for n, b in BACKBONES.items()} == BACKBONE_STAGES
+
+
+@pytest.mark.parametrize("name", ["omniglot-vinyals-anil", "omniglot-lake-anil"])
+def test_the_omniglot_cards_and_readme_show_what_the_checkpoints_recorded(name):
+    from anil_engine.registry import bundled_models
+
+    model = next(m for m in bundled_models() if m.name == name)
+    rows = [r for r in load_checkpoint(model.path)["test_results"] if r["bn"] == "inductive" and r["method"] == "head"]
+    card, readme = model.card.read_text(), (model.path.parents[1] / "README.md").read_text()
+    assert {(r["ways"], r["shots"], r.get("within")) for r in rows} >= {(20, 1, None), (20, 5, None), (5, 1, None), (5, 5, None)}
+    # Lake et al.'s protocol: recorded by `card` (lake) or added by scripts/within_alphabet_rows.sh (vinyals)
+    assert "| 20-way 1-shot within one alphabet | " in card
+    for r in rows:  # written by `card --write`: the card's table and the checkpoint agree
+        within = " within one alphabet" if r.get("within") else ""
+        cell = f"{r['accuracy']:.2f} ± {r['ci95']:.2f}"
+        assert f"| {r['ways']}-way {r['shots']}-shot{within} | {cell} |" in card
+        if r["ways"] == 20 and r["shots"] == 1:
+            assert cell in readme, (name, cell)  # the README's Omniglot tables
