@@ -14,7 +14,7 @@ from PySide6.QtCore import QObject
 from PySide6.QtGui import QImage
 
 from app.drops import DropPlan, plan_drop
-from app.jobs import CANCELLED
+from app.jobs import CANCELLED, status_while
 from app.widgets import RemoteUrl
 
 if TYPE_CHECKING:
@@ -32,10 +32,10 @@ class DropHandler(QObject):
         """Read a drop in a job (it walks folders), then carry out its plan."""
         paths = self._as_files(items)
         if paths:
-            self.window.statusBar().showMessage("Reading the dropped files…", 5000)
-            self.window.run_job(
+            job = self.window.run_job(
                 "read drop", plan_drop, paths, target, card, on_done=lambda plan: self.carry_out(plan, new_class)
             )
+            status_while(self.window.statusBar(), job, "Reading the dropped files…")
 
     def _as_files(self, items: list) -> list[Path]:
         """Pasted or dragged image data becomes a PNG file; remote addresses are reported."""
@@ -79,14 +79,12 @@ class DropHandler(QObject):
     def _unpack(self, archive: Path, plan: DropPlan, new_class: str | None) -> None:
         from anil_engine.archives import unpack_images
 
-        self.window.statusBar().showMessage(f"Unpacking {archive.name}…")
-
         def unpacked(folder: Path | object) -> None:
-            self.window.statusBar().clearMessage()
             if folder is not CANCELLED:
                 self.drop([folder], plan.target, plan.card, new_class)
 
-        self.window.run_job("unpack", unpack_images, archive, self.window.data_dir / "unpacked", on_done=unpacked)
+        job = self.window.run_job("unpack", unpack_images, archive, self.window.data_dir / "unpacked", on_done=unpacked)
+        status_while(self.window.statusBar(), job, f"Unpacking {archive.name}…")
 
     def _add_to_support(self, plan: DropPlan, new_class: str | None) -> None:
         """Folders of class folders -> classes; a folder of images -> one class; loose images -> a new class."""

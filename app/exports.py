@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QFileDialog
 
-from app.jobs import Job
+from app.jobs import Job, status_while
 
 if TYPE_CHECKING:
     from app.window import MainWindow
@@ -71,7 +71,7 @@ class Exports(QObject):
             job = self.window.run_job("export classifier", export.export_classifier, *args, on_done=self._exported)
         else:
             job = self.window.run_job("export trunk", export.export_trunk, clf.model, path, on_done=self._exported)
-        self.window.statusBar().showMessage(f"Exporting {path.name}…")
+        status_while(self.window.statusBar(), job, f"Exporting {path.name}…")
         return job
 
     def _exported(self, report: Any) -> None:

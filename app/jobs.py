@@ -15,6 +15,7 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QStatusBar
 from superqt.utils import GeneratorWorker
 
 CANCELLED = object()
@@ -118,3 +119,9 @@ def start_job(
         job.finished.connect(on_finished)
     job.start()
     return job
+
+
+def status_while(bar: QStatusBar, job: Job, text: str) -> None:
+    """`text` in the status bar until the job ends, however it ends (unless something else was said since)."""
+    bar.showMessage(text)
+    job.finished.connect(lambda: bar.clearMessage() if bar.currentMessage() == text else None)

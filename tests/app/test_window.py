@@ -54,6 +54,7 @@ def test_drop_folder_of_class_folders_adapts_off_the_gui_thread(qtbot, window, f
     assert len(blocker.args[0].class_names) == 12
     assert threads and all(t != threading.main_thread().name for t in threads)
     assert "Learned 12 classes" in window.support_view.status.text()
+    assert "Reading the dropped files" not in window.statusBar().currentMessage()  # read: not said for 5 s more
 
 
 def test_drop_images_on_card_undo_redo(qtbot, window, folder_root):
@@ -898,6 +899,7 @@ def test_zip_archives_dropped_are_unpacked_and_used_as_folders(qtbot, window, fo
         drop(window.support_view, [archive])
     assert window.support.names() == ["class_00", "class_01"]
     assert all(window.data_dir in p.parents for c in window.support.classes for p in c.paths)
+    assert "Unpacking" not in window.statusBar().currentMessage()  # unpacked: no longer said
     queries = tmp_path / "queries.zip"
     with zipfile.ZipFile(queries, "w") as z:
         for img in sorted((folder_root / "class_01").iterdir())[3:]:
