@@ -13,6 +13,7 @@ DEVICES = ("auto", "cpu", "cuda")
 DATASETS = ("omniglot", "caltech-101", "cifar-fs", "fc100", "mini-imagenet", "folder")
 SPLIT_SCHEMES = ("vinyals", "lake")  # Omniglot's class splits
 CLASSIFIERS = ("linear", "cosine")  # of pre-training
+PRETRAIN_COMPUTE = ("float32", "bfloat16")  # float type of pre-training's forward pass
 EVAL_QUERY = 15  # query images per class of every published evaluation
 RECIPE_FEATURE_NORM = 16.0  # the bundled models' rescaling of a pre-trained trunk (see `train --init-feature-norm`)
 ENGINES = ("batched", "reference")
@@ -332,8 +333,13 @@ class PretrainConfig:
     cosine_scale: float = 10.0
     label_smoothing: float = 0.0
     val_episodes: int = 200  # validation episodes at 4 epoch ends
+    # Float type of the forward pass (torch.autocast; weights, gradients and optimizer stay float32): bfloat16
+    # is about 2x faster on CPUs with AVX-512 BF16 (AMD Zen 4, Intel Sapphire Rapids) and on GPUs.
+    compute: str = "float32"
 
     def __post_init__(self) -> None:
+        if self.compute not in PRETRAIN_COMPUTE:
+            raise ConfigError(f"compute must be one of {PRETRAIN_COMPUTE}, got {self.compute!r}")
         if self.classifier not in CLASSIFIERS:
             raise ConfigError(f"classifier must be one of {CLASSIFIERS}, got {self.classifier!r}")
         if not 0 <= self.label_smoothing < 1:

@@ -12,14 +12,14 @@ cd "$(dirname "$0")/.."
 DATA=${1:?Omniglot data root}
 WORK=${2:-runs/lake-experiments}
 PY=${PYTHON:-.venv/bin/python}
-pretrain() {  # NAME EPOCHS INPUT ELASTIC [HIDDEN: CNN4 channels, 64]
+pretrain() {  # NAME EPOCHS INPUT ELASTIC [HIDDEN: CNN4 channels, 64] [COMPUTE: float32 or bfloat16]
   local out="$WORK/$1/pretrained.pt" resume=""
   [ -f "$out" ] && return
   [ -f "$WORK/$1/pretrained.resume.pt" ] && resume="--resume"
   mkdir -p "$WORK/$1"
   $PY -m anil_engine pretrain --dataset omniglot --data-root "$DATA" --split-scheme lake --epochs "$2" \
     --batch-size 256 --lr 0.002 --ways 20 --seed 42 --device cpu --hidden-size "${5:-64}" --input-size "$3" \
-    --elastic "$4" --out "$out" --quiet $resume
+    --elastic "$4" --compute "${6:-float32}" --out "$out" --quiet $resume
 }
 anil_within() {  # NAME: 150 ANIL iterations, tasks and validation within one alphabet, best by validation kept
   [ -f "$WORK/$1/anil/best.pt" ] && return
@@ -39,6 +39,8 @@ pretrain in28-e0 15 28 0
 pretrain in28-elastic 15 28 0.05
 pretrain in48-e0 12 48 0
 pretrain in28-h128 15 28 0 128
+pretrain in28-h128-bf16 15 28 0 128 bfloat16
+pretrain in28-h256 12 28 0 256
 anil_within in28-e0
 echo "| trunk (CNN4, 64 channels unless noted, pre-trained on the 25 training alphabets) | val, 20w1s within one alphabet (nearest class mean unless noted) |"
 echo "|---|---|"
@@ -54,3 +56,5 @@ echo "| same + ANIL within one alphabet (best.pt, head 50 steps) | $(val_within 
 echo "| 28x28, 15 epochs, elastic 0.05 | $(val_within "$WORK/in28-elastic/pretrained.pt") |"
 echo "| 48x48, 12 epochs | $(val_within "$WORK/in48-e0/pretrained.pt") |"
 echo "| 128 channels, 28x28, 15 epochs | $(val_within "$WORK/in28-h128/pretrained.pt") |"
+echo "| same, forward pass in bfloat16 (\`pretrain --compute bfloat16\`) | $(val_within "$WORK/in28-h128-bf16/pretrained.pt") |"
+echo "| 256 channels, 28x28, 12 epochs | $(val_within "$WORK/in28-h256/pretrained.pt") |"

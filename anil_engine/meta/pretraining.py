@@ -265,8 +265,9 @@ class _Pretraining:
                 flip = (torch.rand(len(idx), generator=gen) < 0.5).to(device)
                 x = torch.where(flip[:, None, None, None], x.flip(3), x)
         x = x.contiguous(memory_format=torch.channels_last)
-        logits = self.classifier(self.model.trunk(x))
-        loss = F.cross_entropy(logits, y, label_smoothing=c.label_smoothing)
+        with torch.autocast(torch.device(device).type, torch.bfloat16, enabled=c.compute == "bfloat16"):
+            logits = self.classifier(self.model.trunk(x))
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=c.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
