@@ -180,3 +180,21 @@ def test_image_decode_benchmark_compares_both_paths(capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "| full decode (reference) |" in out and "| load_image (reduced-scale decode) |" in out
     assert "speed-up" in out and "largest pixel difference" in out
+
+
+def test_pretrain_speed_times_both_float_types_on_the_same_steps(folder_root, monkeypatch):
+    out = run_script(
+        "pretrain_speed", "--dataset", "folder", "--data-root", folder_root, "--hidden", "4,8", "--input-size", 16,
+        "--batch-size", 8, "--steps", 2,
+    )  # fmt: skip
+    rows = [[c.strip() for c in r.strip("|").split("|")] for r in out.stdout.splitlines() if r.startswith("| CNN4-")]
+    assert [r[0] for r in rows] == ["CNN4-4, 16x16", "CNN4-8, 16x16"]
+    assert all(float(c.rstrip("x").replace(",", "")) > 0 for r in rows for c in r[2:])
+    # The table: medians of the timed steps, images per second of the batch, float32 / bfloat16.
+    speed = load("pretrain_speed")
+    monkeypatch.setattr(speed, "step_times", lambda configs, steps: [[0.4, 0.2, 0.3], [0.1, 0.5, 0.15]])
+    args = speed.argparse.Namespace(
+        dataset="folder", data_root=str(folder_root), split_scheme="vinyals", hidden="8", input_size=16,
+        batch_size=8, device="cpu", steps=3,
+    )  # fmt: skip
+    assert speed.table(args)[2] == "| CNN4-8, 16x16 | 8 | 0.300 | 0.150 | 27 | 53 | 2.00x |"
