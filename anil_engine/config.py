@@ -334,7 +334,7 @@ class PretrainConfig:
     label_smoothing: float = 0.0
     val_episodes: int = 200  # validation episodes at 4 epoch ends
     # Float type of the forward pass (torch.autocast; weights, gradients and optimizer stay float32): bfloat16
-    # is about 2x faster on CPUs with AVX-512 BF16 (AMD Zen 4, Intel Sapphire Rapids) and on GPUs.
+    # halves the step time on CPUs with AVX-512 BF16 (docs/benchmarks.md, benchmarks/pretrain_speed.py).
     compute: str = "float32"
 
     def __post_init__(self) -> None:

@@ -40,7 +40,7 @@ pretrain in28-elastic 15 28 0.05
 pretrain in48-e0 12 48 0
 pretrain in28-h128 15 28 0 128
 pretrain in28-h128-bf16 15 28 0 128 bfloat16
-pretrain in28-h256 12 28 0 256
+pretrain in28-h256-bf16 15 28 0 256 bfloat16
 anil_within in28-e0
 echo "| trunk (CNN4, 64 channels unless noted, pre-trained on the 25 training alphabets) | val, 20w1s within one alphabet (nearest class mean unless noted) |"
 echo "|---|---|"
@@ -57,4 +57,4 @@ echo "| 28x28, 15 epochs, elastic 0.05 | $(val_within "$WORK/in28-elastic/pretra
 echo "| 48x48, 12 epochs | $(val_within "$WORK/in48-e0/pretrained.pt") |"
 echo "| 128 channels, 28x28, 15 epochs | $(val_within "$WORK/in28-h128/pretrained.pt") |"
 echo "| same, forward pass in bfloat16 (\`pretrain --compute bfloat16\`) | $(val_within "$WORK/in28-h128-bf16/pretrained.pt") |"
-echo "| 256 channels, 28x28, 12 epochs | $(val_within "$WORK/in28-h256/pretrained.pt") |"
+echo "| 256 channels, 28x28, 15 epochs, bfloat16 | $(val_within "$WORK/in28-h256-bf16/pretrained.pt") |"

@@ -161,8 +161,9 @@ def _add_pretrain(p: argparse.ArgumentParser) -> None:
         p,
         d,
         "compute",
-        "float type of the forward pass: bfloat16 (autocast; weights and optimizer stay float32) is about 2x "
-        "faster on CPUs with AVX-512 BF16 and on GPUs",
+        "float type of the forward pass: bfloat16 (autocast; weights and optimizer stay float32) took half the "
+        "time on a 2-core AMD EPYC with AVX-512 BF16; without such instructions it can be slower "
+        "(benchmarks/pretrain_speed.py measures both)",
         choices=PRETRAIN_COMPUTE,
     )
     option(p, d, "seed", "random seed")
