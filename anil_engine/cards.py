@@ -123,12 +123,26 @@ def _card_header(request: CardRequest, ckpt: dict[str, Any], recipe: str) -> lis
         f"{metrics.get('best_val_accuracy', '?')} % at iteration {metrics.get('best_iteration', '?')}, "
         f"{metrics.get('train_seconds', '?')} s of meta-training on {metrics.get('device', '?')} "
         f"({machine}), torch {metrics.get('torch', '?')}",
+        *_pretraining_line(metrics.get("pretraining")),
         f"- **Training settings**: `{ {k: v for k, v in cfg.items() if k != 'data_root'} }`",
         "",
         "## Recipe",
         "",
         recipe or "Pure ANIL from a random initialisation.",
         "",
+    ]
+
+
+def _pretraining_line(record: dict[str, Any] | None) -> list[str]:
+    """The starting trunk's pre-training (recorded by `train --init-from` a `pretrain` checkpoint), if any."""
+    if not record:
+        return []
+    seconds = record.get("train_seconds")
+    wall = f"{seconds:,.0f} s" if isinstance(seconds, int | float) else "? s"
+    return [
+        f"- **Pre-training** (the starting trunk): {record.get('epochs', '?')} epochs, {wall} on "
+        f"{record.get('device', '?')} ({record.get('machine') or 'machine not recorded'}), forward pass in "
+        f"{record.get('compute', 'float32')}, torch {record.get('torch', '?')}"
     ]
 
 

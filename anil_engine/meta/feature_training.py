@@ -125,7 +125,7 @@ class _FeatureRun(RunBook):
             labels_dataset(train_data.labels), config.task, config.seed, groups=task_groups(config, train_data)
         )
         self.optimizer = torch.optim.Adam(params, lr=config.meta_lr)
-        self.extra_metrics = {"trunk_train": config.trunk_train}
+        self.extra_metrics["trunk_train"] = config.trunk_train
         if last is not None:
             result = model.load_state_dict(last["state_dict"], strict=False)
             if result.unexpected_keys:

@@ -13,7 +13,7 @@ import torch
 
 from anil_engine import __version__
 from anil_engine.backbones import get_backbone
-from anil_engine.checkpoint import FORMAT, FORMAT_VERSION, atomic_write_bytes, save_checkpoint
+from anil_engine.checkpoint import FORMAT, FORMAT_VERSION, atomic_write_bytes, load_checkpoint, save_checkpoint
 from anil_engine.config import Preprocessing, TrainConfig, dataset_preprocessing
 from anil_engine.errors import ConfigError
 from anil_engine.models import AnilModel, compact_state_dict
@@ -90,6 +90,22 @@ def make_checkpoint(
     if resume is not None:
         ckpt["resume"] = resume
     return ckpt
+
+
+PRETRAINING_KEYS = ("epochs", "train_seconds", "device", "machine", "torch", "val_5w1s")
+
+
+def pretraining_record(init_from: str) -> dict[str, Any] | None:
+    """What made a run's starting trunk, for its checkpoints and card: a `pretrain` checkpoint's epochs, wall
+    time, machine and float type, or the record an ANIL checkpoint started from one carries (None if neither)."""
+    if not init_from:
+        return None
+    ckpt = load_checkpoint(init_from)
+    metrics = ckpt.get("metrics") or {}
+    if ckpt.get("kind") != "pretrained":
+        return metrics.get("pretraining")
+    compute = (metrics.get("pretrain_config") or {}).get("compute", "float32")
+    return {**{k: metrics.get(k) for k in PRETRAINING_KEYS}, "compute": compute}
 
 
 def check_same_settings(saved: TrainConfig, config: TrainConfig, last_path: Path) -> None:
@@ -178,6 +194,9 @@ class RunBook:
         self.machine = machine_description(device)
         self.dataset_info = {"name": config.dataset, "split_scheme": config.split_scheme, "train_split": "train"}
         self.extra_metrics: dict[str, Any] = {}
+        pretraining = pretraining_record(config.init_from)
+        if pretraining is not None:
+            self.extra_metrics["pretraining"] = pretraining
         self.model: AnilModel | None = None
         self.log = None
         self.t0 = time.perf_counter()

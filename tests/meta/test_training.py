@@ -151,6 +151,24 @@ def test_pretrain_then_meta_train_from_it(tmp_path, omniglot_root):
     # The first conv comes from the pre-trained trunk (one Adam step away from it).
     delta = (trained.trunk[1][0].conv.weight - source.trunk[1][0].conv.weight).abs().max()
     assert delta < 5 * cfg.meta_lr
+    # The pre-training that made the starting trunk travels with the run's checkpoints, and onto the card.
+    from anil_engine.cards import _card_header
+    from anil_engine.config import CardRequest
+
+    record = load_checkpoint(tmp_path / "run" / "last.pt")["metrics"]["pretraining"]
+    assert record["epochs"] == 1 and record["compute"] == "float32" and record["device"] == "cpu"
+    assert record["train_seconds"] == ckpt["metrics"]["train_seconds"] > 0
+    seconds = f"{record['train_seconds']:,.0f} s"
+    header = _card_header(CardRequest(checkpoint=str(tmp_path / "run" / "last.pt"), data_root="x", out="card.md"),
+                          load_checkpoint(tmp_path / "run" / "last.pt"), "")  # fmt: skip
+    line = [t for t in header if t.startswith("- **Pre-training**")]
+    assert line == [f"- **Pre-training** (the starting trunk): 1 epochs, {seconds} on cpu ({record['machine']}), "
+                    f"forward pass in float32, torch {record['torch']}"]  # fmt: skip
+    # A run started from that ANIL checkpoint keeps the record; one from scratch has none (and no line).
+    from anil_engine.meta.trainrun import pretraining_record
+
+    assert pretraining_record(str(tmp_path / "run" / "last.pt")) == record
+    assert pretraining_record("") is None
 
 
 def test_cosine_classifier_logits_and_pretrain_options(tmp_path, omniglot_root):
