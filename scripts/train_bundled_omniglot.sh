@@ -5,7 +5,8 @@
 # SCHEME: vinyals or lake. Idempotent: finished steps are skipped, an interrupted
 # pre-training resumes from its .resume.pt, an ANIL run from its last.pt. Env: PRETRAIN_EPOCHS (15), ANIL_ITERATIONS (1000),
 # HIDDEN (CNN4 channels, 64), INPUT (input size in pixels, 28), WITHIN (alphabet: ANIL's training and
-# validation tasks within one alphabet; default the whole split), DEVICE (auto: a CUDA GPU when there is one). The bundled vinyals model:
+# validation tasks within one alphabet; default the whole split), COMPUTE (float32 or bfloat16: the pre-training's forward
+# pass), DEVICE (auto: a CUDA GPU when there is one). The bundled vinyals model:
 #   HIDDEN=256 PRETRAIN_EPOCHS=20 ANIL_ITERATIONS=300 DEVICE=cuda bash scripts/train_bundled_omniglot.sh DATA vinyals
 set -euo pipefail
 DATA=${1:?data root (folder with images_background.npz or images_background/)}
@@ -16,12 +17,14 @@ ITER=${ANIL_ITERATIONS:-1000}
 DEVICE=${DEVICE:-auto}
 HIDDEN=${HIDDEN:-64}
 INPUT=${INPUT:-28}
+COMPUTE=${COMPUTE:-float32}
 mkdir -p "$WORK"
 if [ ! -f "$WORK/pretrained.pt" ]; then
   PRE_RESUME=""
   [ -f "$WORK/pretrained.resume.pt" ] && PRE_RESUME="--resume"
   $PY -m anil_engine pretrain --dataset omniglot --data-root "$DATA" --split-scheme "$SCHEME" \
-    --epochs "${PRETRAIN_EPOCHS:-15}" --batch-size 256 --lr 0.002 --ways 20 --seed 42 --device "$DEVICE" --hidden-size "$HIDDEN" --input-size "$INPUT" --out "$WORK/pretrained.pt" $PRE_RESUME
+    --epochs "${PRETRAIN_EPOCHS:-15}" --batch-size 256 --lr 0.002 --ways 20 --seed 42 --device "$DEVICE" --hidden-size "$HIDDEN" --input-size "$INPUT" \
+    --compute "$COMPUTE" --out "$WORK/pretrained.pt" $PRE_RESUME
 fi
 RESUME=""
 [ -f "$WORK/anil/last.pt" ] && RESUME="--resume"
