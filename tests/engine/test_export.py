@@ -160,6 +160,24 @@ def test_evaluation_gives_the_same_result_with_onnxruntime_and_torch(model, fold
     assert a["accuracy"] == pytest.approx(b["accuracy"], abs=1e-9)
 
 
+def test_inductive_features_computed_once_give_each_episode_s_result(model, folder_root):
+    from anil_engine.config import EvalConfig, TaskSpec
+    from anil_engine.datasets import load_dataset
+    from anil_engine.evaluation import evaluate
+    from anil_engine.jobs import run_to_end
+
+    data = load_dataset("folder", folder_root, "all", 32, 3)  # 72 images
+    config = EvalConfig(TaskSpec(3, 1, 3), 15, "inductive", 0)  # 15 episodes x 12 images: more trunk work
+    once = run_to_end(evaluate(model, data, config, 0.5, 10))
+    each = run_to_end(evaluate(model, data, config, 0.5, 10, features_once=False))
+    assert once["features_once"] and not each["features_once"]
+    assert once["accuracy"] == pytest.approx(each["accuracy"], abs=1e-9) and once["ci95"] == pytest.approx(each["ci95"])
+    few = EvalConfig(TaskSpec(3, 1, 3), 5, "inductive", 0)  # 60 images: fewer than the split's
+    assert not run_to_end(evaluate(model, data, few, 0.5, 10))["features_once"]
+    transductive = EvalConfig(TaskSpec(3, 1, 3), 15, "transductive", 0)  # batch statistics: per episode always
+    assert not run_to_end(evaluate(model, data, transductive, 0.5, 10))["features_once"]
+
+
 def test_export_leaves_the_model_untouched(tmp_path, model):
     model.train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
