@@ -176,3 +176,37 @@ def test_meta_training_tasks_within_an_alphabet(omniglot_root, tmp_path, capsys)
     capsys.readouterr()
     assert main(plain + ["--resume"]) == 2  # other settings than the saved run's: refused
     assert "was trained with other settings" in capsys.readouterr().err
+
+
+def test_two_trunks_compared_on_the_same_episodes(omniglot_root, tmp_path, capsys):
+    """scripts/compare_trunks.py: each trunk's accuracy and the paired difference, on the same seeded episodes."""
+    import importlib.util
+    from pathlib import Path
+
+    from anil_engine.checkpoint import save_checkpoint
+    from anil_engine.config import ModelConfig, Preprocessing
+    from anil_engine.evaluation import mean_ci95
+    from anil_engine.meta.trainrun import make_checkpoint
+    from anil_engine.models import AnilModel
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "compare_trunks.py"
+    spec = importlib.util.spec_from_file_location("compare_trunks", path)
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        model = AnilModel(ModelConfig(8, 4, 1, 16, 5), Preprocessing(16, 1, (1.0,), (1.0,)))
+        save_checkpoint(make_checkpoint(model, None, "anil", {}, {"name": "omniglot", "split_scheme": "lake"}),
+                        tmp_path / f"m{seed}.pt")  # fmt: skip
+    args = ["--data-root", str(omniglot_root), "--split", "test", "--within", "alphabet", "--ways", "20",
+            "--query", "1", "--episodes", "6"]  # fmt: skip
+    a, b, diff = compare.main([str(tmp_path / "m0.pt"), str(tmp_path / "m1.pt"), *args])
+    assert diff[0] == pytest.approx(b[0] - a[0])
+    same = compare.main([str(tmp_path / "m0.pt"), str(tmp_path / "m0.pt"), *args])
+    assert same[0] == a and same[2] == mean_ci95([0.0] * 6)  # a trunk against itself: no difference
+    out = capsys.readouterr().out
+    assert "second - first, paired (same episodes): 0.00 ± 0.00" in out
+    namespace = compare.argparse.Namespace(data_root=str(omniglot_root), split="test", within="alphabet", ways=20,
+                                           shots=1, query=1, episodes=6, seed=0)  # fmt: skip
+    accuracies = compare.episode_accuracies(str(tmp_path / "m0.pt"), namespace)
+    assert len(accuracies) == 6 and mean_ci95(accuracies) == a
