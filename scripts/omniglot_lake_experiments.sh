@@ -6,7 +6,7 @@
 #   bash scripts/omniglot_lake_experiments.sh OMNIGLOT_DATA_ROOT [WORK_DIR]
 # Idempotent (finished runs are skipped, stopped ones resume). On the 2-core CPU: about 25 min per 28x28 run (two
 # at once, one thread each), 34 min for the 48x48 one (both cores), 23 min for 128 channels;
-# the ANIL step about 1 min. Needs a git clone (the previous bundled model comes from its history).
+# 61 min for 256 channels (bfloat16); the ANIL step about 1 min. Needs a git clone (the previous bundled model comes from its history).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:?Omniglot data root}
@@ -50,7 +50,11 @@ OLD="$WORK/lake64-bundled-0f964d9.pt"
 echo "| previous bundled omniglot-lake-anil (28x28, 10 epochs) | $(val_within "$OLD") |"
 echo "| same, its head (50 steps) | $(val_within "$OLD" --adaptation-steps 50) |"
 echo "| same, head from the prototypes (50 steps) | $(val_within "$OLD" --adaptation-steps 50 --head-init proto) |"
-echo "| bundled omniglot-lake-anil (128 channels, 15 epochs), its head (50 steps) | $(val_within models/omniglot-lake-anil.pt --adaptation-steps 50) |"
+# The 128-channel lake model bundled before the 256-channel one, from the repository's history.
+OLD128="$WORK/lake128-bundled-27fa4fa.pt"
+[ -f "$OLD128" ] || git show 27fa4fa:models/omniglot-lake-anil.pt > "$OLD128"
+echo "| previous bundled omniglot-lake-anil (128 channels, 15 epochs), its head (50 steps) | $(val_within "$OLD128" --adaptation-steps 50) |"
+echo "| bundled omniglot-lake-anil (256 channels, 15 epochs, bfloat16), its head (50 steps) | $(val_within models/omniglot-lake-anil.pt --adaptation-steps 50) |"
 echo "| 28x28, 15 epochs | $(val_within "$WORK/in28-e0/pretrained.pt") |"
 echo "| same + ANIL within one alphabet (best.pt, head 50 steps) | $(val_within "$WORK/in28-e0/anil/best.pt" --adaptation-steps 50) |"
 echo "| 28x28, 15 epochs, elastic 0.05 | $(val_within "$WORK/in28-elastic/pretrained.pt") |"
@@ -58,3 +62,6 @@ echo "| 48x48, 12 epochs | $(val_within "$WORK/in48-e0/pretrained.pt") |"
 echo "| 128 channels, 28x28, 15 epochs | $(val_within "$WORK/in28-h128/pretrained.pt") |"
 echo "| same, forward pass in bfloat16 (\`pretrain --compute bfloat16\`) | $(val_within "$WORK/in28-h128-bf16/pretrained.pt") |"
 echo "| 256 channels, 28x28, 15 epochs, bfloat16 | $(val_within "$WORK/in28-h256-bf16/pretrained.pt") |"
+# 256 against 128 channels (the previous bundled trunk) on the same episodes: the paired difference.
+$PY scripts/compare_trunks.py "$OLD128" "$WORK/in28-h256-bf16/pretrained.pt" --data-root "$DATA" \
+  --split val --within alphabet | tail -1 | sed 's/^second - first, paired (same episodes): /| 256 minus 128 channels, paired (same episodes) | /; s/$/ |/'
