@@ -208,7 +208,7 @@ def evaluate(
 
     Returns:
         {"accuracy", "ci95" (percent), "episodes", "ways", "shots", "query", "bn",
-        "seed", "fast_lr", "adaptation_steps", "head_init", "seconds"}
+        "seed", "fast_lr", "adaptation_steps", "head_init", "seconds", "trunk_engine", "features_once"}
     """
     task = config.task
     lr = config.fast_lr if config.fast_lr is not None else fast_lr
