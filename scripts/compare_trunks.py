@@ -1,9 +1,11 @@
 """Two trunks on the same seeded episodes: each one's accuracy and their paired difference, mean ± 95 % CI.
 
 Nearest class mean on inductive features (independent of the feature scale), as the lake experiments compare
-trunks (scripts/omniglot_lake_experiments.sh). Usage:
+trunks (scripts/omniglot_lake_experiments.sh). `--views-b 9` (or `--views-a`) averages a trunk's features over
+fixed small shifts, rotations and scalings of every image (test-time augmentation, support and query alike), so
+`A.pt A.pt --views-b 9` measures what averaging views adds to one trunk. Usage:
     python scripts/compare_trunks.py A.pt B.pt --data-root DATA [--split val] [--within alphabet]
-        [--ways 20 --shots 1 --query 15 --episodes 1000 --seed 0]
+        [--ways 20 --shots 1 --query 15 --episodes 1000 --seed 0] [--views-a 1 --views-b 1]
 """
 
 from __future__ import annotations
@@ -12,25 +14,48 @@ import argparse
 import sys
 from pathlib import Path
 
+import torch
+import torchvision.transforms.v2.functional as TF
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from anil_engine.checkpoint import load_checkpoint  # noqa: E402
 from anil_engine.config import TaskSpec  # noqa: E402
 from anil_engine.datasets import load_dataset  # noqa: E402
-from anil_engine.evaluation import mean_ci95, nearest_class_mean, split_features  # noqa: E402
+from anil_engine.evaluation import mean_ci95, nearest_class_mean, onnx_trunk_session, split_features  # noqa: E402
 from anil_engine.jobs import run_to_end  # noqa: E402
 from anil_engine.models import model_from_checkpoint  # noqa: E402
 from anil_engine.tasks import FastEpisodeSampler, class_groups, labels_dataset, support_query_masks  # noqa: E402
 
 
-def episode_accuracies(checkpoint: str, args: argparse.Namespace) -> list[float]:
+# (angle in degrees, shift in pixels (x, y), scale) of each view; the first n make `--views n`.
+VIEWS = ((0.0, (0, 0), 1.0), (0.0, (1, 0), 1.0), (0.0, (-1, 0), 1.0), (0.0, (0, 1), 1.0), (0.0, (0, -1), 1.0),
+         (-8.0, (0, 0), 1.0), (8.0, (0, 0), 1.0), (0.0, (0, 0), 0.9), (0.0, (0, 0), 1.1))  # fmt: skip
+VIEW_COUNTS = (1, 5, 9)  # the original; + 4 one-pixel shifts; + 2 rotations and 2 scalings
+
+
+def view_features(model, images: torch.Tensor, views: int) -> torch.Tensor:
+    """Inductive features of `images` (uint8), averaged over the first `views` of VIEWS (white fill, as paper)."""
+    session = onnx_trunk_session(model)
+    total = None
+    for angle, shift, scale in VIEWS[:views]:
+        warped = images if (angle, shift, scale) == VIEWS[0] else TF.affine(
+            images, angle=angle, translate=list(shift), scale=scale, shear=[0.0, 0.0],
+            interpolation=TF.InterpolationMode.BILINEAR, fill=255,
+        )  # fmt: skip
+        features = run_to_end(split_features(model, warped, session=session))
+        total = features if total is None else total + features
+    return total / views
+
+
+def episode_accuracies(checkpoint: str, args: argparse.Namespace, views: int = 1) -> list[float]:
     """Accuracy (percent) of each of the seeded episodes, nearest class mean on the trunk's features."""
     ckpt = load_checkpoint(checkpoint)
     model = model_from_checkpoint(ckpt, checkpoint)
     pre = model.preprocessing
     name, scheme = ckpt["dataset"].get("name", "omniglot"), ckpt["dataset"].get("split_scheme", "vinyals")
     data = load_dataset(name, args.data_root, args.split, pre.size, pre.channels, scheme)
-    features = run_to_end(split_features(model, data.images))
+    features = view_features(model, data.images, views)
     task = TaskSpec(args.ways, args.shots, args.query)
     groups = class_groups(data.class_names, args.within) if args.within else None
     sampler = FastEpisodeSampler(labels_dataset(data.labels), task, args.seed, groups=groups)
@@ -56,8 +81,10 @@ def main(argv: list[str] | None = None) -> list[tuple[float, float]]:
     parser.add_argument("--query", type=int, default=15)
     parser.add_argument("--episodes", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--views-a", type=int, default=1, choices=VIEW_COUNTS, help="views averaged, first trunk")
+    parser.add_argument("--views-b", type=int, default=1, choices=VIEW_COUNTS, help="views averaged, second trunk")
     args = parser.parse_args(argv)
-    a, b = episode_accuracies(args.a, args), episode_accuracies(args.b, args)
+    a, b = episode_accuracies(args.a, args, args.views_a), episode_accuracies(args.b, args, args.views_b)
     rows = [mean_ci95(a), mean_ci95(b), mean_ci95([y - x for x, y in zip(a, b, strict=True)])]
     for label, (mean, ci) in zip((args.a, args.b, "second - first, paired (same episodes)"), rows, strict=True):
         print(f"{label}: {mean:.2f} ± {ci:.2f}")

@@ -210,3 +210,40 @@ def test_two_trunks_compared_on_the_same_episodes(omniglot_root, tmp_path, capsy
                                            shots=1, query=1, episodes=6, seed=0)  # fmt: skip
     accuracies = compare.episode_accuracies(str(tmp_path / "m0.pt"), namespace)
     assert len(accuracies) == 6 and mean_ci95(accuracies) == a
+
+
+def test_views_averaged_features_compared(omniglot_root, tmp_path, capsys):
+    """compare_trunks.py --views-b: one trunk against itself with test-time views averaged, paired."""
+    import importlib.util
+    from pathlib import Path
+
+    from anil_engine.checkpoint import save_checkpoint
+    from anil_engine.config import ModelConfig, Preprocessing
+    from anil_engine.evaluation import split_features
+    from anil_engine.jobs import run_to_end
+    from anil_engine.meta.trainrun import make_checkpoint
+    from anil_engine.models import AnilModel
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "compare_trunks.py"
+    spec = importlib.util.spec_from_file_location("compare_trunks", path)
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    torch.manual_seed(0)
+    model = AnilModel(ModelConfig(8, 4, 1, 16, 5), Preprocessing(16, 1, (1.0,), (1.0,)))
+    save_checkpoint(make_checkpoint(model, None, "anil", {}, {"name": "omniglot", "split_scheme": "lake"}),
+                    tmp_path / "m.pt")  # fmt: skip
+    args = ["--data-root", str(omniglot_root), "--split", "test", "--within", "alphabet", "--ways", "20",
+            "--query", "1", "--episodes", "6"]  # fmt: skip
+    plain, viewed, diff = compare.main([str(tmp_path / "m.pt"), str(tmp_path / "m.pt"), *args, "--views-b", "9"])
+    assert diff[0] == pytest.approx(viewed[0] - plain[0])
+    assert "second - first, paired (same episodes)" in capsys.readouterr().out
+
+    images = torch.randint(0, 256, (4, 1, 16, 16), dtype=torch.uint8)
+    one = compare.view_features(model, images, 1)
+    assert torch.allclose(one, run_to_end(split_features(model, images)), atol=1e-4)
+    nine = compare.view_features(model, images, 9)
+    assert nine.shape == one.shape and torch.isfinite(nine).all() and not torch.allclose(nine, one)
+    shifted = compare.view_features(model, images, 5)  # the first 5 views: the original and 4 one-pixel shifts
+    assert not torch.allclose(shifted, one) and not torch.allclose(shifted, nine)
+    with pytest.raises(SystemExit):
+        compare.main([str(tmp_path / "m.pt"), str(tmp_path / "m.pt"), *args, "--views-b", "3"])
