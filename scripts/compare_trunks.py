@@ -27,7 +27,6 @@ from anil_engine.jobs import run_to_end  # noqa: E402
 from anil_engine.models import model_from_checkpoint  # noqa: E402
 from anil_engine.tasks import FastEpisodeSampler, class_groups, labels_dataset, support_query_masks  # noqa: E402
 
-
 # (angle in degrees, shift in pixels (x, y), scale) of each view; the first n make `--views n`.
 VIEWS = ((0.0, (0, 0), 1.0), (0.0, (1, 0), 1.0), (0.0, (-1, 0), 1.0), (0.0, (0, 1), 1.0), (0.0, (0, -1), 1.0),
          (-8.0, (0, 0), 1.0), (8.0, (0, 0), 1.0), (0.0, (0, 0), 0.9), (0.0, (0, 0), 1.1))  # fmt: skip

@@ -12,14 +12,14 @@ cd "$(dirname "$0")/.."
 DATA=${1:?Omniglot data root}
 WORK=${2:-runs/lake-experiments}
 PY=${PYTHON:-.venv/bin/python}
-pretrain() {  # NAME EPOCHS INPUT ELASTIC [HIDDEN: CNN4 channels, 64] [COMPUTE: float32 or bfloat16]
+pretrain() {  # NAME EPOCHS INPUT ELASTIC [HIDDEN: CNN4 channels, 64] [COMPUTE: float32 or bfloat16] [OPTIONS...]
   local out="$WORK/$1/pretrained.pt" resume=""
   [ -f "$out" ] && return
   [ -f "$WORK/$1/pretrained.resume.pt" ] && resume="--resume"
   mkdir -p "$WORK/$1"
   $PY -m anil_engine pretrain --dataset omniglot --data-root "$DATA" --split-scheme lake --epochs "$2" \
     --batch-size 256 --lr 0.002 --ways 20 --seed 42 --device cpu --hidden-size "${5:-64}" --input-size "$3" \
-    --elastic "$4" --compute "${6:-float32}" --out "$out" --quiet $resume
+    --elastic "$4" --compute "${6:-float32}" --out "$out" --quiet $resume "${@:7}"
 }
 anil_within() {  # NAME: 150 ANIL iterations, tasks and validation within one alphabet, best by validation kept
   [ -f "$WORK/$1/anil/best.pt" ] && return
@@ -41,6 +41,8 @@ pretrain in48-e0 12 48 0
 pretrain in28-h128 15 28 0 128
 pretrain in28-h128-bf16 15 28 0 128 bfloat16
 pretrain in28-h256-bf16 15 28 0 256 bfloat16
+pretrain in28-h128-cosine 15 28 0 128 float32 --classifier cosine
+pretrain in28-h128-smooth 15 28 0 128 float32 --label-smoothing 0.1
 anil_within in28-e0
 echo "| trunk (CNN4, 64 channels unless noted, pre-trained on the 25 training alphabets) | val, 20w1s within one alphabet (nearest class mean unless noted) |"
 echo "|---|---|"
@@ -65,3 +67,17 @@ echo "| 256 channels, 28x28, 15 epochs, bfloat16 | $(val_within "$WORK/in28-h256
 # 256 against 128 channels (the previous bundled trunk) on the same episodes: the paired difference.
 $PY scripts/compare_trunks.py "$OLD128" "$WORK/in28-h256-bf16/pretrained.pt" --data-root "$DATA" \
   --split val --within alphabet | tail -1 | sed 's/^second - first, paired (same episodes): /| 256 minus 128 channels, paired (same episodes) | /; s/$/ |/'
+paired() {  # LABEL A B [compare_trunks.py options]: the paired difference (second minus first) as a table row
+  local label=$1 a=$2 b=$3; shift 3
+  $PY scripts/compare_trunks.py "$a" "$b" --data-root "$DATA" --split val --within alphabet "$@" | tail -1 |
+    sed "s/^second - first, paired (same episodes): /| $label | /; s/\$/ |/"
+}
+echo "| 128 channels, cosine classifier in pre-training (\`--classifier cosine\`) | $(val_within "$WORK/in28-h128-cosine/pretrained.pt") |"
+paired "same, minus the bundled 128-channel trunk, paired" "$OLD128" "$WORK/in28-h128-cosine/pretrained.pt"
+echo "| 128 channels, label smoothing 0.1 (\`--label-smoothing 0.1\`) | $(val_within "$WORK/in28-h128-smooth/pretrained.pt") |"
+paired "same, minus the bundled 128-channel trunk, paired" "$OLD128" "$WORK/in28-h128-smooth/pretrained.pt"
+# Test-time views: the bundled trunk's features averaged over fixed shifts (5 views) or shifts, rotations and
+# scalings (9 views) of every image, against its plain features on the same episodes.
+B=models/omniglot-lake-anil.pt
+paired "bundled trunk, features averaged over 5 views (original + 4 one-pixel shifts), paired gain" "$B" "$B" --views-b 5
+paired "bundled trunk, features averaged over 9 views (+ rotations of 8 degrees, scalings 0.9 and 1.1), paired gain" "$B" "$B" --views-b 9
