@@ -24,7 +24,7 @@ from anil_engine.config import TaskSpec  # noqa: E402
 from anil_engine.datasets import load_dataset  # noqa: E402
 from anil_engine.evaluation import mean_ci95, nearest_class_mean, onnx_trunk_session, split_features  # noqa: E402
 from anil_engine.jobs import run_to_end  # noqa: E402
-from anil_engine.models import model_from_checkpoint  # noqa: E402
+from anil_engine.models import AnilModel, model_from_checkpoint  # noqa: E402
 from anil_engine.tasks import FastEpisodeSampler, class_groups, labels_dataset, support_query_masks  # noqa: E402
 
 # (angle in degrees, shift in pixels (x, y), scale) of each view; the first n make `--views n`.
@@ -33,8 +33,11 @@ VIEWS = ((0.0, (0, 0), 1.0), (0.0, (1, 0), 1.0), (0.0, (-1, 0), 1.0), (0.0, (0, 
 VIEW_COUNTS = (1, 5, 9)  # the original; + 4 one-pixel shifts; + 2 rotations and 2 scalings
 
 
-def view_features(model, images: torch.Tensor, views: int) -> torch.Tensor:
-    """Inductive features of `images` (uint8), averaged over the first `views` of VIEWS (white fill, as paper)."""
+def view_features(model: AnilModel, images: torch.Tensor, views: int) -> torch.Tensor:
+    """Inductive features of `images` (uint8), averaged over the first `views` of VIEWS.
+
+    Pixels a view moves in from outside the image are white (the paper of Omniglot's drawings).
+    """
     session = onnx_trunk_session(model)
     total = None
     for angle, shift, scale in VIEWS[:views]:
