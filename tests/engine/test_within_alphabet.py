@@ -178,26 +178,38 @@ def test_meta_training_tasks_within_an_alphabet(omniglot_root, tmp_path, capsys)
     assert "was trained with other settings" in capsys.readouterr().err
 
 
-def test_two_trunks_compared_on_the_same_episodes(omniglot_root, tmp_path, capsys):
-    """scripts/compare_trunks.py: each trunk's accuracy and the paired difference, on the same seeded episodes."""
+def _compare_trunks_script():
+    """scripts/compare_trunks.py as a module."""
     import importlib.util
     from pathlib import Path
 
+    path = Path(__file__).resolve().parents[2] / "scripts" / "compare_trunks.py"
+    spec = importlib.util.spec_from_file_location("compare_trunks", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _tiny_lake_checkpoint(path, seed):
+    """A random 8-channel CNN4 on 16x16 inputs, saved as a lake-split checkpoint; returns the model."""
     from anil_engine.checkpoint import save_checkpoint
     from anil_engine.config import ModelConfig, Preprocessing
-    from anil_engine.evaluation import mean_ci95
     from anil_engine.meta.trainrun import make_checkpoint
     from anil_engine.models import AnilModel
 
-    path = Path(__file__).resolve().parents[2] / "scripts" / "compare_trunks.py"
-    spec = importlib.util.spec_from_file_location("compare_trunks", path)
-    compare = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(compare)
+    torch.manual_seed(seed)
+    model = AnilModel(ModelConfig(8, 4, 1, 16, 5), Preprocessing(16, 1, (1.0,), (1.0,)))
+    save_checkpoint(make_checkpoint(model, None, "anil", {}, {"name": "omniglot", "split_scheme": "lake"}), path)
+    return model
+
+
+def test_two_trunks_compared_on_the_same_episodes(omniglot_root, tmp_path, capsys):
+    """scripts/compare_trunks.py: each trunk's accuracy and the paired difference, on the same seeded episodes."""
+    from anil_engine.evaluation import mean_ci95
+
+    compare = _compare_trunks_script()
     for seed in (0, 1):
-        torch.manual_seed(seed)
-        model = AnilModel(ModelConfig(8, 4, 1, 16, 5), Preprocessing(16, 1, (1.0,), (1.0,)))
-        save_checkpoint(make_checkpoint(model, None, "anil", {}, {"name": "omniglot", "split_scheme": "lake"}),
-                        tmp_path / f"m{seed}.pt")  # fmt: skip
+        _tiny_lake_checkpoint(tmp_path / f"m{seed}.pt", seed)
     args = ["--data-root", str(omniglot_root), "--split", "test", "--within", "alphabet", "--ways", "20",
             "--query", "1", "--episodes", "6"]  # fmt: skip
     a, b, diff = compare.main([str(tmp_path / "m0.pt"), str(tmp_path / "m1.pt"), *args])
@@ -214,24 +226,11 @@ def test_two_trunks_compared_on_the_same_episodes(omniglot_root, tmp_path, capsy
 
 def test_views_averaged_features_compared(omniglot_root, tmp_path, capsys):
     """compare_trunks.py --views-b: one trunk against itself with test-time views averaged, paired."""
-    import importlib.util
-    from pathlib import Path
-
-    from anil_engine.checkpoint import save_checkpoint
-    from anil_engine.config import ModelConfig, Preprocessing
     from anil_engine.evaluation import split_features
     from anil_engine.jobs import run_to_end
-    from anil_engine.meta.trainrun import make_checkpoint
-    from anil_engine.models import AnilModel
 
-    path = Path(__file__).resolve().parents[2] / "scripts" / "compare_trunks.py"
-    spec = importlib.util.spec_from_file_location("compare_trunks", path)
-    compare = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(compare)
-    torch.manual_seed(0)
-    model = AnilModel(ModelConfig(8, 4, 1, 16, 5), Preprocessing(16, 1, (1.0,), (1.0,)))
-    save_checkpoint(make_checkpoint(model, None, "anil", {}, {"name": "omniglot", "split_scheme": "lake"}),
-                    tmp_path / "m.pt")  # fmt: skip
+    compare = _compare_trunks_script()
+    model = _tiny_lake_checkpoint(tmp_path / "m.pt", 0)
     args = ["--data-root", str(omniglot_root), "--split", "test", "--within", "alphabet", "--ways", "20",
             "--query", "1", "--episodes", "6"]  # fmt: skip
     plain, viewed, diff = compare.main([str(tmp_path / "m.pt"), str(tmp_path / "m.pt"), *args, "--views-b", "9"])
