@@ -322,6 +322,9 @@ class PretrainConfig:
     weight_decay: float = 5e-4
     hidden_size: int = 64
     input_size: int = 28
+    # The trunk (`anil_engine.backbones`): "cnn4" from scratch, or a pretrained one (e.g. "efficientnet_lite0")
+    # fine-tuned whole from its base weights.
+    backbone: str = "cnn4"
     ways: int = 20
     seed: int = 42
     device: str = "auto"
@@ -338,6 +341,7 @@ class PretrainConfig:
     compute: str = "float32"
 
     def __post_init__(self) -> None:
+        check_backbone(self.backbone)
         if self.compute not in PRETRAIN_COMPUTE:
             raise ConfigError(f"compute must be one of {PRETRAIN_COMPUTE}, got {self.compute!r}")
         if self.classifier not in CLASSIFIERS:

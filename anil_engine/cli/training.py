@@ -136,6 +136,8 @@ def _add_within(t: argparse.ArgumentParser) -> None:
 
 
 def _add_pretrain(p: argparse.ArgumentParser) -> None:
+    from anil_engine.backbones import BACKBONES
+
     add_data(p, required=True)
     d = PretrainConfig
     option(p, d, "epochs", "passes over the training images")
@@ -143,7 +145,14 @@ def _add_pretrain(p: argparse.ArgumentParser) -> None:
     option(p, d, "lr", "Adam learning rate, cosine-decayed")
     option(p, d, "weight_decay", "weight decay")
     option(p, d, "hidden_size", "CNN4 channels")
-    p.add_argument("--input-size", type=int, default=None, help="input size in pixels (the data set's)")
+    p.add_argument(
+        "--input-size",
+        type=int,
+        default=None,
+        help="input size in pixels (the data set's; a pretrained backbone's own, e.g. 224)",
+    )
+    titles = "; ".join(f"{name}: {b.title}" for name, b in BACKBONES.items())
+    option(p, d, "backbone", f"trunk ({titles}); a pretrained one is fine-tuned whole", choices=tuple(BACKBONES))
     option(p, d, "ways", "head size of the resulting checkpoint")
     option(
         p,
@@ -180,17 +189,21 @@ def _add_pretrain(p: argparse.ArgumentParser) -> None:
     p.set_defaults(run=cmd_pretrain)
 
 
-def _train_config(args: argparse.Namespace) -> TrainConfig:
+def _native_size(args: argparse.Namespace) -> int:
+    """The input size without --input-size: a pretrained backbone's own, else the data set's."""
     from anil_engine.backbones import get_backbone
 
     backbone = get_backbone(args.backbone)
-    native = backbone.input_sizes[0] if backbone.pretrained is not None else dataset_preprocessing(args.dataset).size
+    return backbone.input_sizes[0] if backbone.pretrained is not None else dataset_preprocessing(args.dataset).size
+
+
+def _train_config(args: argparse.Namespace) -> TrainConfig:
     return from_args(
         TrainConfig,
         args,
         data_root=data_root(args, args.dataset),
         split_scheme=args.split_scheme or config_default(TrainConfig, "split_scheme"),
-        input_size=args.input_size or native,
+        input_size=args.input_size or _native_size(args),
         init_feature_norm=0.0 if args.pretrain_epochs > 0 else (args.init_feature_norm or 0.0),
     )
 
@@ -270,7 +283,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         args,
         data_root=data_root(args, args.dataset),
         split_scheme=args.split_scheme or config_default(PretrainConfig, "split_scheme"),
-        input_size=args.input_size or dataset_preprocessing(args.dataset).size,
+        input_size=args.input_size or _native_size(args),
     )
     sigterm_as_interrupt()
     gen = pretrain(config, args.out, resume=args.resume)

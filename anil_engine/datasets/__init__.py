@@ -43,7 +43,7 @@ def load_dataset(
         root: the data root (see each loader for the expected layout).
         split: "train", "val" or "test" ("all" for folders).
         size: input size in pixels (square).
-        channels: 1 or 3 (folders only; Omniglot is grayscale).
+        channels: 1 or 3 (Omniglot's grey drawings repeat in all 3 for a trunk that takes colour).
         split_scheme: Omniglot class split, "vinyals" or "lake".
         use_cache: keep decoded tensors in `cache_dir()` keyed by root contents.
     """
@@ -74,7 +74,7 @@ def _load_uncached(name: str, root: Path, split: str, size: int, channels: int, 
     if name == "omniglot":
         from anil_engine.datasets.omniglot import load_omniglot
 
-        return load_omniglot(root, scheme, split, size)
+        return load_omniglot(root, scheme, split, size, channels)
     if name in ("cifar-fs", "fc100"):
         from anil_engine.datasets.benchmarks import load_cifar
 

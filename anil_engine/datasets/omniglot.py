@@ -105,13 +105,19 @@ def _folder_reader(root: Path) -> Callable[[str, str, str], list[np.ndarray]] | 
     return read
 
 
-def load_omniglot(root: str | Path, scheme: str, split: str, size: int = 28) -> ImageTensorDataset:
+def load_omniglot(root: str | Path, scheme: str, split: str, size: int = 28, channels: int = 1) -> ImageTensorDataset:
     """Load one split of Omniglot into memory, rotations as extra classes.
 
+    Args:
+        channels: 1, or 3 for a trunk that takes colour (an ImageNet one): the grey drawing in every
+            channel, as the app makes an RGB image of a grey file.
+
     Returns:
-        ImageTensorDataset with images uint8 (n, 1, size, size); class names
+        ImageTensorDataset with images uint8 (n, channels, size, size); class names
         "alphabet/characterNN/rotDDD".
     """
+    if channels not in (1, 3):
+        raise ConfigError(f"Omniglot images have 1 or 3 channels, got {channels!r}")
     root = Path(root)
     reader = _npz_reader(root) or _folder_reader(root)
     if reader is None:
@@ -129,4 +135,6 @@ def load_omniglot(root: str | Path, scheme: str, split: str, size: int = 28) -> 
             labels.extend([len(names)] * len(drawings))
             images.append(torch.rot90(base_t, rot // 90, dims=(-2, -1)))
             names.append(f"{alphabet}/{character}/rot{rot:03d}")
-    return ImageTensorDataset(torch.cat(images).contiguous(), torch.tensor(labels, dtype=torch.long), names)
+    grey = torch.cat(images).contiguous()
+    # Three channels as a stride-0 view: no extra memory, and indexing a batch copies it as usual.
+    return ImageTensorDataset(grey.expand(-1, channels, -1, -1), torch.tensor(labels, dtype=torch.long), names)

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from anil_engine.backbones import get_backbone
 from anil_engine.checkpoint import check_writable, load_checkpoint, save_checkpoint
 from anil_engine.config import (  # noqa: F401 - PretrainConfig, CLASSIFIERS, RECIPE_FEATURE_NORM re-exported
     CLASSIFIERS,
@@ -159,14 +160,16 @@ class _Pretraining:
     def __init__(self, config: PretrainConfig, out: Path) -> None:
         self.config, self.out, self.state_path = config, out, resume_path(out)
         self.device = device = resolve_device(config.device)
-        pre = dataset_preprocessing(config.dataset, config.input_size)
-        self.channels = channels = pre.channels
+        own = dataset_preprocessing(config.dataset, config.input_size)
+        pre = get_backbone(config.backbone).preprocessing(config.input_size, own)
+        channels = pre.channels
+        self.mirror = own.channels == 3  # photos; characters are not mirror-symmetric, even in 3 channels
         torch.manual_seed(config.seed)
         self.gen = torch.Generator().manual_seed(config.seed)
         scheme = config.split_scheme
         self.train_data = load_dataset(config.dataset, config.data_root, "train", pre.size, channels, scheme)
         self.val_data = load_dataset(config.dataset, config.data_root, "val", pre.size, channels, scheme)
-        model = AnilModel(ModelConfig(config.hidden_size, 4, channels, pre.size, config.ways), pre)
+        model = AnilModel(ModelConfig(config.hidden_size, 4, channels, pre.size, config.ways, config.backbone), pre)
         self.model = model.to(device, memory_format=torch.channels_last)
         n = self.train_data.n_classes
         if config.classifier == "cosine":
@@ -261,7 +264,7 @@ class _Pretraining:
             x = random_affine(x, gen)
             if c.elastic > 0:
                 x = random_elastic(x, c.elastic, gen)
-            if self.channels == 3:  # photos: mirror half of them (characters are not mirror-symmetric)
+            if self.mirror:  # photos: mirror half of them
                 flip = (torch.rand(len(idx), generator=gen) < 0.5).to(device)
                 x = torch.where(flip[:, None, None, None], x.flip(3), x)
         x = x.contiguous(memory_format=torch.channels_last)
@@ -352,6 +355,7 @@ def pretrain_config_for(config: TrainConfig, epochs: int) -> PretrainConfig:
         epochs=epochs,
         hidden_size=config.hidden_size,
         input_size=config.input_size,
+        backbone=config.backbone,
         ways=config.ways,
         seed=config.seed,
         device=config.device,

@@ -371,3 +371,41 @@ def test_the_omniglot_cards_and_readme_show_what_the_checkpoints_recorded(name):
         assert f"| {r['ways']}-way {r['shots']}-shot{within} | {cell} |" in card
         if r["ways"] == 20 and r["shots"] == 1:
             assert cell in readme, (name, cell)  # the README's Omniglot tables
+
+
+# -- pre-training the pretrained trunk as a classifier ----------------------------------------------
+def test_pretrain_fine_tunes_the_whole_pretrained_trunk_and_mirrors_photos_only(folder_root, omniglot_root, tmp_path):
+    from anil_engine.jobs import run_to_end
+    from anil_engine.meta.pretraining import PretrainConfig, _Pretraining, pretrain
+
+    config = PretrainConfig(
+        dataset="folder", data_root=str(folder_root), backbone="efficientnet_lite0", input_size=32, epochs=1,
+        batch_size=16, ways=2, device="cpu", val_episodes=5,
+    )  # fmt: skip
+    result = run_to_end(pretrain(config, tmp_path / "pre.pt"))
+    assert result["val_5w1s"] >= 0
+    ckpt = load_checkpoint(tmp_path / "pre.pt")
+    model = model_from_checkpoint(ckpt)
+    assert ckpt["kind"] == "pretrained" and ckpt["metrics"]["pretrain_config"]["backbone"] == "efficientnet_lite0"
+    assert model.config.backbone == "efficientnet_lite0" and model.preprocessing == get_backbone(
+        "efficientnet_lite0"
+    ).preprocessing(32, Preprocessing(32, 3, (0.5,) * 3, (0.5,) * 3))
+    # Every stage moved away from the ImageNet weights, the first convolution and the last alike.
+    base = load_pretrained(LITE0_WEIGHTS)
+    trunk = model.trunk[1].net.state_dict()
+    for key in ("_conv_stem.weight", "_conv_head.weight"):
+        assert not torch.equal(trunk[key], base[key]), key
+    assert model.config.channels == 3 and model.head.out_features == 2
+    # Omniglot's grey drawings are given to it in 3 equal channels, and never mirrored (a mirrored
+    # character is another character); photos are.
+    omniglot = PretrainConfig(
+        dataset="omniglot", data_root=str(omniglot_root), backbone="efficientnet_lite0", input_size=32, ways=5
+    )
+    run = _Pretraining(omniglot, tmp_path / "o.pt")
+    images = run.train_data.images
+    assert images.shape[1] == 3 and torch.equal(images[:, 0], images[:, 2]) and not run.mirror
+    assert _Pretraining(config, tmp_path / "f.pt").mirror
+    from anil_engine.datasets.omniglot import load_omniglot
+
+    with pytest.raises(ConfigError, match="1 or 3 channels, got 2"):
+        load_omniglot(omniglot_root, "lake", "val", 16, channels=2)
