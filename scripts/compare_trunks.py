@@ -5,7 +5,7 @@ trunks (scripts/omniglot_lake_experiments.sh). `--views-b 9` (or `--views-a`) av
 fixed small shifts, rotations and scalings of every image (test-time augmentation, support and query alike), so
 `A.pt A.pt --views-b 9` measures what averaging views adds to one trunk. Usage:
     python scripts/compare_trunks.py A.pt B.pt --data-root DATA [--split val] [--within alphabet]
-        [--ways 20 --shots 1 --query 15 --episodes 1000 --seed 0] [--views-a 1 --views-b 1]
+        [--ways 20 --shots 1 --query 15 --episodes 1000 --seed 0] [--views-a 1 --views-b 1] [--l2]
 """
 
 from __future__ import annotations
@@ -58,6 +58,8 @@ def episode_accuracies(checkpoint: str, args: argparse.Namespace, views: int = 1
     name, scheme = ckpt["dataset"].get("name", "omniglot"), ckpt["dataset"].get("split_scheme", "vinyals")
     data = load_dataset(name, args.data_root, args.split, pre.size, pre.channels, scheme)
     features = view_features(model, data.images, views)
+    if args.l2:
+        features = torch.nn.functional.normalize(features, dim=1)
     task = TaskSpec(args.ways, args.shots, args.query)
     groups = class_groups(data.class_names, args.within) if args.within else None
     sampler = FastEpisodeSampler(labels_dataset(data.labels), task, args.seed, groups=groups)
@@ -85,6 +87,9 @@ def main(argv: list[str] | None = None) -> list[tuple[float, float]]:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--views-a", type=int, default=1, choices=VIEW_COUNTS, help="views averaged, first trunk")
     parser.add_argument("--views-b", type=int, default=1, choices=VIEW_COUNTS, help="views averaged, second trunk")
+    parser.add_argument(
+        "--l2", action="store_true", help="L2-normalise every image's features before the class means (both trunks)"
+    )
     args = parser.parse_args(argv)
     a, b = episode_accuracies(args.a, args, args.views_a), episode_accuracies(args.b, args, args.views_b)
     rows = [mean_ci95(a), mean_ci95(b), mean_ci95([y - x for x, y in zip(a, b, strict=True)])]

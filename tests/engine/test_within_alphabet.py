@@ -219,9 +219,33 @@ def test_two_trunks_compared_on_the_same_episodes(omniglot_root, tmp_path, capsy
     out = capsys.readouterr().out
     assert "second - first, paired (same episodes): 0.00 ± 0.00" in out
     namespace = compare.argparse.Namespace(data_root=str(omniglot_root), split="test", within="alphabet", ways=20,
-                                           shots=1, query=1, episodes=6, seed=0)  # fmt: skip
+                                           shots=1, query=1, episodes=6, seed=0, l2=False)  # fmt: skip
     accuracies = compare.episode_accuracies(str(tmp_path / "m0.pt"), namespace)
     assert len(accuracies) == 6 and mean_ci95(accuracies) == a
+
+
+def test_l2_normalised_features_ignore_each_image_s_feature_length(omniglot_root, tmp_path, monkeypatch):
+    """compare_trunks.py --l2: the class means of unit-length features, so rescaling any image's features
+    changes nothing (without --l2 it does)."""
+    compare = _compare_trunks_script()
+    _tiny_lake_checkpoint(tmp_path / "m.pt", 0)
+    namespace = compare.argparse.Namespace(data_root=str(omniglot_root), split="test", within="alphabet", ways=20,
+                                           shots=1, query=1, episodes=20, seed=0, l2=True)  # fmt: skip
+    plain = {l2: compare.episode_accuracies(str(tmp_path / "m.pt"), compare.argparse.Namespace(
+        **{**vars(namespace), "l2": l2})) for l2 in (False, True)}  # fmt: skip
+    original = compare.view_features
+    scales = {}
+
+    def rescaled(model, images, views):
+        features = original(model, images, views)
+        g = torch.Generator().manual_seed(0)
+        scales["s"] = torch.rand(len(features), 1, generator=g) * 100 + 0.01
+        return features * scales["s"]
+
+    monkeypatch.setattr(compare, "view_features", rescaled)
+    assert compare.episode_accuracies(str(tmp_path / "m.pt"), namespace) == plain[True]
+    namespace.l2 = False
+    assert compare.episode_accuracies(str(tmp_path / "m.pt"), namespace) != plain[False]
 
 
 def test_views_averaged_features_compared(omniglot_root, tmp_path, capsys):
