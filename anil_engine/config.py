@@ -224,6 +224,11 @@ class TrainConfig:
             _positive(name, getattr(self, name))
         if self.init_feature_norm < 0 or (self.init_feature_norm and not self.init_from):
             raise ConfigError(f"init_feature_norm must be >= 0 and needs init_from, got {self.init_feature_norm!r}")
+        if self.init_feature_norm and BACKBONE_STAGES[self.backbone] is not None:
+            raise ConfigError(
+                f"init_feature_norm rescales a CNN4 trunk's features; the {self.backbone} trunk's cannot be "
+                "rescaled exactly (its last activation, ReLU6, saturates): leave it 0"
+            )
         if self.adaptation_steps < 0:
             raise ConfigError(f"adaptation_steps must be >= 0, got {self.adaptation_steps!r}")
         if self.device not in DEVICES:

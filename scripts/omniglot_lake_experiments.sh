@@ -44,6 +44,8 @@ pretrain in28-h128-bf16 15 28 0 128 bfloat16
 pretrain in28-h256-bf16 15 28 0 256 bfloat16
 pretrain in28-h128-cosine 15 28 0 128 float32 --classifier cosine
 pretrain in28-h128-smooth 15 28 0 128 float32 --label-smoothing 0.1
+# The ImageNet EfficientNet-Lite0 trunk fine-tuned whole (grey drawings in 3 equal channels), 56x56.
+pretrain lite0-in56 8 56 0 64 bfloat16 --backbone efficientnet_lite0 --batch-size 64 --lr 0.001
 anil_within in28-e0
 echo "| trunk (CNN4, 64 channels unless noted, pre-trained on the 25 training alphabets) | val, 20w1s within one alphabet (nearest class mean unless noted) |"
 echo "|---|---|"
@@ -82,3 +84,9 @@ paired "same, minus the bundled 128-channel trunk, paired" "$OLD128" "$WORK/in28
 B=models/omniglot-lake-anil.pt
 paired "bundled trunk, features averaged over 5 views (original + 4 one-pixel shifts), paired gain" "$B" "$B" --views-b 5
 paired "bundled trunk, features averaged over 9 views (+ rotations of 8 degrees, scalings 0.9 and 1.1), paired gain" "$B" "$B" --views-b 9
+# The ImageNet trunk fine-tuned on the training alphabets, against the bundled CNN4-256 trunk on the same episodes,
+# on the plain features and on unit-length ones (--l2; the two trunks' features differ in scale and spread).
+L=$WORK/lite0-in56/pretrained.pt
+echo "| EfficientNet-Lite0 (ImageNet) fine-tuned whole, 56x56, 8 epochs, bfloat16 | $(val_within "$L") |"
+paired "same, minus the bundled 256-channel trunk, paired" "$B" "$L"
+paired "same, both on L2-normalised features, paired" "$B" "$L" --l2

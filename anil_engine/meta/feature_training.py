@@ -40,6 +40,7 @@ from anil_engine.meta.trainrun import (
     preprocessing_for,
     read_splits,
     resumable,
+    start_from,
     task_groups,
 )
 from anil_engine.models import AnilModel
@@ -119,6 +120,8 @@ class _FeatureRun(RunBook):
                                                    backbone=config.backbone), pre)  # fmt: skip
         nn.init.zeros_(model.head.weight)  # no meta-learned head yet: every class equal
         nn.init.zeros_(model.head.bias)
+        if config.init_from and last is None:  # e.g. the trunk fine-tuned by `pretrain --backbone`
+            start_from(model, config.init_from)
         model.eval()  # inductive BatchNorm throughout
         self.prefix, self.suffix, params = split_model(model, config.trunk_stages)
         self.sampler = FastEpisodeSampler(

@@ -373,7 +373,7 @@ def pretrain_then_train(
     """The bundled models' recipe as one job: pre-train the trunk into OUT/pretrained.pt, then meta-train in OUT.
 
     Meta-training starts from the pre-trained trunk rescaled to mean feature norm
-    `feature_norm` (0: not rescaled). Yields `PretrainProgress`, then `TrainProgress`;
+    `feature_norm` (0: not rescaled; a pretrained backbone's never is). Yields `PretrainProgress`, then `TrainProgress`;
     returns `train`'s summary. Stopped anywhere, `resume=True` continues: the pre-training
     from OUT/pretrained.resume.pt, or the meta-training from OUT/last.pt.
     """
@@ -383,6 +383,8 @@ def pretrain_then_train(
         raise ConfigError(
             "pre-training runs in one process: run `anil-studio pretrain` first, then `torchrun ... train --init-from`"
         )
+    if get_backbone(config.backbone).pretrained is not None:
+        feature_norm = 0.0  # its last activation (ReLU6) saturates: scaling the last BatchNorm is not exact
     out = Path(out_dir)
     pre_path = out / PRETRAINED
     pre_config = pretrain_config_for(config, pretrain_epochs)

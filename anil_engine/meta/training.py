@@ -16,10 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from anil_engine.backbones import get_backbone
-from anil_engine.checkpoint import load_checkpoint
 from anil_engine.config import EvalConfig, ModelConfig, Preprocessing, TrainConfig, resolve_device
 from anil_engine.errors import ConfigError
 from anil_engine.evaluation import evaluate
@@ -44,9 +42,10 @@ from anil_engine.meta.trainrun import (
     preprocessing_for,
     read_splits,
     resumable,
+    start_from,
     task_groups,
 )
-from anil_engine.models import AnilModel, model_from_checkpoint, rescale_features
+from anil_engine.models import AnilModel, rescale_features
 from anil_engine.tasks import to_float
 
 
@@ -54,25 +53,7 @@ def initial_model(config: TrainConfig, preprocessing: Preprocessing) -> AnilMode
     mc = ModelConfig(config.hidden_size, 4, preprocessing.channels, config.input_size, config.ways)
     model = AnilModel(mc, preprocessing)
     if config.init_from:
-        ckpt = load_checkpoint(config.init_from)
-        source = model_from_checkpoint(ckpt, config.init_from)
-        if (source.config.hidden_size, source.config.channels, source.config.input_size) != (
-            mc.hidden_size,
-            mc.channels,
-            mc.input_size,
-        ):
-            raise ConfigError(
-                f"{config.init_from}: trunk {source.config} does not match this run "
-                f"(hidden {mc.hidden_size}, channels {mc.channels}, input {mc.input_size})"
-            )
-        model.trunk.load_state_dict(source.trunk.state_dict())
-        if ckpt["kind"] == "anil" and source.config.ways == mc.ways:
-            model.head.load_state_dict(source.head.state_dict())
-        else:
-            # A pre-trained trunk comes without a meta-learned head: start from zero (all classes
-            # equal); meta-training learns the head's initialisation from there.
-            nn.init.zeros_(model.head.weight)
-            nn.init.zeros_(model.head.bias)
+        start_from(model, config.init_from)
     return model
 
 

@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from anil_engine import __version__
 from anil_engine.backbones import get_backbone
 from anil_engine.checkpoint import FORMAT, FORMAT_VERSION, atomic_write_bytes, load_checkpoint, save_checkpoint
 from anil_engine.config import Preprocessing, TrainConfig, dataset_preprocessing
 from anil_engine.errors import ConfigError
-from anil_engine.models import AnilModel, compact_state_dict
+from anil_engine.models import AnilModel, compact_state_dict, model_from_checkpoint
 from anil_engine.tasks import class_groups
 
 VAL_SEED = 1234
@@ -276,3 +277,34 @@ class RunBook:
 
     def result(self) -> dict[str, Any]:
         return run_result(self.out, self.iteration, self.best_val, self.metrics()["train_seconds"])
+
+
+def start_from(model: AnilModel, path: str) -> None:
+    """Load the trunk of checkpoint `path` (`train --init-from`, e.g. a `pretrain` result) into `model`.
+
+    The head comes along when `path` is a meta-trained model of the same size; otherwise it starts at zero (all
+    classes equal) and meta-training learns its initialisation from there.
+
+    Raises:
+        ConfigError: the checkpoint's trunk is another backbone, size, channel count or width.
+    """
+    ckpt = load_checkpoint(path)
+    source = model_from_checkpoint(ckpt, path)
+    mc, sc = model.config, source.config
+
+    def trunk(c: Any) -> tuple:
+        width = c.hidden_size if get_backbone(c.backbone).pretrained is None else None  # CNN4's width only
+        return c.backbone, width, c.channels, c.input_size
+
+    if trunk(sc) != trunk(mc):
+        raise ConfigError(
+            f"{path}: its trunk ({sc.backbone}, hidden {sc.hidden_size}, channels {sc.channels}, input "
+            f"{sc.input_size}) does not match this run ({mc.backbone}, hidden {mc.hidden_size}, channels "
+            f"{mc.channels}, input {mc.input_size}); choose the same --backbone, --hidden-size and --input-size"
+        )
+    model.trunk.load_state_dict(source.trunk.state_dict())
+    if ckpt["kind"] == "anil" and sc.ways == mc.ways:
+        model.head.load_state_dict(source.head.state_dict())
+    else:
+        nn.init.zeros_(model.head.weight)
+        nn.init.zeros_(model.head.bias)

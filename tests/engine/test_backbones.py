@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -396,6 +397,22 @@ def test_pretrain_fine_tunes_the_whole_pretrained_trunk_and_mirrors_photos_only(
     for key in ("_conv_stem.weight", "_conv_head.weight"):
         assert not torch.equal(trunk[key], base[key]), key
     assert model.config.channels == 3 and model.head.out_features == 2
+    # Meta-training starts from that trunk (`train --init-from`), not from the ImageNet one.
+    from anil_engine.meta.training import train
+
+    meta = TrainConfig(
+        dataset="folder", data_root=str(folder_root), backbone="efficientnet_lite0", input_size=32, ways=2, shots=1,
+        query=1, meta_batch_size=2, iterations=1, val_every=1, val_episodes=5, device="cpu",
+        init_from=str(tmp_path / "pre.pt"),
+    )  # fmt: skip
+    run_to_end(train(meta, tmp_path / "run"))
+    trained = model_from_checkpoint(load_checkpoint(tmp_path / "run" / "last.pt"))
+    for key, value in model.trunk.state_dict().items():  # trunk_train "none": the trunk stays as it came
+        assert torch.equal(trained.trunk.state_dict()[key], value), key
+    with pytest.raises(ConfigError, match="does not match this run"):
+        run_to_end(train(replace(meta, input_size=64), tmp_path / "run64"))
+    with pytest.raises(ConfigError, match="cannot be rescaled exactly"):
+        replace(meta, init_feature_norm=16.0)
     # Omniglot's grey drawings are given to it in 3 equal channels, and never mirrored (a mirrored
     # character is another character); photos are.
     omniglot = PretrainConfig(
