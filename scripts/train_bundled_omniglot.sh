@@ -6,7 +6,9 @@
 # pre-training resumes from its .resume.pt, an ANIL run from its last.pt. Env: PRETRAIN_EPOCHS (15), ANIL_ITERATIONS (1000),
 # HIDDEN (CNN4 channels, 64), INPUT (input size in pixels, 28), WITHIN (alphabet: ANIL's training and
 # validation tasks within one alphabet; default the whole split), COMPUTE (float32 or bfloat16: the pre-training's forward
-# pass), DEVICE (auto: a CUDA GPU when there is one). The bundled vinyals model:
+# pass), DEVICE (auto: a CUDA GPU when there is one), BACKBONE (cnn4, or efficientnet_lite0: the ImageNet trunk
+# fine-tuned whole; its features are not rescaled and ANIL meta-trains its head), BATCH (256) and LR (0.002): the
+# pre-training's batch and peak learning rate. The bundled vinyals model:
 #   HIDDEN=256 PRETRAIN_EPOCHS=20 ANIL_ITERATIONS=300 DEVICE=cuda bash scripts/train_bundled_omniglot.sh DATA vinyals
 set -euo pipefail
 DATA=${1:?data root (folder with images_background.npz or images_background/)}
@@ -18,18 +20,21 @@ DEVICE=${DEVICE:-auto}
 HIDDEN=${HIDDEN:-64}
 INPUT=${INPUT:-28}
 COMPUTE=${COMPUTE:-float32}
+BACKBONE=${BACKBONE:-cnn4}
+NORM=16  # CNN4's features rescaled to this mean norm; a pretrained backbone's cannot be (ReLU6)
+[ "$BACKBONE" = cnn4 ] || NORM=0
 mkdir -p "$WORK"
 if [ ! -f "$WORK/pretrained.pt" ]; then
   PRE_RESUME=""
   [ -f "$WORK/pretrained.resume.pt" ] && PRE_RESUME="--resume"
   $PY -m anil_engine pretrain --dataset omniglot --data-root "$DATA" --split-scheme "$SCHEME" \
-    --epochs "${PRETRAIN_EPOCHS:-15}" --batch-size 256 --lr 0.002 --ways 20 --seed 42 --device "$DEVICE" --hidden-size "$HIDDEN" --input-size "$INPUT" \
+    --epochs "${PRETRAIN_EPOCHS:-15}" --batch-size "${BATCH:-256}" --lr "${LR:-0.002}" --backbone "$BACKBONE" --ways 20 --seed 42 --device "$DEVICE" --hidden-size "$HIDDEN" --input-size "$INPUT" \
     --compute "$COMPUTE" --out "$WORK/pretrained.pt" $PRE_RESUME
 fi
 RESUME=""
 [ -f "$WORK/anil/last.pt" ] && RESUME="--resume"
 $PY -m anil_engine train --dataset omniglot --data-root "$DATA" --split-scheme "$SCHEME" \
-  --init-from "$WORK/pretrained.pt" --hidden-size "$HIDDEN" --input-size "$INPUT" --ways 20 --shots 1 --query 1 --meta-batch-size 32 \
-  --meta-lr 0.0005 --fast-lr 0.1 --init-feature-norm 16 --adaptation-steps 5 --iterations "$ITER" --val-every 50 \
+  --init-from "$WORK/pretrained.pt" --backbone "$BACKBONE" --hidden-size "$HIDDEN" --input-size "$INPUT" --ways 20 --shots 1 --query 1 --meta-batch-size 32 \
+  --meta-lr 0.0005 --fast-lr 0.1 --init-feature-norm "$NORM" --adaptation-steps 5 --iterations "$ITER" --val-every 50 \
   --val-episodes 300 --checkpoint-every 25 --seed 42 --device "$DEVICE" ${WITHIN:+--episodes-within "$WITHIN"} \
   --out "$WORK/anil" $RESUME

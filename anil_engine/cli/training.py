@@ -44,9 +44,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_pretrain(sub.add_parser("pretrain", help="pre-train the trunk as a plain classifier on the training classes"))
 
 
-def _add_train(t: argparse.ArgumentParser) -> None:
+def _add_trunk(p: argparse.ArgumentParser, d: type, backbone_note: str) -> None:
+    """--hidden-size, --input-size and --backbone, shared by `train` and `pretrain`."""
     from anil_engine.backbones import BACKBONES
 
+    option(p, d, "hidden_size", "CNN4 channels")
+    p.add_argument(
+        "--input-size",
+        type=int,
+        default=None,
+        help="input size in pixels (28 Omniglot, 84 folders; a pretrained backbone's own, e.g. 224)",
+    )
+    titles = "; ".join(f"{name}: {b.title}" for name, b in BACKBONES.items())
+    option(p, d, "backbone", f"trunk ({titles}){backbone_note}", choices=tuple(BACKBONES))
+
+
+def _add_train(t: argparse.ArgumentParser) -> None:
     add_data(t, required=True)
     d = TrainConfig
     add_task(t, TaskSpec(config_default(d, "ways"), config_default(d, "shots"), config_default(d, "query")))
@@ -56,15 +69,7 @@ def _add_train(t: argparse.ArgumentParser) -> None:
     option(t, d, "adaptation_steps", "inner-loop steps")
     option(t, d, "iterations", "meta-iterations")
     option(t, d, "first_order", "first-order ANIL (no second derivatives)")
-    option(t, d, "hidden_size", "CNN4 channels")
-    t.add_argument(
-        "--input-size",
-        type=int,
-        default=None,
-        help="input size in pixels (28 Omniglot, 84 folders; a pretrained backbone's own, e.g. 224)",
-    )
-    titles = "; ".join(f"{name}: {b.title}" for name, b in BACKBONES.items())
-    option(t, d, "backbone", f"trunk ({titles})", choices=tuple(BACKBONES))
+    _add_trunk(t, d, "")
     option(
         t,
         d,
@@ -136,23 +141,13 @@ def _add_within(t: argparse.ArgumentParser) -> None:
 
 
 def _add_pretrain(p: argparse.ArgumentParser) -> None:
-    from anil_engine.backbones import BACKBONES
-
     add_data(p, required=True)
     d = PretrainConfig
     option(p, d, "epochs", "passes over the training images")
     option(p, d, "batch_size", "images per step")
     option(p, d, "lr", "Adam learning rate, cosine-decayed")
     option(p, d, "weight_decay", "weight decay")
-    option(p, d, "hidden_size", "CNN4 channels")
-    p.add_argument(
-        "--input-size",
-        type=int,
-        default=None,
-        help="input size in pixels (the data set's; a pretrained backbone's own, e.g. 224)",
-    )
-    titles = "; ".join(f"{name}: {b.title}" for name, b in BACKBONES.items())
-    option(p, d, "backbone", f"trunk ({titles}); a pretrained one is fine-tuned whole", choices=tuple(BACKBONES))
+    _add_trunk(p, d, "; a pretrained one is fine-tuned whole")
     option(p, d, "ways", "head size of the resulting checkpoint")
     option(
         p,
