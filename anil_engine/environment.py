@@ -44,6 +44,42 @@ def machine_description(device: str = "cpu") -> str:
     return host
 
 
+# CPU flags (Linux /proc/cpuinfo) of instructions that compute in bfloat16: x86 AVX-512 BF16 and AMX, Arm BF16.
+BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def cpu_flags(cpuinfo: str | None = None) -> frozenset[str] | None:
+    """The CPU's feature flags ("flags" on x86, "Features" on Arm), from `cpuinfo` or /proc/cpuinfo; None where
+    unknown (no /proc/cpuinfo: macOS, Windows)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return None
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return None
+
+
+def slow_bfloat16_note(device: str, cpuinfo: str | None = None) -> str | None:
+    """Why `--compute bfloat16` would be slow on `device`, or None (a GPU, a CPU with bfloat16 instructions, or
+    one whose flags are unknown). Without such instructions PyTorch emulates bfloat16 on the CPU: a CNN4-128
+    pre-training step on Omniglot (batch 256) took 23.0 s against 3.7 s in float32 on a 2-core AVX2 AMD EPYC
+    (`benchmarks/pretrain_speed.py --hidden 128 --steps 4`), where one with AVX-512 BF16 took half float32's time."""
+    if not str(device).startswith("cpu"):
+        return None
+    flags = cpu_flags(cpuinfo)
+    if flags is None or flags & BF16_FLAGS:
+        return None
+    return (
+        "--compute bfloat16: this CPU has no bfloat16 instructions (AVX-512 BF16, AMX or Arm BF16), so it is "
+        "emulated and usually several times slower than float32; stop with Ctrl-C and run with --compute float32 "
+        "(benchmarks/pretrain_speed.py measures both on this machine)"
+    )
+
+
 def package_versions() -> dict[str, str]:
     """Installed version of each package ANIL Studio runs on ("not installed" where missing)."""
     versions = {}

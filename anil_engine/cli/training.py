@@ -22,6 +22,7 @@ from anil_engine.cli._common import (
     from_args,
     option,
     sigterm_as_interrupt,
+    warn,
 )
 from anil_engine.config import (
     CLASSIFIERS,
@@ -36,7 +37,9 @@ from anil_engine.config import (
     TaskSpec,
     TrainConfig,
     dataset_preprocessing,
+    resolve_device,
 )
+from anil_engine.environment import slow_bfloat16_note
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -166,8 +169,8 @@ def _add_pretrain(p: argparse.ArgumentParser) -> None:
         d,
         "compute",
         "float type of the forward pass: bfloat16 (autocast; weights and optimizer stay float32) took half the "
-        "time on a 2-core AMD EPYC with AVX-512 BF16; without such instructions it can be slower "
-        "(benchmarks/pretrain_speed.py measures both)",
+        "time on a 2-core AMD EPYC with AVX-512 BF16; without such instructions (an AVX2 EPYC) it took 6 times "
+        "longer, and pretrain warns (benchmarks/pretrain_speed.py measures both)",
         choices=PRETRAIN_COMPUTE,
     )
     option(p, d, "seed", "random seed")
@@ -280,6 +283,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         split_scheme=args.split_scheme or config_default(PretrainConfig, "split_scheme"),
         input_size=args.input_size or _native_size(args),
     )
+    if config.compute == "bfloat16":
+        warn([n for n in [slow_bfloat16_note(resolve_device(config.device))] if n])
     sigterm_as_interrupt()
     gen = pretrain(config, args.out, resume=args.resume)
     try:

@@ -385,3 +385,28 @@ def test_classify_takes_zip_archives(tmp_path, folder_root):
     result = json.loads(out.stdout)
     assert result["classes"] == ["class_00", "class_01"] and len(result["predictions"]) == 3
     assert all("unpacked" in p["path"] for p in result["predictions"])
+
+
+def test_pretrain_warns_that_bfloat16_is_emulated_on_a_cpu_without_its_instructions(tmp_path, folder_root, capsys,
+                                                                                     monkeypatch):  # fmt: skip
+    from anil_engine import environment
+
+    avx2 = "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx avx2 fma\n"
+    zen4 = avx2.replace("avx2", "avx2 avx512f avx512_bf16")
+    arm = "processor\t: 0\nFeatures\t: fp asimd sve bf16\n"
+    assert environment.cpu_flags(avx2) == {"fpu", "sse2", "avx", "avx2", "fma"}
+    assert "Ctrl-C and run with --compute float32" in environment.slow_bfloat16_note("cpu", avx2)
+    assert environment.slow_bfloat16_note("cpu", zen4) is None and environment.slow_bfloat16_note("cpu", arm) is None
+    assert environment.slow_bfloat16_note("cuda:0", avx2) is None  # a GPU computes bfloat16 itself
+    assert environment.cpu_flags("processor\t: 0\n") is None and environment.slow_bfloat16_note("cpu", "") is None
+
+    monkeypatch.setattr(environment, "cpu_flags", lambda cpuinfo=None: frozenset({"avx2"}))
+    args = [
+        "pretrain", "--dataset", "folder", "--data-root", str(folder_root), "--input-size", "16", "--hidden-size",
+        "4", "--ways", "2", "--batch-size", "4", "--epochs", "1", "--device", "cpu", "--val-episodes", "2", "--quiet",
+    ]  # fmt: skip
+    for compute, warned in (("bfloat16", True), ("float32", False)):
+        assert main([*args, "--compute", compute, "--out", str(tmp_path / f"{compute}.pt")]) == 0
+        err = capsys.readouterr().err
+        assert ("warning: --compute bfloat16: this CPU has no bfloat16 instructions" in err) is warned, err
+        assert (tmp_path / f"{compute}.pt").is_file()
