@@ -80,6 +80,17 @@ def slow_bfloat16_note(device: str, cpuinfo: str | None = None) -> str | None:
     )
 
 
+def cpu_bfloat16(cpuinfo: str | None = None) -> str:
+    """`info`'s row: whether `pretrain --compute bfloat16` has the CPU's own instructions here."""
+    flags = cpu_flags(cpuinfo)
+    if flags is None:
+        return "unknown (this system does not list the CPU's flags)"
+    native = sorted(flags & BF16_FLAGS)
+    if native:
+        return f"yes ({', '.join(native)})"
+    return "no: emulated, `pretrain --compute bfloat16` is slow; use float32"
+
+
 def package_versions() -> dict[str, str]:
     """Installed version of each package ANIL Studio runs on ("not installed" where missing)."""
     versions = {}
@@ -124,6 +135,7 @@ def environment_report(build_kernel: bool = False) -> dict[str, str]:
     rows = {"Python": f"{platform.python_version()} ({sys.executable})", **versions}
     rows["GPU"] = gpu_description()
     rows["CPU"] = f"{platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
+    rows["CPU bfloat16"] = cpu_bfloat16()
     rows["Fused CPU kernel"] = fused_kernel_status(build_kernel)
     rows["Kernel cache"] = os.environ.get("TORCH_EXTENSIONS_DIR", "~/.cache/torch_extensions")
     rows["Models folder"] = str(MODELS_DIR)

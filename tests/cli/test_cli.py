@@ -336,6 +336,7 @@ def test_classify_command_adapts_classifies_and_evaluates(tmp_path, folder_root)
 def test_info_lists_versions_devices_and_models(capsys):
     import torch
 
+    from anil_engine import environment
     from anil_engine.registry import bundled_models
 
     assert main(["info", "--json", "--no-build"]) == 0
@@ -344,6 +345,7 @@ def test_info_lists_versions_devices_and_models(capsys):
     assert rows["anil-studio"] != "not installed" and rows["learn2learn"] != "not installed"
     assert rows["GPU"] == ("none found by torch" if not torch.cuda.is_available() else rows["GPU"])
     assert rows["Bundled models"].split(", ")[0] == bundled_models()[0].name
+    assert rows["CPU bfloat16"] == environment.cpu_bfloat16()  # this machine's, as `pretrain` warns
     assert rows["Fused CPU kernel"] in (
         "loaded",
         "not loaded yet (training loads it; `anil-studio info` builds and checks it)",
@@ -399,6 +401,7 @@ def test_pretrain_warns_that_bfloat16_is_emulated_on_a_cpu_without_its_instructi
     assert environment.slow_bfloat16_note("cpu", zen4) is None and environment.slow_bfloat16_note("cpu", arm) is None
     assert environment.slow_bfloat16_note("cuda:0", avx2) is None  # a GPU computes bfloat16 itself
     assert environment.cpu_flags("processor\t: 0\n") is None and environment.slow_bfloat16_note("cpu", "") is None
+    assert environment.cpu_bfloat16(zen4) == "yes (avx512_bf16)" and environment.cpu_bfloat16(avx2).startswith("no:")
 
     monkeypatch.setattr(environment, "cpu_flags", lambda cpuinfo=None: frozenset({"avx2"}))
     args = [
