@@ -251,6 +251,7 @@ class MainWindow(QMainWindow):
 
     # ---------------------------------------------------------------------------------- adapt
     def adapt_now(self) -> None:
+        self.adapt_timer.stop()  # a pending delayed request: this adaptation reads the same, current support set
         if self.classifier is None:
             return
         support = self.support.as_support()
