@@ -45,7 +45,7 @@ pretrain in28-h256-bf16 15 28 0 256 bfloat16
 pretrain in28-h128-cosine 15 28 0 128 float32 --classifier cosine
 pretrain in28-h128-smooth 15 28 0 128 float32 --label-smoothing 0.1
 # The ImageNet EfficientNet-Lite0 trunk fine-tuned whole (grey drawings in 3 equal channels), 56x56, float32 (about
-# 55 min on a 2-core AVX2 EPYC, where bfloat16 is emulated and far slower).
+# 45 min alone on a 2-core AVX2 EPYC, where bfloat16 is emulated and far slower).
 pretrain lite0-in56 4 56 0 64 float32 --backbone efficientnet_lite0 --batch-size 64 --lr 0.001
 anil_within in28-e0
 echo "| trunk (CNN4, 64 channels unless noted, pre-trained on the 25 training alphabets) | val, 20w1s within one alphabet (nearest class mean unless noted) |"
