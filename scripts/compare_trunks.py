@@ -3,9 +3,10 @@
 Nearest class mean on inductive features (independent of the feature scale), as the lake experiments compare
 trunks (scripts/omniglot_lake_experiments.sh). `--views-b 9` (or `--views-a`) averages a trunk's features over
 fixed small shifts, rotations and scalings of every image (test-time augmentation, support and query alike), so
-`A.pt A.pt --views-b 9` measures what averaging views adds to one trunk. Usage:
+`A.pt A.pt --views-b 9` measures what averaging views adds to one trunk, and `A.pt A.pt --l2 --join-b C.pt` what
+a second trunk C adds to it (their unit-length features side by side). Usage:
     python scripts/compare_trunks.py A.pt B.pt --data-root DATA [--split val] [--within alphabet]
-        [--ways 20 --shots 1 --query 15 --episodes 1000 --seed 0] [--views-a 1 --views-b 1] [--l2]
+        [--ways 20 --shots 1 --query 15 --episodes 1000 --seed 0] [--views-a 1 --views-b 1] [--l2] [--join-b C.pt]
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from anil_engine.checkpoint import load_checkpoint  # noqa: E402
 from anil_engine.config import TaskSpec  # noqa: E402
-from anil_engine.datasets import load_dataset  # noqa: E402
+from anil_engine.datasets import ImageTensorDataset, load_dataset  # noqa: E402
 from anil_engine.evaluation import mean_ci95, nearest_class_mean, onnx_trunk_session, split_features  # noqa: E402
 from anil_engine.jobs import run_to_end  # noqa: E402
 from anil_engine.models import AnilModel, model_from_checkpoint  # noqa: E402
@@ -50,14 +51,31 @@ def view_features(model: AnilModel, images: torch.Tensor, views: int) -> torch.T
     return total / views
 
 
-def episode_accuracies(checkpoint: str, args: argparse.Namespace, views: int = 1) -> list[float]:
-    """Accuracy (percent) of each of the seeded episodes, nearest class mean on the trunk's features."""
+def trunk_features(checkpoint: str, args: argparse.Namespace, views: int) -> tuple[torch.Tensor, ImageTensorDataset]:
+    """The trunk's features of every image of the split (its own input size), and the split."""
     ckpt = load_checkpoint(checkpoint)
     model = model_from_checkpoint(ckpt, checkpoint)
     pre = model.preprocessing
     name, scheme = ckpt["dataset"].get("name", "omniglot"), ckpt["dataset"].get("split_scheme", "vinyals")
     data = load_dataset(name, args.data_root, args.split, pre.size, pre.channels, scheme)
-    features = view_features(model, data.images, views)
+    return view_features(model, data.images, views), data
+
+
+def episode_accuracies(
+    checkpoint: str, args: argparse.Namespace, views: int = 1, joined: str | None = None
+) -> list[float]:
+    """Accuracy (percent) of each of the seeded episodes, nearest class mean on the trunk's features.
+
+    `joined`: a second checkpoint whose features are appended to these, each trunk's made unit-length first
+    (an ensemble of two trunks, each with the same weight whatever its feature scale).
+    """
+    features, data = trunk_features(checkpoint, args, views)
+    if joined:
+        other, other_data = trunk_features(joined, args, 1)
+        if other_data.class_names != data.class_names or not torch.equal(other_data.labels, data.labels):
+            raise SystemExit(f"{joined}: trained on another data set or split than {checkpoint}; join like with like")
+        normalize = torch.nn.functional.normalize
+        features = torch.cat([normalize(features, dim=1), normalize(other, dim=1)], dim=1)
     if args.l2:
         features = torch.nn.functional.normalize(features, dim=1)
     task = TaskSpec(args.ways, args.shots, args.query)
@@ -90,8 +108,15 @@ def main(argv: list[str] | None = None) -> list[tuple[float, float]]:
     parser.add_argument(
         "--l2", action="store_true", help="L2-normalise every image's features before the class means (both trunks)"
     )
+    parser.add_argument(
+        "--join-b",
+        default=None,
+        metavar="C.pt",
+        help="append the features of trunk C to the second trunk's, each made unit-length (a two-trunk ensemble)",
+    )
     args = parser.parse_args(argv)
-    a, b = episode_accuracies(args.a, args, args.views_a), episode_accuracies(args.b, args, args.views_b)
+    a = episode_accuracies(args.a, args, args.views_a)
+    b = episode_accuracies(args.b, args, args.views_b, args.join_b)
     rows = [mean_ci95(a), mean_ci95(b), mean_ci95([y - x for x, y in zip(a, b, strict=True)])]
     for label, (mean, ci) in zip((args.a, args.b, "second - first, paired (same episodes)"), rows, strict=True):
         print(f"{label}: {mean:.2f} ± {ci:.2f}")

@@ -91,3 +91,5 @@ L=$WORK/lite0-in56/pretrained.pt
 echo "| EfficientNet-Lite0 (ImageNet) fine-tuned whole, 56x56, 4 epochs | $(val_within "$L") |"
 paired "same, minus the bundled 256-channel trunk, paired" "$B" "$L"
 paired "same, both on L2-normalised features, paired" "$B" "$L" --l2
+# The two trunks as an ensemble: the bundled trunk's unit-length features with the Lite0 trunk's beside them.
+paired "bundled 256-channel trunk joined with the Lite0 trunk (unit-length features side by side), paired gain over it alone (--l2)" "$B" "$B" --l2 --join-b "$L"

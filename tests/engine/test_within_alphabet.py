@@ -270,3 +270,30 @@ def test_views_averaged_features_compared(omniglot_root, tmp_path, capsys):
     assert not torch.allclose(shifted, one) and not torch.allclose(shifted, nine)
     with pytest.raises(SystemExit):
         compare.main([str(tmp_path / "m.pt"), str(tmp_path / "m.pt"), *args, "--views-b", "3"])
+
+
+def test_two_trunks_joined_as_an_ensemble(omniglot_root, tmp_path, capsys):
+    """compare_trunks.py --join-b: the second trunk's unit-length features side by side with a third's. A trunk
+    joined with itself scores exactly as its unit-length features alone; joined with another trunk, otherwise."""
+    compare = _compare_trunks_script()
+    for seed in (0, 1):
+        _tiny_lake_checkpoint(tmp_path / f"m{seed}.pt", seed)
+    m0, m1 = str(tmp_path / "m0.pt"), str(tmp_path / "m1.pt")
+    namespace = compare.argparse.Namespace(data_root=str(omniglot_root), split="test", within="alphabet", ways=20,
+                                           shots=1, query=1, episodes=20, seed=0, l2=True)  # fmt: skip
+    alone = compare.episode_accuracies(m0, namespace)
+    assert compare.episode_accuracies(m0, namespace, joined=m0) == alone
+    ensemble = compare.episode_accuracies(m0, namespace, joined=m1)
+    assert len(ensemble) == 20 and ensemble != alone
+    args = ["--data-root", str(omniglot_root), "--split", "test", "--within", "alphabet", "--ways", "20",
+            "--query", "1", "--episodes", "20", "--l2"]  # fmt: skip
+    first, second, diff = compare.main([m0, m0, *args, "--join-b", m1])
+    assert second == compare.mean_ci95(ensemble) and diff[0] == pytest.approx(second[0] - first[0])
+    vinyals = tmp_path / "v.pt"  # the same trunk on the other split: other classes, refused by name
+    from anil_engine.checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(m1)
+    ckpt["dataset"]["split_scheme"] = "vinyals"
+    save_checkpoint(ckpt, vinyals)
+    with pytest.raises(SystemExit, match="join like with like"):
+        compare.episode_accuracies(m0, namespace, joined=str(vinyals))
