@@ -283,8 +283,9 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         split_scheme=args.split_scheme or config_default(PretrainConfig, "split_scheme"),
         input_size=args.input_size or _native_size(args),
     )
-    if config.compute == "bfloat16":
-        warn([n for n in [slow_bfloat16_note(resolve_device(config.device))] if n])
+    note = slow_bfloat16_note(resolve_device(config.device)) if config.compute == "bfloat16" else None
+    if note:
+        warn([note])
     sigterm_as_interrupt()
     gen = pretrain(config, args.out, resume=args.resume)
     try:
