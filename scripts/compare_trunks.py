@@ -4,9 +4,12 @@ Nearest class mean on inductive features (independent of the feature scale), as 
 trunks (scripts/omniglot_lake_experiments.sh). `--views-b 9` (or `--views-a`) averages a trunk's features over
 fixed small shifts, rotations and scalings of every image (test-time augmentation, support and query alike), so
 `A.pt A.pt --views-b 9` measures what averaging views adds to one trunk, and `A.pt A.pt --l2 --join-b C.pt` what
-a second trunk C adds to it (their unit-length features side by side). Usage:
+a second trunk C adds to it (their unit-length features side by side). `A.pt A.pt --l2 --sqrt-b --centre-b`
+measures two feature transforms that need no training (both inductive): the square root of every feature, and
+features centred on the episode's mean support feature. Usage:
     python scripts/compare_trunks.py A.pt B.pt --data-root DATA [--split val] [--within alphabet]
         [--ways 20 --shots 1 --query 15 --episodes 1000 --seed 0] [--views-a 1 --views-b 1] [--l2] [--join-b C.pt]
+        [--sqrt-b] [--centre-b]
 """
 
 from __future__ import annotations
@@ -62,16 +65,30 @@ def trunk_features(checkpoint: str, args: argparse.Namespace, views: int) -> tup
 
 
 def episode_accuracies(
-    checkpoint: str, args: argparse.Namespace, views: int = 1, joined: str | None = None
+    checkpoint: str,
+    args: argparse.Namespace,
+    views: int = 1,
+    joined: str | None = None,
+    sqrt: bool = False,
+    centre: bool = False,
 ) -> list[float]:
     """Accuracy (percent) of each of the seeded episodes, nearest class mean on the trunk's features.
 
     `joined`: a second checkpoint whose features are appended to these, each trunk's made unit-length first
     (an ensemble of two trunks, each with the same weight whatever its feature scale).
+    `sqrt`: the square root of every feature (both trunks' when joined) first; the trunks' features are pooled
+        ReLU outputs (>= 0). It evens out a few large features ("power transform").
+    `centre`: in each episode, every feature minus the mean feature of the episode's support images, then
+        made unit length; it uses the support only (inductive), and what all the episode's classes share
+        (an alphabet's style) no longer counts in the angles between them.
     """
     features, data = trunk_features(checkpoint, args, views)
+    if sqrt:
+        features = features.clamp_min(0).sqrt()
     if joined:
         other, other_data = trunk_features(joined, args, 1)
+        if sqrt:
+            other = other.clamp_min(0).sqrt()
         if other_data.class_names != data.class_names or not torch.equal(other_data.labels, data.labels):
             raise SystemExit(f"{joined}: trained on another data set or split than {checkpoint}; join like with like")
         normalize = torch.nn.functional.normalize
@@ -86,6 +103,8 @@ def episode_accuracies(
         idx, y = sampler.sample_indices()
         support, query = support_query_masks(y, task.shots, task.query)
         f = features[idx]
+        if centre:
+            f = torch.nn.functional.normalize(f - f[support].mean(0), dim=1)
         predictions = nearest_class_mean(f[support], y[support], f[query], task.ways)
         out.append(100.0 * float((predictions == y[query]).float().mean()))
     return out
@@ -114,9 +133,15 @@ def main(argv: list[str] | None = None) -> list[tuple[float, float]]:
         metavar="C.pt",
         help="append the features of trunk C to the second trunk's, each made unit-length (a two-trunk ensemble)",
     )
+    parser.add_argument("--sqrt-b", action="store_true", help="the square root of the second trunk's features")
+    parser.add_argument(
+        "--centre-b",
+        action="store_true",
+        help="the second trunk's features minus each episode's mean support feature, then unit length",
+    )
     args = parser.parse_args(argv)
     a = episode_accuracies(args.a, args, args.views_a)
-    b = episode_accuracies(args.b, args, args.views_b, args.join_b)
+    b = episode_accuracies(args.b, args, args.views_b, args.join_b, args.sqrt_b, args.centre_b)
     rows = [mean_ci95(a), mean_ci95(b), mean_ci95([y - x for x, y in zip(a, b, strict=True)])]
     for label, (mean, ci) in zip((args.a, args.b, "second - first, paired (same episodes)"), rows, strict=True):
         print(f"{label}: {mean:.2f} ± {ci:.2f}")

@@ -12,6 +12,9 @@ import pytest
 from PIL import Image
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `pytest -n N`: N test processes share the cores, one thread each
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # torch, here and in the CLI runs the tests start
+    os.environ.setdefault("ANIL_STUDIO_THREADS", "1")  # onnxruntime
 
 REPO = Path(__file__).resolve().parent.parent
 CHARACTERS_TSV = REPO / "anil_engine" / "datasets" / "splits" / "omniglot_characters.tsv"

@@ -297,3 +297,31 @@ def test_two_trunks_joined_as_an_ensemble(omniglot_root, tmp_path, capsys):
     save_checkpoint(ckpt, vinyals)
     with pytest.raises(SystemExit, match="join like with like"):
         compare.episode_accuracies(m0, namespace, joined=str(vinyals))
+
+
+def test_square_root_and_support_centred_features(omniglot_root, tmp_path, monkeypatch):
+    """compare_trunks.py --sqrt-b undoes squared features; --centre-b ignores what every image's features share
+    (a vector added to all of them changes nothing), where unit-length features alone change."""
+    compare = _compare_trunks_script()
+    _tiny_lake_checkpoint(tmp_path / "m.pt", 0)
+    m = str(tmp_path / "m.pt")
+    namespace = compare.argparse.Namespace(data_root=str(omniglot_root), split="test", within="alphabet", ways=20,
+                                           shots=1, query=1, episodes=20, seed=0, l2=False)  # fmt: skip
+    plain, centred = compare.episode_accuracies(m, namespace), compare.episode_accuracies(m, namespace, centre=True)
+    l2 = compare.episode_accuracies(m, compare.argparse.Namespace(**{**vars(namespace), "l2": True}))
+    original = compare.view_features
+    monkeypatch.setattr(compare, "view_features", lambda model, images, views: original(model, images, views) ** 2)
+    assert compare.episode_accuracies(m, namespace) != plain
+    assert compare.episode_accuracies(m, namespace, sqrt=True) == plain
+    shift = torch.randn(8, generator=torch.Generator().manual_seed(0)).abs() * 10  # the tiny trunk: 8 features
+    monkeypatch.setattr(compare, "view_features", lambda model, images, views: original(model, images, views) + shift)
+    assert compare.episode_accuracies(m, namespace, centre=True) == centred
+    namespace.l2 = True
+    assert compare.episode_accuracies(m, namespace) != l2
+    monkeypatch.setattr(compare, "view_features", original)
+    namespace.l2 = False
+    args = ["--data-root", str(omniglot_root), "--split", "test", "--within", "alphabet", "--ways", "20",
+            "--query", "1", "--episodes", "20"]  # fmt: skip
+    first, second, diff = compare.main([m, m, *args, "--sqrt-b", "--centre-b"])
+    assert second == compare.mean_ci95(compare.episode_accuracies(m, namespace, sqrt=True, centre=True))
+    assert diff[0] == pytest.approx(second[0] - first[0])
