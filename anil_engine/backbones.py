@@ -141,7 +141,11 @@ def _build_cnn4(config: ModelConfig) -> nn.Module:
     from anil_engine._l2l import learn2learn
 
     return learn2learn().vision.models.CNN4Backbone(
-        hidden_size=config.hidden_size, layers=config.layers, channels=config.channels, max_pool=True
+        hidden_size=config.hidden_size,
+        layers=config.layers,
+        channels=config.channels,
+        max_pool=True,
+        max_pool_factor=4 // config.layers if config.layers <= 4 else 1,  # 5 blocks: 2x each (CNN4_LAYERS)
     )
 
 
@@ -211,5 +215,7 @@ def describe(config: dict[str, Any]) -> str:
     """Plain words for a checkpoint's `model` dict."""
     spec = get_backbone(config.get("backbone", "cnn4"))
     if spec.pretrained is None:
-        return f"{spec.title}, hidden size {config.get('hidden_size')}, {config.get('input_size')} px input"
+        layers = config.get("layers", 4)
+        blocks = "" if layers == 4 else f", {layers} conv blocks"
+        return f"{spec.title}, hidden size {config.get('hidden_size')}{blocks}, {config.get('input_size')} px input"
     return f"{spec.title}, {config.get('input_size')} px input"

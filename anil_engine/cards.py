@@ -113,7 +113,8 @@ def _card_header(request: CardRequest, ckpt: dict[str, Any], recipe: str) -> lis
         f"- **Data set**: {name}, class split `{scheme}` (trained on `train`, best-by-validation on `val`, "
         "tested on `test`)",
         f"- **Model**: learn2learn CNN4 trunk, hidden size {ckpt['model']['hidden_size']}, "
-        f"{ckpt['model']['channels']}x{pre['size']}x{pre['size']} input, linear head of "
+        + ("" if ckpt["model"].get("layers", 4) == 4 else f"{ckpt['model']['layers']} conv blocks, ")
+        + f"{ckpt['model']['channels']}x{pre['size']}x{pre['size']} input, linear head of "
         f"{ckpt['model']['ways']} ways",
         f"- **Preprocessing**: Pillow, EXIF transpose, {'grayscale' if pre['channels'] == 1 else 'RGB'}, "
         f"Lanczos resize to {pre['size']}x{pre['size']}, scale to [0, 1], mean {pre['mean']}, std {pre['std']}",

@@ -38,6 +38,13 @@ def check_backbone(name: str) -> None:
         raise ConfigError(f"unknown backbone {name!r}; choose one of {sorted(BACKBONE_STAGES)}")
 
 
+def check_layers(layers: int) -> None:
+    if layers not in CNN4_LAYERS:
+        raise ConfigError(
+            f"layers must be 1, 2 or 4 (the image pooled 16x in all) or 5 (32x, e.g. for 56 px inputs), got {layers!r}"
+        )
+
+
 def trainable_stages(spec: str, backbone: str) -> int:
     """Parse a trunk-training option ("none", "last:N", "all") for `backbone` into a stage count (-1 = all)."""
     import re
@@ -125,6 +132,12 @@ class Preprocessing:
         return cls(int(d["size"]), int(d["channels"]), tuple(d["mean"]), tuple(d["std"]))
 
 
+# CNN4 conv blocks (`layers`): 1, 2 or 4 pool the image 16x in all (learn2learn's max-pool factors); 5 blocks
+# pool 2x each, 32x in all, so a 56x56 input ends at 1x1 as a 28x28 one does with 4 (a 48x48 one with 4 blocks
+# ends at 3x3, whose flattened features depend on where a stroke falls).
+CNN4_LAYERS = (1, 2, 4, 5)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """A trunk built by name (`anil_engine.backbones`) and a linear head.
@@ -142,8 +155,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         check_backbone(self.backbone)
         _positive("hidden_size", self.hidden_size)
-        if self.layers not in (1, 2, 4):
-            raise ConfigError(f"layers must be 1, 2 or 4 (CNN4 max-pool factors), got {self.layers!r}")
+        check_layers(self.layers)
         if self.ways < 2:
             raise ConfigError(f"ways must be >= 2, got {self.ways!r}")
 
@@ -170,6 +182,7 @@ class TrainConfig:
     seed: int = 42
     device: str = "auto"
     hidden_size: int = 64
+    layers: int = 4  # CNN4 conv blocks (CNN4_LAYERS)
     input_size: int = 28
     val_every: int = 100
     val_episodes: int = 200
@@ -201,6 +214,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         TaskSpec(self.ways, self.shots, self.query)
         check_backbone(self.backbone)
+        check_layers(self.layers)
         if self.within is not None and self.within not in WITHIN:
             raise ConfigError(f"within must be one of {WITHIN}, got {self.within!r}")
         l2l_sampler = self.sampler == "learn2learn" or (self.sampler, self.engine) == ("auto", "reference")
@@ -326,6 +340,7 @@ class PretrainConfig:
     lr: float = 0.002
     weight_decay: float = 5e-4
     hidden_size: int = 64
+    layers: int = 4  # CNN4 conv blocks (CNN4_LAYERS)
     input_size: int = 28
     # The trunk (`anil_engine.backbones`): "cnn4" from scratch, or a pretrained one (e.g. "efficientnet_lite0")
     # fine-tuned whole from its base weights.
@@ -347,6 +362,7 @@ class PretrainConfig:
 
     def __post_init__(self) -> None:
         check_backbone(self.backbone)
+        check_layers(self.layers)
         if self.compute not in PRETRAIN_COMPUTE:
             raise ConfigError(f"compute must be one of {PRETRAIN_COMPUTE}, got {self.compute!r}")
         if self.classifier not in CLASSIFIERS:

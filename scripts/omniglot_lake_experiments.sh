@@ -47,6 +47,9 @@ pretrain in28-h128-smooth 15 28 0 128 float32 --label-smoothing 0.1
 # The ImageNet EfficientNet-Lite0 trunk fine-tuned whole (grey drawings in 3 equal channels), 56x56, float32 (about
 # 45 min alone on a 2-core AVX2 EPYC, where bfloat16 is emulated and far slower).
 pretrain lite0-in56 4 56 0 64 float32 --backbone efficientnet_lite0 --batch-size 64 --lr 0.001
+# 56x56 with a fifth conv block, so the features are a 1x1 map as at 28x28 (the 48x48 run above ends at a 3x3 map,
+# flattened); 10 epochs as the 64-channel model bundled at 0f964d9, its paired baseline below.
+pretrain in56-l5 10 56 0 64 float32 --layers 5
 anil_within in28-e0
 echo "| trunk (CNN4, 64 channels unless noted, pre-trained on the 25 training alphabets) | val, 20w1s within one alphabet (nearest class mean unless noted) |"
 echo "|---|---|"
@@ -93,3 +96,12 @@ paired "same, minus the bundled 256-channel trunk, paired" "$B" "$L"
 paired "same, both on L2-normalised features, paired" "$B" "$L" --l2
 # The two trunks as an ensemble: the bundled trunk's unit-length features with the Lite0 trunk's beside them.
 paired "bundled 256-channel trunk joined with the Lite0 trunk (unit-length features side by side), paired gain over it alone (--l2)" "$B" "$B" --l2 --join-b "$L"
+# Feature transforms that need no training, on the bundled trunk (inductive: the support set only): the square
+# root of every feature, and features centred on each episode's mean support feature, then unit length.
+paired "bundled trunk, square root of its features and centred on each episode's support mean, paired gain" "$B" "$B" --sqrt-b --centre-b
+paired "same, centred only, gain over unit-length features (--l2)" "$B" "$B" --l2 --centre-b
+paired "same, square root only, gain over unit-length features (--l2)" "$B" "$B" --l2 --sqrt-b
+paired "all of it: 9 views, the Lite0 trunk joined, square root, centred; gain over the bundled trunk alone" "$B" "$B" --views-b 9 --join-b "$L" --sqrt-b --centre-b
+# 56x56 through 5 conv blocks against the 28x28 4-block trunk of the same recipe and epochs (bundled at 0f964d9).
+echo "| 64 channels, 56x56, 5 conv blocks (\`--layers 5\`), 10 epochs | $(val_within "$WORK/in56-l5/pretrained.pt") |"
+paired "same, minus the 28x28 4-block trunk of the same recipe (bundled at 0f964d9), paired" "$OLD" "$WORK/in56-l5/pretrained.pt"

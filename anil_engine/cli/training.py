@@ -52,6 +52,7 @@ def _add_trunk(p: argparse.ArgumentParser, d: type, backbone_note: str) -> None:
     from anil_engine.backbones import BACKBONES
 
     option(p, d, "hidden_size", "CNN4 channels")
+    option(p, d, "layers", "CNN4 conv blocks: 4 pool the image 16x in all, 5 pool it 32x (56 px inputs end at 1x1)")
     p.add_argument(
         "--input-size",
         type=int,

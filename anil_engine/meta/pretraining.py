@@ -169,7 +169,8 @@ class _Pretraining:
         scheme = config.split_scheme
         self.train_data = load_dataset(config.dataset, config.data_root, "train", pre.size, channels, scheme)
         self.val_data = load_dataset(config.dataset, config.data_root, "val", pre.size, channels, scheme)
-        model = AnilModel(ModelConfig(config.hidden_size, 4, channels, pre.size, config.ways, config.backbone), pre)
+        mc = ModelConfig(config.hidden_size, config.layers, channels, pre.size, config.ways, config.backbone)
+        model = AnilModel(mc, pre)
         self.model = model.to(device, memory_format=torch.channels_last)
         n = self.train_data.n_classes
         if config.classifier == "cosine":
@@ -354,6 +355,7 @@ def pretrain_config_for(config: TrainConfig, epochs: int) -> PretrainConfig:
         split_scheme=config.split_scheme,
         epochs=epochs,
         hidden_size=config.hidden_size,
+        layers=config.layers,
         input_size=config.input_size,
         backbone=config.backbone,
         ways=config.ways,

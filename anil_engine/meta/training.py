@@ -50,7 +50,7 @@ from anil_engine.tasks import to_float
 
 
 def initial_model(config: TrainConfig, preprocessing: Preprocessing) -> AnilModel:
-    mc = ModelConfig(config.hidden_size, 4, preprocessing.channels, config.input_size, config.ways)
+    mc = ModelConfig(config.hidden_size, config.layers, preprocessing.channels, config.input_size, config.ways)
     model = AnilModel(mc, preprocessing)
     if config.init_from:
         start_from(model, config.init_from)

@@ -293,14 +293,15 @@ def start_from(model: AnilModel, path: str) -> None:
     mc, sc = model.config, source.config
 
     def trunk(c: Any) -> tuple:
-        width = c.hidden_size if get_backbone(c.backbone).pretrained is None else None  # CNN4's width only
-        return c.backbone, width, c.channels, c.input_size
+        cnn4 = get_backbone(c.backbone).pretrained is None  # width and blocks: CNN4's only
+        return c.backbone, c.hidden_size if cnn4 else None, c.layers if cnn4 else None, c.channels, c.input_size
 
     if trunk(sc) != trunk(mc):
         raise ConfigError(
-            f"{path}: its trunk ({sc.backbone}, hidden {sc.hidden_size}, channels {sc.channels}, input "
-            f"{sc.input_size}) does not match this run ({mc.backbone}, hidden {mc.hidden_size}, channels "
-            f"{mc.channels}, input {mc.input_size}); choose the same --backbone, --hidden-size and --input-size"
+            f"{path}: its trunk ({sc.backbone}, hidden {sc.hidden_size}, {sc.layers} layers, channels {sc.channels}, "
+            f"input {sc.input_size}) does not match this run ({mc.backbone}, hidden {mc.hidden_size}, {mc.layers} "
+            f"layers, channels {mc.channels}, input {mc.input_size}); choose the same --backbone, --hidden-size, "
+            "--layers and --input-size"
         )
     model.trunk.load_state_dict(source.trunk.state_dict())
     if ckpt["kind"] == "anil" and sc.ways == mc.ways:

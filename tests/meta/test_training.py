@@ -426,3 +426,36 @@ def test_pretraining_in_bfloat16_trains_float32_weights(tmp_path, pretrain_root)
         run_to_end(pretrain(_pretrain_config(pretrain_root), out, resume=True))
     run_to_end(pretrain(_pretrain_config(pretrain_root, compute="bfloat16"), out, resume=True))
     assert out.is_file()
+
+
+def test_five_conv_blocks_pool_a_twice_larger_image_to_one_pixel(tmp_path, pretrain_root):
+    """`--layers 5`: one more 2x max-pool, so 32 px inputs end at 1x1 with hidden-size features, as 16 px ones do
+    with 4 blocks; pre-training and meta-training from it keep the blocks, and a 4-block run refuses the trunk."""
+    from anil_engine.config import ModelConfig, Preprocessing
+    from anil_engine.meta.pretraining import pretrain
+    from anil_engine.models import AnilModel, model_from_checkpoint
+
+    pre = Preprocessing(32, 3, (0.5,) * 3, (0.25,) * 3)
+    assert AnilModel(ModelConfig(8, 5, 3, 32, 5), pre).forward_features(torch.rand(2, 3, 32, 32)).shape == (2, 8)
+    assert AnilModel(ModelConfig(8, 4, 3, 32, 5), pre).forward_features(torch.rand(2, 3, 32, 32)).shape == (2, 32)
+    with pytest.raises(ConfigError, match="layers must be 1, 2 or 4 .* or 5 .*, got 3"):
+        ModelConfig(layers=3)
+    out = tmp_path / "five.pt"
+    run_to_end(pretrain(_pretrain_config(pretrain_root, epochs=1, layers=5, input_size=32), out))
+    assert load_checkpoint(out)["model"]["layers"] == 5
+    assert model_from_checkpoint(load_checkpoint(out)).num_features == 8
+    meta = dict(dataset="folder", ways=3, input_size=32, init_from=str(out), iterations=1, val_every=1)
+    with pytest.raises(ConfigError, match="5 layers.*does not match this run.*4 layers.*--layers"):
+        run_to_end(train(config(pretrain_root, **meta), tmp_path / "four"))
+    run_to_end(train(config(pretrain_root, layers=5, **meta), tmp_path / "run"))
+    last = load_checkpoint(tmp_path / "run" / "last.pt")
+    trained = model_from_checkpoint(last)
+    assert trained.config.layers == 5 and trained.num_features == 8
+    # The model picker's words and the card say so.
+    from anil_engine.backbones import describe
+    from anil_engine.cards import _card_header
+    from anil_engine.config import CardRequest
+
+    assert describe(last["model"]).endswith("hidden size 8, 5 conv blocks, 32 px input")
+    header = _card_header(CardRequest(checkpoint=str(tmp_path / "c.pt"), data_root="x", out="c.md"), last, "")
+    assert any("CNN4 trunk, hidden size 8, 5 conv blocks, 3x32x32 input" in line for line in header)
