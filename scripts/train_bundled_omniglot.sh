@@ -4,7 +4,7 @@
 #   bash scripts/train_bundled_omniglot.sh DATA_ROOT SCHEME [WORK_DIR]
 # SCHEME: vinyals or lake. Idempotent: finished steps are skipped, an interrupted
 # pre-training resumes from its .resume.pt, an ANIL run from its last.pt. Env: PRETRAIN_EPOCHS (15), ANIL_ITERATIONS (1000),
-# HIDDEN (CNN4 channels, 64), INPUT (input size in pixels, 28), WITHIN (alphabet: ANIL's training and
+# HIDDEN (CNN4 channels, 64), LAYERS (CNN4 conv blocks, 4; 5 for INPUT=56), INPUT (input size in pixels, 28), WITHIN (alphabet: ANIL's training and
 # validation tasks within one alphabet; default the whole split), COMPUTE (float32 or bfloat16: the pre-training's forward
 # pass), DEVICE (auto: a CUDA GPU when there is one), BACKBONE (cnn4, or efficientnet_lite0: the ImageNet trunk
 # fine-tuned whole; its features are not rescaled and ANIL meta-trains its head), BATCH (256) and LR (0.002): the
@@ -18,6 +18,7 @@ PY=${PYTHON:-.venv/bin/python}
 ITER=${ANIL_ITERATIONS:-1000}
 DEVICE=${DEVICE:-auto}
 HIDDEN=${HIDDEN:-64}
+LAYERS=${LAYERS:-4}
 INPUT=${INPUT:-28}
 COMPUTE=${COMPUTE:-float32}
 BACKBONE=${BACKBONE:-cnn4}
@@ -28,13 +29,13 @@ if [ ! -f "$WORK/pretrained.pt" ]; then
   PRE_RESUME=""
   [ -f "$WORK/pretrained.resume.pt" ] && PRE_RESUME="--resume"
   $PY -m anil_engine pretrain --dataset omniglot --data-root "$DATA" --split-scheme "$SCHEME" \
-    --epochs "${PRETRAIN_EPOCHS:-15}" --batch-size "${BATCH:-256}" --lr "${LR:-0.002}" --backbone "$BACKBONE" --ways 20 --seed 42 --device "$DEVICE" --hidden-size "$HIDDEN" --input-size "$INPUT" \
+    --epochs "${PRETRAIN_EPOCHS:-15}" --batch-size "${BATCH:-256}" --lr "${LR:-0.002}" --backbone "$BACKBONE" --ways 20 --seed 42 --device "$DEVICE" --hidden-size "$HIDDEN" --layers "$LAYERS" --input-size "$INPUT" \
     --compute "$COMPUTE" --out "$WORK/pretrained.pt" $PRE_RESUME
 fi
 RESUME=""
 [ -f "$WORK/anil/last.pt" ] && RESUME="--resume"
 $PY -m anil_engine train --dataset omniglot --data-root "$DATA" --split-scheme "$SCHEME" \
-  --init-from "$WORK/pretrained.pt" --backbone "$BACKBONE" --hidden-size "$HIDDEN" --input-size "$INPUT" --ways 20 --shots 1 --query 1 --meta-batch-size 32 \
+  --init-from "$WORK/pretrained.pt" --backbone "$BACKBONE" --hidden-size "$HIDDEN" --layers "$LAYERS" --input-size "$INPUT" --ways 20 --shots 1 --query 1 --meta-batch-size 32 \
   --meta-lr 0.0005 --fast-lr 0.1 --init-feature-norm "$NORM" --adaptation-steps 5 --iterations "$ITER" --val-every 50 \
   --val-episodes 300 --checkpoint-every 25 --seed 42 --device "$DEVICE" ${WITHIN:+--episodes-within "$WITHIN"} \
   --out "$WORK/anil" $RESUME
