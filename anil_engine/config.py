@@ -38,11 +38,13 @@ def check_backbone(name: str) -> None:
         raise ConfigError(f"unknown backbone {name!r}; choose one of {sorted(BACKBONE_STAGES)}")
 
 
-def check_layers(layers: int) -> None:
+def check_layers(layers: int, input_size: int) -> None:
     if layers not in CNN4_LAYERS:
         raise ConfigError(
             f"layers must be 1, 2 or 4 (the image pooled 16x in all) or 5 (32x, e.g. for 56 px inputs), got {layers!r}"
         )
+    if layers == 5 and input_size < 32:
+        raise ConfigError(f"5 conv blocks pool the image 32x: the input size must be >= 32 (56: 1x1), got {input_size}")
 
 
 def trainable_stages(spec: str, backbone: str) -> int:
@@ -155,7 +157,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         check_backbone(self.backbone)
         _positive("hidden_size", self.hidden_size)
-        check_layers(self.layers)
+        check_layers(self.layers, self.input_size)
         if self.ways < 2:
             raise ConfigError(f"ways must be >= 2, got {self.ways!r}")
 
@@ -214,7 +216,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         TaskSpec(self.ways, self.shots, self.query)
         check_backbone(self.backbone)
-        check_layers(self.layers)
+        check_layers(self.layers, self.input_size)
         if self.within is not None and self.within not in WITHIN:
             raise ConfigError(f"within must be one of {WITHIN}, got {self.within!r}")
         l2l_sampler = self.sampler == "learn2learn" or (self.sampler, self.engine) == ("auto", "reference")
@@ -362,7 +364,7 @@ class PretrainConfig:
 
     def __post_init__(self) -> None:
         check_backbone(self.backbone)
-        check_layers(self.layers)
+        check_layers(self.layers, self.input_size)
         if self.compute not in PRETRAIN_COMPUTE:
             raise ConfigError(f"compute must be one of {PRETRAIN_COMPUTE}, got {self.compute!r}")
         if self.classifier not in CLASSIFIERS:

@@ -440,6 +440,8 @@ def test_five_conv_blocks_pool_a_twice_larger_image_to_one_pixel(tmp_path, pretr
     assert AnilModel(ModelConfig(8, 4, 3, 32, 5), pre).forward_features(torch.rand(2, 3, 32, 32)).shape == (2, 32)
     with pytest.raises(ConfigError, match="layers must be 1, 2 or 4 .* or 5 .*, got 3"):
         ModelConfig(layers=3)
+    with pytest.raises(ConfigError, match="5 conv blocks pool the image 32x: the input size must be >= 32"):
+        _pretrain_config(pretrain_root, layers=5, input_size=28)
     out = tmp_path / "five.pt"
     run_to_end(pretrain(_pretrain_config(pretrain_root, epochs=1, layers=5, input_size=32), out))
     assert load_checkpoint(out)["model"]["layers"] == 5
