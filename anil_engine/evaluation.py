@@ -94,12 +94,13 @@ def split_features(
         float32 (n, num_features) on the CPU.
     """
     model.eval()
+    device = next(model.parameters()).device  # the model's own (a GPU run's pre-training validates on it)
     out = []
     for i in range(0, images.shape[0], batch):
         x = images[i : i + batch]
         if flip:
             x = x.flip(-1)
-        out.append(features_for(model, x.contiguous(), "inductive", "cpu", session).cpu())
+        out.append(features_for(model, x.contiguous(), "inductive", device, session).cpu())
         yield min(i + batch, images.shape[0])
     return torch.cat(out) if out else torch.zeros(0, model.num_features)
 
@@ -131,7 +132,7 @@ def evaluate_features(
     if flip and flipped is None:
         raise ValueError("flip augmentation needs the mirror images' features")
     sampler = FastEpisodeSampler(labels_dataset(labels), task, config.seed, groups=_groups(config, class_names))
-    w_trained, b_trained = head[0].detach().float(), head[1].detach().float()
+    w_trained, b_trained = head[0].detach().float().cpu(), head[1].detach().float().cpu()  # features are on the CPU
     accuracies: list[float] = []
     start = time.perf_counter()
     for episode in range(1, config.episodes + 1):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -176,6 +177,23 @@ def test_inductive_features_computed_once_give_each_episode_s_result(model, fold
     assert not run_to_end(evaluate(model, data, few, 0.5, 10))["features_once"]
     transductive = EvalConfig(TaskSpec(3, 1, 3), 15, "transductive", 0)  # batch statistics: per episode always
     assert not run_to_end(evaluate(model, data, transductive, 0.5, 10))["features_once"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_features_computed_once_on_a_gpu_model_give_the_cpu_result(model, folder_root):
+    # A GPU pre-training validates its model where it is: the features come from the model's device and the
+    # head follows the features to the CPU (a CUDA-only mix-up that once stopped a pre-training at epoch 4).
+    from anil_engine.config import EvalConfig, TaskSpec
+    from anil_engine.datasets import load_dataset
+    from anil_engine.evaluation import evaluate
+    from anil_engine.jobs import run_to_end
+
+    data = load_dataset("folder", folder_root, "all", 32, 3)
+    config = EvalConfig(TaskSpec(3, 1, 3), 15, "inductive", 0)
+    cpu = run_to_end(evaluate(model, data, config, 0.5, 10, use_onnx=False, features_once=True))
+    gpu = run_to_end(evaluate(copy.deepcopy(model).cuda(), data, config, 0.5, 10, "cuda", features_once=True))
+    assert gpu["features_once"] and gpu["trunk_engine"] == "torch"
+    assert gpu["accuracy"] == pytest.approx(cpu["accuracy"], abs=1e-9)
 
 
 def test_export_leaves_the_model_untouched(tmp_path, model):
