@@ -105,3 +105,10 @@ paired "all of it: 9 views, the Lite0 trunk joined, square root, centred; gain o
 # 56x56 through 5 conv blocks against the 28x28 4-block trunk of the same recipe and epochs (bundled at 0f964d9).
 echo "| 64 channels, 56x56, 5 conv blocks (\`--layers 5\`), 10 epochs | $(val_within "$WORK/in56-l5/pretrained.pt") |"
 paired "same, minus the 28x28 4-block trunk of the same recipe (bundled at 0f964d9), paired" "$OLD" "$WORK/in56-l5/pretrained.pt"
+# 256 channels at 56x56 through 5 blocks, the bundled recipe otherwise (pre-training, then ANIL, best by validation):
+# about a minute on an NVIDIA H100 (DEVICE=cuda), many hours on these 2 cores. Against the bundled 28x28 trunk.
+H56=$WORK/h256-in56-l5
+HIDDEN=256 LAYERS=5 INPUT=56 COMPUTE=bfloat16 PRETRAIN_EPOCHS=15 ANIL_ITERATIONS=50 DEVICE=${DEVICE:-auto} \
+  bash scripts/train_bundled_omniglot.sh "$DATA" lake "$H56"
+echo "| 256 channels, 56x56, 5 conv blocks, the bundled recipe (ANIL's best) | $(val_within "$H56/anil/best.pt") |"
+paired "same, minus the bundled 256-channel 28x28 trunk, paired" "$B" "$H56/anil/best.pt"

@@ -7,6 +7,7 @@ command out; defaults and choices come from `anil_engine.config`.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from anil_engine import __version__
@@ -46,6 +47,28 @@ def _surrogate_safe_output() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    code = _main(argv)
+    leave_worker(code)  # a torchrun worker ends here, without the teardown that gloo can abort
+    return code
+
+
+def leave_worker(code: int) -> None:
+    """End a torchrun worker now with `code`, its output flushed, skipping the interpreter's teardown.
+
+    gloo's C++ threads can outlive `destroy_process_group` and abort that teardown ("terminate called without
+    an active exception", SIGABRT), so that a rank whose run finished, saved and left the group still exits
+    as failed: seen on rank 1 of the 2-process test run under the load of the parallel test suite
+    (anil_engine/meta/distributed.py). Every file is written and closed by then. Does nothing outside
+    torchrun or in a one-process job. Torch-free, as `predict` is.
+    """
+    if "RANK" not in os.environ or os.environ.get("WORLD_SIZE", "1") == "1":
+        return
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     run = getattr(args, "run", cmd_gui)
     _surrogate_safe_output()

@@ -74,8 +74,9 @@ def shutdown(ctx: DistContext, synchronize: bool = True) -> None:
     With `synchronize` (a run that completed on every rank), wait for every rank first, so
     that no rank tears gloo down while rank 0 still saves and validates. Under CPU load a
     2-process test run's rank 1 sometimes aborted at exit ("terminate called without an
-    active exception"): 2 of 3 runs before this barrier, 1 of 9 after it; the cause is not
-    fully established. Not on an error or cancel path, where another rank may never arrive.
+    active exception"): 2 of 3 runs before this barrier, 1 of 9 after it; the command line
+    now ends a worker without the teardown where that abort happens (`anil_engine.cli.main`).
+    Not on an error or cancel path, where another rank may never arrive.
     """
     if ctx.enabled:
         if dist.is_initialized():

@@ -110,3 +110,21 @@ def test_two_process_run_resumes_from_its_checkpoint(tmp_path, folder_root):
     config = TrainConfig.from_dict(json.loads((split / "config.json").read_text()))
     with pytest.raises(ConfigError, match="was trained with 2 process"):
         next(train(config.__class__(**{**config.to_dict(), "iterations": 4}), split, resume=True))
+
+
+@pytest.mark.parametrize("world", ["2", "1", None])
+def test_a_torchrun_worker_leaves_with_its_code_and_its_output_flushed(world):
+    # Under torchrun (2 processes) the worker ends in leave_worker with the command's code and everything it
+    # printed, skipping the teardown gloo can abort; alone, or outside torchrun, the program goes on as usual.
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
+    if world is not None:
+        env.update(RANK="1", WORLD_SIZE=world)
+    code = "from anil_engine.cli import leave_worker\n"
+    code += "print('saved', end='')\nleave_worker(3)\nprint(' went on')"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    if world == "2":
+        assert (done.returncode, done.stdout) == (3, "saved")
+    else:
+        assert (done.returncode, done.stdout) == (0, "saved went on\n")
