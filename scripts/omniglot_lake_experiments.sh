@@ -112,3 +112,11 @@ HIDDEN=256 LAYERS=5 INPUT=56 COMPUTE=bfloat16 PRETRAIN_EPOCHS=15 ANIL_ITERATIONS
   bash scripts/train_bundled_omniglot.sh "$DATA" lake "$H56"
 echo "| 256 channels, 56x56, 5 conv blocks, the bundled recipe (ANIL's best) | $(val_within "$H56/anil/best.pt") |"
 paired "same, minus the bundled 256-channel 28x28 trunk, paired" "$B" "$H56/anil/best.pt"
+# What ANIL's mixed-protocol tasks do to this protocol: 50 iterations from the bundled trunk (its recipe's ANIL
+# step; about 30 min alone on the 2-core CPU), the iteration-50 trunk against the bundled one (iteration 0).
+A50=$WORK/anil50-from-bundled
+[ -f "$A50/last.pt" ] || $PY -m anil_engine train --dataset omniglot --data-root "$DATA" --split-scheme lake \
+  --init-from "$B" --hidden-size 256 --input-size 28 --ways 20 --shots 1 --query 1 --meta-batch-size 32 \
+  --meta-lr 0.0005 --fast-lr 0.1 --init-feature-norm 16 --adaptation-steps 5 --iterations 50 --val-every 50 \
+  --val-episodes 300 --checkpoint-every 25 --seed 42 --device cpu --out "$A50" --quiet
+paired "ANIL 50 iterations (mixed protocol) from the bundled trunk, minus the bundled trunk, paired" "$B" "$A50/last.pt"
