@@ -123,6 +123,7 @@ def _add_card(c: argparse.ArgumentParser) -> None:
     )
     c.add_argument("--compare", default="", help="with --photo: a CNN4 checkpoint measured on the same episodes")
     c.add_argument("--out", required=True, help="markdown file to write")
+    add_quiet(c, "no progress bars (one per measured row and BatchNorm mode; a card can take an hour on a CPU)")
     c.set_defaults(run=cmd_card)
 
 
@@ -131,7 +132,10 @@ def run_eval(request: Any, quiet: bool) -> dict[str, Any]:
     from anil_engine.evaluation import evaluate_checkpoint
 
     cfg = request.config
-    desc = f"eval {cfg.task.ways}w{cfg.task.shots}s {cfg.bn}"
+    within = f"@{cfg.within}" if cfg.within else ""
+    method = " nearest class mean" if cfg.method == "ncm" else ""
+    trunk = " random trunk" if request.random_trunk else ""
+    desc = f"eval {cfg.task.ways}w{cfg.task.shots}s{within} {cfg.bn}{method}{trunk}"
     gen = evaluate_checkpoint(request)
     return drive(gen, quiet, lambda p: (desc, cfg.episodes, p.episode), lambda p: {"acc": f"{p.accuracy:.2f}"})
 
@@ -211,6 +215,6 @@ def cmd_card(args: argparse.Namespace) -> int:
         args.adaptation_steps,
         args.write,
     )
-    write_card(request, lambda r: run_eval(r, quiet=True))
+    write_card(request, lambda r: run_eval(r, quiet=args.quiet))
     print(f"wrote {args.out}")
     return 0

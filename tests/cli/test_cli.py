@@ -147,7 +147,12 @@ def test_train_then_eval_json(tmp_path, folder_root, capsys):
     # Without --write the checkpoint is the input only: the card is written, the checkpoint unchanged.
     assert main([*card_args, "--out", str(card)]) == 0
     assert card_ckpt.read_bytes() == original and "--write" not in card.read_text()
+    capsys.readouterr()
     assert main([*card_args, "--write", "--out", str(card)]) == 0
+    # A long card shows where it is: a progress bar per row and BatchNorm mode, each baseline named.
+    err = capsys.readouterr().err
+    assert "eval 2w1s inductive" in err and "eval 2w2s transductive" in err and "10/10" in err
+    assert "eval 2w1s inductive nearest class mean" in err and "eval 2w1s inductive random trunk" in err
     text = card.read_text()
     # A recipe file is read into the card and named in its command; where it was trained is recorded.
     assert "1. **Pre-train** the trunk.\n2. Meta-train it." in text and f"--recipe {recipe}" in text
