@@ -212,13 +212,17 @@ class TrainConfig:
     # None: tasks (training and validation) from the whole split; "alphabet": every task's classes from one
     # alphabet (see WITHIN), so the head learns to tell look-alike characters apart.
     within: str | None = None
+    # Validation tasks (and so best.pt) within one group while training tasks stay the whole split's: choose by
+    # the protocol that is tested (Lake's within-alphabet one-shot) without training on it. None: as `within`.
+    val_within: str | None = None
 
     def __post_init__(self) -> None:
         TaskSpec(self.ways, self.shots, self.query)
         check_backbone(self.backbone)
         check_layers(self.layers, self.input_size)
-        if self.within is not None and self.within not in WITHIN:
-            raise ConfigError(f"within must be one of {WITHIN}, got {self.within!r}")
+        for name in ("within", "val_within"):
+            if getattr(self, name) is not None and getattr(self, name) not in WITHIN:
+                raise ConfigError(f"{name} must be one of {WITHIN}, got {getattr(self, name)!r}")
         l2l_sampler = self.sampler == "learn2learn" or (self.sampler, self.engine) == ("auto", "reference")
         if self.within is not None and l2l_sampler:
             raise ConfigError("tasks within an alphabet are drawn by the fast sampler only; add --sampler fast")

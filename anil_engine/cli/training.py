@@ -142,6 +142,13 @@ def _add_within(t: argparse.ArgumentParser) -> None:
         help="draw every training and validation task's classes from one group: alphabet = one Omniglot alphabet, "
         "unrotated characters, as `eval --episodes-within alphabet` tests (default: the whole split)",
     )
+    t.add_argument(
+        "--val-within",
+        choices=WITHIN,
+        default=None,
+        help="validate (and keep best.pt) on tasks within one group while the training tasks stay the whole "
+        "split's: choose by Lake's within-alphabet protocol without training on it (default: as --episodes-within)",
+    )
 
 
 def _add_pretrain(p: argparse.ArgumentParser) -> None:

@@ -178,6 +178,38 @@ def test_meta_training_tasks_within_an_alphabet(omniglot_root, tmp_path, capsys)
     assert "was trained with other settings" in capsys.readouterr().err
 
 
+def test_validation_within_an_alphabet_while_training_tasks_stay_mixed(omniglot_root, tmp_path, monkeypatch):
+    """`train --val-within alphabet`: best.pt is chosen on tasks within one alphabet (the protocol tested),
+    while the training tasks stay the whole split's; recorded in config.json, and other values refused."""
+    import json
+
+    from anil_engine.cli import main
+    from anil_engine.config import TrainConfig
+    from anil_engine.meta import training
+    from anil_engine.meta.trainrun import task_groups
+
+    validated = []
+    real = training.evaluate
+
+    def spy(model, data, config, *args, **kwargs):
+        validated.append(config.within)
+        return real(model, data, config, *args, **kwargs)
+
+    monkeypatch.setattr(training, "evaluate", spy)
+    out = tmp_path / "run"
+    args = ["train", "--dataset", "omniglot", "--split-scheme", "lake", "--data-root", str(omniglot_root),
+            "--ways", "5", "--shots", "1", "--query", "1", "--iterations", "2", "--meta-batch-size", "2",
+            "--val-every", "1", "--val-episodes", "3", "--hidden-size", "8", "--input-size", "16",
+            "--val-within", "alphabet", "--device", "cpu", "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    assert validated == ["alphabet"] * 3  # iterations 0, 1 and 2
+    saved = TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
+    assert (saved.val_within, saved.within) == ("alphabet", None)
+    assert task_groups(saved, None) is None  # the training tasks: the whole split
+    with pytest.raises(ConfigError, match="val_within must be one of"):
+        TrainConfig(data_root="d", val_within="continent")
+
+
 def _compare_trunks_script():
     """scripts/compare_trunks.py as a module."""
     import importlib.util
