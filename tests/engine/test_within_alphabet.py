@@ -130,6 +130,14 @@ def test_the_card_gains_within_alphabet_rows_with_the_ncm_baseline(omniglot_root
         assert cell.strip() == f"{r['accuracy']:.2f} ± {r['ci95']:.2f}"
 
 
+def _tiny_lake_train_args(root, out, *extra: str) -> list[str]:
+    """`train` arguments: 2 iterations of 5-way 1-shot on the tiny lake split, validated every iteration."""
+    return ["train", "--dataset", "omniglot", "--split-scheme", "lake", "--data-root", str(root),
+            "--ways", "5", "--shots", "1", "--query", "1", "--iterations", "2", "--meta-batch-size", "2",
+            "--val-every", "1", "--val-episodes", "3", "--hidden-size", "8", "--input-size", "16",
+            *extra, "--device", "cpu", "--out", str(out), "--quiet"]  # fmt: skip
+
+
 def test_meta_training_tasks_within_an_alphabet(omniglot_root, tmp_path, capsys):
     """`train --episodes-within alphabet`: every training task's classes share one alphabet; the run's
     validation is within an alphabet too; the setting is recorded, resumed, and refused with learn2learn's
@@ -162,10 +170,7 @@ def test_meta_training_tasks_within_an_alphabet(omniglot_root, tmp_path, capsys)
         TrainConfig(data_root="d", within="alphabet", engine="reference")
 
     out = tmp_path / "run"
-    args = ["train", "--dataset", "omniglot", "--split-scheme", "lake", "--data-root", str(omniglot_root),
-            "--ways", "5", "--shots", "1", "--query", "1", "--iterations", "2", "--meta-batch-size", "2",
-            "--val-every", "1", "--val-episodes", "3", "--hidden-size", "8", "--input-size", "16",
-            "--episodes-within", "alphabet", "--device", "cpu", "--out", str(out), "--quiet"]  # fmt: skip
+    args = _tiny_lake_train_args(omniglot_root, out, "--episodes-within", "alphabet")
     assert main(args) == 0
     assert json.loads((out / "config.json").read_text())["within"] == "alphabet"
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -197,10 +202,7 @@ def test_validation_within_an_alphabet_while_training_tasks_stay_mixed(omniglot_
 
     monkeypatch.setattr(training, "evaluate", spy)
     out = tmp_path / "run"
-    args = ["train", "--dataset", "omniglot", "--split-scheme", "lake", "--data-root", str(omniglot_root),
-            "--ways", "5", "--shots", "1", "--query", "1", "--iterations", "2", "--meta-batch-size", "2",
-            "--val-every", "1", "--val-episodes", "3", "--hidden-size", "8", "--input-size", "16",
-            "--val-within", "alphabet", "--device", "cpu", "--out", str(out), "--quiet"]  # fmt: skip
+    args = _tiny_lake_train_args(omniglot_root, out, "--val-within", "alphabet")
     assert main(args) == 0
     assert validated == ["alphabet"] * 3  # iterations 0, 1 and 2
     saved = TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
