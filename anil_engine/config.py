@@ -269,6 +269,11 @@ class TrainConfig:
         return TaskSpec(self.ways, self.shots, self.query)
 
     @property
+    def validation_within(self) -> str | None:
+        """The group every validation task is drawn within: `val_within`, else `within` (None: the whole split)."""
+        return self.val_within or self.within
+
+    @property
     def trunk_stages(self) -> int:
         """Trainable trunk stages: -1 all, 0 none, k the last k."""
         if self.trunk_train == "auto":

@@ -161,7 +161,7 @@ class _FeatureRun(RunBook):
         feats = suffix_features(self.suffix, self.val_x)
         flipped = suffix_features(self.suffix, self.val_flip) if self.val_flip is not None else None
         ev = EvalConfig(config.task, config.val_episodes, "inductive", VAL_SEED, head_init=config.head_init,
-                        flip=config.flip, within=config.val_within or config.within)  # fmt: skip
+                        flip=config.flip, within=config.validation_within)  # fmt: skip
         head = (self.model.head.weight, self.model.head.bias)
         gen = evaluate_features(feats, self.val_labels, ev, head, config.fast_lr, config.adaptation_steps, flipped,
                                 class_names=self.val_class_names)  # fmt: skip
