@@ -21,8 +21,9 @@ SAMPLERS = ("auto", "fast", "learn2learn")
 BN_MODES = ("inductive", "transductive")
 METHODS = ("head", "ncm")
 # Episodes drawn within one group of classes: "alphabet", Lake et al.'s one-shot protocol on Omniglot (all
-# classes of an episode are characters of one alphabet, unrotated).
-WITHIN = ("alphabet",)
+# classes of an episode are characters of one alphabet, unrotated); "rotated-alphabet", one alphabet at one of
+# the split's rotations (4 times the groups of "alphabet" for training tasks, as rotations make new classes).
+WITHIN = ("alphabet", "rotated-alphabet")
 PRECISIONS = ("float32", "float64")
 # Where the head's inner loop starts: the meta-learned rows (their mean for other numbers of classes), zero, or
 # the support prototypes as in Proto-MAML (row k = 2 c_k, bias -|c_k|^2, scaled; see adaptation.initial_head).

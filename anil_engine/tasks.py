@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from anil_engine.config import TaskSpec
+from anil_engine.config import WITHIN, TaskSpec
 from anil_engine.datasets.base import ImageTensorDataset
 from anil_engine.errors import ConfigError
 
@@ -145,18 +145,19 @@ def class_groups(class_names: list[str], within: str) -> list[list[int]]:
 
     "alphabet": Omniglot's characters by alphabet, unrotated ones only, as Lake et al. (2015) drew their
     one-shot runs (class names "alphabet/characterNN/rotDDD").
+    "rotated-alphabet": by alphabet and rotation, every rotation of the split (each its own group).
     """
-    if within != "alphabet":
-        raise ConfigError(f"episodes within {within!r}: only 'alphabet' is known")
-    groups: dict[str, list[int]] = {}
+    if within not in WITHIN:
+        raise ConfigError(f"episodes within {within!r}: one of {WITHIN}")
+    groups: dict[tuple[str, str], list[int]] = {}
     for i, name in enumerate(class_names):
         parts = name.split("/")
         if len(parts) != 3 or not parts[2].startswith("rot"):
             raise ConfigError(
                 f"episodes within an alphabet need Omniglot (class names alphabet/character/rotation), got {name!r}"
             )
-        if parts[2] == "rot000":
-            groups.setdefault(parts[0], []).append(i)
+        if within == "rotated-alphabet" or parts[2] == "rot000":
+            groups.setdefault((parts[0], parts[2]), []).append(i)
     return list(groups.values())
 
 

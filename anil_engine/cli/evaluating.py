@@ -62,7 +62,8 @@ def _add_eval(e: argparse.ArgumentParser) -> None:
         choices=WITHIN,
         default=config_default(d, "within"),
         help="draw every episode's classes from one group: alphabet = one Omniglot alphabet, unrotated characters "
-        "(Lake et al.'s one-shot protocol; with --split-scheme lake the test set is the 20 evaluation alphabets) "
+        "(Lake et al.'s one-shot protocol; with --split-scheme lake the test set is the 20 evaluation alphabets); "
+        "rotated-alphabet = one alphabet at one rotation "
         "(default: the whole split)",
     )
     e.add_argument(

@@ -140,7 +140,8 @@ def _add_within(t: argparse.ArgumentParser) -> None:
         choices=WITHIN,
         default=None,
         help="draw every training and validation task's classes from one group: alphabet = one Omniglot alphabet, "
-        "unrotated characters, as `eval --episodes-within alphabet` tests (default: the whole split)",
+        "unrotated characters, as `eval --episodes-within alphabet` tests; rotated-alphabet = one alphabet at one "
+        "rotation (4 times the groups) (default: the whole split)",
     )
     t.add_argument(
         "--val-within",

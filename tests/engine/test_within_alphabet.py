@@ -37,6 +37,25 @@ def test_every_episode_is_one_alphabet_unrotated_and_seeded(lake_test):
     assert len(alphabets) > 5  # the alphabet changes from episode to episode
 
 
+def test_rotated_alphabet_groups_are_one_alphabet_at_one_rotation_each(lake_test):
+    groups = class_groups(lake_test.class_names, "rotated-alphabet")
+    assert len(groups) == 4 * 20  # each evaluation alphabet at each of the split's 4 rotations
+    assert sorted(c for g in groups for c in g) == list(range(len(lake_test.class_names)))  # every class once
+    for group in groups:
+        keys = {(n.split("/")[0], n.split("/")[2]) for n in (lake_test.class_names[c] for c in group)}
+        assert len(keys) == 1
+    unrotated = [g for g in groups if lake_test.class_names[g[0]].endswith("/rot000")]
+    assert unrotated == class_groups(lake_test.class_names, "alphabet")  # the same order: same seeded episodes
+    sampler = FastEpisodeSampler(lake_test, TaskSpec(20, 1, 1), 0, groups=groups)
+    rotations = set()
+    for _ in range(30):
+        idx, _labels = sampler.sample_indices()
+        names = {lake_test.class_names[int(lake_test.labels[i])] for i in idx}
+        assert len(names) == 20 and len({(n.split("/")[0], n.split("/")[2]) for n in names}) == 1
+        rotations |= {n.split("/")[2] for n in names}
+    assert len(rotations) > 1  # episodes at other rotations than the unrotated characters
+
+
 def test_without_groups_the_draws_are_learn2learn_s_unchanged(lake_test):
     task = TaskSpec(5, 1, 1)
     a, b = FastEpisodeSampler(lake_test, task, 3), FastEpisodeSampler(lake_test, task, 3)
@@ -181,6 +200,29 @@ def test_meta_training_tasks_within_an_alphabet(omniglot_root, tmp_path, capsys)
     capsys.readouterr()
     assert main(plain + ["--resume"]) == 2  # other settings than the saved run's: refused
     assert "was trained with other settings" in capsys.readouterr().err
+
+
+def test_training_tasks_within_rotated_alphabets_validated_within_unrotated_ones(omniglot_root, tmp_path):
+    """`train --episodes-within rotated-alphabet --val-within alphabet`: training tasks from one alphabet at one
+    rotation, validation by Lake's protocol; both recorded in the run's config."""
+    import json
+
+    from anil_engine.cli import main
+    from anil_engine.config import TrainConfig
+    from anil_engine.datasets.omniglot import load_omniglot
+    from anil_engine.meta.trainrun import task_groups
+
+    config = TrainConfig(data_root="d", split_scheme="lake", within="rotated-alphabet", val_within="alphabet")
+    assert config.validation_within == "alphabet"
+    train = load_omniglot(omniglot_root, "lake", "train", size=16)
+    groups = task_groups(config, train)
+    assert {train.class_names[g[0]].split("/")[2] for g in groups} == {"rot000", "rot090", "rot180", "rot270"}
+    out = tmp_path / "run"
+    extra = ("--episodes-within", "rotated-alphabet", "--val-within", "alphabet", "--sampler", "fast")
+    assert main(_tiny_lake_train_args(omniglot_root, out, *extra)) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert (saved["within"], saved["val_within"]) == ("rotated-alphabet", "alphabet")
+    assert any("val_accuracy" in json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines())
 
 
 def test_validation_within_an_alphabet_while_training_tasks_stay_mixed(omniglot_root, tmp_path, monkeypatch):
