@@ -206,7 +206,8 @@ class TrainConfig:
     # Which trunk parameters the outer loop updates: TRUNK_TRAIN_HELP, or "auto" ("all" for a trunk trained
     # from scratch, "none" for a pretrained one). The frozen part's outputs are computed once and cached.
     trunk_train: str = "auto"
-    # Test-time head adaptation recorded in the checkpoint (validation also uses it); see HEAD_INITS.
+    # Test-time head adaptation recorded in the checkpoint (validation also uses it); see HEAD_INITS. "proto" is
+    # also where meta-training starts every task's head (`head_start`).
     head_init: str = "meta"
     # Add each support image's mirror image to the support set at test time.
     flip: bool = False
@@ -233,6 +234,8 @@ class TrainConfig:
             raise ConfigError(f"the {self.backbone} trunk is trained from scratch: trunk_train must be 'all'")
         if self.head_init not in HEAD_INITS:
             raise ConfigError(f"head_init must be one of {HEAD_INITS}, got {self.head_init!r}")
+        if self.head_init == "proto" and self.engine != "batched":
+            raise ConfigError("the prototype head start is meta-trained by the batched engine only: --engine batched")
         for name in (
             "meta_lr",
             "fast_lr",
@@ -268,6 +271,12 @@ class TrainConfig:
     @property
     def task(self) -> TaskSpec:
         return TaskSpec(self.ways, self.shots, self.query)
+
+    @property
+    def head_start(self) -> str:
+        """Where meta-training starts each task's head: "proto" (its support prototypes, Proto-MAML) when the
+        run's test-time start is the prototypes, so training and testing adapt alike; else "meta" (the head)."""
+        return "proto" if self.head_init == "proto" else "meta"
 
     @property
     def validation_within(self) -> str | None:

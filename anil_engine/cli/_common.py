@@ -93,7 +93,8 @@ def add_head(p: argparse.ArgumentParser, from_checkpoint: bool) -> None:
         p,
         TrainConfig,
         "head_init",
-        "test-time head start: the meta-learned rows, zero, or the support prototypes",
+        "test-time head start: the meta-learned rows, zero, or the support prototypes (proto: meta-training "
+        "starts every task's head from its prototypes too, Proto-MAML)",
         choices=HEAD_INITS,
     )
     option(p, TrainConfig, "flip", "add mirrored support images at test time")

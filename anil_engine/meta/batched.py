@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from anil_engine.adaptation import PROTO_SCALE
 from anil_engine.meta import fused
 from anil_engine.meta.reference import StepResult
 from anil_engine.meta.statistics import update_running_statistics
@@ -68,6 +69,26 @@ def adapt_heads(
         w = w - lr * grad_w
         b = b - lr * grad_b
     return w, b
+
+
+def proto_heads(features: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every task's Proto-MAML head start, in the autograd graph (`adaptation.initial_head`'s "proto" start).
+
+    Row k = 2 s c_k, bias -s |c_k|^2 for the prototype (mean support feature) c_k of class k, with the
+    task's scale s = PROTO_SCALE / mean_k |c_k|^2 held constant (detached): the starting logits rank the
+    classes by distance to their prototypes, and the gradient reaches the trunk through the prototypes.
+
+    Args:
+        features: (T, n, d) support features.
+        targets: (T, n, ways) one-hot labels, same dtype as features.
+
+    Returns:
+        (weight (T, ways, d), bias (T, ways)).
+    """
+    means = targets.transpose(1, 2) @ features / targets.sum(1).clamp_min(1).unsqueeze(2)
+    sq = (means * means).sum(2)
+    scale = (PROTO_SCALE / sq.detach().mean(1, keepdim=True).clamp_min(1e-12)).to(features.dtype)
+    return 2 * scale.unsqueeze(2) * means, -scale * sq
 
 
 def _pool_then_relu(trunk: nn.Module) -> list[nn.Module] | None:
@@ -212,6 +233,7 @@ def batched_meta_step(
     query: int,
     first_order: bool,
     one_pass: bool = False,
+    head_start: str = "meta",
 ) -> StepResult:
     """One meta-batch, batched; leaves the averaged meta-gradient in `.grad` of trunk and head.
 
@@ -219,6 +241,8 @@ def batched_meta_step(
         tasks: (images float (n, c, h, w) on the device, labels (n,) in 0..ways-1) per task;
             every task has the same number of images per class.
         one_pass: run each convolution once over the whole meta-batch (see `task_features`).
+        head_start: "meta": every task's inner loop starts from `head`; "proto": from its support prototypes
+            (Proto-MAML, `proto_heads`), so the trunk learns through the prototypes and `head` gets no gradient.
     """
     features = task_features(trunk, [x for x, _ in tasks], one_pass)
     labels = torch.stack([y for _, y in tasks])
@@ -229,9 +253,9 @@ def batched_meta_step(
     fq = features[query_mask].view(t, -1, d)
     ys = labels[support].view(t, -1)
     yq = labels[query_mask].view(t, -1)
-    w, b = adapt_heads(
-        fs, F.one_hot(ys, ways).to(fs.dtype), head.weight, head.bias, fast_lr, adaptation_steps, first_order
-    )
+    onehot = F.one_hot(ys, ways).to(fs.dtype)
+    w0, b0 = proto_heads(fs, onehot) if head_start == "proto" else (head.weight, head.bias)
+    w, b = adapt_heads(fs, onehot, w0, b0, fast_lr, adaptation_steps, first_order)
     logits = torch.baddbmm(b.unsqueeze(1), fq, w.transpose(1, 2))
     # Mean over each task's queries, then over tasks (equal query counts: one flat mean is the same).
     loss = F.cross_entropy(logits.reshape(-1, ways), yq.reshape(-1))

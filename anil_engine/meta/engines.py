@@ -45,6 +45,8 @@ class MetaEngine:
             without learn2learn's per-image pipeline.
         groups: with the fast sampler, each task's classes come from one of these groups
             (`tasks.class_groups`, e.g. one alphabet).
+        head_start: where each task's inner loop starts, "meta" (the head) or "proto" (its support prototypes;
+            batched engine only).
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class MetaEngine:
         first_order: bool,
         sampler: str = "auto",
         groups: list[list[int]] | None = None,
+        head_start: str = "meta",
     ) -> None:
         if engine not in ENGINES:
             raise ConfigError(f"engine must be one of {ENGINES}, got {engine!r}")
@@ -70,6 +73,11 @@ class MetaEngine:
         self.engine, self.model, self.task, self.device = engine, model, task, device
         self.dtype = next(model.parameters()).dtype
         self.fast_lr, self.adaptation_steps, self.first_order = fast_lr, adaptation_steps, first_order
+        if head_start not in ("meta", "proto"):
+            raise ConfigError(f"meta-training starts each task's head from 'meta' or 'proto', got {head_start!r}")
+        if head_start == "proto" and engine != "batched":
+            raise ConfigError("the prototype head start is meta-trained by the batched engine only")
+        self.head_start = head_start
         # One trunk call over the whole meta-batch pays on a GPU (fewer, larger launches), not on a CPU.
         self.one_pass = torch.device(device).type == "cuda"
         if self.one_pass:
@@ -119,6 +127,7 @@ class MetaEngine:
                 t.query,
                 self.first_order,
                 self.one_pass,
+                self.head_start,
             )
         return reference_meta_step(
             self.model.trunk, self._maml, tasks, self.adaptation_steps, t.shots, t.query, self.first_order

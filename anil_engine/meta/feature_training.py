@@ -176,7 +176,7 @@ class _FeatureRun(RunBook):
             tasks.append((self.train_x[idx], y))
         self.optimizer.zero_grad(set_to_none=True)
         result = batched_meta_step(self.suffix, self.model.head, tasks, config.fast_lr, config.adaptation_steps,
-                                   t.shots, t.query, config.first_order)  # fmt: skip
+                                   t.shots, t.query, config.first_order, head_start=config.head_start)  # fmt: skip
         self.optimizer.step()
         self.iteration += 1
         record: dict[str, Any] = {}

@@ -89,7 +89,7 @@ class _MetaRun(RunBook):
         model.to(getattr(torch, config.precision))
         self.engine = MetaEngine(config.engine, model, train_data, config.task, rank_seed(config.seed, ctx.rank),
                                  self.device, config.fast_lr, config.adaptation_steps, config.first_order,
-                                 config.sampler, task_groups(config, train_data))  # fmt: skip
+                                 config.sampler, task_groups(config, train_data), config.head_start)  # fmt: skip
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.meta_lr)
         if last is not None:
             self._restore(last)

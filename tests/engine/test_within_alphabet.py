@@ -401,3 +401,26 @@ def test_square_root_and_support_centred_features(omniglot_root, tmp_path, monke
     first, second, diff = compare.main([m, m, *args, "--sqrt-b", "--centre-b"])
     assert second == compare.mean_ci95(compare.episode_accuracies(m, namespace, sqrt=True, centre=True))
     assert diff[0] == pytest.approx(second[0] - first[0])
+
+
+def test_meta_training_from_the_prototype_head_start(omniglot_root, tmp_path):
+    """`train --head-init proto`: every task's head starts from its support prototypes in meta-training too
+    (Proto-MAML): the trunk learns, the unused shared head stays as it was, and the checkpoint's test-time start
+    is the prototypes."""
+    from anil_engine.checkpoint import load_checkpoint
+    from anil_engine.cli import main
+
+    out = tmp_path / "run"
+    args = _tiny_lake_train_args(omniglot_root, out, "--head-init", "proto", "--checkpoint-every", "1")
+    assert main(args) == 0
+    before = load_checkpoint(out / "last.pt")
+    assert before["head_init"] == "proto"
+    assert (
+        main([a if a != "2" or args[i - 1] != "--iterations" else "3" for i, a in enumerate(args)] + ["--resume"]) == 0
+    )
+    after = load_checkpoint(out / "last.pt")
+    state, later = before["state_dict"], after["state_dict"]
+    heads = [k for k in state if k.startswith("head.")]
+    assert heads and all(torch.equal(state[k], later[k]) for k in heads)
+    trunk = [k for k in state if k.endswith("conv.weight")]
+    assert trunk and all(not torch.equal(state[k], later[k]) for k in trunk)

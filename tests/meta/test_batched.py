@@ -361,3 +361,50 @@ def test_both_engines_on_learn2learn_sampler_draw_the_same_tasks_and_gradients()
         assert_same_gradients(models[0], models[1], 1e-4)
     with pytest.raises(Exception, match="sampler must be one of"):
         MetaEngine("batched", models[1], data, TaskSpec(3, 1, 1), 7, "cpu", 0.1, 2, False, sampler="fastest")
+
+
+@pytest.mark.parametrize("steps", [0, 3])
+def test_prototype_head_start_is_proto_maml_per_task(steps):
+    """`head_start="proto"`: each task's head starts at `initial_head(..., "proto")` of its support features and
+    the meta-gradient reaches the trunk through the prototypes, as a per-task Proto-MAML loop computes it
+    (second order, float64); the shared head gets no gradient."""
+    from anil_engine.adaptation import initial_head
+    from anil_engine.meta.batched import proto_heads, trunk_features
+
+    ways, shots, query, lr = 4, 2, 3, 0.4
+    reference, batched = make_model(ways, torch.float64), make_model(ways, torch.float64)
+    reference.train()
+    batched.train()
+    tasks = make_tasks(3, ways, shots, query, torch.float64)
+    losses = []
+    for x, y in tasks:
+        support, query_mask = support_query_masks(y, shots, query)
+        f = trunk_features(reference.trunk, x)
+        onehot = torch.nn.functional.one_hot(y[support], ways).double()
+        w, b = (t[0] for t in proto_heads(f[support].unsqueeze(0), onehot.unsqueeze(0)))
+        expected_w, expected_b = initial_head(reference.head.weight, reference.head.bias, ways, "proto",
+                                              f[support], y[support])  # fmt: skip
+        assert torch.allclose(w.detach(), expected_w) and torch.allclose(b.detach(), expected_b)
+        for _ in range(steps):
+            inner = torch.nn.functional.cross_entropy(f[support] @ w.T + b, y[support])
+            gw, gb = torch.autograd.grad(inner, (w, b), create_graph=True)
+            w, b = w - lr * gw, b - lr * gb
+        losses.append(torch.nn.functional.cross_entropy(f[query_mask] @ w.T + b, y[query_mask]))
+    expected_loss = torch.stack(losses).mean()
+    expected_loss.backward()
+    got = batched_meta_step(batched.trunk, batched.head, tasks, lr, steps, shots, query, False, head_start="proto")
+    assert got.loss == pytest.approx(float(expected_loss.detach()), rel=1e-10)
+    assert batched.head.weight.grad is None and batched.head.bias.grad is None
+    for (name, p), q in zip(reference.trunk.named_parameters(), batched.trunk.parameters(), strict=True):
+        if name.endswith("conv.bias"):  # cancelled by BatchNorm: exact gradient 0, rounding noise either way
+            continue
+        assert relative_error(q.grad, p.grad) <= 1e-8, name
+
+
+def test_the_prototype_head_start_is_trained_by_the_batched_engine_only():
+    from anil_engine.config import TrainConfig
+
+    assert TrainConfig(data_root="d", head_init="proto").head_start == "proto"
+    assert TrainConfig(data_root="d", head_init="zero").head_start == "meta"
+    with pytest.raises(ConfigError, match="batched engine only"):
+        TrainConfig(data_root="d", head_init="proto", engine="reference")
