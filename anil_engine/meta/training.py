@@ -126,8 +126,8 @@ class _MetaRun(RunBook):
         config, model = self.config, self.model
         # Evaluation (and its ONNX trunk) works in float32; a float64 run validates a float32 copy.
         eval_model = model if config.precision == "float32" else copy.deepcopy(model).float()
-        within = config.validation_within
-        eval_config = EvalConfig(config.task, config.val_episodes, "inductive", VAL_SEED, within=within)
+        eval_config = EvalConfig(config.task, config.val_episodes, "inductive", VAL_SEED, head_init=config.head_init,
+                                 flip=config.flip, within=config.validation_within)  # fmt: skip
         val = run_to_end(
             evaluate(eval_model, val_data, eval_config, config.fast_lr, config.adaptation_steps, self.device)
         )

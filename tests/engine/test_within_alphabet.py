@@ -403,16 +403,26 @@ def test_square_root_and_support_centred_features(omniglot_root, tmp_path, monke
     assert diff[0] == pytest.approx(second[0] - first[0])
 
 
-def test_meta_training_from_the_prototype_head_start(omniglot_root, tmp_path):
-    """`train --head-init proto`: every task's head starts from its support prototypes in meta-training too
-    (Proto-MAML): the trunk learns, the unused shared head stays as it was, and the checkpoint's test-time start
-    is the prototypes."""
+def test_meta_training_from_the_prototype_head_start(omniglot_root, tmp_path, monkeypatch):
+    """`train --head-init proto --flip`: every task's head starts from its support prototypes in meta-training too
+    (Proto-MAML): the trunk learns, the unused shared head stays as it was, validation (which keeps best.pt)
+    adapts as the checkpoint will at test time, and the checkpoint's test-time start is the prototypes."""
     from anil_engine.checkpoint import load_checkpoint
     from anil_engine.cli import main
+    from anil_engine.meta import training
 
+    validated = []
+    real = training.evaluate
+
+    def spy(model, data, config, *args, **kwargs):
+        validated.append((config.head_init, config.flip))
+        return real(model, data, config, *args, **kwargs)
+
+    monkeypatch.setattr(training, "evaluate", spy)
     out = tmp_path / "run"
-    args = _tiny_lake_train_args(omniglot_root, out, "--head-init", "proto", "--checkpoint-every", "1")
+    args = _tiny_lake_train_args(omniglot_root, out, "--head-init", "proto", "--flip", "--checkpoint-every", "1")
     assert main(args) == 0
+    assert validated == [("proto", True)] * 3  # iterations 0, 1 and 2
     before = load_checkpoint(out / "last.pt")
     assert before["head_init"] == "proto"
     assert (
