@@ -217,6 +217,10 @@ class TrainConfig:
     # Validation tasks (and so best.pt) within one group while training tasks stay the whole split's: choose by
     # the protocol that is tested (Lake's within-alphabet one-shot) without training on it. None: as `within`.
     val_within: str | None = None
+    # How validation (which keeps best.pt) classifies: "head", ANIL's head adaptation as the checkpoint will
+    # adapt; "ncm", the nearest class mean of the trunk's features (the trunk alone, whatever the head and
+    # its number of steps).
+    val_method: str = "head"
 
     def __post_init__(self) -> None:
         TaskSpec(self.ways, self.shots, self.query)
@@ -234,6 +238,8 @@ class TrainConfig:
             raise ConfigError(f"the {self.backbone} trunk is trained from scratch: trunk_train must be 'all'")
         if self.head_init not in HEAD_INITS:
             raise ConfigError(f"head_init must be one of {HEAD_INITS}, got {self.head_init!r}")
+        if self.val_method not in METHODS:
+            raise ConfigError(f"val_method must be one of {METHODS}, got {self.val_method!r}")
         if self.head_init == "proto" and self.engine != "batched":
             raise ConfigError("the prototype head start is meta-trained by the batched engine only: --engine batched")
         for name in (
@@ -282,6 +288,11 @@ class TrainConfig:
     def validation_within(self) -> str | None:
         """The group every validation task is drawn within: `val_within`, else `within` (None: the whole split)."""
         return self.val_within or self.within
+
+    def validation(self, seed: int) -> EvalConfig:
+        """The inductive evaluation that validates this run on `val_episodes` seeded episodes."""
+        return EvalConfig(self.task, self.val_episodes, "inductive", seed, method=self.val_method,
+                          head_init=self.head_init, flip=self.flip, within=self.validation_within)  # fmt: skip
 
     @property
     def trunk_stages(self) -> int:

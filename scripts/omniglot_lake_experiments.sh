@@ -114,9 +114,23 @@ echo "| 256 channels, 56x56, 5 conv blocks, the bundled recipe (ANIL's best) | $
 paired "same, minus the bundled 256-channel 28x28 trunk, paired" "$B" "$H56/anil/best.pt"
 # What ANIL's mixed-protocol tasks do to this protocol: 50 iterations from the bundled trunk (its recipe's ANIL
 # step; about 30 min alone on the 2-core CPU), the iteration-50 trunk against the bundled one (iteration 0).
+anil_from_bundled() {  # NAME ITERATIONS VAL_EVERY [TRAIN OPTIONS...]: the recipe's ANIL step from the bundled trunk
+  local out="$WORK/$1" resume=""
+  [ -f "$out/done" ] && return
+  [ -f "$out/last.pt" ] && resume="--resume"
+  $PY -m anil_engine train --dataset omniglot --data-root "$DATA" --split-scheme lake \
+    --init-from "$B" --hidden-size 256 --input-size 28 --ways 20 --shots 1 --query 1 --meta-batch-size 32 \
+    --meta-lr 0.0005 --fast-lr 0.1 --init-feature-norm 16 --adaptation-steps 5 --iterations "$2" --val-every "$3" \
+    --val-episodes 300 --checkpoint-every 5 --seed 42 --device cpu --out "$out" --quiet $resume "${@:4}"
+  touch "$out/done"
+}
 A50=$WORK/anil50-from-bundled
-[ -f "$A50/last.pt" ] || $PY -m anil_engine train --dataset omniglot --data-root "$DATA" --split-scheme lake \
-  --init-from "$B" --hidden-size 256 --input-size 28 --ways 20 --shots 1 --query 1 --meta-batch-size 32 \
-  --meta-lr 0.0005 --fast-lr 0.1 --init-feature-norm 16 --adaptation-steps 5 --iterations 50 --val-every 50 \
-  --val-episodes 300 --checkpoint-every 25 --seed 42 --device cpu --out "$A50" --quiet
+anil_from_bundled anil50-from-bundled 50 50
 paired "ANIL 50 iterations (mixed protocol) from the bundled trunk, minus the bundled trunk, paired" "$B" "$A50/last.pt"
+# ANIL's tasks within one alphabet at one of its 4 rotations (4 times the task groups of unrotated alphabets), and
+# ANIL from the prototype head start (Proto-MAML: the trunk learns through the support prototypes); 75 iterations
+# each (about 25 min alone on the 2-core CPU), validated within one alphabet (300 episodes) every 25.
+anil_from_bundled rot-within-from-bundled 75 25 --episodes-within rotated-alphabet --val-within alphabet --sampler fast
+paired "ANIL 75 iterations within rotated alphabets from the bundled trunk, minus the bundled trunk, paired" "$B" "$WORK/rot-within-from-bundled/last.pt"
+anil_from_bundled proto-from-bundled 75 25 --head-init proto --val-within alphabet
+paired "ANIL 75 iterations from the prototype head start, minus the bundled trunk, paired" "$B" "$WORK/proto-from-bundled/last.pt"

@@ -27,6 +27,7 @@ from anil_engine.cli._common import (
 from anil_engine.config import (
     CLASSIFIERS,
     ENGINES,
+    METHODS,
     PRECISIONS,
     PRETRAIN_COMPUTE,
     RECIPE_FEATURE_NORM,
@@ -149,6 +150,14 @@ def _add_within(t: argparse.ArgumentParser) -> None:
         default=None,
         help="validate (and keep best.pt) on tasks within one group while the training tasks stay the whole "
         "split's: choose by Lake's within-alphabet protocol without training on it (default: as --episodes-within)",
+    )
+    option(
+        t,
+        TrainConfig,
+        "val_method",
+        "how validation classifies: head = ANIL's head adaptation as the checkpoint will adapt; ncm = nearest "
+        "class mean of the trunk's features (judges the trunk alone, whatever the head and its steps)",
+        choices=METHODS,
     )
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from anil_engine.config import EvalConfig, ModelConfig, TrainConfig, resolve_device
+from anil_engine.config import ModelConfig, TrainConfig, resolve_device
 from anil_engine.datasets.base import ImageTensorDataset
 from anil_engine.errors import CheckpointError, ConfigError
 from anil_engine.evaluation import evaluate_features
@@ -160,11 +160,9 @@ class _FeatureRun(RunBook):
         config = self.config
         feats = suffix_features(self.suffix, self.val_x)
         flipped = suffix_features(self.suffix, self.val_flip) if self.val_flip is not None else None
-        ev = EvalConfig(config.task, config.val_episodes, "inductive", VAL_SEED, head_init=config.head_init,
-                        flip=config.flip, within=config.validation_within)  # fmt: skip
         head = (self.model.head.weight, self.model.head.bias)
-        gen = evaluate_features(feats, self.val_labels, ev, head, config.fast_lr, config.adaptation_steps, flipped,
-                                class_names=self.val_class_names)  # fmt: skip
+        gen = evaluate_features(feats, self.val_labels, config.validation(VAL_SEED), head, config.fast_lr,
+                                config.adaptation_steps, flipped, class_names=self.val_class_names)  # fmt: skip
         return self.keep_if_best(run_to_end(gen))
 
     def step(self) -> TrainProgress:

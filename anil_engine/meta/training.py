@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from anil_engine.backbones import get_backbone
-from anil_engine.config import EvalConfig, ModelConfig, Preprocessing, TrainConfig, resolve_device
+from anil_engine.config import ModelConfig, Preprocessing, TrainConfig, resolve_device
 from anil_engine.errors import ConfigError
 from anil_engine.evaluation import evaluate
 from anil_engine.jobs import run_to_end
@@ -126,10 +126,10 @@ class _MetaRun(RunBook):
         config, model = self.config, self.model
         # Evaluation (and its ONNX trunk) works in float32; a float64 run validates a float32 copy.
         eval_model = model if config.precision == "float32" else copy.deepcopy(model).float()
-        eval_config = EvalConfig(config.task, config.val_episodes, "inductive", VAL_SEED, head_init=config.head_init,
-                                 flip=config.flip, within=config.validation_within)  # fmt: skip
         val = run_to_end(
-            evaluate(eval_model, val_data, eval_config, config.fast_lr, config.adaptation_steps, self.device)
+            evaluate(
+                eval_model, val_data, config.validation(VAL_SEED), config.fast_lr, config.adaptation_steps, self.device
+            )  # fmt: skip
         )
         model.to(memory_format=self.engine.memory_format)  # evaluation may have changed it; keep runs reproducible
         return self.keep_if_best(val)

@@ -254,6 +254,32 @@ def test_validation_within_an_alphabet_while_training_tasks_stay_mixed(omniglot_
         TrainConfig(data_root="d", val_within="continent")
 
 
+def test_validation_by_the_nearest_class_mean_of_the_trunk(omniglot_root, tmp_path, monkeypatch):
+    """`train --val-method ncm`: best.pt is chosen by the trunk's nearest class mean (within an alphabet here),
+    whatever the head; recorded in config.json, the default stays the head, other values refused."""
+    import json
+
+    from anil_engine.cli import main
+    from anil_engine.config import TrainConfig
+    from anil_engine.meta import training
+
+    validated = []
+    real = training.evaluate
+
+    def spy(model, data, config, *args, **kwargs):
+        validated.append((config.method, config.within))
+        return real(model, data, config, *args, **kwargs)
+
+    monkeypatch.setattr(training, "evaluate", spy)
+    out = tmp_path / "run"
+    assert main(_tiny_lake_train_args(omniglot_root, out, "--val-method", "ncm", "--val-within", "alphabet")) == 0
+    assert validated == [("ncm", "alphabet")] * 3
+    assert json.loads((out / "config.json").read_text())["val_method"] == "ncm"
+    assert TrainConfig(data_root="d").validation(0).method == "head"
+    with pytest.raises(ConfigError, match="val_method must be one of"):
+        TrainConfig(data_root="d", val_method="knn")
+
+
 def _compare_trunks_script():
     """scripts/compare_trunks.py as a module."""
     import importlib.util
