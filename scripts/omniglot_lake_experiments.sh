@@ -129,8 +129,12 @@ anil_from_bundled anil50-from-bundled 50 50
 paired "ANIL 50 iterations (mixed protocol) from the bundled trunk, minus the bundled trunk, paired" "$B" "$A50/last.pt"
 # ANIL's tasks within one alphabet at one of its 4 rotations (4 times the task groups of unrotated alphabets), and
 # ANIL from the prototype head start (Proto-MAML: the trunk learns through the support prototypes); 75 iterations
-# each (about 25 min alone on the 2-core CPU), validated within one alphabet (300 episodes) every 25.
-anil_from_bundled rot-within-from-bundled 75 25 --episodes-within rotated-alphabet --val-within alphabet --sampler fast
-paired "ANIL 75 iterations within rotated alphabets from the bundled trunk, minus the bundled trunk, paired" "$B" "$WORK/rot-within-from-bundled/last.pt"
+# each (about 25 min alone on the 2-core CPU; 150: 47 min), validated within one alphabet (300 episodes) every 25.
+for n in 75 150; do
+  anil_from_bundled rot-within-$n "$n" 25 --episodes-within rotated-alphabet --val-within alphabet --sampler fast
+  paired "ANIL $n iterations within rotated alphabets from the bundled trunk, minus it, paired" "$B" "$WORK/rot-within-$n/last.pt"
+done
+B50="--adaptation-steps 50"
+echo "| bundled trunk, head 50 steps | $(val_within "$B" $B50) | iteration 75 above, head 50 steps | $(val_within "$WORK/rot-within-75/last.pt" $B50) |"
 anil_from_bundled proto-from-bundled 75 25 --head-init proto --val-within alphabet
 paired "ANIL 75 iterations from the prototype head start, minus the bundled trunk, paired" "$B" "$WORK/proto-from-bundled/last.pt"
