@@ -6,7 +6,8 @@
 # pre-training resumes from its .resume.pt, an ANIL run from its last.pt. Env: PRETRAIN_EPOCHS (15), ANIL_ITERATIONS (1000),
 # HIDDEN (CNN4 channels, 64), LAYERS (CNN4 conv blocks, 4; 5 for INPUT=56), INPUT (input size in pixels, 28), WITHIN (alphabet: ANIL's training and
 # validation tasks within one alphabet; default the whole split), VAL_WITHIN (alphabet: only the validation tasks,
-# which choose best.pt, within one alphabet), COMPUTE (float32 or bfloat16: the pre-training's forward
+# which choose best.pt, within one alphabet; rotated-alphabet for WITHIN: one alphabet at one rotation), VAL_METHOD
+# (ncm: best.pt by the trunk's nearest class mean; default the head's adaptation), COMPUTE (float32 or bfloat16: the pre-training's forward
 # pass), DEVICE (auto: a CUDA GPU when there is one), BACKBONE (cnn4, or efficientnet_lite0: the ImageNet trunk
 # fine-tuned whole; its features are not rescaled and ANIL meta-trains its head), BATCH (256) and LR (0.002): the
 # pre-training's batch and peak learning rate. The bundled vinyals model:
@@ -39,4 +40,5 @@ $PY -m anil_engine train --dataset omniglot --data-root "$DATA" --split-scheme "
   --init-from "$WORK/pretrained.pt" --backbone "$BACKBONE" --hidden-size "$HIDDEN" --layers "$LAYERS" --input-size "$INPUT" --ways 20 --shots 1 --query 1 --meta-batch-size 32 \
   --meta-lr 0.0005 --fast-lr 0.1 --init-feature-norm "$NORM" --adaptation-steps 5 --iterations "$ITER" --val-every 50 \
   --val-episodes 300 --checkpoint-every 25 --seed 42 --device "$DEVICE" ${WITHIN:+--episodes-within "$WITHIN"} ${VAL_WITHIN:+--val-within "$VAL_WITHIN"} \
+  ${VAL_METHOD:+--val-method "$VAL_METHOD"} \
   --out "$WORK/anil" $RESUME

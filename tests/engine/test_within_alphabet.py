@@ -157,6 +157,21 @@ def _tiny_lake_train_args(root, out, *extra: str) -> list[str]:
             *extra, "--device", "cpu", "--out", str(out), "--quiet"]  # fmt: skip
 
 
+def _validations(monkeypatch) -> list:
+    """The EvalConfig of every validation meta-training runs from now on (in this test)."""
+    from anil_engine.meta import training
+
+    seen = []
+    real = training.evaluate
+
+    def spy(model, data, config, *args, **kwargs):
+        seen.append(config)
+        return real(model, data, config, *args, **kwargs)
+
+    monkeypatch.setattr(training, "evaluate", spy)
+    return seen
+
+
 def test_meta_training_tasks_within_an_alphabet(omniglot_root, tmp_path, capsys):
     """`train --episodes-within alphabet`: every training task's classes share one alphabet; the run's
     validation is within an alphabet too; the setting is recorded, resumed, and refused with learn2learn's
@@ -232,21 +247,13 @@ def test_validation_within_an_alphabet_while_training_tasks_stay_mixed(omniglot_
 
     from anil_engine.cli import main
     from anil_engine.config import TrainConfig
-    from anil_engine.meta import training
     from anil_engine.meta.trainrun import task_groups
 
-    validated = []
-    real = training.evaluate
-
-    def spy(model, data, config, *args, **kwargs):
-        validated.append(config.within)
-        return real(model, data, config, *args, **kwargs)
-
-    monkeypatch.setattr(training, "evaluate", spy)
+    validated = _validations(monkeypatch)
     out = tmp_path / "run"
     args = _tiny_lake_train_args(omniglot_root, out, "--val-within", "alphabet")
     assert main(args) == 0
-    assert validated == ["alphabet"] * 3  # iterations 0, 1 and 2
+    assert [v.within for v in validated] == ["alphabet"] * 3  # iterations 0, 1 and 2
     saved = TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
     assert (saved.val_within, saved.within) == ("alphabet", None)
     assert task_groups(saved, None) is None  # the training tasks: the whole split
@@ -261,19 +268,11 @@ def test_validation_by_the_nearest_class_mean_of_the_trunk(omniglot_root, tmp_pa
 
     from anil_engine.cli import main
     from anil_engine.config import TrainConfig
-    from anil_engine.meta import training
 
-    validated = []
-    real = training.evaluate
-
-    def spy(model, data, config, *args, **kwargs):
-        validated.append((config.method, config.within))
-        return real(model, data, config, *args, **kwargs)
-
-    monkeypatch.setattr(training, "evaluate", spy)
+    validated = _validations(monkeypatch)
     out = tmp_path / "run"
     assert main(_tiny_lake_train_args(omniglot_root, out, "--val-method", "ncm", "--val-within", "alphabet")) == 0
-    assert validated == [("ncm", "alphabet")] * 3
+    assert [(v.method, v.within) for v in validated] == [("ncm", "alphabet")] * 3
     assert json.loads((out / "config.json").read_text())["val_method"] == "ncm"
     assert TrainConfig(data_root="d").validation(0).method == "head"
     with pytest.raises(ConfigError, match="val_method must be one of"):
@@ -435,20 +434,12 @@ def test_meta_training_from_the_prototype_head_start(omniglot_root, tmp_path, mo
     adapts as the checkpoint will at test time, and the checkpoint's test-time start is the prototypes."""
     from anil_engine.checkpoint import load_checkpoint
     from anil_engine.cli import main
-    from anil_engine.meta import training
 
-    validated = []
-    real = training.evaluate
-
-    def spy(model, data, config, *args, **kwargs):
-        validated.append((config.head_init, config.flip))
-        return real(model, data, config, *args, **kwargs)
-
-    monkeypatch.setattr(training, "evaluate", spy)
+    validated = _validations(monkeypatch)
     out = tmp_path / "run"
     args = _tiny_lake_train_args(omniglot_root, out, "--head-init", "proto", "--flip", "--checkpoint-every", "1")
     assert main(args) == 0
-    assert validated == [("proto", True)] * 3  # iterations 0, 1 and 2
+    assert [(v.head_init, v.flip) for v in validated] == [("proto", True)] * 3  # iterations 0, 1 and 2
     before = load_checkpoint(out / "last.pt")
     assert before["head_init"] == "proto"
     assert (
