@@ -112,8 +112,6 @@ HIDDEN=256 LAYERS=5 INPUT=56 COMPUTE=bfloat16 PRETRAIN_EPOCHS=15 ANIL_ITERATIONS
   bash scripts/train_bundled_omniglot.sh "$DATA" lake "$H56"
 echo "| 256 channels, 56x56, 5 conv blocks, the bundled recipe (ANIL's best) | $(val_within "$H56/anil/best.pt") |"
 paired "same, minus the bundled 256-channel 28x28 trunk, paired" "$B" "$H56/anil/best.pt"
-# What ANIL's mixed-protocol tasks do to this protocol: 50 iterations from the bundled trunk (its recipe's ANIL
-# step; about 30 min alone on the 2-core CPU), the iteration-50 trunk against the bundled one (iteration 0).
 anil_from_bundled() {  # NAME ITERATIONS VAL_EVERY [TRAIN OPTIONS...]: the recipe's ANIL step from the bundled trunk
   local out="$WORK/$1" resume=""
   [ -f "$out/done" ] && return
@@ -124,6 +122,8 @@ anil_from_bundled() {  # NAME ITERATIONS VAL_EVERY [TRAIN OPTIONS...]: the recip
     --val-episodes 300 --checkpoint-every 5 --seed 42 --device cpu --out "$out" --quiet $resume "${@:4}"
   touch "$out/done"
 }
+# What ANIL's mixed-protocol tasks do to this protocol: 50 iterations from the bundled trunk (its recipe's ANIL
+# step; about 30 min alone on the 2-core CPU), the iteration-50 trunk against the bundled one (iteration 0).
 A50=$WORK/anil50-from-bundled
 anil_from_bundled anil50-from-bundled 50 50
 paired "ANIL 50 iterations (mixed protocol) from the bundled trunk, minus the bundled trunk, paired" "$B" "$A50/last.pt"
