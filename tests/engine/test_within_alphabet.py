@@ -157,6 +157,11 @@ def _tiny_lake_train_args(root, out, *extra: str) -> list[str]:
             *extra, "--device", "cpu", "--out", str(out), "--quiet"]  # fmt: skip
 
 
+def _three_iterations(args: list[str]) -> list[str]:
+    """`_tiny_lake_train_args` with 3 iterations instead of 2 (to resume a finished run for one more)."""
+    return [a if a != "2" or args[i - 1] != "--iterations" else "3" for i, a in enumerate(args)]
+
+
 def _validations(monkeypatch) -> list:
     """The EvalConfig of every validation meta-training runs from now on (in this test)."""
     from anil_engine.meta import training
@@ -209,7 +214,7 @@ def test_meta_training_tasks_within_an_alphabet(omniglot_root, tmp_path, capsys)
     assert json.loads((out / "config.json").read_text())["within"] == "alphabet"
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert any(r.get("val_accuracy") is not None for r in records)
-    resumed = [a if a != "2" or args[i - 1] != "--iterations" else "3" for i, a in enumerate(args)]
+    resumed = _three_iterations(args)
     assert main(resumed + ["--resume"]) == 0
     plain = [a for a in resumed if a not in ("--episodes-within", "alphabet")]
     capsys.readouterr()
@@ -442,9 +447,7 @@ def test_meta_training_from_the_prototype_head_start(omniglot_root, tmp_path, mo
     assert [(v.head_init, v.flip) for v in validated] == [("proto", True)] * 3  # iterations 0, 1 and 2
     before = load_checkpoint(out / "last.pt")
     assert before["head_init"] == "proto"
-    assert (
-        main([a if a != "2" or args[i - 1] != "--iterations" else "3" for i, a in enumerate(args)] + ["--resume"]) == 0
-    )
+    assert main(_three_iterations(args) + ["--resume"]) == 0
     after = load_checkpoint(out / "last.pt")
     state, later = before["state_dict"], after["state_dict"]
     heads = [k for k in state if k.startswith("head.")]
