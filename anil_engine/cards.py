@@ -107,11 +107,17 @@ def _card_header(request: CardRequest, ckpt: dict[str, Any], recipe: str) -> lis
     machine = metrics.get("machine") or (
         machine_description() if metrics.get("device") == "cpu" else "machine not recorded"
     )
+    final = (metrics.get("pretraining") or {}).get("train_splits", "train") != "train"
     return [
         f"# Model card: `{Path(request.checkpoint).name}`",
         "",
-        f"- **Data set**: {name}, class split `{scheme}` (trained on `train`, best-by-validation on `val`, "
-        "tested on `test`)",
+        f"- **Data set**: {name}, class split `{scheme}` ("
+        + (
+            "trunk pre-trained on `train` and `val`, so no validation; meta-trained on `train`"
+            if final
+            else "trained on `train`, best-by-validation on `val`"
+        )
+        + ", tested on `test`)",
         f"- **Model**: learn2learn CNN4 trunk, hidden size {ckpt['model']['hidden_size']}, "
         + ("" if ckpt["model"].get("layers", 4) == 4 else f"{ckpt['model']['layers']} conv blocks, ")
         + f"{ckpt['model']['channels']}x{pre['size']}x{pre['size']} input, linear head of "
@@ -120,9 +126,14 @@ def _card_header(request: CardRequest, ckpt: dict[str, Any], recipe: str) -> lis
         f"Lanczos resize to {pre['size']}x{pre['size']}, scale to [0, 1], mean {pre['mean']}, std {pre['std']}",
         f"- **Head adaptation** (test time and the app): {ckpt['adaptation_steps']} SGD steps at fast_lr "
         f"{ckpt['fast_lr']} (meta-training's inner loop: {cfg.get('adaptation_steps', '?')} steps)",
-        f"- **Training**: {metrics.get('iterations', '?')} meta-iterations, best validation accuracy "
-        f"{metrics.get('best_val_accuracy', '?')} % at iteration {metrics.get('best_iteration', '?')}, "
-        f"{metrics.get('train_seconds', '?')} s of meta-training on {metrics.get('device', '?')} "
+        f"- **Training**: {metrics.get('iterations', '?')} meta-iterations, "
+        + (
+            "the last kept (no validation)"
+            if final
+            else f"best validation accuracy {metrics.get('best_val_accuracy', '?')} % at iteration "
+            f"{metrics.get('best_iteration', '?')}"
+        )
+        + f", {metrics.get('train_seconds', '?')} s of meta-training on {metrics.get('device', '?')} "
         f"({machine}), torch {metrics.get('torch', '?')}",
         *_pretraining_line(metrics.get("pretraining")),
         f"- **Training settings**: `{ {k: v for k, v in cfg.items() if k != 'data_root'} }`",
@@ -140,9 +151,10 @@ def _pretraining_line(record: dict[str, Any] | None) -> list[str]:
         return []
     seconds = record.get("train_seconds")
     wall = f"{seconds:,.0f} s" if isinstance(seconds, int | float) else "? s"
+    splits = record.get("train_splits", "train")
     return [
-        f"- **Pre-training** (the starting trunk): {record.get('epochs', '?')} epochs, {wall} on "
-        f"{record.get('device', '?')} ({record.get('machine') or 'machine not recorded'}), forward pass in "
+        f"- **Pre-training** (the starting trunk): {record.get('epochs', '?')} epochs on the {splits} classes, "
+        f"{wall} on {record.get('device', '?')} ({record.get('machine') or 'machine not recorded'}), forward pass in "
         f"{record.get('compute', 'float32')}, torch {record.get('torch', '?')}"
     ]
 

@@ -14,6 +14,9 @@ DATASETS = ("omniglot", "caltech-101", "cifar-fs", "fc100", "mini-imagenet", "fo
 SPLIT_SCHEMES = ("vinyals", "lake")  # Omniglot's class splits
 CLASSIFIERS = ("linear", "cosine")  # of pre-training
 PRETRAIN_COMPUTE = ("float32", "bfloat16")  # float type of pre-training's forward pass
+# The classes pre-training learns: the training split's, or also the validation split's (a final model, once its
+# settings were chosen on that validation split; there is then nothing left to validate on).
+PRETRAIN_SPLITS = ("train", "train+val")
 EVAL_QUERY = 15  # query images per class of every published evaluation
 RECIPE_FEATURE_NORM = 16.0  # the bundled models' rescaling of a pre-trained trunk (see `train --init-feature-norm`)
 ENGINES = ("batched", "reference")
@@ -246,12 +249,15 @@ class TrainConfig:
             "meta_lr",
             "fast_lr",
             "meta_batch_size",
-            "iterations",
             "val_every",
             "val_episodes",
             "checkpoint_every",
         ):
             _positive(name, getattr(self, name))
+        if self.iterations < 0 or (self.iterations == 0 and not self.init_from):
+            raise ConfigError(
+                f"iterations must be > 0 (or 0 with init_from: the starting trunk itself), got {self.iterations!r}"
+            )
         if self.init_feature_norm < 0 or (self.init_feature_norm and not self.init_from):
             raise ConfigError(f"init_feature_norm must be >= 0 and needs init_from, got {self.init_feature_norm!r}")
         if self.init_feature_norm and BACKBONE_STAGES[self.backbone] is not None:
@@ -391,12 +397,15 @@ class PretrainConfig:
     # Float type of the forward pass (torch.autocast; weights, gradients and optimizer stay float32): bfloat16
     # halves the step time on CPUs with AVX-512 BF16 (docs/benchmarks.md, benchmarks/pretrain_speed.py).
     compute: str = "float32"
+    train_splits: str = "train"  # one of PRETRAIN_SPLITS
 
     def __post_init__(self) -> None:
         check_backbone(self.backbone)
         check_layers(self.layers, self.input_size)
         if self.compute not in PRETRAIN_COMPUTE:
             raise ConfigError(f"compute must be one of {PRETRAIN_COMPUTE}, got {self.compute!r}")
+        if self.train_splits not in PRETRAIN_SPLITS:
+            raise ConfigError(f"train_splits must be one of {PRETRAIN_SPLITS}, got {self.train_splits!r}")
         if self.classifier not in CLASSIFIERS:
             raise ConfigError(f"classifier must be one of {CLASSIFIERS}, got {self.classifier!r}")
         if not 0 <= self.label_smoothing < 1:

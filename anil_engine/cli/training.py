@@ -30,6 +30,7 @@ from anil_engine.config import (
     METHODS,
     PRECISIONS,
     PRETRAIN_COMPUTE,
+    PRETRAIN_SPLITS,
     RECIPE_FEATURE_NORM,
     SAMPLERS,
     TRUNK_TRAIN_HELP,
@@ -72,7 +73,7 @@ def _add_train(t: argparse.ArgumentParser) -> None:
     option(t, d, "fast_lr", "SGD step size of the head inner loop")
     option(t, d, "meta_batch_size", "tasks per meta-iteration")
     option(t, d, "adaptation_steps", "inner-loop steps")
-    option(t, d, "iterations", "meta-iterations")
+    option(t, d, "iterations", "meta-iterations (0 with --init-from: the starting trunk itself, rescaled)")
     option(t, d, "first_order", "first-order ANIL (no second derivatives)")
     _add_trunk(t, d, "")
     option(
@@ -190,6 +191,14 @@ def _add_pretrain(p: argparse.ArgumentParser) -> None:
         "time on a 2-core AMD EPYC with AVX-512 BF16; without such instructions (an AVX2 EPYC) it took 6 times "
         "longer, and pretrain warns (benchmarks/pretrain_speed.py measures both)",
         choices=PRETRAIN_COMPUTE,
+    )
+    option(
+        p,
+        d,
+        "train_splits",
+        "the classes to learn: train, or train+val for a final model once its settings were chosen on val (the "
+        "run then has no validation)",
+        choices=PRETRAIN_SPLITS,
     )
     option(p, d, "seed", "random seed")
     add_device(p, config_default(d, "device"))

@@ -50,3 +50,12 @@ class ImageTensorDataset(torch.utils.data.Dataset):
             out[label] = order[start : start + count].tolist()
             start += count
         return out
+
+
+def joined(first: ImageTensorDataset, second: ImageTensorDataset) -> ImageTensorDataset:
+    """Both data sets' images as one, the second's classes after the first's (labels shifted, names kept)."""
+    return ImageTensorDataset(
+        torch.cat([first.images, second.images]),
+        torch.cat([first.labels, second.labels + first.n_classes]),
+        [*first.class_names, *second.class_names],
+    )

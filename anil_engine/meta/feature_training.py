@@ -209,7 +209,7 @@ def train_pretrained(
     run.open_files()
     completed = False
     try:
-        if run.start_iteration == 0:
+        if run.start_iteration == 0 and run.validates:
             yield run.starting_point(*run.validate())  # the pretrained trunk with no meta-training: the baseline
         while run.iteration < config.iterations:
             yield run.step()

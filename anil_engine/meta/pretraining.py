@@ -35,6 +35,7 @@ from anil_engine.config import (  # noqa: F401 - PretrainConfig, CLASSIFIERS, RE
     resolve_device,
 )
 from anil_engine.datasets import load_dataset
+from anil_engine.datasets.base import joined
 from anil_engine.environment import machine_description
 from anil_engine.errors import CheckpointError, ConfigError
 from anil_engine.evaluation import evaluate
@@ -169,6 +170,10 @@ class _Pretraining:
         scheme = config.split_scheme
         self.train_data = load_dataset(config.dataset, config.data_root, "train", pre.size, channels, scheme)
         self.val_data = load_dataset(config.dataset, config.data_root, "val", pre.size, channels, scheme)
+        # Trained on the validation classes too, the run has nothing to validate on.
+        self.validates = config.train_splits == "train"
+        if not self.validates:
+            self.train_data = joined(self.train_data, self.val_data)
         mc = ModelConfig(config.hidden_size, config.layers, channels, pre.size, config.ways, config.backbone)
         model = AnilModel(mc, pre)
         self.model = model.to(device, memory_format=torch.channels_last)
@@ -191,9 +196,10 @@ class _Pretraining:
         self.epoch, self.step_in_epoch = 1, 0
         self.order = torch.randperm(len(self.train_data), generator=self.gen)
         self.total_loss, self.correct, self.seen, self.val_acc, self.elapsed_before = 0.0, 0, 0, 0.0, 0.0
-        self.dataset = {"name": config.dataset, "split_scheme": config.split_scheme, "train_split": "train"}
+        self.dataset = {"name": config.dataset, "split_scheme": config.split_scheme, "train_split": config.train_splits}
         self.val_query = max(1, min(15, int(self.val_data.class_counts().min()) - 1))
-        self.val_ways = min(5, self.val_data.n_classes)  # a small folder may have fewer validation classes
+        # A small folder may have fewer validation classes.
+        self.val_ways = min(5, self.val_data.n_classes) if self.validates else 0
         self.val_every = math.ceil(config.epochs / 4)  # 4 validations: on 84x84 inputs one costs about an epoch
 
     def restore(self, saved: dict) -> None:
@@ -219,7 +225,7 @@ class _Pretraining:
     def metrics(self) -> dict:
         return {
             "epochs": self.config.epochs,
-            "val_5w1s": self.val_acc,
+            "val_5w1s": self.val_acc if self.validates else None,
             "val_method": "ncm",
             "train_seconds": round(self.elapsed(), 1),
             "device": self.device,
@@ -341,7 +347,7 @@ def pretrain(
         if not completed:  # closed (cancel), Ctrl-C or an error: keep the work done so far
             run.save_state()
     run.state_path.unlink(missing_ok=True)
-    return {"out": str(out), "val_5w1s": run.val_acc, "train_seconds": round(run.elapsed(), 1)}
+    return {"out": str(out), "val_5w1s": run.metrics()["val_5w1s"], "train_seconds": round(run.elapsed(), 1)}
 
 
 PRETRAINED = "pretrained.pt"

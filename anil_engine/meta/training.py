@@ -181,7 +181,7 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Gen
     run.build(train_data, last)
     completed = False
     try:
-        if run.start_iteration == 0 and ctx.is_main:
+        if run.start_iteration == 0 and ctx.is_main and run.validates:
             # The starting point is a candidate too (and the baseline meta-training must beat).
             yield run.starting_point(*run.validate(val_data))
         while run.iteration < config.iterations:

@@ -105,8 +105,10 @@ def pretraining_record(init_from: str) -> dict[str, Any] | None:
     metrics = ckpt.get("metrics") or {}
     if ckpt.get("kind") != "pretrained":
         return metrics.get("pretraining")
-    compute = (metrics.get("pretrain_config") or {}).get("compute", "float32")
-    return {**{k: metrics.get(k) for k in PRETRAINING_KEYS}, "compute": compute}
+    config = metrics.get("pretrain_config") or {}
+    # Older checkpoints predate these settings and had their defaults.
+    chosen = {"compute": config.get("compute", "float32"), "train_splits": config.get("train_splits", "train")}
+    return {**{k: metrics.get(k) for k in PRETRAINING_KEYS}, **chosen}
 
 
 def check_same_settings(saved: TrainConfig, config: TrainConfig, last_path: Path) -> None:
@@ -198,6 +200,9 @@ class RunBook:
         pretraining = pretraining_record(config.init_from)
         if pretraining is not None:
             self.extra_metrics["pretraining"] = pretraining
+        # A starting trunk that learnt the validation classes (`pretrain --train-splits train+val`, a final
+        # model) leaves nothing to validate on: the run keeps its last point.
+        self.validates = (pretraining or {}).get("train_splits", "train") == "train"
         self.model: AnilModel | None = None
         self.log = None
         self.t0 = time.perf_counter()
@@ -263,7 +268,7 @@ class RunBook:
     def due(self) -> tuple[bool, bool]:
         """After an iteration: (validate now, save last.pt now)."""
         c, i = self.config, self.iteration
-        return i % c.val_every == 0 or i == c.iterations, i % c.checkpoint_every == 0
+        return self.validates and (i % c.val_every == 0 or i == c.iterations), i % c.checkpoint_every == 0
 
     def progress(self, loss: float, accuracy: float, record: dict[str, Any], val_acc: float | None) -> TrainProgress:
         """Log an iteration's record (loss, accuracy, validation) and report it with the time left."""

@@ -162,7 +162,8 @@ def test_pretrain_then_meta_train_from_it(tmp_path, omniglot_root):
     header = _card_header(CardRequest(checkpoint=str(tmp_path / "run" / "last.pt"), data_root="x", out="card.md"),
                           load_checkpoint(tmp_path / "run" / "last.pt"), "")  # fmt: skip
     line = [t for t in header if t.startswith("- **Pre-training**")]
-    assert line == [f"- **Pre-training** (the starting trunk): 1 epochs, {seconds} on cpu ({record['machine']}), "
+    assert line == [f"- **Pre-training** (the starting trunk): 1 epochs on the train classes, {seconds} on cpu "
+                    f"({record['machine']}), "
                     f"forward pass in float32, torch {record['torch']}"]  # fmt: skip
     # A run started from that ANIL checkpoint keeps the record; one from scratch has none (and no line).
     from anil_engine.meta.trainrun import pretraining_record
@@ -461,3 +462,74 @@ def test_five_conv_blocks_pool_a_twice_larger_image_to_one_pixel(tmp_path, pretr
     assert describe(last["model"]).endswith("hidden size 8, 5 conv blocks, 32 px input")
     header = _card_header(CardRequest(checkpoint=str(tmp_path / "c.pt"), data_root="x", out="c.md"), last, "")
     assert any("CNN4 trunk, hidden size 8, 5 conv blocks, 3x32x32 input" in line for line in header)
+
+
+def test_pretraining_on_the_training_and_validation_classes(tmp_path, pretrain_root, monkeypatch):
+    """`--train-splits train+val` (a final model): the classifier covers both splits' classes, the checkpoint and
+    the card's pre-training record say so, and no validation runs (its classes are learnt); a resume keeps it."""
+    from anil_engine.cards import _pretraining_line
+    from anil_engine.meta import pretraining
+    from anil_engine.meta.trainrun import pretraining_record
+
+    validations, evaluate = [], pretraining.evaluate
+    monkeypatch.setattr(pretraining, "evaluate", lambda *a, **k: validations.append(a) or evaluate(*a, **k))
+    with pytest.raises(ConfigError, match="train_splits must be one of"):
+        _pretrain_config(pretrain_root, train_splits="val")
+    out = tmp_path / "final.pt"
+    job = pretraining.pretrain(_pretrain_config(pretrain_root, train_splits="train+val"), out)
+    next(job)
+    job.close()
+    state = load_checkpoint(pretraining.resume_path(out))
+    assert state["resume"]["classifier"]["weight"].shape[0] == 25  # 20 training + 5 validation classes
+    with pytest.raises(ConfigError, match="other settings"):
+        run_to_end(pretraining.pretrain(_pretrain_config(pretrain_root), out, resume=True))
+    result = run_to_end(pretraining.pretrain(_pretrain_config(pretrain_root, train_splits="train+val"), out, True))
+    ckpt = load_checkpoint(out)
+    assert validations == [] and result["val_5w1s"] is None and ckpt["metrics"]["val_5w1s"] is None
+    assert ckpt["dataset"]["train_split"] == "train+val"
+    record = pretraining_record(str(out))
+    assert record["train_splits"] == "train+val"
+    assert "on the train+val classes" in _pretraining_line(record)[0]
+    # The default learns the training classes only and validates on the others.
+    run_to_end(pretraining.pretrain(_pretrain_config(pretrain_root, epochs=1), tmp_path / "plain.pt"))
+    assert len(validations) == 1
+    assert load_checkpoint(tmp_path / "plain.pt")["dataset"]["train_split"] == "train"
+
+
+def test_a_final_model_from_a_trunk_that_learnt_the_validation_classes(tmp_path, pretrain_root, monkeypatch):
+    """ANIL from a `train+val` trunk has nothing to validate on: no validation runs, the last point is kept and
+    the card says so; `--iterations 0` packages the starting trunk itself (rescaled, zero head)."""
+    from anil_engine.cards import _card_header
+    from anil_engine.config import CardRequest
+    from anil_engine.meta import pretraining, training
+    from anil_engine.models import model_from_checkpoint
+
+    trunk = tmp_path / "final.pt"
+    run_to_end(pretraining.pretrain(_pretrain_config(pretrain_root, epochs=1, train_splits="train+val"), trunk))
+    validations = []
+    monkeypatch.setattr(training, "evaluate", lambda *a, **k: validations.append(a))
+    cfg = dict(
+        dataset="folder", data_root=str(pretrain_root), ways=5, shots=1, query=1, meta_batch_size=2, val_every=1,
+        val_episodes=3, checkpoint_every=1, hidden_size=8, input_size=16, device="cpu", init_from=str(trunk),
+        init_feature_norm=4.0,
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match="iterations must be > 0 \\(or 0 with init_from"):
+        TrainConfig(**{**cfg, "init_from": "", "init_feature_norm": 0.0}, iterations=0)
+    result = run_to_end(train(TrainConfig(**cfg, iterations=0), tmp_path / "zero"))
+    best = load_checkpoint(tmp_path / "zero" / "best.pt")
+    model = model_from_checkpoint(best)
+    assert validations == [] and result["iterations"] == 0 and result["best_val_accuracy"] is None
+    assert torch.count_nonzero(model.head.weight) == 0 and torch.count_nonzero(model.head.bias) == 0
+    source = model_from_checkpoint(load_checkpoint(trunk))
+    conv = model.trunk[1][0].conv.weight
+    assert torch.equal(conv, source.trunk[1][0].conv.weight)  # the trunk itself; only the last BN is rescaled
+    header = _card_header(CardRequest(checkpoint="best.pt", data_root="x", out="card.md"), best, "")
+    assert "trunk pre-trained on `train` and `val`, so no validation" in header[2]
+    assert "0 meta-iterations, the last kept (no validation)" in next(t for t in header if "**Training**" in t)
+    run_to_end(train(TrainConfig(**cfg, iterations=2), tmp_path / "two"))
+    assert validations == []
+    two = load_checkpoint(tmp_path / "two" / "best.pt")
+    assert two["metrics"]["iterations"] == 2 and two["metrics"]["best_val_accuracy"] is None
+    assert torch.equal(
+        two["state_dict"]["head.weight"], load_checkpoint(tmp_path / "two" / "last.pt")["state_dict"]["head.weight"]
+    )
