@@ -10,7 +10,8 @@
 # (ncm: best.pt by the trunk's nearest class mean; default the head's adaptation), COMPUTE (float32 or bfloat16: the pre-training's forward
 # pass), DEVICE (auto: a CUDA GPU when there is one), BACKBONE (cnn4, or efficientnet_lite0: the ImageNet trunk
 # fine-tuned whole; its features are not rescaled and ANIL meta-trains its head), BATCH (256) and LR (0.002): the
-# pre-training's batch and peak learning rate. The bundled vinyals model:
+# pre-training's batch and peak learning rate, TRAIN_SPLITS (train+val: a final model's trunk learns the validation
+# classes too; nothing is validated then, so ANIL_ITERATIONS=0 packages that trunk itself). The bundled vinyals model:
 #   HIDDEN=256 PRETRAIN_EPOCHS=20 ANIL_ITERATIONS=300 DEVICE=cuda bash scripts/train_bundled_omniglot.sh DATA vinyals
 set -euo pipefail
 DATA=${1:?data root (folder with images_background.npz or images_background/)}
@@ -32,7 +33,7 @@ if [ ! -f "$WORK/pretrained.pt" ]; then
   [ -f "$WORK/pretrained.resume.pt" ] && PRE_RESUME="--resume"
   $PY -m anil_engine pretrain --dataset omniglot --data-root "$DATA" --split-scheme "$SCHEME" \
     --epochs "${PRETRAIN_EPOCHS:-15}" --batch-size "${BATCH:-256}" --lr "${LR:-0.002}" --backbone "$BACKBONE" --ways 20 --seed 42 --device "$DEVICE" --hidden-size "$HIDDEN" --layers "$LAYERS" --input-size "$INPUT" \
-    --compute "$COMPUTE" --out "$WORK/pretrained.pt" $PRE_RESUME
+    --compute "$COMPUTE" --train-splits "${TRAIN_SPLITS:-train}" --out "$WORK/pretrained.pt" $PRE_RESUME
 fi
 RESUME=""
 [ -f "$WORK/anil/last.pt" ] && RESUME="--resume"
