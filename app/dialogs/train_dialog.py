@@ -340,9 +340,11 @@ class TrainDialog(QDialog):
             return
         self._result_path = result["best"]
         self.use_button.setEnabled(True)
+        best = result["best_val_accuracy"]
+        # None: the starting trunk learnt the validation classes too, so the run kept its last point.
+        kept = f"best validation accuracy {best} %" if best is not None else "no validation, the last point kept"
         self.status.setText(
-            f"Finished: best validation accuracy {result['best_val_accuracy']} %, saved as {result['best']}. "
-            "Press Use this model to make it the current model."
+            f"Finished: {kept}, saved as {result['best']}. Press Use this model to make it the current model."
         )
 
     def _use_result(self) -> None:

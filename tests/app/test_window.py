@@ -183,6 +183,35 @@ def test_meta_training_in_the_app_becomes_the_current_model(qtbot, window, folde
     d.close()
 
 
+def test_meta_training_from_a_trunk_that_learnt_the_validation_classes(qtbot, window, folder_root, tmp_path):
+    """A final model's trunk (`pretrain --train-splits train+val`) as the start: nothing is validated and the
+    dialog's last words say the last point was kept, not "best validation accuracy None %"."""
+    from anil_engine.config import PretrainConfig
+    from anil_engine.jobs import run_to_end
+    from anil_engine.meta.pretraining import pretrain
+
+    trunk = tmp_path / "final.pt"
+    pre = PretrainConfig("folder", str(folder_root), epochs=1, batch_size=16, hidden_size=8, input_size=32, ways=2,
+                         device="cpu", train_splits="train+val")  # fmt: skip
+    run_to_end(pretrain(pre, trunk))
+    window.show_train_dialog()
+    d = window.train_dialog
+    d.dataset.setCurrentText("folder")
+    d.data_root.setText(str(folder_root))
+    for box, value in ((d.ways, 2), (d.shots, 1), (d.query, 1), (d.meta_batch, 2), (d.iterations, 2)):
+        box.setValue(value)
+    d.input_size.setValue(32)
+    d.hidden.setValue(8)
+    d.val_every.setValue(1)
+    d.device.setCurrentText("cpu")
+    d.init_from.setText(str(trunk))
+    d.out.setText(str(tmp_path / "run"))
+    finish_run_and_use_it(qtbot, window, d)
+    assert d._vx == []  # no validation point drawn
+    assert d.status.text().startswith("Finished: no validation, the last point kept, saved as ")
+    d.close()
+
+
 def test_train_dialog_offers_tasks_within_one_alphabet_for_omniglot(qtbot, window, omniglot_root, tmp_path):
     window.show_train_dialog()
     d = window.train_dialog
