@@ -183,6 +183,22 @@ def test_meta_training_in_the_app_becomes_the_current_model(qtbot, window, folde
     d.close()
 
 
+def tiny_folder_run(window, folder_root, out, val_every):
+    """The training dialog set for a 2-iteration run on the tiny folder data set, on the CPU."""
+    window.show_train_dialog()
+    d = window.train_dialog
+    d.dataset.setCurrentText("folder")
+    d.data_root.setText(str(folder_root))
+    for box, value in ((d.ways, 2), (d.shots, 1), (d.query, 1), (d.meta_batch, 2), (d.iterations, 2)):
+        box.setValue(value)
+    d.input_size.setValue(32)
+    d.hidden.setValue(8)
+    d.val_every.setValue(val_every)
+    d.device.setCurrentText("cpu")
+    d.out.setText(str(out))
+    return d
+
+
 def test_meta_training_from_a_trunk_that_learnt_the_validation_classes(qtbot, window, folder_root, tmp_path):
     """A final model's trunk (`pretrain --train-splits train+val`) as the start: nothing is validated and the
     dialog's last words say the last point was kept, not "best validation accuracy None %"."""
@@ -194,18 +210,8 @@ def test_meta_training_from_a_trunk_that_learnt_the_validation_classes(qtbot, wi
     pre = PretrainConfig("folder", str(folder_root), epochs=1, batch_size=16, hidden_size=8, input_size=32, ways=2,
                          device="cpu", train_splits="train+val")  # fmt: skip
     run_to_end(pretrain(pre, trunk))
-    window.show_train_dialog()
-    d = window.train_dialog
-    d.dataset.setCurrentText("folder")
-    d.data_root.setText(str(folder_root))
-    for box, value in ((d.ways, 2), (d.shots, 1), (d.query, 1), (d.meta_batch, 2), (d.iterations, 2)):
-        box.setValue(value)
-    d.input_size.setValue(32)
-    d.hidden.setValue(8)
-    d.val_every.setValue(1)
-    d.device.setCurrentText("cpu")
+    d = tiny_folder_run(window, folder_root, tmp_path / "run", val_every=1)
     d.init_from.setText(str(trunk))
-    d.out.setText(str(tmp_path / "run"))
     finish_run_and_use_it(qtbot, window, d)
     assert d._vx == []  # no validation point drawn
     assert d.status.text().startswith("Finished: no validation, the last point kept, saved as ")
@@ -228,19 +234,9 @@ def test_train_dialog_offers_tasks_within_one_alphabet_for_omniglot(qtbot, windo
 
 
 def test_pretraining_then_meta_training_in_the_app(qtbot, window, folder_root, tmp_path):
-    window.show_train_dialog()
-    d = window.train_dialog
-    d.dataset.setCurrentText("folder")
-    d.data_root.setText(str(folder_root))
-    for box, value in ((d.ways, 2), (d.shots, 1), (d.query, 1), (d.meta_batch, 2), (d.iterations, 2)):
-        box.setValue(value)
-    d.input_size.setValue(32)
-    d.hidden.setValue(8)
-    d.val_every.setValue(2)
+    d = tiny_folder_run(window, folder_root, tmp_path / "run", val_every=2)
     d.val_episodes.setValue(3)
-    d.device.setCurrentText("cpu")
     d.pretrain_epochs.setValue(1)
-    d.out.setText(str(tmp_path / "run"))
     statuses = []
     original_start = d.start
 
