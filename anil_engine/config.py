@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -393,6 +394,9 @@ class PretrainConfig:
     classifier: str = "linear"  # or "cosine": scaled cosine similarity to each class's weight row
     cosine_scale: float = 10.0
     label_smoothing: float = 0.0
+    # Weight of a second cross-entropy over only the classes of each image's own alphabet at its rotation
+    # (Omniglot): the characters that look alike as the only negatives, as Lake et al.'s one-shot runs draw them.
+    within_loss: float = 0.0
     val_episodes: int = 200  # validation episodes at 4 epoch ends
     # Float type of the forward pass (torch.autocast; weights, gradients and optimizer stay float32): bfloat16
     # halves the step time on CPUs with AVX-512 BF16 (docs/benchmarks.md, benchmarks/pretrain_speed.py).
@@ -412,6 +416,8 @@ class PretrainConfig:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         if not self.cosine_scale > 0:
             raise ConfigError(f"cosine_scale must be > 0, got {self.cosine_scale!r}")
+        if not (math.isfinite(self.within_loss) and self.within_loss >= 0):
+            raise ConfigError(f"within_loss must be a finite number >= 0, got {self.within_loss!r}")
         for name in ("epochs", "batch_size", "lr", "hidden_size", "input_size", "val_episodes"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")

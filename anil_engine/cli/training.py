@@ -180,6 +180,12 @@ def _add_pretrain(p: argparse.ArgumentParser) -> None:
     )
     option(p, d, "cosine_scale", "logit scale of the cosine classifier")
     option(p, d, "label_smoothing", "label smoothing of the loss")
+    option(
+        p,
+        d,
+        "within_loss",
+        "weight of a second loss over only the classes of each character's own alphabet and rotation (Omniglot)",
+    )
     option(p, d, "augment", "random affine (and mirror) augmentation")
     option(p, d, "elastic", "with augmentation: smooth random stroke displacement, at most this fraction of the image")
     option(p, d, "val_episodes", "5-way 1-shot validation episodes, 4 times a run")

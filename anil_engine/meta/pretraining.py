@@ -43,7 +43,7 @@ from anil_engine.jobs import run_to_end
 from anil_engine.meta.training import train
 from anil_engine.meta.trainrun import TrainProgress, make_checkpoint
 from anil_engine.models import AnilModel
-from anil_engine.tasks import to_float
+from anil_engine.tasks import class_groups, to_float
 
 PROGRESS_STEPS = 20
 SAVE_EVERY_S = 300.0  # a resumable state at least this often (and at every epoch's end)
@@ -115,6 +115,30 @@ def random_elastic(x: torch.Tensor, amplitude: float, generator: torch.Generator
     return F.grid_sample(x, grid.to(x.device, x.dtype), padding_mode="border", align_corners=False)
 
 
+def _class_group_ids(class_names: list[str]) -> torch.Tensor:
+    """Each class's group for `PretrainConfig.within_loss`: Omniglot's alphabet at one rotation."""
+    ids = torch.empty(len(class_names), dtype=torch.long)
+    try:
+        groups = class_groups(class_names, "rotated-alphabet")
+    except ConfigError as exc:
+        raise ConfigError(f"--within-loss needs Omniglot's alphabets: {exc}") from exc
+    for g, members in enumerate(groups):
+        ids[members] = g
+    return ids
+
+
+def pretraining_loss(
+    logits: torch.Tensor, y: torch.Tensor, config: PretrainConfig, group: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Cross-entropy over all classes, plus `config.within_loss` x the cross-entropy over only the classes of
+    each image's own group (`group[c]`: class c's group id), whose other classes are its only negatives."""
+    loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+    if group is None or config.within_loss == 0:
+        return loss
+    others = group[None, :] != group[y][:, None]
+    return loss + config.within_loss * F.cross_entropy(logits.masked_fill(others, -math.inf), y)
+
+
 def resume_path(out: str | Path) -> Path:
     """Where `pretrain(config, out)` keeps its resumable state while it runs: OUT_STEM.resume.pt beside OUT."""
     out = Path(out)
@@ -183,6 +207,7 @@ class _Pretraining:
         else:
             classifier = nn.Linear(model.num_features, n)
         self.classifier = classifier.to(device)
+        self.group = _class_group_ids(self.train_data.class_names).to(device) if config.within_loss > 0 else None
         params = list(model.trunk.parameters()) + list(self.classifier.parameters())
         self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
         self.steps_per_epoch = math.ceil(len(self.train_data) / config.batch_size)
@@ -277,7 +302,7 @@ class _Pretraining:
         x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(torch.device(device).type, torch.bfloat16, enabled=c.compute == "bfloat16"):
             logits = self.classifier(self.model.trunk(x))
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=c.label_smoothing)
+        loss = pretraining_loss(logits.float(), y, c, self.group)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

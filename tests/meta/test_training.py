@@ -205,6 +205,32 @@ def test_cosine_classifier_logits_and_pretrain_options(tmp_path, omniglot_root):
         PretrainConfig(dataset="omniglot", data_root="x", label_smoothing=1.0)
 
 
+def test_pretraining_loss_within_the_image_s_own_alphabet(tmp_path, omniglot_root, pretrain_root):
+    from anil_engine.meta.pretraining import PretrainConfig, _class_group_ids, pretrain, pretraining_loss
+
+    names = ["A/c01/rot000", "A/c02/rot000", "B/c01/rot000", "A/c01/rot090", "A/c03/rot000", "A/c02/rot090"]
+    group = _class_group_ids(names)
+    assert group.tolist() == [0, 0, 1, 2, 0, 2]  # an alphabet at one rotation
+    torch.manual_seed(0)
+    logits, y = torch.randn(4, 6), torch.tensor([0, 2, 5, 4])
+    plain = PretrainConfig(dataset="omniglot", data_root="x")
+    within = PretrainConfig(dataset="omniglot", data_root="x", within_loss=0.5)
+    full = torch.nn.functional.cross_entropy(logits, y)
+    assert torch.equal(pretraining_loss(logits, y, plain, group), full)
+    # By hand: each image's softmax over its own group's classes only (B's single class: loss 0).
+    own = [([0, 1, 4], 0), ([2], 0), ([3, 5], 1), ([0, 1, 4], 2)]
+    by_hand = torch.stack([-torch.log_softmax(logits[i, cols], 0)[k] for i, (cols, k) in enumerate(own)]).mean()
+    assert torch.allclose(pretraining_loss(logits, y, within, group), full + 0.5 * by_hand)
+
+    run = dict(epochs=1, batch_size=512, hidden_size=8, ways=5, device="cpu", augment=False, val_episodes=20)
+    run_to_end(pretrain(PretrainConfig("omniglot", str(omniglot_root), within_loss=1.0, **run), tmp_path / "w.pt"))
+    assert load_checkpoint(tmp_path / "w.pt")["metrics"]["pretrain_config"]["within_loss"] == 1.0
+    with pytest.raises(ConfigError, match="--within-loss needs Omniglot"):  # a folder of classes has no alphabets
+        run_to_end(pretrain(_pretrain_config(pretrain_root, within_loss=1.0), tmp_path / "f.pt"))
+    with pytest.raises(ConfigError, match="within_loss"):
+        PretrainConfig(dataset="omniglot", data_root="x", within_loss=float("nan"))
+
+
 def test_rescale_features_sets_the_mean_norm():
     from anil_engine.config import ModelConfig, Preprocessing
     from anil_engine.models import AnilModel, calibrate_batchnorm, rescale_features
