@@ -50,6 +50,9 @@ pretrain lite0-in56 4 56 0 64 float32 --backbone efficientnet_lite0 --batch-size
 # 56x56 with a fifth conv block, so the features are a 1x1 map as at 28x28 (the 48x48 run above ends at a 3x3 map,
 # flattened); 10 epochs as the 64-channel model bundled at 0f964d9, its paired baseline below.
 pretrain in56-l5 10 56 0 64 float32 --layers 5
+# A second loss over only the classes of each character's own alphabet and rotation (its look-alikes as the only
+# negatives), beside the loss over all classes; against the same recipe without it (in28-e0), paired.
+pretrain in28-within1 15 28 0 64 float32 --within-loss 1
 anil_within in28-e0
 echo "| trunk (CNN4, 64 channels unless noted, pre-trained on the 25 training alphabets) | val, 20w1s within one alphabet (nearest class mean unless noted) |"
 echo "|---|---|"
@@ -138,3 +141,5 @@ B50="--adaptation-steps 50"
 echo "| bundled trunk, head 50 steps | $(val_within "$B" $B50) | iteration 75 above, head 50 steps | $(val_within "$WORK/rot-within-75/last.pt" $B50) |"
 anil_from_bundled proto-from-bundled 75 25 --head-init proto --val-within alphabet
 paired "ANIL 75 iterations from the prototype head start, minus the bundled trunk, paired" "$B" "$WORK/proto-from-bundled/last.pt"
+echo "| 28x28, 15 epochs, a second loss within each character's own alphabet and rotation (\`--within-loss 1\`) | $(val_within "$WORK/in28-within1/pretrained.pt") |"
+paired "same, minus the same recipe without it (28x28, 15 epochs), paired" "$WORK/in28-e0/pretrained.pt" "$WORK/in28-within1/pretrained.pt"
