@@ -154,7 +154,7 @@ def class_groups(class_names: list[str], within: str) -> list[list[int]]:
         parts = name.split("/")
         if len(parts) != 3 or not parts[2].startswith("rot"):
             raise ConfigError(
-                f"episodes within an alphabet need Omniglot (class names alphabet/character/rotation), got {name!r}"
+                f"grouping classes by alphabet needs Omniglot (class names alphabet/character/rotation), got {name!r}"
             )
         if within == "rotated-alphabet" or parts[2] == "rot000":
             groups.setdefault((parts[0], parts[2]), []).append(i)

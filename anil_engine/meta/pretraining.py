@@ -121,7 +121,7 @@ def _class_group_ids(class_names: list[str]) -> torch.Tensor:
     try:
         groups = class_groups(class_names, "rotated-alphabet")
     except ConfigError as exc:
-        raise ConfigError(f"--within-loss needs Omniglot's alphabets: {exc}") from exc
+        raise ConfigError(f"--within-loss: {exc}; leave --within-loss out for this data set") from None
     for g, members in enumerate(groups):
         ids[members] = g
     return ids

@@ -63,7 +63,7 @@ def test_without_groups_the_draws_are_learn2learn_s_unchanged(lake_test):
 
 
 def test_other_data_and_impossible_episodes_are_refused(lake_test):
-    with pytest.raises(ConfigError, match="need Omniglot"):
+    with pytest.raises(ConfigError, match="needs Omniglot"):
         class_groups(["class_00", "class_01"], "alphabet")
     with pytest.raises(ConfigError, match="no group has 60 classes"):
         FastEpisodeSampler(lake_test, TaskSpec(60, 1, 1), 0, groups=class_groups(lake_test.class_names, "alphabet"))
