@@ -224,10 +224,13 @@ def test_pretraining_loss_within_the_image_s_own_alphabet(tmp_path, omniglot_roo
 
     run = dict(epochs=1, batch_size=512, hidden_size=8, ways=5, device="cpu", augment=False, val_episodes=20)
     run_to_end(pretrain(PretrainConfig("omniglot", str(omniglot_root), within_loss=1.0, **run), tmp_path / "w.pt"))
-    assert load_checkpoint(tmp_path / "w.pt")["metrics"]["pretrain_config"]["within_loss"] == 1.0
-    with pytest.raises(
-        ConfigError, match="--within-loss: grouping classes by alphabet needs Omniglot"
-    ):  # a folder of classes has no alphabets
+    run_to_end(pretrain(PretrainConfig("omniglot", str(omniglot_root), **run), tmp_path / "p.pt"))
+    w, p = load_checkpoint(tmp_path / "w.pt"), load_checkpoint(tmp_path / "p.pt")
+    assert w["metrics"]["pretrain_config"]["within_loss"] == 1.0
+    # The same seed and batches: only the second loss tells the two trunks apart.
+    assert any(not torch.equal(w["state_dict"][k], p["state_dict"][k]) for k in w["state_dict"])
+    # A folder of classes has no alphabets.
+    with pytest.raises(ConfigError, match="--within-loss: grouping classes by alphabet needs Omniglot"):
         run_to_end(pretrain(_pretrain_config(pretrain_root, within_loss=1.0), tmp_path / "f.pt"))
     with pytest.raises(ConfigError, match="within_loss"):
         PretrainConfig(dataset="omniglot", data_root="x", within_loss=float("nan"))
