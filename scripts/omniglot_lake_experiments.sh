@@ -66,7 +66,10 @@ echo "| same, head from the prototypes (50 steps) | $(val_within "$OLD" --adapta
 OLD128="$WORK/lake128-bundled-27fa4fa.pt"
 [ -f "$OLD128" ] || git show 27fa4fa:models/omniglot-lake-anil.pt > "$OLD128"
 echo "| previous bundled omniglot-lake-anil (128 channels, 15 epochs), its head (50 steps) | $(val_within "$OLD128" --adaptation-steps 50) |"
-echo "| bundled omniglot-lake-anil (256 channels, 15 epochs, bfloat16), its head (50 steps) | $(val_within models/omniglot-lake-anil.pt --adaptation-steps 50) |"
+# The 256-channel lake model (25 alphabets, bfloat16) bundled at a454fda: "the bundled trunk" of the rows below.
+B="$WORK/lake256-bundled-a454fda.pt"
+[ -f "$B" ] || git show a454fda:models/omniglot-lake-anil.pt > "$B"
+echo "| bundled omniglot-lake-anil (256 channels, 15 epochs, bfloat16), its head (50 steps) | $(val_within "$B" --adaptation-steps 50) |"
 echo "| 28x28, 15 epochs | $(val_within "$WORK/in28-e0/pretrained.pt") |"
 echo "| same + ANIL within one alphabet (best.pt, head 50 steps) | $(val_within "$WORK/in28-e0/anil/best.pt" --adaptation-steps 50) |"
 echo "| 28x28, 15 epochs, elastic 0.05 | $(val_within "$WORK/in28-elastic/pretrained.pt") |"
@@ -88,7 +91,6 @@ echo "| 128 channels, label smoothing 0.1 (\`--label-smoothing 0.1\`) | $(val_wi
 paired "same, minus the bundled 128-channel trunk, paired" "$OLD128" "$WORK/in28-h128-smooth/pretrained.pt"
 # Test-time views: the bundled trunk's features averaged over fixed shifts (5 views) or shifts, rotations and
 # scalings (9 views) of every image, against its plain features on the same episodes.
-B=models/omniglot-lake-anil.pt
 paired "bundled trunk, features averaged over 5 views (original + 4 one-pixel shifts), paired gain" "$B" "$B" --views-b 5
 paired "bundled trunk, features averaged over 9 views (+ rotations of 8 degrees, scalings 0.9 and 1.1), paired gain" "$B" "$B" --views-b 9
 # The ImageNet trunk fine-tuned on the training alphabets, against the bundled CNN4-256 trunk on the same episodes,
