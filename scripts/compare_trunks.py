@@ -6,10 +6,11 @@ fixed small shifts, rotations and scalings of every image (test-time augmentatio
 `A.pt A.pt --views-b 9` measures what averaging views adds to one trunk, and `A.pt A.pt --l2 --join-b C.pt` what
 a second trunk C adds to it (their unit-length features side by side). `A.pt A.pt --l2 --sqrt-b --centre-b`
 measures two feature transforms that need no training (both inductive): the square root of every feature, and
-features centred on the episode's mean support feature. Usage:
+features centred on the episode's mean support feature (`--base-centre-b`: on the training split's mean feature
+instead, SimpleShot's CL2N). Usage:
     python scripts/compare_trunks.py A.pt B.pt --data-root DATA [--split val] [--within alphabet]
         [--ways 20 --shots 1 --query 15 --episodes 1000 --seed 0] [--views-a 1 --views-b 1] [--l2] [--join-b C.pt]
-        [--sqrt-b] [--centre-b]
+        [--sqrt-b] [--centre-b | --base-centre-b]
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ def episode_accuracies(
     joined: str | None = None,
     sqrt: bool = False,
     centre: bool = False,
+    base_centre: bool = False,
 ) -> list[float]:
     """Accuracy (percent) of each of the seeded episodes, nearest class mean on the trunk's features.
 
@@ -81,10 +83,16 @@ def episode_accuracies(
     `centre`: in each episode, every feature minus the mean feature of the episode's support images, then
         made unit length; it uses the support only (inductive), and what all the episode's classes share
         (an alphabet's style) no longer counts in the angles between them.
+    `base_centre`: every feature minus the mean feature of the training split's images (after the square root
+        when `sqrt`), then made unit length: a fixed vector, as SimpleShot's CL2N centres on the base classes.
     """
     features, data = trunk_features(checkpoint, args, views)
     if sqrt:
         features = features.clamp_min(0).sqrt()
+    if base_centre:
+        base, _ = trunk_features(checkpoint, argparse.Namespace(**{**vars(args), "split": "train"}), views)
+        base = base.clamp_min(0).sqrt() if sqrt else base
+        features = torch.nn.functional.normalize(features - base.mean(0), dim=1)
     if joined:
         other, other_data = trunk_features(joined, args, 1)
         if sqrt:
@@ -139,9 +147,16 @@ def main(argv: list[str] | None = None) -> list[tuple[float, float]]:
         action="store_true",
         help="the second trunk's features minus each episode's mean support feature, then unit length",
     )
+    parser.add_argument(
+        "--base-centre-b",
+        action="store_true",
+        help="the second trunk's features minus the training split's mean feature, then unit length (CL2N)",
+    )
     args = parser.parse_args(argv)
+    if args.centre_b and args.base_centre_b:
+        parser.error("--centre-b and --base-centre-b: choose one centring")
     a = episode_accuracies(args.a, args, args.views_a)
-    b = episode_accuracies(args.b, args, args.views_b, args.join_b, args.sqrt_b, args.centre_b)
+    b = episode_accuracies(args.b, args, args.views_b, args.join_b, args.sqrt_b, args.centre_b, args.base_centre_b)
     rows = [mean_ci95(a), mean_ci95(b), mean_ci95([y - x for x, y in zip(a, b, strict=True)])]
     for label, (mean, ci) in zip((args.a, args.b, "second - first, paired (same episodes)"), rows, strict=True):
         print(f"{label}: {mean:.2f} ± {ci:.2f}")

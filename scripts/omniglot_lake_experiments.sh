@@ -107,6 +107,10 @@ paired "bundled trunk, square root of its features and centred on each episode's
 paired "same, centred only, gain over unit-length features (--l2)" "$B" "$B" --l2 --centre-b
 paired "same, square root only, gain over unit-length features (--l2)" "$B" "$B" --l2 --sqrt-b
 paired "all of it: 9 views, the Lite0 trunk joined, square root, centred; gain over the bundled trunk alone" "$B" "$B" --views-b 9 --join-b "$L" --sqrt-b --centre-b
+# Centred on a fixed vector instead, the training images' mean feature (SimpleShot's CL2N): it could be part of the
+# exported trunk, where the support's mean changes with every episode.
+paired "bundled trunk, square root, centred on the training split's mean feature, paired gain" "$B" "$B" --sqrt-b --base-centre-b
+paired "same, centred on the training mean only, gain over unit-length features (--l2)" "$B" "$B" --l2 --base-centre-b
 # 56x56 through 5 conv blocks against the 28x28 4-block trunk of the same recipe and epochs (bundled at 0f964d9).
 echo "| 64 channels, 56x56, 5 conv blocks (\`--layers 5\`), 10 epochs | $(val_within "$WORK/in56-l5/pretrained.pt") |"
 paired "same, minus the 28x28 4-block trunk of the same recipe (bundled at 0f964d9), paired" "$OLD" "$WORK/in56-l5/pretrained.pt"

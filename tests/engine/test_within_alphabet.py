@@ -433,6 +433,37 @@ def test_square_root_and_support_centred_features(omniglot_root, tmp_path, monke
     assert diff[0] == pytest.approx(second[0] - first[0])
 
 
+def test_features_centred_on_the_training_split_s_mean(omniglot_root, tmp_path, monkeypatch):
+    """compare_trunks.py --base-centre-b (SimpleShot's CL2N): features minus the training images' mean feature,
+    then unit length. A vector added to every image's features changes nothing; the centre is the training
+    split's, not the episode's support (--centre-b), and the two centrings are not combined."""
+    compare = _compare_trunks_script()
+    _tiny_lake_checkpoint(tmp_path / "m.pt", 0)
+    m = str(tmp_path / "m.pt")
+    namespace = compare.argparse.Namespace(data_root=str(omniglot_root), split="test", within="alphabet", ways=20,
+                                           shots=1, query=1, episodes=20, seed=0, l2=False)  # fmt: skip
+    centred = compare.episode_accuracies(m, namespace, base_centre=True)
+    assert centred != compare.episode_accuracies(m, namespace, centre=True)
+    original, splits = compare.trunk_features, []
+
+    def recorded(checkpoint, args, views):
+        splits.append(args.split)
+        return original(checkpoint, args, views)
+
+    monkeypatch.setattr(compare, "trunk_features", recorded)
+    assert compare.episode_accuracies(m, namespace, sqrt=True, base_centre=True) != centred
+    assert splits == ["test", "train"] and namespace.split == "test"  # the evaluated split is left as it was
+    views = compare.view_features
+    shift = torch.randn(8, generator=torch.Generator().manual_seed(0)).abs() * 10  # the tiny trunk: 8 features
+    monkeypatch.setattr(compare, "view_features", lambda model, images, n: views(model, images, n) + shift)
+    assert compare.episode_accuracies(m, namespace, base_centre=True) == centred
+    assert compare.episode_accuracies(m, namespace) != compare.episode_accuracies(m, namespace, base_centre=True)
+    args = ["--data-root", str(omniglot_root), "--split", "test", "--within", "alphabet", "--ways", "20",
+            "--query", "1", "--episodes", "20"]  # fmt: skip
+    with pytest.raises(SystemExit):
+        compare.main([m, m, *args, "--centre-b", "--base-centre-b"])
+
+
 def test_meta_training_from_the_prototype_head_start(omniglot_root, tmp_path, monkeypatch):
     """`train --head-init proto --flip`: every task's head starts from its support prototypes in meta-training too
     (Proto-MAML): the trunk learns, the unused shared head stays as it was, validation (which keeps best.pt)
