@@ -155,6 +155,8 @@ def main(argv: list[str] | None = None) -> list[tuple[float, float]]:
     args = parser.parse_args(argv)
     if args.centre_b and args.base_centre_b:
         parser.error("--centre-b and --base-centre-b: choose one centring")
+    if args.join_b and args.base_centre_b:
+        parser.error("--base-centre-b centres the second trunk's features only; leave --join-b out with it")
     a = episode_accuracies(args.a, args, args.views_a)
     b = episode_accuracies(args.b, args, args.views_b, args.join_b, args.sqrt_b, args.centre_b, args.base_centre_b)
     rows = [mean_ci95(a), mean_ci95(b), mean_ci95([y - x for x, y in zip(a, b, strict=True)])]

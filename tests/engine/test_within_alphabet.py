@@ -436,7 +436,7 @@ def test_square_root_and_support_centred_features(omniglot_root, tmp_path, monke
 def test_features_centred_on_the_training_split_s_mean(omniglot_root, tmp_path, monkeypatch):
     """compare_trunks.py --base-centre-b (SimpleShot's CL2N): features minus the training images' mean feature,
     then unit length. A vector added to every image's features changes nothing; the centre is the training
-    split's, not the episode's support (--centre-b), and the two centrings are not combined."""
+    split's, not the episode's support (--centre-b); neither the other centring nor a joined trunk goes with it."""
     compare = _compare_trunks_script()
     _tiny_lake_checkpoint(tmp_path / "m.pt", 0)
     m = str(tmp_path / "m.pt")
@@ -460,8 +460,9 @@ def test_features_centred_on_the_training_split_s_mean(omniglot_root, tmp_path, 
     assert compare.episode_accuracies(m, namespace) != compare.episode_accuracies(m, namespace, base_centre=True)
     args = ["--data-root", str(omniglot_root), "--split", "test", "--within", "alphabet", "--ways", "20",
             "--query", "1", "--episodes", "20"]  # fmt: skip
-    with pytest.raises(SystemExit):
-        compare.main([m, m, *args, "--centre-b", "--base-centre-b"])
+    for other in (["--centre-b"], ["--join-b", m]):  # the second trunk's features alone are centred
+        with pytest.raises(SystemExit):
+            compare.main([m, m, *args, *other, "--base-centre-b"])
 
 
 def test_meta_training_from_the_prototype_head_start(omniglot_root, tmp_path, monkeypatch):
