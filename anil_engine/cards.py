@@ -18,13 +18,22 @@ VARIANTS = (("inductive", "head", False), ("transductive", "head", False))
 BASELINES = (("inductive", "head", True), ("inductive", "ncm", False))
 
 
-SETTINGS_FORM = "20x1,20x5 (WAYSxSHOTS; 20x1@alphabet: every episode's classes from one alphabet)"
+LAKE_RUNS = "lake-runs"  # a settings entry: Lake et al.'s 20 fixed runs (`anil-studio lake-runs`)
+SETTINGS_FORM = (
+    "20x1,20x5 (WAYSxSHOTS; 20x1@alphabet: every episode's classes from one alphabet; lake-runs: Lake et al.'s 20 runs)"
+)
+# (BatchNorm, method) of the lake-runs row: the two protocols, then the baselines on the same runs.
+LAKE_RUNS_VARIANTS = (("inductive", "head"), ("transductive", "head"), ("inductive", "ncm"), ("inductive", "mhd"))
 
 
 def parse_settings(text: str) -> list[tuple[int, int, str | None]]:
-    """ "20x1,5x5,20x1@alphabet" -> [(20, 1, None), (5, 5, None), (20, 1, "alphabet")]."""
-    out = []
+    """ "20x1,5x5,20x1@alphabet,lake-runs" -> [(20, 1, None), (5, 5, None), (20, 1, "alphabet"),
+    (20, 1, "lake-runs")]."""
+    out: list[tuple[int, int, str | None]] = []
     for part in (p.strip().lower() for p in text.split(",") if p.strip()):
+        if part == LAKE_RUNS:
+            out.append((20, 1, LAKE_RUNS))
+            continue
         size, _, within = part.partition("@")
         try:
             ways, shots = (int(v) for v in size.split("x"))
@@ -75,6 +84,9 @@ def _measure(
     scheme = ckpt["dataset"].get("split_scheme", "vinyals")
     rows = []
     for ways, shots, within in parse_settings(request.settings):
+        if within == LAKE_RUNS:
+            rows.append(_measure_lake_runs(request, name, scheme))
+            continue
         row = []
         # Within an alphabet the nearest-class-mean baseline is always measured: it is the bar to compare with.
         baselines = BASELINES if request.baselines else BASELINES[1:] if within else ()
@@ -97,6 +109,27 @@ def _measure(
             )
         rows.append(row)
     return rows
+
+
+def _measure_lake_runs(request: CardRequest, name: str, scheme: str) -> list[dict[str, Any]]:
+    """Lake et al.'s 20 runs in every `LAKE_RUNS_VARIANTS`, as card results (accuracy; "episodes": runs)."""
+    from anil_engine.datasets.lake_runs import load_lake_runs
+    from anil_engine.jobs import run_to_end
+    from anil_engine.lake_evaluation import LakeRunsRequest, evaluate_lake_runs, hausdorff_errors, summary
+
+    row = []
+    for bn, method in LAKE_RUNS_VARIANTS:
+        if method == "mhd":  # Lake's pixel baseline: no model
+            result = {**summary(run_to_end(hausdorff_errors(load_lake_runs(request.data_root)))), "runs": 20}
+        else:
+            lake = LakeRunsRequest(request.checkpoint, request.data_root, method, bn, request.adaptation_steps,
+                                   device=request.device)  # fmt: skip
+            result = run_to_end(evaluate_lake_runs(lake))
+        row.append({"ways": 20, "shots": 1, "query": 1, "bn": bn, "accuracy": result["accuracy"],
+                    "ci95": result["ci95"], "episodes": result["runs"], "seed": None, "split": "test",
+                    "split_scheme": scheme, "dataset": name, "method": method, "trunk": "trained",
+                    "within": LAKE_RUNS, "error": result["error"]})  # fmt: skip
+    return row
 
 
 def _card_header(request: CardRequest, ckpt: dict[str, Any], recipe: str) -> list[str]:
@@ -176,7 +209,8 @@ def _card_table(request: CardRequest, rows: list[list[dict[str, Any]]]) -> list[
     for row in (r for r in rows if not r[0].get("within")):
         cells = " | ".join(f"{r['accuracy']:.2f} ± {r['ci95']:.2f}" for r in row)
         lines.append(f"| {row[0]['ways']}-way {row[0]['shots']}-shot | {cells} |")
-    lines += _within_table([r for r in rows if r[0].get("within")], baselines)
+    lines += _within_table([r for r in rows if r[0].get("within") not in (None, LAKE_RUNS)], baselines)
+    lines += _lake_runs_table([r for r in rows if r[0].get("within") == LAKE_RUNS])
     lines += [
         "",
         "Inductive: eval-mode BatchNorm with running statistics, each image independent (what the app does).",
@@ -214,11 +248,36 @@ def _within_table(rows: list[list[dict[str, Any]]], baselines: bool) -> list[str
     return lines
 
 
+def _lake_runs_table(rows: list[list[dict[str, Any]]]) -> list[str]:
+    """The runs humans and BPL were scored on: error in %, as Lake et al. report it."""
+    if not rows:
+        return []
+    cells = " | ".join(f"{r['error']:.2f} ± {r['ci95']:.2f}" for r in rows[0])
+    return [
+        "",
+        "### Lake et al.'s 20 runs (the runs humans and BPL were scored on)",
+        "",
+        "Lake et al.'s 20 fixed 20-way 1-shot runs (`anil-studio lake-runs`): each within one evaluation alphabet, "
+        "the one support drawing and the query drawings of each character by different people, 20 queries per "
+        "run (400 in all). **Error** in %, mean ± 95% CI over the 20 runs. Published on the same runs: humans "
+        "4.5 %, Bayesian Program Learning 3.3 %, Lake's pixel baseline (Modified Hausdorff Distance) 38.8 %.",
+        "",
+        "| error in % | inductive BN (the app's) | transductive BN | baseline: nearest class mean, trained trunk "
+        "| baseline: Modified Hausdorff Distance (pixels) |",
+        "|---|---|---|---|---|",
+        f"| Lake et al.'s 20 runs | {cells} |",
+    ]
+
+
 def _card_reproduce(request: CardRequest, ckpt: dict[str, Any]) -> list[str]:
     r = request
     name = ckpt["dataset"].get("name", "omniglot")
     scheme = ckpt["dataset"].get("split_scheme", "vinyals")
-    ways, shots, within = parse_settings(r.settings)[0]
+    settings = parse_settings(r.settings)
+    ways, shots, within = next((s for s in settings if s[2] != LAKE_RUNS), (20, 1, None))
+    lake_runs = ["# Lake et al.'s 20 runs:"] if any(s[2] == LAKE_RUNS for s in settings) else []
+    if lake_runs:
+        lake_runs.append(f"anil-studio lake-runs --checkpoint {r.checkpoint} --data-root DATA --baselines")
     return [
         "",
         "## Reproduce",
@@ -232,6 +291,7 @@ def _card_reproduce(request: CardRequest, ckpt: dict[str, Any]) -> list[str]:
         f"anil-studio eval --checkpoint {r.checkpoint} --dataset {name} --split-scheme {scheme} --data-root DATA "
         f"--split test --ways {ways} --shots {shots} --query {r.query} --episodes {r.episodes} "
         f"--bn inductive --seed {r.seed}{f' --episodes-within {within}' if within else ''} --json",
+        *lake_runs,
         "```",
         "",
     ]

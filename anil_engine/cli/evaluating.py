@@ -34,6 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     tu.add_argument("--write", action="store_true", help="record the best choice in the checkpoint")
     tu.set_defaults(run=cmd_tune)
+    _add_lake_runs(
+        sub.add_parser(
+            "lake-runs",
+            help="Lake et al.'s 20 one-shot runs (20-way 1-shot within one alphabet): error next to humans' 4.5 %",
+        )
+    )
 
 
 def _add_eval(e: argparse.ArgumentParser) -> None:
@@ -128,6 +134,60 @@ def _add_card(c: argparse.ArgumentParser) -> None:
     c.set_defaults(run=cmd_card)
 
 
+def _add_lake_runs(r: argparse.ArgumentParser) -> None:
+    from anil_engine.lake_evaluation import LakeRunsRequest
+
+    r.add_argument("--checkpoint", required=True, help="checkpoint file (.pt) of a lake-split Omniglot model")
+    r.add_argument("--data-root", required=True, help="folder holding Omniglot: the runs' drawings are read from it")
+    r.add_argument(
+        "--method",
+        choices=METHODS,
+        default=config_default(LakeRunsRequest, "method"),
+        help="head: ANIL head adaptation (the app's); ncm: nearest class mean (%(default)s)",
+    )
+    r.add_argument(
+        "--bn",
+        choices=BN_MODES,
+        default=config_default(LakeRunsRequest, "bn"),
+        help="BatchNorm statistics: running (inductive, the app's) or each run's 40 images' (%(default)s)",
+    )
+    r.add_argument("--adaptation-steps", type=int, default=None, help="head steps (the checkpoint's)")
+    r.add_argument("--fast-lr", type=float, default=None, help="head step size (the checkpoint's)")
+    r.add_argument(
+        "--baselines",
+        action="store_true",
+        help="also, on the same runs: the nearest class mean of the same trunk, and Lake's pixel baseline "
+        "(Modified Hausdorff Distance; published 38.8 %%)",
+    )
+    add_device(r)
+    r.add_argument("--json", action="store_true", help="print one JSON object")
+    add_quiet(r)
+    r.set_defaults(run=cmd_lake_runs)
+
+
+def cmd_lake_runs(args: argparse.Namespace) -> int:
+    from anil_engine.lake_evaluation import LakeRunsRequest, evaluate_lake_runs
+
+    request = LakeRunsRequest(args.checkpoint, args.data_root, args.method, args.bn, args.adaptation_steps,
+                              args.fast_lr, args.device, args.baselines)  # fmt: skip
+    desc = f"Lake's runs {args.bn}" + (" + baselines" if args.baselines else "")
+    result = drive(evaluate_lake_runs(request), args.quiet or args.json,
+                   lambda p: (desc, p.episodes, p.episode), lambda p: {"acc": f"{p.accuracy:.1f}"})  # fmt: skip
+    if args.json:
+        emit_json(result)
+        return 0
+    how = f"head adaptation, {result['adaptation_steps']} steps" if args.method == "head" else "nearest class mean"
+    print(f"Lake et al.'s {result['runs']} one-shot runs (20-way 1-shot within one alphabet, {result['queries']} "
+          f"queries), {args.bn} BatchNorm, {how}:")  # fmt: skip
+    print(f"  error {result['error']:.2f} ± {result['ci95']:.2f} % (accuracy {result['accuracy']:.2f} %)")
+    print("  per run: " + " ".join(f"{e:g}" for e in result["errors"]))
+    if args.baselines:
+        same = "; ".join(f"{k} {v['error']:.2f} ± {v['ci95']:.2f} %" for k, v in result["baselines"].items())
+        print(f"  on the same runs: {same}")
+    print("  published: " + ", ".join(f"{k} {v} %" for k, v in result["published"].items()))
+    return 0
+
+
 def run_eval(request: Any, quiet: bool) -> dict[str, Any]:
     """`anil_engine.evaluation.evaluate_checkpoint(request)` under a progress bar; returns its result dict."""
     from anil_engine.evaluation import evaluate_checkpoint
@@ -197,7 +257,7 @@ def cmd_card(args: argparse.Namespace) -> int:
 
         settings = [(ways, shots) for ways, shots, within in parse_settings(args.settings) if within is None]
         if len(settings) < len(parse_settings(args.settings)):
-            raise ConfigError("card --photo: @alphabet settings are for Omniglot cards; remove them")
+            raise ConfigError("card --photo: @alphabet and lake-runs settings are for Omniglot cards; remove them")
         write_photo_card(args.checkpoint, args.data_root, args.out, settings, args.episodes, args.seed,
                          args.compare, args.recipe, args.write)  # fmt: skip
         print(f"wrote {args.out}")

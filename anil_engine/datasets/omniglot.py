@@ -39,7 +39,7 @@ ROTATIONS = (0, 90, 180, 270)
 LAKE_VAL_POSITIONS = (5, 11, 17, 23, 29)
 
 
-def _characters_table() -> list[dict[str, str]]:
+def characters_table() -> list[dict[str, str]]:
     with open(SPLITS_DIR / "omniglot_characters.tsv", newline="") as f:
         return list(csv.DictReader(f, delimiter="\t"))
 
@@ -50,7 +50,7 @@ def wanted_characters(scheme: str, split: str) -> list[tuple[str, str, str]]:
         raise ConfigError(f"Omniglot split scheme must be one of {SPLIT_SCHEMES}, got {scheme!r}")
     if split not in ("train", "val", "test"):
         raise ConfigError(f"split must be train, val or test, got {split!r}")
-    table = _characters_table()
+    table = characters_table()
     if scheme == "vinyals":
         lines = (SPLITS_DIR / "omniglot_vinyals" / f"{split}.txt").read_text().split()
         chars = sorted({tuple(line.split("/")[:2]) for line in lines})
@@ -72,7 +72,7 @@ def _npz_reader(root: Path) -> Callable[[str, str, str], list[np.ndarray]] | Non
     files = {s: root / f"images_{s}.npz" for s in SETS}
     if not all(f.is_file() for f in files.values()):
         return None
-    index = {(r["set"], r["alphabet"], r["character"]): int(r["array_index"]) for r in _characters_table()}
+    index = {(r["set"], r["alphabet"], r["character"]): int(r["array_index"]) for r in characters_table()}
     cache: dict[str, np.ndarray] = {}
 
     def read(set_name: str, alphabet: str, character: str) -> list[np.ndarray]:
@@ -105,6 +105,20 @@ def _folder_reader(root: Path) -> Callable[[str, str, str], list[np.ndarray]] | 
     return read
 
 
+def drawings_reader(root: str | Path) -> Callable[[str, str, str], list[np.ndarray]]:
+    """`read(set, alphabet, characterNN)`: one character's drawings, uint8 (105, 105) each, 255 = paper, in
+    drawer order; from the two arrays or the PNG folders under `root`."""
+    root = Path(root)
+    reader = _npz_reader(root) or _folder_reader(root)
+    if reader is None:
+        raise DataError(
+            f"{root}: no Omniglot found. Expected images_background.npz and images_evaluation.npz, "
+            "or the folders images_background/ and images_evaluation/ (<alphabet>/<characterNN>/*.png). "
+            "Pass --data-root pointing at the folder that holds them."
+        )
+    return reader
+
+
 def load_omniglot(root: str | Path, scheme: str, split: str, size: int = 28, channels: int = 1) -> ImageTensorDataset:
     """Load one split of Omniglot into memory, rotations as extra classes.
 
@@ -118,14 +132,7 @@ def load_omniglot(root: str | Path, scheme: str, split: str, size: int = 28, cha
     """
     if channels not in (1, 3):
         raise ConfigError(f"Omniglot images have 1 or 3 channels, got {channels!r}")
-    root = Path(root)
-    reader = _npz_reader(root) or _folder_reader(root)
-    if reader is None:
-        raise DataError(
-            f"{root}: no Omniglot found. Expected images_background.npz and images_evaluation.npz, "
-            "or the folders images_background/ and images_evaluation/ (<alphabet>/<characterNN>/*.png). "
-            "Pass --data-root pointing at the folder that holds them."
-        )
+    reader = drawings_reader(root)
     images, labels, names = [], [], []
     for set_name, alphabet, character in wanted_characters(scheme, split):
         drawings = reader(set_name, alphabet, character)

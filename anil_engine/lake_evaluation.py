@@ -1,0 +1,209 @@
+"""A checkpoint on Lake et al.'s 20 one-shot runs, next to the published errors of humans and BPL.
+
+The same 400 queries for every model, so the numbers compare directly with the paper's: error in % per run,
+their mean and 95 % CI over the 20 runs (Lake et al. report the mean). Baselines on the same runs: the
+nearest class mean of the same trunk's features (with one shot: the nearest support drawing) and Lake's own
+pixel baseline, the Modified Hausdorff Distance between the drawings' ink (published: 38.8 %), which also checks
+that the runs are read as Lake's code reads them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from anil_engine.adaptation import adapt_head, initial_head
+from anil_engine.config import BN_MODES, METHODS
+from anil_engine.datasets.lake_runs import LAKE_RUNS_TABLE, LakeRun, load_lake_runs, run_characters
+from anil_engine.errors import ConfigError
+from anil_engine.evaluation import EvalProgress, features_for, mean_ci95, nearest_class_mean, onnx_trunk_session
+from anil_engine.images import prepare_image
+from anil_engine.models import AnilModel, head_logits
+
+# Errors in % on these 20 runs (Lake, Salakhutdinov & Tenenbaum, Science 2015, Fig. 6; the baseline's from
+# demo_classification.py in github.com/brendenlake/omniglot).
+PUBLISHED_ERRORS = {
+    "humans": 4.5,
+    "Bayesian Program Learning": 3.3,
+    "Modified Hausdorff Distance (Lake's pixel baseline)": 38.8,
+}
+
+
+@dataclass(frozen=True)
+class LakeRunsRequest:
+    """`method`: head (ANIL head adaptation, the app's) or ncm; `adaptation_steps`/`fast_lr`: None = the
+    checkpoint's; `baselines`: also the trunk's nearest class mean and the Modified Hausdorff Distance."""
+
+    checkpoint: str
+    data_root: str
+    method: str = "head"
+    bn: str = "inductive"
+    adaptation_steps: int | None = None
+    fast_lr: float | None = None
+    device: str = "auto"
+    baselines: bool = False
+    table: str = str(LAKE_RUNS_TABLE)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.bn not in BN_MODES:
+            raise ConfigError(f"bn must be one of {BN_MODES}, got {self.bn!r}")
+        if self.adaptation_steps is not None and self.adaptation_steps < 0:
+            raise ConfigError(f"adaptation_steps must be >= 0, got {self.adaptation_steps}")
+
+
+def run_images(drawings: np.ndarray, size: int, channels: int) -> torch.Tensor:
+    """uint8 (n, 105, 105) drawings -> uint8 (n, channels, size, size), as the Omniglot loader prepares them."""
+    grey = np.stack([prepare_image(Image.fromarray(d, "L"), size, 1) for d in drawings])
+    return torch.from_numpy(grey).expand(-1, channels, -1, -1).contiguous()
+
+
+def run_error(predictions: torch.Tensor, answers: np.ndarray) -> float:
+    """Error in % of one run's predictions (n_query,) against its answers."""
+    wrong = int((predictions.cpu() != torch.from_numpy(answers)).sum())
+    return 100.0 * wrong / len(answers)
+
+
+def model_errors(
+    model: AnilModel,
+    runs: list[LakeRun],
+    method: str,
+    bn: str,
+    fast_lr: float,
+    steps: int,
+    head_init: str,
+    device: torch.device | str = "cpu",
+    done: int = 0,
+    total: int | None = None,
+) -> Generator[EvalProgress, None, list[float]]:
+    """Each run's error in % for the model (features of the run's 40 images at once: with transductive
+    BatchNorm their statistics); yields progress after each run (accuracy: running mean, %), counted from
+    `done` of `total` runs (default: these runs)."""
+    session = onnx_trunk_session(model, bn) if str(device) == "cpu" else None
+    pre = model.preprocessing
+    w_trained, b_trained = model.head.weight.detach().float().cpu(), model.head.bias.detach().float().cpu()
+    errors: list[float] = []
+    start = time.perf_counter()
+    for i, run in enumerate(runs, 1):
+        images = run_images(np.concatenate([run.support, run.query]), pre.size, pre.channels)
+        features = features_for(model, images, bn, device, session).float().cpu()
+        n = len(run.support)
+        fs, fq, ys = features[:n], features[n:], torch.arange(n)
+        if method == "ncm":
+            predictions = nearest_class_mean(fs, ys, fq, n)
+        else:
+            w0, b0 = initial_head(w_trained, b_trained, n, head_init, fs, ys)
+            w, b = adapt_head(fs, ys, w0, b0, fast_lr, steps)
+            with torch.no_grad():
+                predictions = head_logits(fq, w, b).argmax(1)
+        errors.append(run_error(predictions, run.answers))
+        yield EvalProgress(done + i, total or len(runs), 100.0 - sum(errors) / len(errors), time.perf_counter() - start)
+    return errors
+
+
+def ink_points(drawing: np.ndarray) -> torch.Tensor:
+    """(n, 2) float64 row/column coordinates of a drawing's ink pixels (< 128), centred on their mean."""
+    points = torch.from_numpy(np.argwhere(drawing < 128).astype(np.float64))
+    return points - points.mean(0) if len(points) else points
+
+
+def modified_hausdorff(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Dubuisson & Jain's (1994) Modified Hausdorff Distance between two point sets (n, 2) and (m, 2): the
+    larger of the two mean distances from a point of one set to the nearest point of the other."""
+    if not len(a) or not len(b):
+        return float("inf")  # a blank drawing matches nothing
+    d = torch.cdist(a, b)
+    return max(float(d.min(1).values.mean()), float(d.min(0).values.mean()))
+
+
+def hausdorff_errors(
+    runs: list[LakeRun], done: int = 0, total: int | None = None
+) -> Generator[EvalProgress, None, list[float]]:
+    """Each run's error in % for Lake's baseline: each query goes to the support drawing at the smallest
+    Modified Hausdorff Distance; yields progress after each run, counted as in `model_errors`."""
+    errors: list[float] = []
+    start = time.perf_counter()
+    for i, run in enumerate(runs, 1):
+        support = [ink_points(d) for d in run.support]
+        costs = torch.tensor([[modified_hausdorff(ink_points(q), s) for s in support] for q in run.query])
+        errors.append(run_error(costs.argmin(1), run.answers))
+        yield EvalProgress(done + i, total or len(runs), 100.0 - sum(errors) / len(errors), time.perf_counter() - start)
+    return errors
+
+
+def summary(errors: list[float]) -> dict[str, Any]:
+    mean, ci = mean_ci95(errors)
+    return {"error": round(mean, 3), "ci95": round(ci, 3), "accuracy": round(100.0 - mean, 3),
+            "errors": [round(e, 3) for e in errors]}  # fmt: skip
+
+
+def _refuse_seen_characters(ckpt: dict[str, Any], checkpoint: str, table: str) -> None:
+    """Lake's runs measure characters never seen in training: refuse a checkpoint whose split trained on any."""
+    from anil_engine.datasets.omniglot import wanted_characters
+
+    dataset = ckpt.get("dataset", {})
+    if dataset.get("name", "omniglot") != "omniglot":
+        raise ConfigError(f"{checkpoint}: a {dataset.get('name')} model; Lake's runs are Omniglot drawings")
+    scheme = dataset.get("split_scheme", "vinyals")
+    seen = {(a, c) for split in ("train", "val") for _, a, c in wanted_characters(scheme, split)}
+    both = seen & run_characters(table)
+    if both:
+        raise ConfigError(
+            f"{checkpoint}: its {scheme} split trains on {len(both)} of the {len(run_characters(table))} characters "
+            "of Lake's runs (e.g. " + "/".join(sorted(both)[0]) + "), so its error there is not one-shot; use a "
+            "model of the lake split (trained on the background alphabets), e.g. models/omniglot-lake-anil.pt"
+        )
+
+
+def evaluate_lake_runs(request: LakeRunsRequest) -> Generator[EvalProgress, None, dict[str, Any]]:
+    """Load the checkpoint and the runs, then measure; yields progress after each run.
+
+    Returns:
+        {"error", "ci95", "accuracy" (%), "errors" (per run), "runs", "queries", "method", "bn",
+        "adaptation_steps", "fast_lr", "head_init", "checkpoint", "published"} and, with `baselines`,
+        {"baselines": {name: {"error", "ci95", "accuracy", "errors"}}}.
+    """
+    from anil_engine.checkpoint import load_checkpoint
+    from anil_engine.config import resolve_device
+    from anil_engine.models import model_from_checkpoint
+
+    ckpt = load_checkpoint(request.checkpoint)
+    _refuse_seen_characters(ckpt, request.checkpoint, request.table)
+    model = model_from_checkpoint(ckpt, request.checkpoint)
+    runs = load_lake_runs(request.data_root, request.table)
+    device = resolve_device(request.device)
+    model = model.to(device)
+    steps = ckpt["adaptation_steps"] if request.adaptation_steps is None else request.adaptation_steps
+    lr = ckpt["fast_lr"] if request.fast_lr is None else request.fast_lr
+    head_init = ckpt.get("head_init", "meta")
+    total = len(runs) * (3 if request.baselines else 1)
+    errors = yield from model_errors(model, runs, request.method, request.bn, lr, steps, head_init, device, 0, total)
+    result = {
+        **summary(errors),
+        "runs": len(runs),
+        "queries": sum(len(r.query) for r in runs),
+        "method": request.method,
+        "bn": request.bn,
+        "adaptation_steps": steps,
+        "fast_lr": lr,
+        "head_init": head_init,
+        "checkpoint": request.checkpoint,
+        "published": dict(PUBLISHED_ERRORS),
+    }
+    if request.baselines:
+        ncm_errors = yield from model_errors(
+            model, runs, "ncm", request.bn, lr, steps, head_init, device, len(runs), total
+        )
+        mhd_errors = yield from hausdorff_errors(runs, 2 * len(runs), total)
+        result["baselines"] = {
+            "nearest class mean (same trunk)": summary(ncm_errors),
+            "Modified Hausdorff Distance (pixels)": summary(mhd_errors),
+        }
+    return result
