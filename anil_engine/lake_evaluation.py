@@ -20,7 +20,7 @@ from PIL import Image
 
 from anil_engine.adaptation import adapt_head, initial_head
 from anil_engine.config import BN_MODES, METHODS
-from anil_engine.datasets.lake_runs import LAKE_RUNS_TABLE, LakeRun, load_lake_runs, run_characters
+from anil_engine.datasets.lake_runs import LAKE_RUNS_TABLE, LakeRun, load_lake_runs, redrawn_runs, run_characters
 from anil_engine.errors import ConfigError
 from anil_engine.evaluation import EvalProgress, features_for, mean_ci95, nearest_class_mean, onnx_trunk_session
 from anil_engine.images import prepare_image
@@ -49,12 +49,16 @@ class LakeRunsRequest:
     device: str = "auto"
     baselines: bool = False
     table: str = str(LAKE_RUNS_TABLE)
+    redraws: int = 0  # also this many random drawer pairs per run (`redrawn_runs`), the model and the ncm
+    seed: int = 0  # of the redrawn pairs
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ConfigError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.bn not in BN_MODES:
             raise ConfigError(f"bn must be one of {BN_MODES}, got {self.bn!r}")
+        if self.redraws < 0:
+            raise ConfigError(f"redraws must be >= 0, got {self.redraws}")
         if self.adaptation_steps is not None and self.adaptation_steps < 0:
             raise ConfigError(f"adaptation_steps must be >= 0, got {self.adaptation_steps}")
 
@@ -168,7 +172,9 @@ def evaluate_lake_runs(request: LakeRunsRequest) -> Generator[EvalProgress, None
     Returns:
         {"error", "ci95", "accuracy" (%), "errors" (per run), "runs", "queries", "method", "bn",
         "adaptation_steps", "fast_lr", "head_init", "checkpoint", "published"} and, with `baselines`,
-        {"baselines": {name: {"error", "ci95", "accuracy", "errors"}}}.
+        {"baselines": {name: {"error", "ci95", "accuracy", "errors"}}}; with `redraws`, {"redrawn": {"draws",
+        "seed", method: {...}, "ncm": {...}, with `baselines` "mhd": {...}}}, each run's error the mean over its
+        redrawn runs.
     """
     from anil_engine.checkpoint import load_checkpoint
     from anil_engine.config import resolve_device
@@ -183,7 +189,10 @@ def evaluate_lake_runs(request: LakeRunsRequest) -> Generator[EvalProgress, None
     steps = ckpt["adaptation_steps"] if request.adaptation_steps is None else request.adaptation_steps
     lr = ckpt["fast_lr"] if request.fast_lr is None else request.fast_lr
     head_init = ckpt.get("head_init", "meta")
-    total = len(runs) * (3 if request.baselines else 1)
+    redrawn = redrawn_runs(request.data_root, runs, request.redraws, request.seed) if request.redraws else []
+    redraw_methods = list(dict.fromkeys((request.method, "ncm"))) if redrawn else []
+    redraw_passes = len(redraw_methods) + (1 if redrawn and request.baselines else 0)
+    total = len(runs) * ((3 if request.baselines else 1) + redraw_passes * request.redraws)
     errors = yield from model_errors(model, runs, request.method, request.bn, lr, steps, head_init, device, 0, total)
     result = {
         **summary(errors),
@@ -206,4 +215,17 @@ def evaluate_lake_runs(request: LakeRunsRequest) -> Generator[EvalProgress, None
             "nearest class mean (same trunk)": summary(ncm_errors),
             "Modified Hausdorff Distance (pixels)": summary(mhd_errors),
         }
+    if redrawn:
+        done = len(runs) * (3 if request.baselines else 1)
+        result["redrawn"] = {"draws": request.redraws, "seed": request.seed}
+        flat = [r for group in redrawn for r in group]
+        for method in [*redraw_methods, *(["mhd"] if request.baselines else [])]:
+            if method == "mhd":  # Lake's pixel baseline on the same redrawn runs
+                errors = yield from hausdorff_errors(flat, done, total)
+            else:
+                errors = yield from model_errors(model, flat, method, request.bn, lr, steps, head_init, device,
+                                                 done, total)  # fmt: skip
+            done += len(flat)
+            k = request.redraws  # each run's error: the mean over its k redrawn runs
+            result["redrawn"][method] = summary([sum(errors[i : i + k]) / k for i in range(0, len(flat), k)])
     return result

@@ -106,3 +106,31 @@ def load_lake_runs(root: str | Path, table: str | Path = LAKE_RUNS_TABLE) -> lis
             )
         )
     return runs
+
+
+def redrawn_runs(root: str | Path, runs: list[LakeRun], draws: int, seed: int) -> list[list[LakeRun]]:
+    """For each run, `draws` runs on its characters and answers with other drawers: each a random pair of
+    drawers (seeded), one for every support drawing, another for every query, as Lake's runs pair them. How hard
+    the runs' characters are without Lake's choice of drawers."""
+    import random
+
+    read = drawings_reader(root)
+    rng = random.Random(seed)
+    out = []
+    for run in runs:
+        drawings = [read("evaluation", *c.split("/")) for c in run.characters]
+        n = min(len(d) for d in drawings)
+        redrawn = []
+        for k in range(draws):
+            support, query = rng.sample(range(n), 2)
+            redrawn.append(
+                LakeRun(
+                    f"{run.name}-redrawn{k + 1}",
+                    np.stack([d[support] for d in drawings]),
+                    np.stack([drawings[a][query] for a in run.answers]),
+                    run.answers,
+                    run.characters,
+                )
+            )
+        out.append(redrawn)
+    return out

@@ -282,3 +282,51 @@ def test_the_card_gains_the_lake_runs_row(twenty_drawers, tmp_path, capsys):
     ]
     assert main([*args[:-2], "--photo", "--out", str(tmp_path / "p.md")]) == 2
     assert "@alphabet and lake-runs settings are for Omniglot cards" in capsys.readouterr().err
+
+
+def test_redrawn_runs_pair_other_drawers_on_the_same_characters(twenty_drawers):
+    """Each redrawn run: the run's characters and answers, every support drawing by one drawer and every query
+    by another; seeded."""
+    from anil_engine.datasets.lake_runs import redrawn_runs
+    from anil_engine.datasets.omniglot import drawings_reader
+
+    runs = load_lake_runs(twenty_drawers)[:3]
+    redrawn = redrawn_runs(twenty_drawers, runs, 4, seed=1)
+    read = drawings_reader(twenty_drawers)
+    pairs = set()
+    for run, group in zip(runs, redrawn, strict=True):
+        assert len(group) == 4
+        drawings = [read("evaluation", *c.split("/")) for c in run.characters]
+        for r in group:
+            assert r.characters == run.characters and np.array_equal(r.answers, run.answers)
+            (support,) = {d for d in range(20) if all(np.array_equal(r.support[i], drawings[i][d]) for i in range(20))}
+            (query,) = {d for d in range(20) if all(np.array_equal(r.query[i], drawings[a][d])
+                                                    for i, a in enumerate(run.answers))}  # fmt: skip
+            assert support != query
+            pairs.add((support, query))
+    assert len(pairs) > 1  # not one pair for all
+    again = redrawn_runs(twenty_drawers, runs, 4, seed=1)
+    assert all(
+        np.array_equal(a.query, b.query) for g, h in zip(redrawn, again, strict=True) for a, b in zip(g, h, strict=True)
+    )
+    other = redrawn_runs(twenty_drawers, runs, 4, seed=2)
+    assert not all(
+        np.array_equal(a.query, b.query) for g, h in zip(redrawn, other, strict=True) for a, b in zip(g, h, strict=True)
+    )
+
+
+def test_the_lake_runs_command_with_redrawn_drawers(twenty_drawers, tmp_path, capsys):
+    from anil_engine.cli import main
+
+    ckpt = _lake_checkpoint(tmp_path / "m.pt")
+    args = ["lake-runs", "--checkpoint", str(ckpt), "--data-root", str(twenty_drawers), "--device", "cpu",
+            "--redraws", "2", "--method", "ncm"]  # fmt: skip
+    assert main([*args, "--json"]) == 0
+    redrawn = json.loads(capsys.readouterr().out)["redrawn"]
+    assert set(redrawn) == {"draws", "seed", "ncm"} and len(redrawn["ncm"]["errors"]) == 20
+    assert main([*args, "--quiet", "--baselines", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "the runs' characters with other drawers (2 random pairs per run, seed 3): nearest class mean" in out
+    assert "; Modified Hausdorff Distance" in out
+    assert main([*args, "--redraws", "-1"]) == 2
+    assert "redraws must be >= 0" in capsys.readouterr().err
