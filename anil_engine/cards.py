@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from anil_engine.checkpoint import atomic_write_bytes, check_writable, load_checkpoint, save_checkpoint
-from anil_engine.config import EVAL_QUERY, WITHIN, CardRequest, EvalConfig, TaskSpec  # noqa: F401 - EVAL_QUERY re-exported
+from anil_engine.config import (  # noqa: F401 - EVAL_QUERY re-exported
+    EVAL_QUERY,
+    LAKE_RUNS,
+    WITHIN,
+    CardRequest,
+    EvalConfig,
+    TaskSpec,
+)
 from anil_engine.environment import machine_description
 from anil_engine.errors import ConfigError
 
@@ -18,7 +25,6 @@ VARIANTS = (("inductive", "head", False), ("transductive", "head", False))
 BASELINES = (("inductive", "head", True), ("inductive", "ncm", False))
 
 
-LAKE_RUNS = "lake-runs"  # a settings entry: Lake et al.'s 20 fixed runs (`anil-studio lake-runs`)
 SETTINGS_FORM = (
     "20x1,20x5 (WAYSxSHOTS; 20x1@alphabet: every episode's classes from one alphabet; lake-runs: Lake et al.'s 20 runs)"
 )

@@ -28,6 +28,7 @@ METHODS = ("head", "ncm")
 # classes of an episode are characters of one alphabet, unrotated); "rotated-alphabet", one alphabet at one of
 # the split's rotations (4 times the groups of "alphabet" for training tasks, as rotations make new classes).
 WITHIN = ("alphabet", "rotated-alphabet")
+LAKE_RUNS = "lake-runs"  # Lake et al.'s 20 fixed one-shot runs (`anil-studio lake-runs`), a card setting
 PRECISIONS = ("float32", "float64")
 # Where the head's inner loop starts: the meta-learned rows (their mean for other numbers of classes), zero, or
 # the support prototypes as in Proto-MAML (row k = 2 c_k, bias -|c_k|^2, scaled; see adaptation.initial_head).

@@ -19,12 +19,30 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from anil_engine.config import BN_MODES, DATASETS, DEVICES, METHODS, SPLIT_SCHEMES, EvalConfig, TaskSpec, field_defaults
+from anil_engine.config import (
+    BN_MODES,
+    DATASETS,
+    DEVICES,
+    LAKE_RUNS,
+    METHODS,
+    SPLIT_SCHEMES,
+    EvalConfig,
+    TaskSpec,
+    field_defaults,
+)
 from app.jobs import CANCELLED, Job, start_job
 from app.widgets import hbox, path_row, remember_data_roots
 
 if TYPE_CHECKING:
     from anil_engine.evaluation import EvalProgress
+    from anil_engine.lake_evaluation import LakeRunsRequest
+
+# (what the list shows, EvalConfig.within or LAKE_RUNS)
+PROTOCOLS = (
+    ("Random episodes of the split", None),
+    ("Episodes within one alphabet (Omniglot, Lake et al.'s protocol)", "alphabet"),
+    ("Lake et al.'s 20 runs (Omniglot; next to humans' 4.5 % errors)", LAKE_RUNS),
+)
 
 
 class EvalDialog(QDialog):
@@ -72,13 +90,23 @@ class EvalDialog(QDialog):
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=d["seed"])
         self.device = QComboBox()
         self.device.addItems(list(DEVICES))
-        self.dataset.currentTextChanged.connect(lambda name: self.split_scheme.setEnabled(name == "omniglot"))
+        self.protocol = QComboBox()
+        for text, data in PROTOCOLS:
+            self.protocol.addItem(text, data)
+        self.protocol.setToolTip(
+            "Omniglot: episodes within one alphabet draw all their characters from one alphabet (Lake et al.'s "
+            "protocol, characters that look alike); Lake et al.'s 20 runs are the fixed runs humans (4.5 % "
+            "errors) and Bayesian Program Learning (3.3 %) were scored on, for a lake-split model"
+        )
+        self.dataset.currentTextChanged.connect(self._dataset_changed)
+        self.protocol.currentIndexChanged.connect(self._protocol_changed)
         self._store_data_root = remember_data_roots(settings, self.dataset, self.data_root)
         form = QFormLayout()
         form.addRow("Checkpoint", self.checkpoint_label)
         form.addRow("Data set", self.dataset)
         form.addRow("Data root", path_row(self.data_root, True, self))
         form.addRow("Omniglot split", self.split_scheme)
+        form.addRow("Episodes drawn", self.protocol)
         form.addRow("Split", self.split)
         form.addRow("Ways / shots / query", hbox(self.ways, self.shots, self.query))
         form.addRow("Episodes", self.episodes)
@@ -119,14 +147,40 @@ class EvalDialog(QDialog):
             if isinstance(task.get(key), int):
                 box.setValue(task[key])
 
+    def _dataset_changed(self, name: str) -> None:
+        omniglot = name == "omniglot"
+        self.split_scheme.setEnabled(omniglot)
+        self.protocol.setEnabled(omniglot)
+        if not omniglot:
+            self.protocol.setCurrentIndex(0)
+
+    def _protocol_changed(self) -> None:
+        """Lake's runs are fixed: no split, task, episode count or seed to choose."""
+        fixed = self.protocol.currentData() == LAKE_RUNS
+        for box in (self.split, self.ways, self.shots, self.query, self.episodes, self.seed):
+            box.setEnabled(not fixed)
+
     def config(self) -> EvalConfig:
         task = TaskSpec(self.ways.value(), self.shots.value(), self.query.value())
+        within = self.protocol.currentData() if self.protocol.currentData() != LAKE_RUNS else None
         return EvalConfig(
-            task, self.episodes.value(), self.bn.currentText(), self.seed.value(), method=self.method.currentText()
+            task,
+            self.episodes.value(),
+            self.bn.currentText(),
+            self.seed.value(),
+            method=self.method.currentText(),
+            within=within,
         )
+
+    def lake_runs_request(self) -> LakeRunsRequest:
+        from anil_engine.lake_evaluation import LakeRunsRequest
+
+        return LakeRunsRequest(self.checkpoint, self.data_root.text().strip(), self.method.currentText(),
+                               self.bn.currentText(), device=self.device.currentText())  # fmt: skip
 
     def run(self) -> None:
         from anil_engine.evaluation import EvalRequest, evaluate_checkpoint
+        from anil_engine.lake_evaluation import evaluate_lake_runs
 
         if self.job is not None and self.job.running:
             return
@@ -136,27 +190,35 @@ class EvalDialog(QDialog):
             if not self.data_root.text().strip():
                 raise ValueError("choose the data root: the folder that holds the data set")
             config = self.config()
+            lake = self.lake_runs_request() if self.protocol.currentData() == LAKE_RUNS else None
         except ValueError as exc:  # ConfigError is a ValueError
             self.error.emit(exc)
             self.status.setText(f"Not started: {exc}")
             return
         self._store_data_root()
-        self.progress.setRange(0, config.episodes)
+        if lake is not None:
+            self._start(evaluate_lake_runs, lake, 20, "Loading the model and Lake's runs…")
+            return
+        request = EvalRequest(
+            self.checkpoint,
+            self.data_root.text().strip(),
+            config,
+            self.dataset.currentText(),
+            self.split.currentText(),
+            self.split_scheme.currentText(),
+            self.device.currentText(),
+        )
+        self._start(evaluate_checkpoint, request, config.episodes, "Loading the model and the data…")
+
+    def _start(self, fn: Any, request: Any, steps: int, text: str) -> None:
+        self.progress.setRange(0, steps)
         self.progress.setValue(0)
-        self.status.setText("Loading the model and the data…")
+        self.status.setText(text)
         self._set_running(True)
         self.job = start_job(
             "evaluate",
-            evaluate_checkpoint,
-            EvalRequest(
-                self.checkpoint,
-                self.data_root.text().strip(),
-                config,
-                self.dataset.currentText(),
-                self.split.currentText(),
-                self.split_scheme.currentText(),
-                self.device.currentText(),
-            ),
+            fn,
+            request,
             on_progress=self._on_progress,
             on_done=self._on_done,
             on_failed=self._on_failed,
@@ -172,24 +234,37 @@ class EvalDialog(QDialog):
         self.stop_button.setEnabled(running)
 
     def _on_progress(self, p: EvalProgress) -> None:  # EvalProgress
+        self.progress.setMaximum(p.episodes)
         self.progress.setValue(p.episode)
         if p.episode == 0:
             self.status.setText(f"Reading the images and computing their features: {p.images_done}/{p.images_total}")
             return
         left = p.elapsed_s / p.episode * (p.episodes - p.episode)
+        what = "Run" if self.protocol.currentData() == LAKE_RUNS else "Episode"
         self.status.setText(
-            f"Episode {p.episode}/{p.episodes}: running mean {p.accuracy:.2f} % — about {left:.0f} s left"
+            f"{what} {p.episode}/{p.episodes}: running mean {p.accuracy:.2f} % — about {left:.0f} s left"
         )
 
     def _on_done(self, result: dict[str, Any] | object) -> None:
         if result is CANCELLED:
             self.status.setText("Stopped: no result (a mean over fewer episodes than asked is not reported).")
             return
-        line = (
-            f"{result['accuracy']:.2f} ± {result['ci95']:.2f} % — {result['dataset']} {result['split']}, "
-            f"{result['ways']}-way {result['shots']}-shot, {result['query']} queries, {result['episodes']} episodes, "
-            f"{result['bn']}, {result['method']}, seed {result['seed']} ({result['seconds']:.0f} s)"
-        )
+        if "published" in result:  # Lake's runs
+            line = (
+                f"error {result['error']:.2f} ± {result['ci95']:.2f} % — Lake et al.'s {result['runs']} runs "
+                f"(20-way 1-shot within one alphabet, {result['queries']} queries), {result['bn']}, "
+                f"{result['method']}; "
+                f"humans {result['published']['humans']} %, Bayesian Program Learning "
+                f"{result['published']['Bayesian Program Learning']} %"
+            )
+        else:
+            within = f" within one {result['within']}" if result.get("within") else ""
+            line = (
+                f"{result['accuracy']:.2f} ± {result['ci95']:.2f} % — {result['dataset']} {result['split']}, "
+                f"{result['ways']}-way {result['shots']}-shot{within}, {result['query']} queries, "
+                f"{result['episodes']} episodes, {result['bn']}, {result['method']}, seed {result['seed']} "
+                f"({result['seconds']:.0f} s)"
+            )
         self.status.setText(line)
         self.results.addItem(line)
         self.results.scrollToBottom()
