@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import write_omniglot_npz
 
-from app.testing import TIMEOUT_MS as TIMEOUT  # noqa: E402
+from app.testing import TIMEOUT_MS as TIMEOUT
 
 
 @pytest.fixture(scope="module")
