@@ -42,6 +42,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
 
 
+def _add_bn_method(p: argparse.ArgumentParser, cls: type, per_batch: str) -> None:
+    """--bn and --method with the defaults of config `cls`; `per_batch`: whose statistics transductive uses."""
+    p.add_argument(
+        "--bn",
+        choices=BN_MODES,
+        default=config_default(cls, "bn"),
+        help=f"BatchNorm statistics: running (inductive, the app's) or {per_batch} (%(default)s)",
+    )
+    p.add_argument(
+        "--method",
+        choices=METHODS,
+        default=config_default(cls, "method"),
+        help="head: ANIL head adaptation; ncm: nearest class mean of the support features (baseline) (%(default)s)",
+    )
+
+
 def _add_eval(e: argparse.ArgumentParser) -> None:
     d = EvalConfig
     e.add_argument("--checkpoint", required=True, help="checkpoint file (.pt)")
@@ -49,20 +65,9 @@ def _add_eval(e: argparse.ArgumentParser) -> None:
     e.add_argument("--split", default="test", choices=("train", "val", "test", "all"), help="split (%(default)s)")
     add_task(e, config_default(d, "task"))
     e.add_argument("--episodes", type=int, default=config_default(d, "episodes"), help="test episodes (%(default)s)")
-    e.add_argument(
-        "--bn",
-        choices=BN_MODES,
-        default=config_default(d, "bn"),
-        help="BatchNorm statistics: running (inductive, the app's) or per-batch (learn2learn's) (%(default)s)",
-    )
+    _add_bn_method(e, d, "per-batch (learn2learn's)")
     add_head(e, from_checkpoint=True)
     e.add_argument("--seed", type=int, default=config_default(d, "seed"), help="episode seed (%(default)s)")
-    e.add_argument(
-        "--method",
-        choices=METHODS,
-        default=config_default(d, "method"),
-        help="head: ANIL head adaptation; ncm: nearest class mean of the support features (baseline) (%(default)s)",
-    )
     e.add_argument(
         "--episodes-within",
         choices=WITHIN,
@@ -139,18 +144,7 @@ def _add_lake_runs(r: argparse.ArgumentParser) -> None:
 
     r.add_argument("--checkpoint", required=True, help="checkpoint file (.pt) of a lake-split Omniglot model")
     r.add_argument("--data-root", required=True, help="folder holding Omniglot: the runs' drawings are read from it")
-    r.add_argument(
-        "--method",
-        choices=METHODS,
-        default=config_default(LakeRunsRequest, "method"),
-        help="head: ANIL head adaptation (the app's); ncm: nearest class mean (%(default)s)",
-    )
-    r.add_argument(
-        "--bn",
-        choices=BN_MODES,
-        default=config_default(LakeRunsRequest, "bn"),
-        help="BatchNorm statistics: running (inductive, the app's) or each run's 40 images' (%(default)s)",
-    )
+    _add_bn_method(r, LakeRunsRequest, "each run's 40 images'")
     r.add_argument("--adaptation-steps", type=int, default=None, help="head steps (the checkpoint's)")
     r.add_argument("--fast-lr", type=float, default=None, help="head step size (the checkpoint's)")
     r.add_argument(

@@ -366,7 +366,13 @@ def test_the_omniglot_cards_and_readme_show_what_the_checkpoints_recorded(name):
     assert {(r["ways"], r["shots"], r.get("within")) for r in rows} >= mixed
     # Lake et al.'s protocol: recorded by `card` (lake) or added by scripts/within_alphabet_rows.sh (vinyals)
     assert "| 20-way 1-shot within one alphabet | " in card
-    for r in rows:  # written by `card --write`: the card's table and the checkpoint agree
+    # Lake et al.'s 20 runs (`card --settings ...,lake-runs`): the lake model's, as error in %
+    lake_runs = [r for r in rows if r.get("within") == "lake-runs"]
+    assert len(lake_runs) == (1 if name == "omniglot-lake-anil" else 0)
+    for r in lake_runs:
+        cell = f"{100 - r['accuracy']:.2f} ± {r['ci95']:.2f}"
+        assert f"| Lake et al.'s 20 runs | {cell} |" in card and f"| {cell} % (" in readme
+    for r in (r for r in rows if r not in lake_runs):  # written by `card --write`: the card and the checkpoint agree
         within = " within one alphabet" if r.get("within") else ""
         cell = f"{r['accuracy']:.2f} ± {r['ci95']:.2f}"
         assert f"| {r['ways']}-way {r['shots']}-shot{within} | {cell} |" in card
