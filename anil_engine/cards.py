@@ -13,6 +13,7 @@ from anil_engine.config import (  # noqa: F401 - EVAL_QUERY re-exported
     WITHIN,
     CardRequest,
     EvalConfig,
+    LakeRunsRequest,
     TaskSpec,
 )
 from anil_engine.environment import machine_description
@@ -121,7 +122,7 @@ def _measure_lake_runs(request: CardRequest, name: str, scheme: str) -> list[dic
     """Lake et al.'s 20 runs in every `LAKE_RUNS_VARIANTS`, as card results (accuracy; "episodes": runs)."""
     from anil_engine.datasets.lake_runs import load_lake_runs
     from anil_engine.jobs import run_to_end
-    from anil_engine.lake_evaluation import LakeRunsRequest, evaluate_lake_runs, hausdorff_errors, summary
+    from anil_engine.lake_evaluation import evaluate_lake_runs, hausdorff_errors, summary
 
     row = []
     for bn, method in LAKE_RUNS_VARIANTS:

@@ -470,3 +470,31 @@ def dataset_preprocessing(name: str, size: int | None = None) -> Preprocessing:
         raise ConfigError(f"unknown data set {name!r}; choose one of {DATASETS}")
     pre = DATASET_PREPROCESSING[name]
     return pre if size is None else dataclasses.replace(pre, size=size)
+
+
+@dataclass(frozen=True)
+class LakeRunsRequest:
+    """`method`: head (ANIL head adaptation, the app's) or ncm; `adaptation_steps`/`fast_lr`: None = the
+    checkpoint's; `baselines`: also the trunk's nearest class mean and the Modified Hausdorff Distance."""
+
+    checkpoint: str
+    data_root: str
+    method: str = "head"
+    bn: str = "inductive"
+    adaptation_steps: int | None = None
+    fast_lr: float | None = None
+    device: str = "auto"
+    baselines: bool = False
+    table: str | None = None  # None: the shipped table of Lake's runs
+    redraws: int = 0  # also this many random drawer pairs per run (`redrawn_runs`), the model and the ncm
+    seed: int = 0  # of the redrawn pairs
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.bn not in BN_MODES:
+            raise ConfigError(f"bn must be one of {BN_MODES}, got {self.bn!r}")
+        if self.redraws < 0:
+            raise ConfigError(f"redraws must be >= 0, got {self.redraws}")
+        if self.adaptation_steps is not None and self.adaptation_steps < 0:
+            raise ConfigError(f"adaptation_steps must be >= 0, got {self.adaptation_steps}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,7 @@ import torch
 from PIL import Image
 
 from anil_engine.adaptation import adapt_head, initial_head
-from anil_engine.config import BN_MODES, METHODS
+from anil_engine.config import LakeRunsRequest
 from anil_engine.datasets.lake_runs import LAKE_RUNS_TABLE, LakeRun, load_lake_runs, redrawn_runs, run_characters
 from anil_engine.errors import ConfigError
 from anil_engine.evaluation import EvalProgress, features_for, mean_ci95, nearest_class_mean, onnx_trunk_session
@@ -33,34 +32,6 @@ PUBLISHED_ERRORS = {
     "Bayesian Program Learning": 3.3,
     "Modified Hausdorff Distance (Lake's pixel baseline)": 38.8,
 }
-
-
-@dataclass(frozen=True)
-class LakeRunsRequest:
-    """`method`: head (ANIL head adaptation, the app's) or ncm; `adaptation_steps`/`fast_lr`: None = the
-    checkpoint's; `baselines`: also the trunk's nearest class mean and the Modified Hausdorff Distance."""
-
-    checkpoint: str
-    data_root: str
-    method: str = "head"
-    bn: str = "inductive"
-    adaptation_steps: int | None = None
-    fast_lr: float | None = None
-    device: str = "auto"
-    baselines: bool = False
-    table: str = str(LAKE_RUNS_TABLE)
-    redraws: int = 0  # also this many random drawer pairs per run (`redrawn_runs`), the model and the ncm
-    seed: int = 0  # of the redrawn pairs
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ConfigError(f"method must be one of {METHODS}, got {self.method!r}")
-        if self.bn not in BN_MODES:
-            raise ConfigError(f"bn must be one of {BN_MODES}, got {self.bn!r}")
-        if self.redraws < 0:
-            raise ConfigError(f"redraws must be >= 0, got {self.redraws}")
-        if self.adaptation_steps is not None and self.adaptation_steps < 0:
-            raise ConfigError(f"adaptation_steps must be >= 0, got {self.adaptation_steps}")
 
 
 def run_images(drawings: np.ndarray, size: int, channels: int) -> torch.Tensor:
@@ -181,9 +152,10 @@ def evaluate_lake_runs(request: LakeRunsRequest) -> Generator[EvalProgress, None
     from anil_engine.models import model_from_checkpoint
 
     ckpt = load_checkpoint(request.checkpoint)
-    _refuse_seen_characters(ckpt, request.checkpoint, request.table)
+    _refuse_seen_characters(ckpt, request.checkpoint, request.table or LAKE_RUNS_TABLE)
     model = model_from_checkpoint(ckpt, request.checkpoint)
-    runs = load_lake_runs(request.data_root, request.table)
+    table = request.table or LAKE_RUNS_TABLE
+    runs = load_lake_runs(request.data_root, table)
     device = resolve_device(request.device)
     model = model.to(device)
     steps = ckpt["adaptation_steps"] if request.adaptation_steps is None else request.adaptation_steps

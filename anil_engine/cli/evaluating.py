@@ -17,7 +17,7 @@ from anil_engine.cli._common import (
     drive,
     emit_json,
 )
-from anil_engine.config import BN_MODES, METHODS, WITHIN, CardRequest, EvalConfig
+from anil_engine.config import BN_MODES, METHODS, WITHIN, CardRequest, EvalConfig, LakeRunsRequest
 from anil_engine.errors import ConfigError
 
 
@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_lake_runs(
         sub.add_parser(
             "lake-runs",
-            help="Lake et al.'s 20 one-shot runs (20-way 1-shot within one alphabet): error next to humans' 4.5 %",
+            help="Lake et al.'s 20 one-shot runs (20-way 1-shot within one alphabet): error next to humans' 4.5 %%",
         )
     )
 
@@ -140,8 +140,6 @@ def _add_card(c: argparse.ArgumentParser) -> None:
 
 
 def _add_lake_runs(r: argparse.ArgumentParser) -> None:
-    from anil_engine.lake_evaluation import LakeRunsRequest
-
     r.add_argument("--checkpoint", required=True, help="checkpoint file (.pt) of a lake-split Omniglot model")
     r.add_argument("--data-root", required=True, help="folder holding Omniglot: the runs' drawings are read from it")
     _add_bn_method(r, LakeRunsRequest, "each run's 40 images'")
@@ -171,7 +169,7 @@ def _add_lake_runs(r: argparse.ArgumentParser) -> None:
 
 
 def cmd_lake_runs(args: argparse.Namespace) -> int:
-    from anil_engine.lake_evaluation import LakeRunsRequest, evaluate_lake_runs
+    from anil_engine.lake_evaluation import evaluate_lake_runs
 
     request = LakeRunsRequest(args.checkpoint, args.data_root, args.method, args.bn, args.adaptation_steps,
                               args.fast_lr, args.device, args.baselines, redraws=args.redraws,

@@ -27,6 +27,7 @@ from anil_engine.config import (
     METHODS,
     SPLIT_SCHEMES,
     EvalConfig,
+    LakeRunsRequest,
     TaskSpec,
     field_defaults,
 )
@@ -35,7 +36,6 @@ from app.widgets import hbox, path_row, remember_data_roots
 
 if TYPE_CHECKING:
     from anil_engine.evaluation import EvalProgress
-    from anil_engine.lake_evaluation import LakeRunsRequest
 
 # (what the list shows, EvalConfig.within or LAKE_RUNS)
 PROTOCOLS = (
@@ -173,8 +173,6 @@ class EvalDialog(QDialog):
         )
 
     def lake_runs_request(self) -> LakeRunsRequest:
-        from anil_engine.lake_evaluation import LakeRunsRequest
-
         return LakeRunsRequest(self.checkpoint, self.data_root.text().strip(), self.method.currentText(),
                                self.bn.currentText(), device=self.device.currentText())  # fmt: skip
 
