@@ -127,7 +127,8 @@ def _measure_lake_runs(request: CardRequest, name: str, scheme: str) -> list[dic
     row = []
     for bn, method in LAKE_RUNS_VARIANTS:
         if method == "mhd":  # Lake's pixel baseline: no model
-            result = {**summary(run_to_end(hausdorff_errors(load_lake_runs(request.data_root)))), "runs": 20}
+            runs = load_lake_runs(request.data_root)
+            result = {**summary(run_to_end(hausdorff_errors(runs))), "runs": len(runs)}
         else:
             lake = LakeRunsRequest(request.checkpoint, request.data_root, method, bn, request.adaptation_steps,
                                    device=request.device)  # fmt: skip

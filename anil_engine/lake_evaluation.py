@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -119,7 +120,7 @@ def summary(errors: list[float]) -> dict[str, Any]:
             "errors": [round(e, 3) for e in errors]}  # fmt: skip
 
 
-def _refuse_seen_characters(ckpt: dict[str, Any], checkpoint: str, table: str) -> None:
+def _refuse_seen_characters(ckpt: dict[str, Any], checkpoint: str, table: str | Path) -> None:
     """Lake's runs measure characters never seen in training: refuse a checkpoint whose split trained on any."""
     from anil_engine.datasets.omniglot import wanted_characters
 
@@ -151,10 +152,10 @@ def evaluate_lake_runs(request: LakeRunsRequest) -> Generator[EvalProgress, None
     from anil_engine.config import resolve_device
     from anil_engine.models import model_from_checkpoint
 
-    ckpt = load_checkpoint(request.checkpoint)
-    _refuse_seen_characters(ckpt, request.checkpoint, request.table or LAKE_RUNS_TABLE)
-    model = model_from_checkpoint(ckpt, request.checkpoint)
     table = request.table or LAKE_RUNS_TABLE
+    ckpt = load_checkpoint(request.checkpoint)
+    _refuse_seen_characters(ckpt, request.checkpoint, table)
+    model = model_from_checkpoint(ckpt, request.checkpoint)
     runs = load_lake_runs(request.data_root, table)
     device = resolve_device(request.device)
     model = model.to(device)

@@ -100,6 +100,7 @@ class EvalDialog(QDialog):
         )
         self.dataset.currentTextChanged.connect(self._dataset_changed)
         self.protocol.currentIndexChanged.connect(self._protocol_changed)
+        self._dataset_changed(self.dataset.currentText())
         self._store_data_root = remember_data_roots(settings, self.dataset, self.data_root)
         form = QFormLayout()
         form.addRow("Checkpoint", self.checkpoint_label)
