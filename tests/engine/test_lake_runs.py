@@ -330,3 +330,26 @@ def test_the_lake_runs_command_with_redrawn_drawers(twenty_drawers, tmp_path, ca
     assert "; Modified Hausdorff Distance" in out
     assert main([*args, "--redraws", "-1"]) == 2
     assert "redraws must be >= 0" in capsys.readouterr().err
+
+
+def test_the_runs_read_the_same_from_the_png_folders(twenty_drawers, tmp_path):
+    """Omniglot's original layout (images_evaluation/<alphabet>/<characterNN>/XXXX_YY.png) gives the same runs as
+    the arrays: drawer YY is the YY-th drawing."""
+    index = _evaluation_characters()
+    chars = sorted(c for a, c in index if a == "Tibetan")[:3]
+    table = _write_table(tmp_path / "runs.tsv", {"run01": _run("Tibetan", chars, 5, 12, [2, 0, 1])})
+    drawings = np.load(twenty_drawers / "images_evaluation.npz")["images"]
+    root = tmp_path / "folders"
+    (root / "images_background").mkdir(parents=True)
+    for c in chars:
+        folder = root / "images_evaluation" / "Tibetan" / c
+        folder.mkdir(parents=True)
+        for d in range(20):
+            image = np.where(drawings[index[("Tibetan", c)], d], 255, 0).astype(np.uint8)
+            Image.fromarray(image).convert("1").save(folder / f"{index[('Tibetan', c)] + 965:04d}_{d + 1:02d}.png")
+    (from_folders,) = load_lake_runs(root, table)
+    (from_arrays,) = load_lake_runs(twenty_drawers, table)
+    assert np.array_equal(from_folders.support, from_arrays.support) and np.array_equal(
+        from_folders.query, from_arrays.query
+    )
+    assert from_folders.answers.tolist() == [2, 0, 1]
