@@ -119,22 +119,26 @@ def _measure(
 
 
 def _measure_lake_runs(request: CardRequest, name: str, scheme: str) -> list[dict[str, Any]]:
-    """Lake et al.'s 20 runs in every `LAKE_RUNS_VARIANTS`, as card results (accuracy; "episodes": runs)."""
-    from anil_engine.datasets.lake_runs import load_lake_runs
+    """Lake et al.'s 20 runs in every `LAKE_RUNS_VARIANTS`, as card results (accuracy; "episodes": runs): one
+    inductive evaluation with its baselines, one transductive."""
     from anil_engine.jobs import run_to_end
-    from anil_engine.lake_evaluation import evaluate_lake_runs, hausdorff_errors, summary
+    from anil_engine.lake_evaluation import evaluate_lake_runs
 
+    def measure(bn: str, baselines: bool) -> dict[str, Any]:
+        lake = LakeRunsRequest(request.checkpoint, request.data_root, "head", bn, request.adaptation_steps,
+                               device=request.device, baselines=baselines)  # fmt: skip
+        return run_to_end(evaluate_lake_runs(lake))
+
+    inductive, transductive = measure("inductive", True), measure("transductive", False)
+    baselines = inductive["baselines"]
+    ncm, mhd = baselines["nearest class mean (same trunk)"], baselines["Modified Hausdorff Distance (pixels)"]
+    results = {("inductive", "head"): inductive, ("transductive", "head"): transductive,
+               ("inductive", "ncm"): ncm, ("inductive", "mhd"): mhd}  # fmt: skip
     row = []
     for bn, method in LAKE_RUNS_VARIANTS:
-        if method == "mhd":  # Lake's pixel baseline: no model
-            runs = load_lake_runs(request.data_root)
-            result = {**summary(run_to_end(hausdorff_errors(runs))), "runs": len(runs)}
-        else:
-            lake = LakeRunsRequest(request.checkpoint, request.data_root, method, bn, request.adaptation_steps,
-                                   device=request.device)  # fmt: skip
-            result = run_to_end(evaluate_lake_runs(lake))
+        result = results[(bn, method)]
         row.append({"ways": 20, "shots": 1, "query": 1, "bn": bn, "accuracy": result["accuracy"],
-                    "ci95": result["ci95"], "episodes": result["runs"], "seed": None, "split": "test",
+                    "ci95": result["ci95"], "episodes": inductive["runs"], "seed": None, "split": "test",
                     "split_scheme": scheme, "dataset": name, "method": method, "trunk": "trained",
                     "within": LAKE_RUNS, "error": result["error"]})  # fmt: skip
     return row

@@ -16,14 +16,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from anil_engine.adaptation import adapt_head, initial_head
 from anil_engine.config import LakeRunsRequest
 from anil_engine.datasets.lake_runs import LAKE_RUNS_TABLE, LakeRun, load_lake_runs, redrawn_runs, run_characters
+from anil_engine.datasets.omniglot import prepare_drawings
 from anil_engine.errors import ConfigError
 from anil_engine.evaluation import EvalProgress, features_for, mean_ci95, nearest_class_mean, onnx_trunk_session
-from anil_engine.images import prepare_image
 from anil_engine.models import AnilModel, head_logits
 
 # Errors in % on these 20 runs (Lake, Salakhutdinov & Tenenbaum, Science 2015, Fig. 6; the baseline's from
@@ -37,8 +36,7 @@ PUBLISHED_ERRORS = {
 
 def run_images(drawings: np.ndarray, size: int, channels: int) -> torch.Tensor:
     """uint8 (n, 105, 105) drawings -> uint8 (n, channels, size, size), as the Omniglot loader prepares them."""
-    grey = np.stack([prepare_image(Image.fromarray(d, "L"), size, 1) for d in drawings])
-    return torch.from_numpy(grey).expand(-1, channels, -1, -1).contiguous()
+    return prepare_drawings(drawings, size).expand(-1, channels, -1, -1).contiguous()
 
 
 def run_error(predictions: torch.Tensor, answers: np.ndarray) -> float:
@@ -129,10 +127,11 @@ def _refuse_seen_characters(ckpt: dict[str, Any], checkpoint: str, table: str | 
         raise ConfigError(f"{checkpoint}: a {dataset.get('name')} model; Lake's runs are Omniglot drawings")
     scheme = dataset.get("split_scheme", "vinyals")
     seen = {(a, c) for split in ("train", "val") for _, a, c in wanted_characters(scheme, split)}
-    both = seen & run_characters(table)
+    characters = run_characters(table)
+    both = seen & characters
     if both:
         raise ConfigError(
-            f"{checkpoint}: its {scheme} split trains on {len(both)} of the {len(run_characters(table))} characters "
+            f"{checkpoint}: its {scheme} split trains on {len(both)} of the {len(characters)} characters "
             "of Lake's runs (e.g. " + "/".join(sorted(both)[0]) + "), so its error there is not one-shot; use a "
             "model of the lake split (trained on the background alphabets), e.g. models/omniglot-lake-anil.pt"
         )
