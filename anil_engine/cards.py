@@ -168,7 +168,8 @@ def _card_header(request: CardRequest, ckpt: dict[str, Any], recipe: str) -> lis
         + f"{ckpt['model']['channels']}x{pre['size']}x{pre['size']} input, linear head of "
         f"{ckpt['model']['ways']} ways",
         f"- **Preprocessing**: Pillow, EXIF transpose, {'grayscale' if pre['channels'] == 1 else 'RGB'}, "
-        f"Lanczos resize to {pre['size']}x{pre['size']}, scale to [0, 1], mean {pre['mean']}, std {pre['std']}",
+        + ("crop to the square around the ink (`--crop ink`), " if pre.get("crop", "none") == "ink" else "")
+        + f"Lanczos resize to {pre['size']}x{pre['size']}, scale to [0, 1], mean {pre['mean']}, std {pre['std']}",
         f"- **Head adaptation** (test time and the app): {ckpt['adaptation_steps']} SGD steps at fast_lr "
         f"{ckpt['fast_lr']} (meta-training's inner loop: {cfg.get('adaptation_steps', '?')} steps)",
         f"- **Training**: {metrics.get('iterations', '?')} meta-iterations, "

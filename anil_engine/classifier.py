@@ -177,7 +177,7 @@ class FewShotClassifier:
             for p in todo[i : i + BATCH]:
                 try:
                     key = _key(p)  # before reading: a file that goes missing is skipped, never a failed batch
-                    pixels = load_image(p, pre.size, pre.channels)
+                    pixels = load_image(p, pre.size, pre.channels, pre.crop)
                     arrays.append(torch.from_numpy(pixels))
                     keys.append((*key, False))
                     if mirrored:

@@ -107,6 +107,11 @@ class TaskSpec:
         return self.shots + self.query
 
 
+# How an image is framed before it is resized (`images.prepare_image`): "none" (the whole image) or "ink" (a
+# square around the dark pixels: drawings on light paper, e.g. Omniglot's, fill the input whatever their size).
+CROPS = ("none", "ink")
+
+
 @dataclass(frozen=True)
 class Preprocessing:
     """How an image becomes a model input.
@@ -114,13 +119,16 @@ class Preprocessing:
     The image is opened with Pillow, EXIF orientation applied, converted to
     `channels` (1: "L", 3: "RGB"; transparency composited on white), resized to
     `size` x `size` with Lanczos resampling, scaled to [0, 1]. The model itself
-    then subtracts `mean` and divides by `std` per channel.
+    then subtracts `mean` and divides by `std` per channel. `crop` "ink" first
+    frames the image as a square around its dark pixels (`images.ink_crop`: a
+    drawing on light paper fills the input whatever its size and position).
     """
 
     size: int = 28
     channels: int = 1
     mean: tuple[float, ...] = (0.0,)
     std: tuple[float, ...] = (1.0,)
+    crop: str = "none"
 
     def __post_init__(self) -> None:
         if self.size < 16:
@@ -131,13 +139,16 @@ class Preprocessing:
             raise ConfigError(f"mean {self.mean} and std {self.std} need one value per channel ({self.channels})")
         if any(s <= 0 for s in self.std):
             raise ConfigError(f"std values must be > 0, got {self.std}")
+        if self.crop not in CROPS:
+            raise ConfigError(f"crop must be one of {CROPS}, got {self.crop!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"size": self.size, "channels": self.channels, "mean": list(self.mean), "std": list(self.std)}
+        d = {"size": self.size, "channels": self.channels, "mean": list(self.mean), "std": list(self.std)}
+        return d if self.crop == "none" else {**d, "crop": self.crop}  # checkpoints before crop stay as they were
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Preprocessing:
-        return cls(int(d["size"]), int(d["channels"]), tuple(d["mean"]), tuple(d["std"]))
+        return cls(int(d["size"]), int(d["channels"]), tuple(d["mean"]), tuple(d["std"]), str(d.get("crop", "none")))
 
 
 # CNN4 conv blocks (`layers`): 1, 2 or 4 pool the image 16x in all (learn2learn's max-pool factors); 5 blocks
@@ -192,6 +203,7 @@ class TrainConfig:
     hidden_size: int = 64
     layers: int = 4  # CNN4 conv blocks (CNN4_LAYERS)
     input_size: int = 28
+    crop: str = "none"  # how each image is framed before resizing (CROPS; "ink": around its drawing)
     val_every: int = 100
     val_episodes: int = 200
     checkpoint_every: int = 100
@@ -231,6 +243,8 @@ class TrainConfig:
         TaskSpec(self.ways, self.shots, self.query)
         check_backbone(self.backbone)
         check_layers(self.layers, self.input_size)
+        if self.crop not in CROPS:
+            raise ConfigError(f"crop must be one of {CROPS}, got {self.crop!r}")
         for name in ("within", "val_within"):
             if getattr(self, name) is not None and getattr(self, name) not in WITHIN:
                 raise ConfigError(f"{name} must be one of {WITHIN}, got {getattr(self, name)!r}")
@@ -382,6 +396,7 @@ class PretrainConfig:
     hidden_size: int = 64
     layers: int = 4  # CNN4 conv blocks (CNN4_LAYERS)
     input_size: int = 28
+    crop: str = "none"  # how each image is framed before resizing (CROPS; "ink": around its drawing)
     # The trunk (`anil_engine.backbones`): "cnn4" from scratch, or a pretrained one (e.g. "efficientnet_lite0")
     # fine-tuned whole from its base weights.
     backbone: str = "cnn4"
@@ -407,6 +422,8 @@ class PretrainConfig:
     def __post_init__(self) -> None:
         check_backbone(self.backbone)
         check_layers(self.layers, self.input_size)
+        if self.crop not in CROPS:
+            raise ConfigError(f"crop must be one of {CROPS}, got {self.crop!r}")
         if self.compute not in PRETRAIN_COMPUTE:
             raise ConfigError(f"compute must be one of {PRETRAIN_COMPUTE}, got {self.compute!r}")
         if self.train_splits not in PRETRAIN_SPLITS:

@@ -311,11 +311,11 @@ def evaluate_checkpoint(request: EvalRequest) -> Generator[EvalProgress, None, d
     name = dataset or ckpt["dataset"].get("name", "omniglot")
     scheme = split_scheme or ckpt["dataset"].get("split_scheme", "vinyals")
     pre = model.preprocessing
-    data = load_dataset(name, data_root, split, pre.size, pre.channels, scheme)
+    data = load_dataset(name, data_root, split, pre.size, pre.channels, scheme, crop=pre.crop)
     if random_trunk:
         torch.manual_seed(config.seed)
         model = AnilModel(model.config, pre)
-        train_images = load_dataset(name, data_root, "train", pre.size, pre.channels, scheme).images
+        train_images = load_dataset(name, data_root, "train", pre.size, pre.channels, scheme, crop=pre.crop).images
         pick = torch.randperm(len(train_images), generator=torch.Generator().manual_seed(config.seed))[:1024]
         calibrate_batchnorm(model, to_float(train_images[pick], "cpu"))
     dev = resolve_device(device)

@@ -220,8 +220,15 @@ def export_classifier(
 
 def _preprocessing_metadata(model: AnilModel) -> dict[str, str]:
     pre = model.preprocessing
+    framing = (
+        "crop to the square around the ink (grey < 128 in 'L'; 10 % of its longer side plus 1 pixel of paper on "
+        "every side, centred on the ink; white past the image's edges), "
+        if pre.crop == "ink"
+        else ""
+    )
     return {
         "anil_studio.version": __version__,
+        "anil_studio.crop": pre.crop,
         "anil_studio.input_size": str(pre.size),
         "anil_studio.channels": str(pre.channels),
         "anil_studio.mean": json.dumps(list(pre.mean)),
@@ -229,7 +236,9 @@ def _preprocessing_metadata(model: AnilModel) -> dict[str, str]:
         "anil_studio.preprocessing": (
             "Open with Pillow, apply EXIF orientation, convert to "
             + ("grayscale 'L'" if pre.channels == 1 else "'RGB'")
-            + " (transparency composited on white), resize to "
+            + " (transparency composited on white), "
+            + framing
+            + "resize to "
             + f"{pre.size}x{pre.size} with Lanczos, float32 in [0, 1] (pixel / 255), layout NCHW. "
             + "Mean/std normalisation is inside the graph."
         ),

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from anil_engine.adaptation import adapt_head, initial_head
-from anil_engine.config import LakeRunsRequest
+from anil_engine.config import LakeRunsRequest, Preprocessing
 from anil_engine.datasets.lake_runs import LAKE_RUNS_TABLE, LakeRun, load_lake_runs, redrawn_runs, run_characters
 from anil_engine.datasets.omniglot import prepare_drawings
 from anil_engine.errors import ConfigError
@@ -34,9 +34,9 @@ PUBLISHED_ERRORS = {
 }
 
 
-def run_images(drawings: np.ndarray, size: int, channels: int) -> torch.Tensor:
+def run_images(drawings: np.ndarray, pre: Preprocessing) -> torch.Tensor:
     """uint8 (n, 105, 105) drawings -> uint8 (n, channels, size, size), as the Omniglot loader prepares them."""
-    return prepare_drawings(drawings, size).expand(-1, channels, -1, -1).contiguous()
+    return prepare_drawings(drawings, pre.size, pre.crop).expand(-1, pre.channels, -1, -1).contiguous()
 
 
 def run_error(predictions: torch.Tensor, answers: np.ndarray) -> float:
@@ -66,7 +66,7 @@ def model_errors(
     errors: list[float] = []
     start = time.perf_counter()
     for i, run in enumerate(runs, 1):
-        images = run_images(np.concatenate([run.support, run.query]), pre.size, pre.channels)
+        images = run_images(np.concatenate([run.support, run.query]), pre)
         features = features_for(model, images, bn, device, session).float().cpu()
         n = len(run.support)
         fs, fq, ys = features[:n], features[n:], torch.arange(n)

@@ -55,10 +55,10 @@ def _features(model: AnilModel, images: torch.Tensor) -> tuple[torch.Tensor, tor
 
 
 def _data(ckpt: dict[str, Any], data_root: str, split: str) -> Any:
-    pre = ckpt["preprocessing"]
+    pre = Preprocessing.from_dict(ckpt["preprocessing"])
     ds = ckpt["dataset"]
-    return load_dataset(ds.get("name", "caltech-101"), data_root, split, int(pre["size"]), int(pre["channels"]),
-                        ds.get("split_scheme", "vinyals"))  # fmt: skip
+    return load_dataset(ds.get("name", "caltech-101"), data_root, split, pre.size, pre.channels,
+                        ds.get("split_scheme", "vinyals"), crop=pre.crop)  # fmt: skip
 
 
 def _episodes(

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from anil_engine.config import CROPS
 from anil_engine.errors import DataError, ExportError
 from anil_engine.images import load_image
 from anil_engine.listing import expand_inputs
@@ -84,6 +85,12 @@ class OnnxClassifier:
                 "`anil-studio adapt` or the app's File ▸ Export adapted classifier"
             )
         self.class_names, self.size, self.channels = self._read_metadata(meta)
+        self.crop = meta.get("anil_studio.crop", "none")  # exports before crop have none
+        if self.crop not in CROPS:
+            raise ExportError(
+                f"{self.path}: it frames images by {self.crop!r}, which this ANIL Studio does not know; update "
+                "ANIL Studio or export the classifier again"
+            )
 
     def _read_metadata(self, meta: dict[str, str]) -> tuple[list[str], int, int]:
         """Class names and input shape from the metadata, checked against the graph itself."""
@@ -111,7 +118,7 @@ class OnnxClassifier:
         arrays, ok, skipped = [], [], list(listing.messages)
         for p in listing.images:
             try:
-                arrays.append(load_image(p, self.size, self.channels))
+                arrays.append(load_image(p, self.size, self.channels, self.crop))
                 ok.append(p)
             except DataError as exc:
                 skipped.append(str(exc))

@@ -169,13 +169,13 @@ def open_source(key: str, name: str = "") -> FrameSource:
     return CameraSource(key, name or "camera")
 
 
-def image_pixels(image: QImage, size: int, channels: int) -> np.ndarray:
+def image_pixels(image: QImage, size: int, channels: int, crop: str = "none") -> np.ndarray:
     """A picture as the model's input, exactly as a file with these pixels would be read (`prepare_image`)."""
     rgb = image.convertToFormat(QImage.Format.Format_RGB888)
     width, height, stride = rgb.width(), rgb.height(), rgb.bytesPerLine()
     rows = np.frombuffer(rgb.constBits(), dtype=np.uint8, count=stride * height).reshape(height, stride)
     array = rows[:, : width * 3].reshape(height, width, 3)
-    return prepare_image(Image.fromarray(array, "RGB"), size, channels)
+    return prepare_image(Image.fromarray(array, "RGB"), size, channels, crop)
 
 
 def encode_capture(image: QImage) -> bytes:

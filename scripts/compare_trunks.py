@@ -61,7 +61,7 @@ def trunk_features(checkpoint: str, args: argparse.Namespace, views: int) -> tup
     model = model_from_checkpoint(ckpt, checkpoint)
     pre = model.preprocessing
     name, scheme = ckpt["dataset"].get("name", "omniglot"), ckpt["dataset"].get("split_scheme", "vinyals")
-    data = load_dataset(name, args.data_root, args.split, pre.size, pre.channels, scheme)
+    data = load_dataset(name, args.data_root, args.split, pre.size, pre.channels, scheme, crop=pre.crop)
     return view_features(model, data.images, views), data
 
 

@@ -149,3 +149,13 @@ anil_from_bundled proto-from-bundled 75 25 --head-init proto --val-within alphab
 paired "ANIL 75 iterations from the prototype head start, minus the bundled trunk, paired" "$B" "$WORK/proto-from-bundled/last.pt"
 echo "| 28x28, 15 epochs, a second loss within each character's own alphabet and rotation (\`--within-loss 1\`) | $(val_within "$WORK/in28-within1/pretrained.pt") |"
 paired "same, minus the same recipe without it (28x28, 15 epochs), paired" "$WORK/in28-e0/pretrained.pt" "$WORK/in28-within1/pretrained.pt"
+# Every drawing framed by the square around its ink before it is resized (`--crop ink`): a small character keeps
+# more of its strokes at 28x28, and every drawer's character sits at the same place and size. 64 channels against
+# the same recipe uncropped (in28-e0), paired; 128 channels against the 128- and 256-channel trunks bundled before.
+pretrain in28-ink 15 28 0 64 float32 --crop ink
+pretrain in28-h128-ink 15 28 0 128 float32 --crop ink
+echo "| 28x28, 15 epochs, every drawing framed by its ink (\`--crop ink\`) | $(val_within "$WORK/in28-ink/pretrained.pt") |"
+paired "same, minus the same recipe uncropped (28x28, 15 epochs), paired" "$WORK/in28-e0/pretrained.pt" "$WORK/in28-ink/pretrained.pt"
+echo "| 128 channels, 15 epochs, framed by the ink | $(val_within "$WORK/in28-h128-ink/pretrained.pt") |"
+paired "same, minus the 128-channel trunk bundled before (uncropped), paired" "$OLD128" "$WORK/in28-h128-ink/pretrained.pt"
+paired "same, minus the bundled 256-channel trunk (uncropped), paired" "$B" "$WORK/in28-h128-ink/pretrained.pt"

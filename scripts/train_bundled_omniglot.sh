@@ -11,7 +11,8 @@
 # pass), DEVICE (auto: a CUDA GPU when there is one), BACKBONE (cnn4, or efficientnet_lite0: the ImageNet trunk
 # fine-tuned whole; its features are not rescaled and ANIL meta-trains its head), BATCH (256) and LR (0.002): the
 # pre-training's batch and peak learning rate, TRAIN_SPLITS (train+val: a final model's trunk learns the validation
-# classes too; nothing is validated then, so ANIL_ITERATIONS=0 packages that trunk itself). The bundled vinyals model:
+# classes too; nothing is validated then, so ANIL_ITERATIONS=0 packages that trunk itself), CROP (ink: every drawing
+# framed by the square around its ink before it is resized; none). The bundled vinyals model:
 #   HIDDEN=256 PRETRAIN_EPOCHS=20 ANIL_ITERATIONS=300 DEVICE=cuda bash scripts/train_bundled_omniglot.sh DATA vinyals
 set -euo pipefail
 DATA=${1:?data root (folder with images_background.npz or images_background/)}
@@ -33,12 +34,12 @@ if [ ! -f "$WORK/pretrained.pt" ]; then
   [ -f "$WORK/pretrained.resume.pt" ] && PRE_RESUME="--resume"
   $PY -m anil_engine pretrain --dataset omniglot --data-root "$DATA" --split-scheme "$SCHEME" \
     --epochs "${PRETRAIN_EPOCHS:-15}" --batch-size "${BATCH:-256}" --lr "${LR:-0.002}" --backbone "$BACKBONE" --ways 20 --seed 42 --device "$DEVICE" --hidden-size "$HIDDEN" --layers "$LAYERS" --input-size "$INPUT" \
-    --compute "$COMPUTE" --train-splits "${TRAIN_SPLITS:-train}" --out "$WORK/pretrained.pt" $PRE_RESUME
+    --crop "${CROP:-none}" --compute "$COMPUTE" --train-splits "${TRAIN_SPLITS:-train}" --out "$WORK/pretrained.pt" $PRE_RESUME
 fi
 RESUME=""
 [ -f "$WORK/anil/last.pt" ] && RESUME="--resume"
 $PY -m anil_engine train --dataset omniglot --data-root "$DATA" --split-scheme "$SCHEME" \
-  --init-from "$WORK/pretrained.pt" --backbone "$BACKBONE" --hidden-size "$HIDDEN" --layers "$LAYERS" --input-size "$INPUT" --ways 20 --shots 1 --query 1 --meta-batch-size 32 \
+  --init-from "$WORK/pretrained.pt" --backbone "$BACKBONE" --hidden-size "$HIDDEN" --layers "$LAYERS" --input-size "$INPUT" --crop "${CROP:-none}" --ways 20 --shots 1 --query 1 --meta-batch-size 32 \
   --meta-lr 0.0005 --fast-lr 0.1 --init-feature-norm "$NORM" --adaptation-steps 5 --iterations "$ITER" --val-every 50 \
   --val-episodes 300 --checkpoint-every 25 --seed 42 --device "$DEVICE" ${WITHIN:+--episodes-within "$WITHIN"} ${VAL_WITHIN:+--val-within "$VAL_WITHIN"} \
   ${VAL_METHOD:+--val-method "$VAL_METHOD"} \

@@ -26,6 +26,7 @@ from anil_engine.cli._common import (
 )
 from anil_engine.config import (
     CLASSIFIERS,
+    CROPS,
     ENGINES,
     METHODS,
     PRECISIONS,
@@ -63,6 +64,14 @@ def _add_trunk(p: argparse.ArgumentParser, d: type, backbone_note: str) -> None:
     )
     titles = "; ".join(f"{name}: {b.title}" for name, b in BACKBONES.items())
     option(p, d, "backbone", f"trunk ({titles}){backbone_note}", choices=tuple(BACKBONES))
+    option(
+        p,
+        d,
+        "crop",
+        "how every image is framed before it is resized: none (the whole image) or ink (a square around its dark "
+        "pixels, so a drawing fills the input whatever its size and place on the page); the checkpoint keeps it",
+        choices=CROPS,
+    )
 
 
 def _add_train(t: argparse.ArgumentParser) -> None:

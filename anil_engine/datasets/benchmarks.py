@@ -67,12 +67,14 @@ def _classes(kind: str, split: str) -> list[str]:
     return (SPLITS / kind / f"{split}.txt").read_text().split()
 
 
-def _resize_all(images: np.ndarray, size: int, channels: int) -> np.ndarray:
+def _resize_all(images: np.ndarray, size: int, channels: int, crop: str) -> np.ndarray:
     """(n, h, w, 3) uint8 -> (n, channels, size, size) with the app's preprocessing."""
-    return np.stack([prepare_image(Image.fromarray(im), size, channels) for im in images])
+    return np.stack([prepare_image(Image.fromarray(im), size, channels, crop) for im in images])
 
 
-def load_cifar(kind: str, root: str | Path, split: str, size: int = 32, channels: int = 3) -> ImageTensorDataset:
+def load_cifar(
+    kind: str, root: str | Path, split: str, size: int = 32, channels: int = 3, crop: str = "none"
+) -> ImageTensorDataset:
     """CIFAR-FS (`kind="cifar_fs"`) or FC100 (`kind="fc100"`) from CIFAR-100's python archive."""
     folder = Path(root) / "cifar-100-python"
     if not folder.is_dir():
@@ -93,12 +95,14 @@ def load_cifar(kind: str, root: str | Path, split: str, size: int = 32, channels
     images, labels = [], []
     for label, c in enumerate(wanted):
         idx = np.nonzero(fine == names.index(c))[0]
-        images.append(_resize_all(data[idx], size, channels))
+        images.append(_resize_all(data[idx], size, channels, crop))
         labels.extend([label] * len(idx))
     return ImageTensorDataset(torch.from_numpy(np.concatenate(images)), torch.tensor(labels), wanted)
 
 
-def load_mini_imagenet(root: str | Path, split: str, size: int = 84, channels: int = 3) -> ImageTensorDataset:
+def load_mini_imagenet(
+    root: str | Path, split: str, size: int = 84, channels: int = 3, crop: str = "none"
+) -> ImageTensorDataset:
     """Mini-ImageNet (Ravi split) from learn2learn's cache pickles or an image folder."""
     root = Path(root)
     wanted = _classes("mini_imagenet", split)
@@ -112,7 +116,7 @@ def load_mini_imagenet(root: str | Path, split: str, size: int = 84, channels: i
         for label, c in enumerate(wanted):
             if c not in class_dict:
                 raise DataError(f"{pkl}: class {c} missing; not the Ravi split of Mini-ImageNet")
-            images.append(_resize_all(np.asarray(data)[class_dict[c]], size, channels))
+            images.append(_resize_all(np.asarray(data)[class_dict[c]], size, channels, crop))
             labels.extend([label] * len(class_dict[c]))
     elif (root / "images").is_dir():
         from anil_engine.images import load_image
@@ -122,7 +126,7 @@ def load_mini_imagenet(root: str | Path, split: str, size: int = 84, channels: i
             mine = [f for f in files if f.name.startswith(c)]
             if not mine:
                 raise DataError(f"{root / 'images'}: no images of class {c} ({c}XXXXXXXX.jpg)")
-            images.append(np.stack([load_image(f, size, channels) for f in mine]))
+            images.append(np.stack([load_image(f, size, channels, crop) for f in mine]))
             labels.extend([label] * len(mine))
     else:
         raise DataError(

@@ -32,16 +32,18 @@ def split_classes(split: str) -> list[str]:
     return (SPLITS_DIR / f"{split}.txt").read_text().split()
 
 
-def _decode(data: bytes, name: str, size: int, channels: int) -> np.ndarray:
+def _decode(data: bytes, name: str, size: int, channels: int, crop: str) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()
-            return prepare_image(im, size, channels)
+            return prepare_image(im, size, channels, crop)
     except Exception as exc:  # any decoder failure means a bad file
         raise DataError(f"{name}: cannot decode the image ({exc}); the Caltech-101 copy is damaged") from exc
 
 
-def load_caltech101(root: str | Path, split: str, size: int = 84, channels: int = 3) -> ImageTensorDataset:
+def load_caltech101(
+    root: str | Path, split: str, size: int = 84, channels: int = 3, crop: str = "none"
+) -> ImageTensorDataset:
     """Load one split into memory; images uint8 (n, channels, size, size), classes in split-file order."""
     root = Path(root)
     classes = split_classes(split)
@@ -70,6 +72,6 @@ def load_caltech101(root: str | Path, split: str, size: int = 84, channels: int 
     for label, c in enumerate(classes):
         for name, src in files[c]:
             data = src.read_bytes() if isinstance(src, Path) else src
-            images.append(_decode(data, name, size, channels))
+            images.append(_decode(data, name, size, channels, crop))
             labels.append(label)
     return ImageTensorDataset(torch.from_numpy(np.stack(images)), torch.tensor(labels), classes)

@@ -51,7 +51,7 @@ def scan_class_folders(root: str | Path) -> FolderScan:
 
 
 def load_class_folders(
-    root: str | Path, size: int, channels: int, classes: list[str] | None = None
+    root: str | Path, size: int, channels: int, classes: list[str] | None = None, crop: str = "none"
 ) -> tuple[ImageTensorDataset, list[str]]:
     """Decode a folder of class folders.
 
@@ -62,7 +62,7 @@ def load_class_folders(
     names = list(scan.classes) if classes is None else classes
     images, labels, kept, messages = [], [], [], list(scan.messages)
     for name in names:
-        arr, ok, skipped = load_images(scan.classes[name], size, channels)
+        arr, ok, skipped = load_images(scan.classes[name], size, channels, crop)
         messages.extend(skipped)
         if not ok:
             messages.append(f"{scan.root / name}: no readable image, class skipped")

@@ -119,12 +119,14 @@ def drawings_reader(root: str | Path) -> Callable[[str, str, str], list[np.ndarr
     return reader
 
 
-def prepare_drawings(drawings: list[np.ndarray] | np.ndarray, size: int) -> torch.Tensor:
+def prepare_drawings(drawings: list[np.ndarray] | np.ndarray, size: int, crop: str = "none") -> torch.Tensor:
     """uint8 (105, 105) drawings -> uint8 (n, 1, size, size), as every Omniglot image is prepared."""
-    return torch.from_numpy(np.stack([prepare_image(Image.fromarray(d, "L"), size, 1) for d in drawings]))
+    return torch.from_numpy(np.stack([prepare_image(Image.fromarray(d, "L"), size, 1, crop) for d in drawings]))
 
 
-def load_omniglot(root: str | Path, scheme: str, split: str, size: int = 28, channels: int = 1) -> ImageTensorDataset:
+def load_omniglot(
+    root: str | Path, scheme: str, split: str, size: int = 28, channels: int = 1, crop: str = "none"
+) -> ImageTensorDataset:
     """Load one split of Omniglot into memory, rotations as extra classes.
 
     Args:
@@ -141,7 +143,7 @@ def load_omniglot(root: str | Path, scheme: str, split: str, size: int = 28, cha
     images, labels, names = [], [], []
     for set_name, alphabet, character in wanted_characters(scheme, split):
         drawings = reader(set_name, alphabet, character)
-        base_t = prepare_drawings(drawings, size)
+        base_t = prepare_drawings(drawings, size, crop)
         for rot in ROTATIONS:
             labels.extend([len(names)] * len(drawings))
             images.append(torch.rot90(base_t, rot // 90, dims=(-2, -1)))

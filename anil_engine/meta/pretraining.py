@@ -186,14 +186,16 @@ class _Pretraining:
         self.config, self.out, self.state_path = config, out, resume_path(out)
         self.device = device = resolve_device(config.device)
         own = dataset_preprocessing(config.dataset, config.input_size)
-        pre = get_backbone(config.backbone).preprocessing(config.input_size, own)
+        pre = replace(get_backbone(config.backbone).preprocessing(config.input_size, own), crop=config.crop)
         channels = pre.channels
         self.mirror = own.channels == 3  # photos; characters are not mirror-symmetric, even in 3 channels
         torch.manual_seed(config.seed)
         self.gen = torch.Generator().manual_seed(config.seed)
         scheme = config.split_scheme
-        self.train_data = load_dataset(config.dataset, config.data_root, "train", pre.size, channels, scheme)
-        self.val_data = load_dataset(config.dataset, config.data_root, "val", pre.size, channels, scheme)
+        self.train_data = load_dataset(
+            config.dataset, config.data_root, "train", pre.size, channels, scheme, crop=pre.crop
+        )
+        self.val_data = load_dataset(config.dataset, config.data_root, "val", pre.size, channels, scheme, crop=pre.crop)
         # Trained on the validation classes too, the run has nothing to validate on.
         self.validates = config.train_splits == "train"
         if not self.validates:
@@ -388,6 +390,7 @@ def pretrain_config_for(config: TrainConfig, epochs: int) -> PretrainConfig:
         hidden_size=config.hidden_size,
         layers=config.layers,
         input_size=config.input_size,
+        crop=config.crop,
         backbone=config.backbone,
         ways=config.ways,
         seed=config.seed,

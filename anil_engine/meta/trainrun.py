@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ class TrainProgress:
 def preprocessing_for(config: TrainConfig) -> Preprocessing:
     """The data set's preprocessing for a trunk trained from scratch; a pretrained trunk's own otherwise."""
     dataset = dataset_preprocessing(config.dataset, config.input_size)
-    return get_backbone(config.backbone).preprocessing(config.input_size, dataset)
+    return replace(get_backbone(config.backbone).preprocessing(config.input_size, dataset), crop=config.crop)
 
 
 def task_groups(config: TrainConfig, data: Any) -> list[list[int]] | None:
@@ -163,7 +163,11 @@ def read_splits(config: TrainConfig) -> Generator[DataProgress, None, tuple[Any,
     data = []
     for split, words in (("train", "training"), ("val", "validation")):
         yield DataProgress(f"Reading the {words} images", 0, 1)
-        data.append(load_dataset(config.dataset, config.data_root, split, pre.size, pre.channels, config.split_scheme))
+        data.append(
+            load_dataset(
+                config.dataset, config.data_root, split, pre.size, pre.channels, config.split_scheme, crop=pre.crop
+            )
+        )
     return data[0], data[1]
 
 
@@ -307,6 +311,12 @@ def start_from(model: AnilModel, path: str) -> None:
             f"input {sc.input_size}) does not match this run ({mc.backbone}, hidden {mc.hidden_size}, {mc.layers} "
             f"layers, channels {mc.channels}, input {mc.input_size}); choose the same --backbone, --hidden-size, "
             "--layers and --input-size"
+        )
+    if source.preprocessing.crop != model.preprocessing.crop:
+        raise ConfigError(
+            f"{path}: its trunk saw its images with --crop {source.preprocessing.crop}, this run would show them "
+            f"with --crop {model.preprocessing.crop}; choose --crop {source.preprocessing.crop} (in the app's training "
+            f"dialog: {'tick' if source.preprocessing.crop == 'ink' else 'untick'} 'crop every image to its ink')"
         )
     model.trunk.load_state_dict(source.trunk.state_dict())
     if ckpt["kind"] == "anil" and sc.ways == mc.ways:

@@ -105,6 +105,13 @@ class TrainDialog(QDialog):
         self.iterations = QSpinBox(minimum=1, maximum=1_000_000, value=d["iterations"])
         self.input_size = QSpinBox(minimum=16, maximum=256, value=d["input_size"])
         self.hidden = QSpinBox(minimum=4, maximum=512, value=d["hidden_size"])
+        self.crop_ink = QCheckBox("&crop every image to its ink")
+        self.crop_ink.setChecked(d["crop"] == "ink")
+        self.crop_ink.setToolTip(
+            "Frame every image by the square around its dark pixels before it is resized, so a drawing on light "
+            "paper fills the input whatever its size and place on the page (`--crop ink`; Omniglot's lake model). "
+            "The model keeps it: the app frames every image it is given the same way."
+        )
         self.first_order = QCheckBox("first order (no second derivatives)")
         self.first_order.setChecked(d["first_order"])
         self.device = QComboBox()
@@ -155,7 +162,7 @@ class TrainDialog(QDialog):
         form.addRow("Meta-batch size", self.meta_batch)
         form.addRow("Adaptation steps", self.steps)
         form.addRow("Iterations", self.iterations)
-        form.addRow("Input size / hidden size", hbox(self.input_size, self.hidden))
+        form.addRow("Input size / hidden size", hbox(self.input_size, self.hidden, self.crop_ink))
         form.addRow("", self.first_order)
         form.addRow("Validate every / episodes", hbox(self.val_every, self.val_episodes))
         form.addRow("Device", self.device)
@@ -233,6 +240,7 @@ class TrainDialog(QDialog):
             device=self.device.currentText(),
             hidden_size=self.hidden.value(),
             input_size=self.input_size.value(),
+            crop="ink" if self.crop_ink.isChecked() else "none",
             val_every=self.val_every.value(),
             val_episodes=self.val_episodes.value(),
             checkpoint_every=max(1, min(field_defaults(TrainConfig)["checkpoint_every"], self.val_every.value())),

@@ -65,7 +65,7 @@ class FrameClassifier(QObject):
             start = time.perf_counter()
             try:
                 pre = classifier.model.preprocessing
-                prediction = classifier.predict_pixels(image_pixels(image, pre.size, pre.channels))
+                prediction = classifier.predict_pixels(image_pixels(image, pre.size, pre.channels, pre.crop))
             except Exception:  # the head went away mid-picture (fewer than 2 classes): skip this picture
                 continue
             self.classified += 1

@@ -233,6 +233,45 @@ def test_train_dialog_offers_tasks_within_one_alphabet_for_omniglot(qtbot, windo
     d.close()
 
 
+def test_train_dialog_offers_the_ink_crop_and_refuses_a_trunk_framed_otherwise(qtbot, window, omniglot_root, tmp_path):
+    """The crop box is shown and enabled, Alt+C ticks it, the run's config carries it; a trunk pre-trained with the
+    crop and a run without it is refused with the box to tick, in the dialog's own words."""
+    from anil_engine.jobs import run_to_end
+    from anil_engine.meta.pretraining import PretrainConfig, pretrain
+
+    run_to_end(pretrain(PretrainConfig(dataset="omniglot", data_root=str(omniglot_root), epochs=1, batch_size=512,
+                                       hidden_size=8, ways=5, device="cpu", val_episodes=20, crop="ink"),
+                        tmp_path / "pre.pt"))  # fmt: skip
+    window.show_train_dialog()
+    d = window.train_dialog
+    d.dataset.setCurrentText("omniglot")
+    d.data_root.setText(str(omniglot_root))
+    box = d.crop_ink
+    assert box.isVisible() and box.isEnabled() and not box.isChecked() and d.config().crop == "none"
+    d.init_from.setText(str(tmp_path / "pre.pt"))
+    d.hidden.setValue(8)
+    d.ways.setValue(5)
+    d.shots.setValue(1)
+    d.query.setValue(1)
+    d.iterations.setValue(1)
+    d.out.setText(str(tmp_path / "run"))
+    errors = []
+    d.error.connect(errors.append)
+    d.start(resume=False)
+    qtbot.waitUntil(lambda: bool(errors) or not d.job.running, timeout=60_000)
+    qtbot.waitUntil(lambda: bool(errors), timeout=10_000)
+    assert "tick 'crop every image to its ink'" in str(errors[-1])
+    from PySide6.QtWidgets import QApplication
+
+    d.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is d, timeout=TIMEOUT)
+    d.init_from.setFocus()
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_C, Qt.KeyboardModifier.AltModifier)  # the box's mnemonic
+    qtbot.waitUntil(box.isChecked, timeout=TIMEOUT)  # a mnemonic clicks after a short animation
+    assert d.config().crop == "ink"
+    d.close()
+
+
 def test_pretraining_then_meta_training_in_the_app(qtbot, window, folder_root, tmp_path):
     d = tiny_folder_run(window, folder_root, tmp_path / "run", val_every=2)
     d.val_episodes.setValue(3)

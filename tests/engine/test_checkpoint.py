@@ -113,3 +113,15 @@ def test_path_below_a_file_is_unwritable(tmp_path):
     (tmp_path / "file.txt").write_text("x")
     with pytest.raises(CheckpointError, match="file.txt/m.pt: cannot write there"):
         save_checkpoint(ckpt, tmp_path / "file.txt" / "m.pt")
+
+
+def test_preprocessing_keeps_its_crop_and_older_checkpoints_read_as_uncropped():
+    from anil_engine.config import Preprocessing
+    from anil_engine.errors import ConfigError
+
+    old = {"size": 28, "channels": 1, "mean": [1.0], "std": [1.0]}
+    assert Preprocessing.from_dict(old).crop == "none" and Preprocessing.from_dict(old).to_dict() == old
+    framed = Preprocessing(28, 1, (1.0,), (1.0,), crop="ink")
+    assert framed.to_dict() == {**old, "crop": "ink"} and Preprocessing.from_dict(framed.to_dict()) == framed
+    with pytest.raises(ConfigError, match="crop must be one of"):
+        Preprocessing(28, 1, (1.0,), (1.0,), crop="tight")

@@ -4,10 +4,12 @@ import copy
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image, ImageDraw
 
 from anil_engine.checkpoint import save_checkpoint
 from anil_engine.classifier import FewShotClassifier
@@ -204,3 +206,40 @@ def test_export_leaves_the_model_untouched(tmp_path, model):
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
     model.eval()
+
+
+def _drawing(path, box: tuple[int, int, int, int], ring: bool) -> Path:
+    """A 60x60 page with a square outline (ring) or a filled square of ink at box."""
+    page = Image.new("L", (60, 60), "white")
+    ImageDraw.Draw(page).rectangle(box, outline="black", fill=None if ring else "black", width=3)
+    page.save(path)
+    return path
+
+
+def test_an_ink_cropped_model_frames_every_image_alike_in_the_app_the_export_and_the_runtime(tmp_path):
+    torch.manual_seed(0)
+    m = AnilModel(ModelConfig(8, 4, 1, 28, 2), Preprocessing(28, 1, (1.0,), (1.0,), crop="ink"))
+    calibrate_batchnorm(m, torch.rand(64, 1, 28, 28))
+    m.eval()
+    support = [("ring", [_drawing(tmp_path / "r1.png", (5, 5, 25, 25), True)]),
+               ("block", [_drawing(tmp_path / "b1.png", (30, 30, 50, 50), False)])]  # fmt: skip
+    clf = FewShotClassifier(m, 0.5, 50)
+    clf.adapt(support)
+    # Drawn elsewhere on the page: the same input once framed, so the same features; larger: the same answer.
+    queries = [
+        _drawing(tmp_path / "r2.png", (35, 2, 55, 22), True),
+        _drawing(tmp_path / "b2.png", (2, 2, 56, 56), False),
+    ]
+    features = clf.features([*queries, support[0][1][0]])[0]
+    assert torch.allclose(features[0], features[2], atol=1e-5)
+    assert [p.label for p in clf.predict(queries)[0]] == ["ring", "block"]
+    export_classifier(m, clf.weight, clf.bias, clf.class_names, tmp_path / "c.onnx")
+    meta = ort.InferenceSession(str(tmp_path / "c.onnx")).get_modelmeta().custom_metadata_map
+    assert (
+        meta["anil_studio.crop"] == "ink" and "crop to the square around the ink" in meta["anil_studio.preprocessing"]
+    )
+    runtime = OnnxClassifier(tmp_path / "c.onnx")
+    predictions, skipped = runtime.predict(queries)
+    assert runtime.crop == "ink" and not skipped and [p.label for p in predictions] == ["ring", "block"]
+    for a, b in zip(clf.predict(queries)[0], predictions, strict=True):
+        assert a.confidence == pytest.approx(b.confidence, abs=1e-4)

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from anil_engine.errors import DataError
-from anil_engine.images import load_image, load_images
+from anil_engine.images import load_image, load_images, prepare_image
 
 
 @pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "P", "I;16", "1", "LA", "CMYK"])
@@ -97,3 +97,49 @@ def test_too_many_pixels_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 10,000 pixels is over twice the limit
     with pytest.raises(DataError, match="huge.png: too many pixels to open safely"):
         load_image(path, 28, 1)
+
+
+def _page(size: int, box: tuple[int, int, int, int], mode: str = "L") -> Image.Image:
+    """White paper with a black rectangle of ink at box (left, top, right, bottom), right/bottom exclusive."""
+    page = Image.new(mode, (size, size), "white")
+    page.paste(Image.new(mode, (box[2] - box[0], box[3] - box[1]), "black"), box[:2])
+    return page
+
+
+def test_ink_crop_frames_the_drawing_whatever_its_size_and_place():
+    from anil_engine.images import ink_crop
+
+    # A 20x10 block of ink: the square is 20 * 1.2 + 2 = 26 pixels, centred on the ink.
+    out = ink_crop(_page(105, (30, 40, 50, 50)))
+    assert out.size == (26, 26)
+    ink = np.argwhere(np.asarray(out) < 128)
+    assert (ink.min(0).tolist(), ink.max(0).tolist()) == ([8, 3], [17, 22])  # rows 8-17, columns 3-22
+
+    # The same shape drawn small in one corner or large in the middle fills the same part of the model's input;
+    # without the crop it does not.
+    def ink_box(pixels: np.ndarray) -> list[int]:
+        ink = np.argwhere(pixels[0] < 128)
+        return [*ink.min(0), *ink.max(0)]
+
+    small, large = _page(105, (2, 2, 22, 22)), _page(105, (20, 20, 80, 80))
+    cropped = [ink_box(prepare_image(page, 28, 1, "ink")) for page in (small, large)]
+    assert np.abs(np.subtract(*cropped)).max() <= 1 and cropped[0][2] - cropped[0][0] >= 20
+    assert ink_box(prepare_image(small, 28, 1)) != ink_box(prepare_image(large, 28, 1))
+    # Past the page's edge the square is paper, and a page without ink is left as it is.
+    edge = np.asarray(ink_crop(_page(40, (0, 0, 10, 10))))
+    assert edge.shape == (14, 14) and edge[:2].min() == 255 and edge[:, :2].min() == 255 and edge[2:12, 2:12].max() == 0
+    blank = Image.new("L", (30, 20), "white")
+    assert ink_crop(blank) is blank
+
+
+def test_ink_crop_reads_colour_images_and_files(tmp_path):
+    from anil_engine.images import ink_crop
+
+    colour = ink_crop(_page(60, (10, 10, 30, 20), "RGB"))
+    assert colour.mode == "RGB" and colour.size == (26, 26)
+    path = tmp_path / "drawing.png"
+    _page(60, (10, 10, 30, 20)).save(path)
+    assert np.array_equal(load_image(path, 16, 1, "ink"), prepare_image(ink_crop(_page(60, (10, 10, 30, 20))), 16, 1))
+    assert np.array_equal(load_images([path], 16, 3, "ink")[0][0], load_image(path, 16, 3, "ink"))
+    with pytest.raises(ValueError, match="unknown crop 'tight'"):
+        load_image(path, 16, 1, "tight")

@@ -199,7 +199,9 @@ def test_lake_runs_on_the_shipped_table_agree_with_a_direct_computation(twenty_d
     expected = []
     for run in load_lake_runs(twenty_drawers):
         with torch.no_grad():
-            f = model.forward_features(run_images(np.concatenate([run.support, run.query]), 16, 1).float() / 255)
+            f = model.forward_features(
+                run_images(np.concatenate([run.support, run.query]), model.preprocessing).float() / 255
+            )
         nearest = torch.cdist(f[20:], f[:20]).argmin(1).numpy()
         expected.append(100.0 * float(np.mean(nearest != run.answers)))
     assert result["errors"] == pytest.approx(expected) and result["runs"] == 20 and result["queries"] == 400

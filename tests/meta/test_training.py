@@ -564,3 +564,37 @@ def test_a_final_model_from_a_trunk_that_learnt_the_validation_classes(tmp_path,
     assert torch.equal(
         two["state_dict"]["head.weight"], load_checkpoint(tmp_path / "two" / "last.pt")["state_dict"]["head.weight"]
     )
+
+
+def test_ink_crop_is_chosen_at_pretraining_and_travels_with_the_trunk(tmp_path, omniglot_root):
+    """`--crop ink` pre-trains on the framed drawings, the checkpoint keeps it, ANIL from that trunk must show its
+    images the same way (a mismatch is refused with the option to give) and evaluation reads them so too."""
+    from anil_engine.datasets import load_dataset
+    from anil_engine.meta.pretraining import PretrainConfig, pretrain
+    from anil_engine.models import model_from_checkpoint
+
+    with pytest.raises(ConfigError, match="crop must be one of"):
+        PretrainConfig(dataset="omniglot", data_root="x", crop="tight")
+    pre = PretrainConfig(
+        dataset="omniglot", data_root=str(omniglot_root), epochs=1, batch_size=512, hidden_size=8, ways=5, device="cpu",
+        val_episodes=20, crop="ink",
+    )  # fmt: skip
+    run_to_end(pretrain(pre, tmp_path / "pre.pt"))
+    assert load_checkpoint(tmp_path / "pre.pt")["preprocessing"]["crop"] == "ink"
+    with pytest.raises(
+        ConfigError, match="with --crop ink, this run would show them with --crop none; choose --crop ink"
+    ):
+        run_to_end(train(config(omniglot_root, init_from=str(tmp_path / "pre.pt"), iterations=1), tmp_path / "bad"))
+    run_to_end(
+        train(config(omniglot_root, init_from=str(tmp_path / "pre.pt"), iterations=1, crop="ink"), tmp_path / "run")
+    )
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    model = model_from_checkpoint(ckpt)
+    assert model.preprocessing.crop == "ink" and ckpt["train_config"]["crop"] == "ink"
+    # The framed and the whole drawings are different inputs, cached apart.
+    framed = load_dataset("omniglot", omniglot_root, "test", 28, 1, "vinyals", crop="ink")
+    whole = load_dataset("omniglot", omniglot_root, "test", 28, 1, "vinyals")
+    assert framed.class_names == whole.class_names and not torch.equal(framed.images, whole.images)
+    assert torch.equal(
+        load_dataset("omniglot", omniglot_root, "test", 28, 1, "vinyals", crop="ink").images, framed.images
+    )
