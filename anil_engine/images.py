@@ -103,7 +103,7 @@ def load_image(path: str | Path, size: int, channels: int, crop: str = "none") -
                     f"{path}: {image.width} x {image.height} pixels, more than the {PIXEL_LIMIT:,} this app "
                     "opens safely; downscale it first"
                 )
-            if image.format == "JPEG":
+            if image.format == "JPEG" and crop == "none":  # framed by the ink, the drawing may be a small part
                 # Decode big photos at 1/2 to 1/8 scale, never below 4x the input size (6x faster for a
                 # 12-megapixel photo; the result differs by at most one grey level there). Images under
                 # 8x the input size on a side, every image of the data sets we train on, are unaffected.

@@ -3,13 +3,14 @@
 # screenshots: open on the default model, Add folder... (Ctrl+Shift+I), Classify a folder (Ctrl+Shift+K),
 # leave-one-out (Ctrl+L). Needs: apt-get install -y xvfb openbox xdotool imagemagick bc
 #   bash scripts/walk_gui.sh SUPPORT_DIR QUERY_DIR [OUT_DIR]
+# CHECKPOINT=models/omniglot-lake-anil.pt opens that model instead of the default one.
 set -u
 cd "$(dirname "$0")/.."
 SUPPORT=${1:?support folder of class folders}; QUERY=${2:?folder of photos to classify}; OUT=${3:-walk-screens}
 mkdir -p "$OUT"
 . scripts/_xsession.sh
 start_x 99
-.venv/bin/anil-studio > "$OUT"/app.log 2>&1 & APP=$!
+.venv/bin/anil-studio ${CHECKPOINT:+gui --checkpoint "$CHECKPOINT"} > "$OUT"/app.log 2>&1 & APP=$!
 t0=$(date +%s.%N)
 for i in $(seq 1 100); do
   WID=$(xdotool search --name "ANIL Studio" 2>/dev/null | head -1)
