@@ -189,7 +189,7 @@ class _SlowClassifier:
 
     class model:  # noqa: N801 - stands in for the model's attribute
         class preprocessing:  # noqa: N801
-            size, channels = 16, 3
+            size, channels, crop = 16, 3, "none"
 
     def predict_pixels(self, pixels):
         time.sleep(0.2)
