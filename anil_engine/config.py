@@ -44,6 +44,16 @@ def check_backbone(name: str) -> None:
         raise ConfigError(f"unknown backbone {name!r}; choose one of {sorted(BACKBONE_STAGES)}")
 
 
+# How an image is framed before it is resized (`images.prepare_image`): "none" (the whole image) or "ink" (a
+# square around the dark pixels: drawings on light paper, e.g. Omniglot's, fill the input whatever their size).
+CROPS = ("none", "ink")
+
+
+def check_crop(crop: str) -> None:
+    if crop not in CROPS:
+        raise ConfigError(f"crop must be one of {CROPS}, got {crop!r}")
+
+
 def check_layers(layers: int, input_size: int) -> None:
     if layers not in CNN4_LAYERS:
         raise ConfigError(
@@ -107,11 +117,6 @@ class TaskSpec:
         return self.shots + self.query
 
 
-# How an image is framed before it is resized (`images.prepare_image`): "none" (the whole image) or "ink" (a
-# square around the dark pixels: drawings on light paper, e.g. Omniglot's, fill the input whatever their size).
-CROPS = ("none", "ink")
-
-
 @dataclass(frozen=True)
 class Preprocessing:
     """How an image becomes a model input.
@@ -139,8 +144,7 @@ class Preprocessing:
             raise ConfigError(f"mean {self.mean} and std {self.std} need one value per channel ({self.channels})")
         if any(s <= 0 for s in self.std):
             raise ConfigError(f"std values must be > 0, got {self.std}")
-        if self.crop not in CROPS:
-            raise ConfigError(f"crop must be one of {CROPS}, got {self.crop!r}")
+        check_crop(self.crop)
 
     def to_dict(self) -> dict[str, Any]:
         d = {"size": self.size, "channels": self.channels, "mean": list(self.mean), "std": list(self.std)}
@@ -243,8 +247,7 @@ class TrainConfig:
         TaskSpec(self.ways, self.shots, self.query)
         check_backbone(self.backbone)
         check_layers(self.layers, self.input_size)
-        if self.crop not in CROPS:
-            raise ConfigError(f"crop must be one of {CROPS}, got {self.crop!r}")
+        check_crop(self.crop)
         for name in ("within", "val_within"):
             if getattr(self, name) is not None and getattr(self, name) not in WITHIN:
                 raise ConfigError(f"{name} must be one of {WITHIN}, got {getattr(self, name)!r}")
@@ -422,8 +425,7 @@ class PretrainConfig:
     def __post_init__(self) -> None:
         check_backbone(self.backbone)
         check_layers(self.layers, self.input_size)
-        if self.crop not in CROPS:
-            raise ConfigError(f"crop must be one of {CROPS}, got {self.crop!r}")
+        check_crop(self.crop)
         if self.compute not in PRETRAIN_COMPUTE:
             raise ConfigError(f"compute must be one of {PRETRAIN_COMPUTE}, got {self.compute!r}")
         if self.train_splits not in PRETRAIN_SPLITS:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from anil_engine.config import CROPS
+from anil_engine.config import check_crop
 from anil_engine.errors import DataError, os_message
 
 # The most pixels an image may have: Pillow's own limit (about 89 megapixels). Pillow only warns up to twice
@@ -70,10 +70,9 @@ def prepare_image(image: Image.Image, size: int, channels: int, crop: str = "non
     """Pillow image -> uint8 array (channels, size, size), EXIF orientation applied; `crop` one of CROPS."""
     image = ImageOps.exif_transpose(image)
     image = _to_mode(image, channels)
+    check_crop(crop)
     if crop == "ink":
         image = ink_crop(image)
-    elif crop != "none":
-        raise ValueError(f"unknown crop {crop!r}; one of {CROPS}")
     if image.size != (size, size):
         image = image.resize((size, size), Image.Resampling.LANCZOS)
     arr = np.asarray(image, dtype=np.uint8)
@@ -91,8 +90,7 @@ def load_image(path: str | Path, size: int, channels: int, crop: str = "none") -
         DataError: the file is missing, not an image or corrupt; the message names it.
     """
     path = Path(path)
-    if crop not in CROPS:
-        raise ValueError(f"unknown crop {crop!r}; one of {CROPS}")
+    check_crop(crop)  # before the file is opened: a wrong name is not a corrupt image
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below, with the file named

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anil_engine.errors import DataError
+from anil_engine.errors import ConfigError, DataError
 from anil_engine.images import load_image, load_images, prepare_image
 
 
@@ -141,5 +141,5 @@ def test_ink_crop_reads_colour_images_and_files(tmp_path):
     _page(60, (10, 10, 30, 20)).save(path)
     assert np.array_equal(load_image(path, 16, 1, "ink"), prepare_image(ink_crop(_page(60, (10, 10, 30, 20))), 16, 1))
     assert np.array_equal(load_images([path], 16, 3, "ink")[0][0], load_image(path, 16, 3, "ink"))
-    with pytest.raises(ValueError, match="unknown crop 'tight'"):
+    with pytest.raises(ConfigError, match="crop must be one of"):
         load_image(path, 16, 1, "tight")
