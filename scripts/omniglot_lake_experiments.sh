@@ -159,3 +159,8 @@ paired "same, minus the same recipe uncropped (28x28, 15 epochs), paired" "$WORK
 echo "| 128 channels, 15 epochs, framed by the ink | $(val_within "$WORK/in28-h128-ink/pretrained.pt") |"
 paired "same, minus the 128-channel trunk bundled before (uncropped), paired" "$OLD128" "$WORK/in28-h128-ink/pretrained.pt"
 paired "same, minus the bundled 256-channel trunk (uncropped), paired" "$B" "$WORK/in28-h128-ink/pretrained.pt"
+# The ink crop at 56x56 through 5 conv blocks (the features a 1x1 map, as at 28x28 with 4 blocks): does resolution
+# still add once the drawing fills the frame? 64 channels, 15 epochs, against the 28x28 framed trunk, paired.
+pretrain in56-l5-ink 15 56 0 64 float32 --layers 5 --crop ink
+echo "| 64 channels, 56x56 through 5 conv blocks, framed by the ink | $(val_within "$WORK/in56-l5-ink/pretrained.pt") |"
+paired "same, minus the 28x28 framed trunk of the same recipe, paired" "$WORK/in28-ink/pretrained.pt" "$WORK/in56-l5-ink/pretrained.pt"
