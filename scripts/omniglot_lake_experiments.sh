@@ -7,7 +7,7 @@
 # Idempotent (finished runs are skipped, stopped ones resume). On the 2-core CPU: about 25 min per 28x28 run (two
 # at once, one thread each), 34 min for the 48x48 one (both cores), 23 min for 128 channels;
 # 61 min for 256 channels (bfloat16); about 80 min for 56x56 with 5 blocks (float32, AVX2 EPYC); the two 128-channel objective runs were made two at once, one thread
-# each (95 min); the ANIL step about 1 min; each test-time views row 2-4 min. Needs a git clone (the previous bundled model comes from its history).
+# each (95 min); 61 min for 56x56 framed by the ink (float32, Intel Xeon, alone); the ANIL step about 1 min; each test-time views row 1-4 min. Needs a git clone (the previous bundled model comes from its history).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:?Omniglot data root}
@@ -164,3 +164,7 @@ paired "same, minus the bundled 256-channel trunk (uncropped), paired" "$B" "$WO
 pretrain in56-l5-ink 15 56 0 64 float32 --layers 5 --crop ink
 echo "| 64 channels, 56x56 through 5 conv blocks, framed by the ink | $(val_within "$WORK/in56-l5-ink/pretrained.pt") |"
 paired "same, minus the 28x28 framed trunk of the same recipe, paired" "$WORK/in28-ink/pretrained.pt" "$WORK/in56-l5-ink/pretrained.pt"
+# The test-time levers again on the bundled framed trunk (128 channels, --crop ink).
+F=models/omniglot-lake-anil.pt
+paired "bundled framed trunk, features averaged over 9 views, paired gain" "$F" "$F" --views-b 9
+paired "bundled framed trunk, square root and centred on each episode's support mean, paired gain" "$F" "$F" --sqrt-b --centre-b
