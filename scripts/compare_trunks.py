@@ -7,10 +7,11 @@ fixed small shifts, rotations and scalings of every image (test-time augmentatio
 a second trunk C adds to it (their unit-length features side by side). `A.pt A.pt --l2 --sqrt-b --centre-b`
 measures two feature transforms that need no training (both inductive): the square root of every feature, and
 features centred on the episode's mean support feature (`--base-centre-b`: on the training split's mean feature
-instead, SimpleShot's CL2N). Usage:
+instead, SimpleShot's CL2N). `--unpooled-b` takes a CNN4 trunk's last block before its max pool, flattened (for
+28x28 inputs a 3x3 map: where on the framed drawing each feature fired). Usage:
     python scripts/compare_trunks.py A.pt B.pt --data-root DATA [--split val] [--within alphabet]
         [--ways 20 --shots 1 --query 15 --episodes 1000 --seed 0] [--views-a 1 --views-b 1] [--l2] [--join-b C.pt]
-        [--sqrt-b] [--centre-b | --base-centre-b]
+        [--sqrt-b] [--centre-b | --base-centre-b] [--unpooled-b]
 """
 
 from __future__ import annotations
@@ -30,7 +31,13 @@ from anil_engine.datasets import ImageTensorDataset, load_dataset  # noqa: E402
 from anil_engine.evaluation import mean_ci95, nearest_class_mean, onnx_trunk_session, split_features  # noqa: E402
 from anil_engine.jobs import run_to_end  # noqa: E402
 from anil_engine.models import AnilModel, model_from_checkpoint  # noqa: E402
-from anil_engine.tasks import FastEpisodeSampler, class_groups, labels_dataset, support_query_masks  # noqa: E402
+from anil_engine.tasks import (  # noqa: E402
+    FastEpisodeSampler,
+    class_groups,
+    labels_dataset,
+    support_query_masks,
+    to_float,
+)
 
 # (angle in degrees, shift in pixels (x, y), scale) of each view; the first n make `--views n`.
 VIEWS = ((0.0, (0, 0), 1.0), (0.0, (1, 0), 1.0), (0.0, (-1, 0), 1.0), (0.0, (0, 1), 1.0), (0.0, (0, -1), 1.0),
@@ -55,13 +62,35 @@ def view_features(model: AnilModel, images: torch.Tensor, views: int) -> torch.T
     return total / views
 
 
-def trunk_features(checkpoint: str, args: argparse.Namespace, views: int) -> tuple[torch.Tensor, ImageTensorDataset]:
+@torch.no_grad()
+def unpooled_features(model: AnilModel, images: torch.Tensor, batch: int = 512) -> torch.Tensor:
+    """Inductive features of `images` (uint8) from a CNN4 trunk's last conv block before its max pool, flattened:
+    (n, channels x h x w), where the pooled features are (n, channels)."""
+    if model.config.backbone != "cnn4":
+        raise SystemExit(f"--unpooled-b: needs a CNN4 trunk, not {model.config.backbone}")
+    model.eval()
+    normalize, blocks = model.trunk[0], list(model.trunk[1])
+    out = []
+    for i in range(0, len(images), batch):
+        x = normalize(to_float(images[i : i + batch], "cpu"))
+        for block in blocks[:-1]:
+            x = block(x)
+        last = blocks[-1]
+        out.append(last.relu(last.normalize(last.conv(x))).flatten(1))
+    return torch.cat(out)
+
+
+def trunk_features(
+    checkpoint: str, args: argparse.Namespace, views: int, unpooled: bool = False
+) -> tuple[torch.Tensor, ImageTensorDataset]:
     """The trunk's features of every image of the split (its own input size), and the split."""
     ckpt = load_checkpoint(checkpoint)
     model = model_from_checkpoint(ckpt, checkpoint)
     pre = model.preprocessing
     name, scheme = ckpt["dataset"].get("name", "omniglot"), ckpt["dataset"].get("split_scheme", "vinyals")
     data = load_dataset(name, args.data_root, args.split, pre.size, pre.channels, scheme, crop=pre.crop)
+    if unpooled:
+        return unpooled_features(model, data.images), data
     return view_features(model, data.images, views), data
 
 
@@ -73,6 +102,7 @@ def episode_accuracies(
     sqrt: bool = False,
     centre: bool = False,
     base_centre: bool = False,
+    unpooled: bool = False,
 ) -> list[float]:
     """Accuracy (percent) of each of the seeded episodes, nearest class mean on the trunk's features.
 
@@ -85,8 +115,11 @@ def episode_accuracies(
         (an alphabet's style) no longer counts in the angles between them.
     `base_centre`: every feature minus the mean feature of the training split's images (after the square root
         when `sqrt`), then made unit length: a fixed vector, as SimpleShot's CL2N centres on the base classes.
+    `unpooled`: the last conv block's map before its max pool, flattened (`unpooled_features`), one view only.
     """
-    features, data = trunk_features(checkpoint, args, views)
+    if unpooled and (views != 1 or joined or base_centre):
+        raise SystemExit("--unpooled-b: one view, no second trunk, no training-split centring")
+    features, data = trunk_features(checkpoint, args, views, unpooled)
     if sqrt:
         features = features.clamp_min(0).sqrt()
     if base_centre:
@@ -152,13 +185,20 @@ def main(argv: list[str] | None = None) -> list[tuple[float, float]]:
         action="store_true",
         help="the second trunk's features minus the training split's mean feature, then unit length (CL2N)",
     )
+    parser.add_argument(
+        "--unpooled-b",
+        action="store_true",
+        help="the second trunk's last conv block before its max pool, flattened (CNN4 only)",
+    )
     args = parser.parse_args(argv)
     if args.centre_b and args.base_centre_b:
         parser.error("--centre-b and --base-centre-b: choose one centring")
     if args.join_b and args.base_centre_b:
         parser.error("--base-centre-b centres the second trunk's features only; leave --join-b out with it")
     a = episode_accuracies(args.a, args, args.views_a)
-    b = episode_accuracies(args.b, args, args.views_b, args.join_b, args.sqrt_b, args.centre_b, args.base_centre_b)
+    b = episode_accuracies(
+        args.b, args, args.views_b, args.join_b, args.sqrt_b, args.centre_b, args.base_centre_b, args.unpooled_b
+    )
     rows = [mean_ci95(a), mean_ci95(b), mean_ci95([y - x for x, y in zip(a, b, strict=True)])]
     for label, (mean, ci) in zip((args.a, args.b, "second - first, paired (same episodes)"), rows, strict=True):
         print(f"{label}: {mean:.2f} ± {ci:.2f}")

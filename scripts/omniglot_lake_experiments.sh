@@ -7,7 +7,7 @@
 # Idempotent (finished runs are skipped, stopped ones resume). On the 2-core CPU: about 25 min per 28x28 run (two
 # at once, one thread each), 34 min for the 48x48 one (both cores), 23 min for 128 channels;
 # 61 min for 256 channels (bfloat16); about 80 min for 56x56 with 5 blocks (float32, AVX2 EPYC); the two 128-channel objective runs were made two at once, one thread
-# each (95 min); 61 min for 56x56 framed by the ink (float32, Intel Xeon, alone); the ANIL step about 1 min; each test-time views row 1-4 min. Needs a git clone (the previous bundled model comes from its history).
+# each (95 min); 61 min for 56x56 framed by the ink (float32, Intel Xeon, alone); the ANIL step about 1 min; each test-time views or unpooled row 1-4 min. Needs a git clone (the previous bundled model comes from its history).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:?Omniglot data root}
@@ -168,3 +168,9 @@ paired "same, minus the 28x28 framed trunk of the same recipe, paired" "$WORK/in
 F=models/omniglot-lake-anil.pt
 paired "bundled framed trunk, features averaged over 9 views, paired gain" "$F" "$F" --views-b 9
 paired "bundled framed trunk, square root and centred on each episode's support mean, paired gain" "$F" "$F" --sqrt-b --centre-b
+# The last block's 3x3 map before its max pool, flattened (where on the framed drawing each feature fired), against
+# the pooled features, both unit length; and with the square root of the features too (against the pooled
+# features' own row above: `--l2 --sqrt-b`).
+paired "bundled framed trunk, its last block unpooled (3x3 map flattened), unit length, paired gain" "$F" "$F" --l2 --unpooled-b
+paired "same, square root of the pooled features, unit length, paired gain" "$F" "$F" --l2 --sqrt-b
+paired "same, square root of the unpooled map, unit length, paired gain" "$F" "$F" --l2 --sqrt-b --unpooled-b

@@ -486,3 +486,27 @@ def test_meta_training_from_the_prototype_head_start(omniglot_root, tmp_path, mo
     assert heads and all(torch.equal(state[k], later[k]) for k in heads)
     trunk = [k for k in state if k.endswith("conv.weight")]
     assert trunk and all(not torch.equal(state[k], later[k]) for k in trunk)
+
+
+def test_unpooled_features_are_the_last_block_before_its_pool(omniglot_root, tmp_path, capsys):
+    """compare_trunks.py --unpooled-b: the last conv block's map before its max pool, flattened; pooling it gives
+    back the trunk's own features, and the paired comparison runs on it."""
+    from anil_engine.evaluation import split_features
+    from anil_engine.jobs import run_to_end
+
+    compare = _compare_trunks_script()
+    model = _tiny_lake_checkpoint(tmp_path / "m.pt", 0)
+    images = torch.randint(0, 256, (5, 1, 16, 16), dtype=torch.uint8)
+    unpooled = compare.unpooled_features(model, images)
+    pooled = run_to_end(split_features(model, images))
+    side = int((unpooled.shape[1] // pooled.shape[1]) ** 0.5)
+    assert unpooled.shape == (5, pooled.shape[1] * side * side) and side >= 2
+    maps = unpooled.view(5, pooled.shape[1], side, side)
+    assert torch.allclose(torch.nn.functional.max_pool2d(maps, 2).flatten(1), pooled, atol=1e-4)
+    args = ["--data-root", str(omniglot_root), "--split", "test", "--within", "alphabet", "--ways", "20",
+            "--query", "1", "--episodes", "6"]  # fmt: skip
+    plain, flat, diff = compare.main([str(tmp_path / "m.pt"), str(tmp_path / "m.pt"), *args, "--unpooled-b"])
+    assert diff[0] == pytest.approx(flat[0] - plain[0])
+    assert "second - first, paired (same episodes)" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="one view"):
+        compare.main([str(tmp_path / "m.pt"), str(tmp_path / "m.pt"), *args, "--unpooled-b", "--views-b", "5"])
