@@ -446,9 +446,9 @@ def test_features_centred_on_the_training_split_s_mean(omniglot_root, tmp_path, 
     assert centred != compare.episode_accuracies(m, namespace, centre=True)
     original, splits = compare.trunk_features, []
 
-    def recorded(checkpoint, args, views):
+    def recorded(checkpoint, args, *rest):
         splits.append(args.split)
-        return original(checkpoint, args, views)
+        return original(checkpoint, args, *rest)
 
     monkeypatch.setattr(compare, "trunk_features", recorded)
     assert compare.episode_accuracies(m, namespace, sqrt=True, base_centre=True) != centred
