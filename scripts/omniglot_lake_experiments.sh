@@ -174,3 +174,13 @@ paired "bundled framed trunk, square root and centred on each episode's support 
 paired "bundled framed trunk, its last block unpooled (3x3 map flattened), unit length, paired gain" "$F" "$F" --l2 --unpooled-b
 paired "same, square root of the pooled features, unit length, paired gain" "$F" "$F" --l2 --sqrt-b
 paired "same, square root of the unpooled map, unit length, paired gain" "$F" "$F" --l2 --sqrt-b --unpooled-b
+# The bundled lake recipe at 256 channels (float32; 6,303 s of pre-training on the 2-core Intel Xeon, partly shared),
+# its pre-trained trunk against the bundled 128-channel framed trunk, within one alphabet and on the mixed protocol.
+L256=$WORK/h256-ink
+HIDDEN=256 CROP=ink PRETRAIN_EPOCHS=15 ANIL_ITERATIONS=50 VAL_WITHIN=alphabet DEVICE=${DEVICE:-auto} \
+  bash scripts/train_bundled_omniglot.sh "$DATA" lake "$L256"
+echo "| 256 channels, 15 epochs, framed by the ink, its pre-trained trunk | $(val_within "$L256/pretrained.pt") |"
+paired "same, minus the bundled 128-channel framed trunk, paired" "$F" "$L256/pretrained.pt"
+$PY scripts/compare_trunks.py "$F" "$L256/pretrained.pt" --data-root "$DATA" --split val | tail -1 |
+  sed 's/^second - first, paired (same episodes): /| same pair on the mixed protocol (20-way 1-shot, all validation characters), paired | /; s/$/ |/'
+echo "| same, ANIL's best.pt (validated within one alphabet), head 50 steps | $(val_within "$L256/anil/best.pt" --adaptation-steps 50) |"
