@@ -7,7 +7,7 @@
 # Idempotent (finished runs are skipped, stopped ones resume). On the 2-core CPU: about 25 min per 28x28 run (two
 # at once, one thread each), 34 min for the 48x48 one (both cores), 23 min for 128 channels;
 # 61 min for 256 channels (bfloat16); about 80 min for 56x56 with 5 blocks (float32, AVX2 EPYC); the two 128-channel objective runs were made two at once, one thread
-# each (95 min); 61 min for 56x56 framed by the ink (float32, Intel Xeon, alone); the ANIL step about 1 min; each test-time views or unpooled row 1-4 min. Needs a git clone (the previous bundled model comes from its history).
+# each (95 min); 61 min for 56x56 framed by the ink (float32, Intel Xeon, alone); 105 min for 256 channels framed by the ink (float32, Intel Xeon, partly shared); the ANIL step about 1 min; each test-time views or unpooled row 1-4 min. Needs a git clone (the previous bundled model comes from its history).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:?Omniglot data root}
