@@ -69,14 +69,14 @@ def unpooled_features(model: AnilModel, images: torch.Tensor, batch: int = 512) 
     if model.config.backbone != "cnn4":
         raise SystemExit(f"--unpooled-b: needs a CNN4 trunk, not {model.config.backbone}")
     model.eval()
-    normalize, blocks = model.trunk[0], list(model.trunk[1])
-    out = []
-    for i in range(0, len(images), batch):
-        x = normalize(to_float(images[i : i + batch], "cpu"))
-        for block in blocks[:-1]:
-            x = block(x)
-        last = blocks[-1]
-        out.append(last.relu(last.normalize(last.conv(x))).flatten(1))
+    out: list[torch.Tensor] = []
+    # The trunk's own forward pass; its last block's ReLU output is what that block's max pool then pools.
+    hook = model.trunk[1][-1].relu.register_forward_hook(lambda _m, _i, output: out.append(output.flatten(1)))
+    try:
+        for i in range(0, len(images), batch):
+            model.trunk(to_float(images[i : i + batch], "cpu"))
+    finally:
+        hook.remove()
     return torch.cat(out)
 
 

@@ -80,11 +80,12 @@ echo "| 256 channels, 28x28, 15 epochs, bfloat16 | $(val_within "$WORK/in28-h256
 # 256 against 128 channels (the previous bundled trunk) on the same episodes: the paired difference.
 $PY scripts/compare_trunks.py "$OLD128" "$WORK/in28-h256-bf16/pretrained.pt" --data-root "$DATA" \
   --split val --within alphabet | tail -1 | sed 's/^second - first, paired (same episodes): /| 256 minus 128 channels, paired (same episodes) | /; s/$/ |/'
-paired() {  # LABEL A B [compare_trunks.py options]: the paired difference (second minus first) as a table row
+paired_any() {  # LABEL A B [compare_trunks.py options]: the paired difference (second minus first) as a table row
   local label=$1 a=$2 b=$3; shift 3
-  $PY scripts/compare_trunks.py "$a" "$b" --data-root "$DATA" --split val --within alphabet "$@" | tail -1 |
+  $PY scripts/compare_trunks.py "$a" "$b" --data-root "$DATA" --split val "$@" | tail -1 |
     sed "s/^second - first, paired (same episodes): /| $label | /; s/\$/ |/"
 }
+paired() { paired_any "$1" "$2" "$3" --within alphabet "${@:4}"; }  # the same, within one alphabet
 echo "| 128 channels, cosine classifier in pre-training (\`--classifier cosine\`) | $(val_within "$WORK/in28-h128-cosine/pretrained.pt") |"
 paired "same, minus the bundled 128-channel trunk, paired" "$OLD128" "$WORK/in28-h128-cosine/pretrained.pt"
 echo "| 128 channels, label smoothing 0.1 (\`--label-smoothing 0.1\`) | $(val_within "$WORK/in28-h128-smooth/pretrained.pt") |"
@@ -181,6 +182,5 @@ HIDDEN=256 CROP=ink PRETRAIN_EPOCHS=15 ANIL_ITERATIONS=50 VAL_WITHIN=alphabet DE
   bash scripts/train_bundled_omniglot.sh "$DATA" lake "$L256"
 echo "| 256 channels, 15 epochs, framed by the ink, its pre-trained trunk | $(val_within "$L256/pretrained.pt") |"
 paired "same, minus the bundled 128-channel framed trunk, paired" "$F" "$L256/pretrained.pt"
-$PY scripts/compare_trunks.py "$F" "$L256/pretrained.pt" --data-root "$DATA" --split val | tail -1 |
-  sed 's/^second - first, paired (same episodes): /| same pair on the mixed protocol (20-way 1-shot, all validation characters), paired | /; s/$/ |/'
+paired_any "same pair on the mixed protocol (20-way 1-shot, all validation characters), paired" "$F" "$L256/pretrained.pt"
 echo "| same, ANIL's best.pt (validated within one alphabet), head 50 steps | $(val_within "$L256/anil/best.pt" --adaptation-steps 50) |"
