@@ -8,7 +8,8 @@
 # models; nothing is chosen on these numbers. Usage:
 #   bash scripts/omniglot_lake_30_alphabets.sh OMNIGLOT_DATA_ROOT [HIDDEN] [WORK_DIR]
 # HIDDEN 128 (default): against the 128-channel lake model bundled at cb5c65f (float32, as this run); 256: against
-# the bundled model (pre-trained in bfloat16 where this run is float32, a second difference). Idempotent, resumable.
+# the uncropped 256-channel model bundled at a454fda (pre-trained in bfloat16 where this run is float32, a second
+# difference). Idempotent, resumable.
 # On the 2-core AVX2 EPYC: about 80 min of pre-training for 128 channels, 4-5 h for 256; the comparison 10 min.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,8 +20,9 @@ PY=${PYTHON:-.venv/bin/python}
 if [ "$HIDDEN" = 128 ]; then
   REF=runs/lake-experiments/lake128-bundled-cb5c65f.pt
   [ -f "$REF" ] || { mkdir -p "$(dirname "$REF")"; git show cb5c65f:models/omniglot-lake-anil.pt > "$REF"; }
-else
-  REF=models/omniglot-lake-anil.pt
+else  # the 256-channel uncropped model of the same recipe from 25 alphabets, bundled at a454fda
+  REF=runs/lake-experiments/lake256-bundled-a454fda.pt
+  [ -f "$REF" ] || { mkdir -p "$(dirname "$REF")"; git show a454fda:models/omniglot-lake-anil.pt > "$REF"; }
 fi
 HIDDEN=$HIDDEN PRETRAIN_EPOCHS=15 TRAIN_SPLITS=train+val ANIL_ITERATIONS=0 \
   bash scripts/train_bundled_omniglot.sh "$DATA" lake "$WORK" > /dev/null

@@ -165,22 +165,24 @@ paired "same, minus the bundled 256-channel trunk (uncropped), paired" "$B" "$WO
 pretrain in56-l5-ink 15 56 0 64 float32 --layers 5 --crop ink
 echo "| 64 channels, 56x56 through 5 conv blocks, framed by the ink | $(val_within "$WORK/in56-l5-ink/pretrained.pt") |"
 paired "same, minus the 28x28 framed trunk of the same recipe, paired" "$WORK/in28-ink/pretrained.pt" "$WORK/in56-l5-ink/pretrained.pt"
-# The test-time levers again on the bundled framed trunk (128 channels, --crop ink).
-F=models/omniglot-lake-anil.pt
-paired "bundled framed trunk, features averaged over 9 views, paired gain" "$F" "$F" --views-b 9
-paired "bundled framed trunk, square root and centred on each episode's support mean, paired gain" "$F" "$F" --sqrt-b --centre-b
+# The test-time levers again on the framed 128-channel trunk (--crop ink), the lake model bundled at ce7776e.
+F="$WORK/lake128ink-bundled-ce7776e.pt"
+[ -f "$F" ] || git show ce7776e:models/omniglot-lake-anil.pt > "$F"
+paired "128-channel framed trunk, features averaged over 9 views, paired gain" "$F" "$F" --views-b 9
+paired "128-channel framed trunk, square root and centred on each episode's support mean, paired gain" "$F" "$F" --sqrt-b --centre-b
 # The last block's 3x3 map before its max pool, flattened (where on the framed drawing each feature fired), against
 # the pooled features, both unit length; and with the square root of the features too (against the pooled
 # features' own row above: `--l2 --sqrt-b`).
-paired "bundled framed trunk, its last block unpooled (3x3 map flattened), unit length, paired gain" "$F" "$F" --l2 --unpooled-b
+paired "128-channel framed trunk, its last block unpooled (3x3 map flattened), unit length, paired gain" "$F" "$F" --l2 --unpooled-b
 paired "same, square root of the pooled features, unit length, paired gain" "$F" "$F" --l2 --sqrt-b
 paired "same, square root of the unpooled map, unit length, paired gain" "$F" "$F" --l2 --sqrt-b --unpooled-b
 # The bundled lake recipe at 256 channels (float32; 6,303 s of pre-training on the 2-core Intel Xeon, partly shared),
-# its pre-trained trunk against the bundled 128-channel framed trunk, within one alphabet and on the mixed protocol.
+# its pre-trained trunk against the 128-channel framed trunk, within one alphabet and on the mixed protocol (the
+# lake model bundled since 2026-12-07 is this run's anil/best.pt).
 L256=$WORK/h256-ink
 HIDDEN=256 CROP=ink PRETRAIN_EPOCHS=15 ANIL_ITERATIONS=50 VAL_WITHIN=alphabet DEVICE=${DEVICE:-auto} \
   bash scripts/train_bundled_omniglot.sh "$DATA" lake "$L256"
 echo "| 256 channels, 15 epochs, framed by the ink, its pre-trained trunk | $(val_within "$L256/pretrained.pt") |"
-paired "same, minus the bundled 128-channel framed trunk, paired" "$F" "$L256/pretrained.pt"
+paired "same, minus the 128-channel framed trunk (ce7776e), paired" "$F" "$L256/pretrained.pt"
 paired_any "same pair on the mixed protocol (20-way 1-shot, all validation characters), paired" "$F" "$L256/pretrained.pt"
 echo "| same, ANIL's best.pt (validated within one alphabet), head 50 steps | $(val_within "$L256/anil/best.pt" --adaptation-steps 50) |"
