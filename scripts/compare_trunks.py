@@ -8,7 +8,9 @@ a second trunk C adds to it (their unit-length features side by side). `A.pt A.p
 measures two feature transforms that need no training (both inductive): the square root of every feature, and
 features centred on the episode's mean support feature (`--base-centre-b`: on the training split's mean feature
 instead, SimpleShot's CL2N). `--unpooled-b` takes a CNN4 trunk's last block before its max pool, flattened (for
-28x28 inputs a 3x3 map: where on the framed drawing each feature fired). Usage:
+28x28 inputs a 3x3 map: where on the framed drawing each feature fired). With `--within alphabet` it also
+prints the paired difference per alphabet and its interval with the alphabets, not the episodes, as the sample
+(`by_alphabet`): a choice made on 5 validation alphabets is only as sure as those 5 are typical. Usage:
     python scripts/compare_trunks.py A.pt B.pt --data-root DATA [--split val] [--within alphabet]
         [--ways 20 --shots 1 --query 15 --episodes 1000 --seed 0] [--views-a 1 --views-b 1] [--l2] [--join-b C.pt]
         [--sqrt-b] [--centre-b | --base-centre-b] [--unpooled-b]
@@ -17,9 +19,11 @@ instead, SimpleShot's CL2N). `--unpooled-b` takes a CNN4 trunk's last block befo
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
+import scipy.stats
 import torch
 import torchvision.transforms.v2.functional as TF
 
@@ -103,6 +107,7 @@ def episode_accuracies(
     centre: bool = False,
     base_centre: bool = False,
     unpooled: bool = False,
+    alphabets: list[str] | None = None,
 ) -> list[float]:
     """Accuracy (percent) of each of the seeded episodes, nearest class mean on the trunk's features.
 
@@ -116,6 +121,7 @@ def episode_accuracies(
     `base_centre`: every feature minus the mean feature of the training split's images (after the square root
         when `sqrt`), then made unit length: a fixed vector, as SimpleShot's CL2N centres on the base classes.
     `unpooled`: the last conv block's map before its max pool, flattened (`unpooled_features`), one view only.
+    `alphabets`: a list to which each episode's alphabet (its first class's) is appended, in episode order.
     """
     if unpooled and (views != 1 or joined or base_centre):
         raise SystemExit("--unpooled-b: one view, no second trunk, no training-split centring")
@@ -147,8 +153,28 @@ def episode_accuracies(
         if centre:
             f = torch.nn.functional.normalize(f - f[support].mean(0), dim=1)
         predictions = nearest_class_mean(f[support], y[support], f[query], task.ways)
+        if alphabets is not None:
+            alphabets.append(data.class_names[int(data.labels[idx[0]])].split("/")[0])
         out.append(100.0 * float((predictions == y[query]).float().mean()))
     return out
+
+
+def by_alphabet(diffs: list[float], alphabets: list[str]) -> tuple[dict[str, list[float]], tuple[float, float]]:
+    """The paired differences grouped by episode alphabet, and the interval with the alphabets as the sample.
+
+    Episodes of one alphabet share its look-alike characters, so they are not independent draws of what a new
+    alphabet brings; the episode-level interval counts them as if they were. This one takes each alphabet's mean
+    difference as one observation: their mean ± t(0.975, G - 1) * sd / sqrt(G) over the G alphabets.
+    """
+    groups: dict[str, list[float]] = {}
+    for d, name in zip(diffs, alphabets, strict=True):
+        groups.setdefault(name, []).append(d)
+    means = [sum(v) / len(v) for v in groups.values()]
+    mean = sum(means) / len(means)
+    if len(means) < 2:
+        return groups, (mean, float("nan"))
+    sd = math.sqrt(sum((m - mean) ** 2 for m in means) / (len(means) - 1))
+    return groups, (mean, float(scipy.stats.t.ppf(0.975, len(means) - 1)) * sd / math.sqrt(len(means)))
 
 
 def main(argv: list[str] | None = None) -> list[tuple[float, float]]:
@@ -195,13 +221,19 @@ def main(argv: list[str] | None = None) -> list[tuple[float, float]]:
         parser.error("--centre-b and --base-centre-b: choose one centring")
     if args.join_b and args.base_centre_b:
         parser.error("--base-centre-b centres the second trunk's features only; leave --join-b out with it")
-    a = episode_accuracies(args.a, args, args.views_a)
+    alphabets: list[str] = []
+    a = episode_accuracies(args.a, args, args.views_a, alphabets=alphabets)
     b = episode_accuracies(
         args.b, args, args.views_b, args.join_b, args.sqrt_b, args.centre_b, args.base_centre_b, args.unpooled_b
     )
     rows = [mean_ci95(a), mean_ci95(b), mean_ci95([y - x for x, y in zip(a, b, strict=True)])]
     for label, (mean, ci) in zip((args.a, args.b, "second - first, paired (same episodes)"), rows, strict=True):
         print(f"{label}: {mean:.2f} ± {ci:.2f}")
+    if args.within == "alphabet":
+        groups, (mean, ci) = by_alphabet([y - x for x, y in zip(a, b, strict=True)], alphabets)
+        for name, diffs in sorted(groups.items()):
+            print(f"  {name} ({len(diffs)} episodes): {sum(diffs) / len(diffs):+.2f}")
+        print(f"second - first, paired, the {len(groups)} alphabets as the sample: {mean:.2f} ± {ci:.2f}")
     return rows
 
 

@@ -78,13 +78,14 @@ echo "| 128 channels, 28x28, 15 epochs | $(val_within "$WORK/in28-h128/pretraine
 echo "| same, forward pass in bfloat16 (\`pretrain --compute bfloat16\`) | $(val_within "$WORK/in28-h128-bf16/pretrained.pt") |"
 echo "| 256 channels, 28x28, 15 epochs, bfloat16 | $(val_within "$WORK/in28-h256-bf16/pretrained.pt") |"
 # 256 against 128 channels (the previous bundled trunk) on the same episodes: the paired difference.
-$PY scripts/compare_trunks.py "$OLD128" "$WORK/in28-h256-bf16/pretrained.pt" --data-root "$DATA" \
-  --split val --within alphabet | tail -1 | sed 's/^second - first, paired (same episodes): /| 256 minus 128 channels, paired (same episodes) | /; s/$/ |/'
-paired_any() {  # LABEL A B [compare_trunks.py options]: the paired difference (second minus first) as a table row
-  local label=$1 a=$2 b=$3; shift 3
-  $PY scripts/compare_trunks.py "$a" "$b" --data-root "$DATA" --split val "$@" | tail -1 |
-    sed "s/^second - first, paired (same episodes): /| $label | /; s/\$/ |/"
+paired_any() {  # LABEL A B [compare_trunks.py options]: the paired difference (second minus first) as a table row;
+  # within one alphabet, with its interval over the alphabets as the sample beside it
+  local label=$1 a=$2 b=$3 out; shift 3
+  out=$($PY scripts/compare_trunks.py "$a" "$b" --data-root "$DATA" --split val "$@")
+  echo "| $label | $(echo "$out" | sed -n 's/^second - first, paired (same episodes): //p')$(echo "$out" |
+    sed -n 's/^second - first, paired, the \([0-9]*\) alphabets as the sample: \(.*\)/ (the \1 alphabets as the sample: \2)/p') |"
 }
+paired_any "256 minus 128 channels, paired (same episodes)" "$OLD128" "$WORK/in28-h256-bf16/pretrained.pt" --within alphabet
 paired() { paired_any "$1" "$2" "$3" --within alphabet "${@:4}"; }  # the same, within one alphabet
 echo "| 128 channels, cosine classifier in pre-training (\`--classifier cosine\`) | $(val_within "$WORK/in28-h128-cosine/pretrained.pt") |"
 paired "same, minus the bundled 128-channel trunk, paired" "$OLD128" "$WORK/in28-h128-cosine/pretrained.pt"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import CHARACTERS_TSV
 
 from anil_engine.config import EvalConfig, TaskSpec
 from anil_engine.datasets.omniglot import load_omniglot
@@ -326,8 +327,31 @@ def test_two_trunks_compared_on_the_same_episodes(omniglot_root, tmp_path, capsy
     assert "second - first, paired (same episodes): 0.00 ± 0.00" in out
     namespace = compare.argparse.Namespace(data_root=str(omniglot_root), split="test", within="alphabet", ways=20,
                                            shots=1, query=1, episodes=6, seed=0, l2=False)  # fmt: skip
-    accuracies = compare.episode_accuracies(str(tmp_path / "m0.pt"), namespace)
+    alphabets = []
+    accuracies = compare.episode_accuracies(str(tmp_path / "m0.pt"), namespace, alphabets=alphabets)
     assert len(accuracies) == 6 and mean_ci95(accuracies) == a
+    # Each episode's alphabet, in order; with --within alphabet the script prints the difference per alphabet.
+    with open(CHARACTERS_TSV) as f:  # the lake split's test classes: the evaluation alphabets
+        evaluation = {line.split("\t")[3] for line in f if line.split("\t")[1] == "evaluation"}
+    assert len(alphabets) == 6 and set(alphabets) <= evaluation and len(set(alphabets)) > 1
+    compare.main([str(tmp_path / "m0.pt"), str(tmp_path / "m1.pt"), *args])
+    out = capsys.readouterr().out
+    for name in set(alphabets):
+        assert f"  {name} ({alphabets.count(name)} episodes): " in out
+    assert f"the {len(set(alphabets))} alphabets as the sample: " in out
+
+
+def test_the_paired_difference_with_the_alphabets_as_the_sample():
+    """compare_trunks.by_alphabet: each alphabet's mean difference is one observation, a t interval over them."""
+    import math
+
+    compare = _compare_trunks_script()
+    groups, (mean, ci) = compare.by_alphabet([1.0, 0.0, 3.0, 4.0, 4.0, 4.0], ["A", "B", "A", "C", "C", "C"])
+    assert groups == {"A": [1.0, 3.0], "B": [0.0], "C": [4.0, 4.0, 4.0]}
+    # alphabet means 2, 0, 4: mean 2, sd 2; t(0.975, 2 degrees of freedom) = 4.3027
+    assert mean == pytest.approx(2.0) and ci == pytest.approx(4.3027 * 2 / math.sqrt(3), rel=1e-4)
+    one = compare.by_alphabet([1.0, 2.0], ["A", "A"])[1]
+    assert one[0] == pytest.approx(1.5) and math.isnan(one[1])  # one alphabet: no interval over alphabets
 
 
 def test_l2_normalised_features_ignore_each_image_s_feature_length(omniglot_root, tmp_path, monkeypatch):
