@@ -10,7 +10,8 @@ features centred on the episode's mean support feature (`--base-centre-b`: on th
 instead, SimpleShot's CL2N). `--unpooled-b` takes a CNN4 trunk's last block before its max pool, flattened (for
 28x28 inputs a 3x3 map: where on the framed drawing each feature fired). With `--within alphabet` it also
 prints the paired difference per alphabet and its interval with the alphabets, not the episodes, as the sample
-(`by_alphabet`): a choice made on 5 validation alphabets is only as sure as those 5 are typical. Usage:
+(`by_alphabet`): a choice made on the 4 validation alphabets that hold 20 characters is only as sure as those 4
+are typical of new alphabets. Usage:
     python scripts/compare_trunks.py A.pt B.pt --data-root DATA [--split val] [--within alphabet]
         [--ways 20 --shots 1 --query 15 --episodes 1000 --seed 0] [--views-a 1 --views-b 1] [--l2] [--join-b C.pt]
         [--sqrt-b] [--centre-b | --base-centre-b] [--unpooled-b]
