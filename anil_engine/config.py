@@ -12,7 +12,11 @@ from anil_engine.errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda")
 DATASETS = ("omniglot", "caltech-101", "cifar-fs", "fc100", "mini-imagenet", "folder")
-SPLIT_SCHEMES = ("vinyals", "lake")  # Omniglot's class splits
+# Omniglot's class splits. "lake" validates on the background alphabets at sorted positions 5, 11, 17, 23, 29;
+# "lake-foldK" (K = 0..4) on those at K, K + 6, ...: with "lake", six folds that validate on every background
+# alphabet once (for choices that are sure over more than one fold's 4-5 alphabets). Test: the evaluation alphabets.
+LAKE_FOLDS = 6
+SPLIT_SCHEMES = ("vinyals", "lake", *(f"lake-fold{k}" for k in range(LAKE_FOLDS - 1)))
 CLASSIFIERS = ("linear", "cosine")  # of pre-training
 PRETRAIN_COMPUTE = ("float32", "bfloat16")  # float type of pre-training's forward pass
 # The classes pre-training learns: the training split's, or also the validation split's (a final model, once its

@@ -53,6 +53,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from anil_engine.config import SPLIT_SCHEMES
 from anil_engine.images import PIXEL_LIMIT
 
 if TYPE_CHECKING:
@@ -60,6 +61,20 @@ if TYPE_CHECKING:
 
 THUMB = 56
 _thumb_cache: dict[tuple[str, int, int], QPixmap] = {}
+
+
+def split_scheme_box(current: str) -> QComboBox:
+    """Omniglot's class splits to choose from, each explained in plain words."""
+    box = QComboBox()
+    box.addItems(list(SPLIT_SCHEMES))
+    box.setCurrentText(current)
+    box.setToolTip(
+        "vinyals: the split of most few-shot papers (characters of all alphabets mixed). "
+        "lake: Lake et al.'s, trains on 25 background alphabets, validates on 5 others, tests on the 20 "
+        "evaluation alphabets. lake-fold0 to lake-fold4: the same with 5 other validation alphabets each; "
+        "with lake, every background alphabet is validated on once"
+    )
+    return box
 
 
 def hbox(*widgets: QWidget) -> QWidget:

@@ -16,6 +16,8 @@ Class splits:
     lake: Lake's background alphabets for training, evaluation alphabets for test.
         Validation is carved out of the background set: the alphabets at sorted
         positions 5, 11, 17, 23, 29 (every 6th of the 30) form `val`.
+    lake-fold0 ... lake-fold4: the same, validating on the alphabets at positions
+        K, K + 6, ...: with `lake` (fold 5), every background alphabet is validated on once.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from anil_engine.config import SPLIT_SCHEMES
+from anil_engine.config import LAKE_FOLDS, SPLIT_SCHEMES
 from anil_engine.datasets.base import ImageTensorDataset
 from anil_engine.errors import ConfigError, DataError
 from anil_engine.images import prepare_image
@@ -36,7 +38,6 @@ from anil_engine.images import prepare_image
 SPLITS_DIR = Path(__file__).parent / "splits"
 SETS = ("background", "evaluation")
 ROTATIONS = (0, 90, 180, 270)
-LAKE_VAL_POSITIONS = (5, 11, 17, 23, 29)
 
 
 def characters_table() -> list[dict[str, str]]:
@@ -57,7 +58,8 @@ def wanted_characters(scheme: str, split: str) -> list[tuple[str, str, str]]:
         set_of = {(r["alphabet"], r["character"]): r["set"] for r in table}
         return [(set_of[c], c[0], c[1]) for c in chars]
     background = sorted({r["alphabet"] for r in table if r["set"] == "background"})
-    val_alphabets = {background[i] for i in LAKE_VAL_POSITIONS}
+    fold = LAKE_FOLDS - 1 if scheme == "lake" else int(scheme.removeprefix("lake-fold"))
+    val_alphabets = {background[i] for i in range(fold, len(background), LAKE_FOLDS)}
     rows = []
     for r in table:
         if split == "test" and r["set"] == "evaluation":

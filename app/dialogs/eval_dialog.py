@@ -32,7 +32,7 @@ from anil_engine.config import (
     field_defaults,
 )
 from app.jobs import CANCELLED, Job, start_job
-from app.widgets import hbox, path_row, remember_data_roots
+from app.widgets import hbox, path_row, remember_data_roots, split_scheme_box
 
 if TYPE_CHECKING:
     from anil_engine.evaluation import EvalProgress
@@ -66,8 +66,7 @@ class EvalDialog(QDialog):
         self.dataset = QComboBox()
         self.dataset.addItems(list(DATASETS))
         self.data_root = QLineEdit()
-        self.split_scheme = QComboBox()
-        self.split_scheme.addItems(list(SPLIT_SCHEMES))
+        self.split_scheme = split_scheme_box(SPLIT_SCHEMES[0])
         self.split = QComboBox()
         self.split.addItems(["test", "val", "train", "all"])
         self.ways, self.shots, self.query = QSpinBox(), QSpinBox(), QSpinBox()

@@ -25,13 +25,12 @@ from anil_engine.config import (
     DATASETS,
     DEVICES,
     RECIPE_FEATURE_NORM,
-    SPLIT_SCHEMES,
     TrainConfig,
     dataset_preprocessing,
     field_defaults,
 )
 from app.jobs import CANCELLED, Job, start_job
-from app.widgets import hbox, path_row, remember_data_roots
+from app.widgets import hbox, path_row, remember_data_roots, split_scheme_box
 
 if TYPE_CHECKING:
     from anil_engine.meta.pretraining import PretrainProgress
@@ -85,9 +84,7 @@ class TrainDialog(QDialog):
             "folder: a folder of class folders"
         )
         self.data_root = QLineEdit()
-        self.split_scheme = QComboBox()
-        self.split_scheme.addItems(list(SPLIT_SCHEMES))
-        self.split_scheme.setCurrentText(d["split_scheme"])
+        self.split_scheme = split_scheme_box(d["split_scheme"])
         self.within_alphabet = QCheckBox("tasks within one alphabet")
         self.within_alphabet.setChecked(d["within"] == "alphabet")
         self.within_alphabet.setToolTip(

@@ -233,6 +233,22 @@ def test_train_dialog_offers_tasks_within_one_alphabet_for_omniglot(qtbot, windo
     d.close()
 
 
+def test_train_dialog_offers_the_lake_folds_in_plain_words(qtbot, window, omniglot_root):
+    """The split box lists lake's validation folds, says what they are, and a chosen fold reaches the run."""
+    window.show_train_dialog()
+    d = window.train_dialog
+    d.dataset.setCurrentText("omniglot")
+    d.data_root.setText(str(omniglot_root))
+    split = d.split_scheme
+    assert split.isVisible() and split.isEnabled()
+    assert [split.itemText(i) for i in range(split.count())][1:] == ["lake", *(f"lake-fold{k}" for k in range(5))]
+    assert "every background alphabet is validated on once" in split.toolTip()
+    split.setFocus()
+    qtbot.keyClick(split, Qt.Key.Key_End)  # the keyboard reaches the last fold
+    assert split.currentText() == "lake-fold4" and d.config().split_scheme == "lake-fold4"
+    d.close()
+
+
 def test_train_dialog_offers_the_ink_crop_and_refuses_a_trunk_framed_otherwise(qtbot, window, omniglot_root, tmp_path):
     """The crop box is shown and enabled, Alt+C ticks it, the run's config carries it; a trunk pre-trained with the
     crop and a run without it is refused with the box to tick, in the dialog's own words."""

@@ -25,6 +25,24 @@ def test_lake_split_uses_background_for_training_and_evaluation_for_test():
     assert len({c[1] for c in val}) == 5
 
 
+def test_the_lake_folds_validate_on_every_background_alphabet_once():
+    """lake and lake-fold0..4: each holds out 5 other background alphabets; together all 30, once each."""
+    from anil_engine.config import SPLIT_SCHEMES
+
+    folds = [s for s in SPLIT_SCHEMES if s.startswith("lake")]
+    assert folds == ["lake", *(f"lake-fold{k}" for k in range(5))]
+    background = {c[1] for c in wanted_characters("lake", "train") + wanted_characters("lake", "val")}
+    held_out = []
+    for scheme in folds:
+        train, val, test = (wanted_characters(scheme, s) for s in ("train", "val", "test"))
+        alphabets = {c[1] for c in val}
+        assert len(alphabets) == 5 and not alphabets & {c[1] for c in train}
+        assert {c[1] for c in train} | alphabets == background and test == wanted_characters("lake", "test")
+        held_out += sorted(alphabets)
+    assert sorted(held_out) == sorted(background) and len(background) == 30
+    assert {"Balinese", "Tifinagh"} <= {c[1] for c in wanted_characters("lake", "val")}  # lake: as before the folds
+
+
 def test_omniglot_npz_rotations_are_extra_classes(omniglot_root):
     data = load_omniglot(omniglot_root, "vinyals", "val", size=28)
     assert data.images.shape == (172 * 4 * 4, 1, 28, 28)
