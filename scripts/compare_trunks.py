@@ -11,15 +11,19 @@ instead, SimpleShot's CL2N). `--unpooled-b` takes a CNN4 trunk's last block befo
 28x28 inputs a 3x3 map: where on the framed drawing each feature fired). With `--within alphabet` it also
 prints the paired difference per alphabet and its interval with the alphabets, not the episodes, as the sample
 (`by_alphabet`): a choice made on the 4 validation alphabets that hold 20 characters is only as sure as those 4
-are typical of new alphabets. Usage:
+are typical of new alphabets. `--episodes-out F.json` keeps every episode's two accuracies and alphabet, and
+`--pool F1.json F2.json ...` pools such files from several validation folds into one per-alphabet interval
+(scripts/omniglot_lake_folds.sh). Usage:
     python scripts/compare_trunks.py A.pt B.pt --data-root DATA [--split val] [--within alphabet]
         [--ways 20 --shots 1 --query 15 --episodes 1000 --seed 0] [--views-a 1 --views-b 1] [--l2] [--join-b C.pt]
-        [--sqrt-b] [--centre-b | --base-centre-b] [--unpooled-b]
+        [--sqrt-b] [--centre-b | --base-centre-b] [--unpooled-b] [--episodes-out F.json]
+    python scripts/compare_trunks.py --pool F1.json F2.json ...
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from pathlib import Path
@@ -30,7 +34,7 @@ import torchvision.transforms.v2.functional as TF
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from anil_engine.checkpoint import load_checkpoint  # noqa: E402
+from anil_engine.checkpoint import atomic_write_bytes, load_checkpoint  # noqa: E402
 from anil_engine.config import TaskSpec  # noqa: E402
 from anil_engine.datasets import ImageTensorDataset, load_dataset  # noqa: E402
 from anil_engine.evaluation import mean_ci95, nearest_class_mean, onnx_trunk_session, split_features  # noqa: E402
@@ -178,11 +182,47 @@ def by_alphabet(diffs: list[float], alphabets: list[str]) -> tuple[dict[str, lis
     return groups, (mean, float(scipy.stats.t.ppf(0.975, len(means) - 1)) * sd / math.sqrt(len(means)))
 
 
+def print_by_alphabet(diffs: list[float], alphabets: list[str]) -> tuple[float, float]:
+    """Each alphabet's mean paired difference, then the interval with the alphabets as the sample."""
+    groups, (mean, ci) = by_alphabet(diffs, alphabets)
+    for name, values in sorted(groups.items()):
+        print(f"  {name} ({len(values)} episodes): {sum(values) / len(values):+.2f}")
+    print(f"second - first, paired, the {len(groups)} alphabets as the sample: {mean:.2f} ± {ci:.2f}")
+    return mean, ci
+
+
+def pool(paths: list[str]) -> list[tuple[float, float]]:
+    """The `--episodes-out` files of several folds as one comparison: every episode's accuracies, and the
+    per-alphabet interval over all their alphabets (each alphabet held out by one fold only)."""
+    first: list[float] = []
+    second: list[float] = []
+    alphabets: list[str] = []
+    for path in paths:
+        try:
+            saved = json.loads(Path(path).read_text())
+            a, b, names = saved["first"], saved["second"], saved["alphabets"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise SystemExit(f"{path}: not an --episodes-out file of compare_trunks.py ({exc}); run it again") from exc
+        if len(names) != len(a) or len(b) != len(a):
+            raise SystemExit(f"{path}: saved without --within alphabet; pool comparisons within one alphabet")
+        if set(names) & set(alphabets):
+            raise SystemExit(f"{path}: its alphabets were already pooled from another file; pool each fold once")
+        first, second, alphabets = first + a, second + b, alphabets + names
+    rows = [mean_ci95(first), mean_ci95(second), mean_ci95([y - x for x, y in zip(first, second, strict=True)])]
+    print(f"{len(paths)} files, {len(first)} episodes")
+    for label, (mean, ci) in zip(("first", "second", "second - first, paired (same episodes)"), rows, strict=True):
+        print(f"{label}: {mean:.2f} ± {ci:.2f}")
+    rows.append(print_by_alphabet([y - x for x, y in zip(first, second, strict=True)], alphabets))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> list[tuple[float, float]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("a", help="first checkpoint")
-    parser.add_argument("b", help="second checkpoint")
-    parser.add_argument("--data-root", required=True)
+    parser.add_argument("a", nargs="?", help="first checkpoint")
+    parser.add_argument("b", nargs="?", help="second checkpoint")
+    parser.add_argument("--pool", nargs="+", metavar="F.json", help="pool --episodes-out files (no checkpoints)")
+    parser.add_argument("--episodes-out", metavar="F.json", help="write every episode's accuracies and alphabet")
+    parser.add_argument("--data-root")
     parser.add_argument("--split", default="val")
     parser.add_argument("--within", default=None, help="alphabet: every episode's classes from one alphabet")
     parser.add_argument("--ways", type=int, default=20)
@@ -218,6 +258,12 @@ def main(argv: list[str] | None = None) -> list[tuple[float, float]]:
         help="the second trunk's last conv block before its max pool, flattened (CNN4 only)",
     )
     args = parser.parse_args(argv)
+    if args.pool:
+        if args.a or args.b:
+            parser.error("--pool reads saved episodes; give no checkpoints with it")
+        return pool(args.pool)
+    if not (args.a and args.b and args.data_root):
+        parser.error("two checkpoints and --data-root are needed (or --pool with saved episodes)")
     if args.centre_b and args.base_centre_b:
         parser.error("--centre-b and --base-centre-b: choose one centring")
     if args.join_b and args.base_centre_b:
@@ -231,10 +277,11 @@ def main(argv: list[str] | None = None) -> list[tuple[float, float]]:
     for label, (mean, ci) in zip((args.a, args.b, "second - first, paired (same episodes)"), rows, strict=True):
         print(f"{label}: {mean:.2f} ± {ci:.2f}")
     if args.within == "alphabet":
-        groups, (mean, ci) = by_alphabet([y - x for x, y in zip(a, b, strict=True)], alphabets)
-        for name, diffs in sorted(groups.items()):
-            print(f"  {name} ({len(diffs)} episodes): {sum(diffs) / len(diffs):+.2f}")
-        print(f"second - first, paired, the {len(groups)} alphabets as the sample: {mean:.2f} ± {ci:.2f}")
+        print_by_alphabet([y - x for x, y in zip(a, b, strict=True)], alphabets)
+    if args.episodes_out:
+        saved = {"a": args.a, "b": args.b, "options": argv if argv is not None else sys.argv[1:]}
+        saved.update(first=a, second=b, alphabets=alphabets if args.within == "alphabet" else [])
+        atomic_write_bytes(json.dumps(saved).encode(), args.episodes_out)
     return rows
 
 

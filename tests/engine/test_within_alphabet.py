@@ -341,6 +341,38 @@ def test_two_trunks_compared_on_the_same_episodes(omniglot_root, tmp_path, capsy
     assert f"the {len(set(alphabets))} alphabets as the sample: " in out
 
 
+def test_folds_saved_and_pooled_over_their_alphabets(omniglot_root, tmp_path, capsys):
+    """--episodes-out keeps each episode's accuracies and alphabet; --pool joins the files of two folds into one
+    comparison whose per-alphabet interval counts both folds' alphabets; a fold pooled twice is refused."""
+    import json
+
+    compare = _compare_trunks_script()
+    for seed in (0, 1):
+        _tiny_lake_checkpoint(tmp_path / f"m{seed}.pt", seed)
+    m0, m1 = str(tmp_path / "m0.pt"), str(tmp_path / "m1.pt")
+    common = ["--data-root", str(omniglot_root), "--within", "alphabet", "--ways", "20", "--query", "1",
+              "--episodes", "6"]  # fmt: skip
+    # the lake split's test and val alphabets stand in for two folds (disjoint alphabets)
+    first = compare.main([m0, m1, *common, "--split", "test", "--episodes-out", str(tmp_path / "f1.json")])
+    second = compare.main([m0, m1, *common, "--split", "val", "--episodes-out", str(tmp_path / "f2.json")])
+    saved = [json.loads((tmp_path / f"f{i}.json").read_text()) for i in (1, 2)]
+    assert compare.mean_ci95(saved[0]["first"]) == first[0] and compare.mean_ci95(saved[1]["second"]) == second[1]
+    assert all(len(s["alphabets"]) == 6 for s in saved)
+    capsys.readouterr()
+    pooled = compare.main(["--pool", str(tmp_path / "f1.json"), str(tmp_path / "f2.json")])
+    diffs = [y - x for s in saved for x, y in zip(s["first"], s["second"], strict=True)]
+    assert pooled[2] == compare.mean_ci95(diffs)
+    assert pooled[3] == compare.by_alphabet(diffs, saved[0]["alphabets"] + saved[1]["alphabets"])[1]
+    names = set(saved[0]["alphabets"]) | set(saved[1]["alphabets"])
+    out = capsys.readouterr().out
+    assert "2 files, 12 episodes" in out and f"the {len(names)} alphabets as the sample: " in out
+    with pytest.raises(SystemExit, match="already pooled"):
+        compare.main(["--pool", str(tmp_path / "f1.json"), str(tmp_path / "f1.json")])
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(SystemExit, match="bad.json: not an --episodes-out file"):
+        compare.main(["--pool", str(tmp_path / "bad.json")])
+
+
 def test_the_paired_difference_with_the_alphabets_as_the_sample():
     """compare_trunks.by_alphabet: each alphabet's mean difference is one observation, a t interval over them."""
     import math
