@@ -53,7 +53,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from anil_engine.config import SPLIT_SCHEMES
+from anil_engine.config import LAKE_FOLDS, SPLIT_SCHEMES
 from anil_engine.images import PIXEL_LIMIT
 
 if TYPE_CHECKING:
@@ -71,7 +71,8 @@ def split_scheme_box(current: str) -> QComboBox:
     box.setToolTip(
         "vinyals: the split of most few-shot papers (characters of all alphabets mixed). "
         "lake: Lake et al.'s, trains on 25 background alphabets, validates on 5 others, tests on the 20 "
-        "evaluation alphabets. lake-fold0 to lake-fold4: the same with 5 other validation alphabets each; "
+        f"evaluation alphabets. lake-fold0 to lake-fold{LAKE_FOLDS - 2}: the same with 5 other validation "
+        "alphabets each; "
         "with lake, every background alphabet is validated on once"
     )
     return box

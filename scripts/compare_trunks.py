@@ -182,13 +182,22 @@ def by_alphabet(diffs: list[float], alphabets: list[str]) -> tuple[dict[str, lis
     return groups, (mean, float(scipy.stats.t.ppf(0.975, len(means) - 1)) * sd / math.sqrt(len(means)))
 
 
-def print_by_alphabet(diffs: list[float], alphabets: list[str]) -> tuple[float, float]:
-    """Each alphabet's mean paired difference, then the interval with the alphabets as the sample."""
+def report(
+    labels: tuple[str, str], a: list[float], b: list[float], alphabets: list[str] | None
+) -> tuple[list[tuple[float, float]], tuple[float, float] | None]:
+    """Print each side's accuracy and the paired difference (mean ± 95 % CI over the episodes); with the episodes'
+    `alphabets`, also each alphabet's mean difference and the interval with the alphabets as the sample."""
+    diffs = [y - x for x, y in zip(a, b, strict=True)]
+    rows = [mean_ci95(a), mean_ci95(b), mean_ci95(diffs)]
+    for label, (mean, ci) in zip((*labels, "second - first, paired (same episodes)"), rows, strict=True):
+        print(f"{label}: {mean:.2f} ± {ci:.2f}")
+    if alphabets is None:
+        return rows, None
     groups, (mean, ci) = by_alphabet(diffs, alphabets)
     for name, values in sorted(groups.items()):
         print(f"  {name} ({len(values)} episodes): {sum(values) / len(values):+.2f}")
     print(f"second - first, paired, the {len(groups)} alphabets as the sample: {mean:.2f} ± {ci:.2f}")
-    return mean, ci
+    return rows, (mean, ci)
 
 
 def pool(paths: list[str]) -> list[tuple[float, float]]:
@@ -208,12 +217,9 @@ def pool(paths: list[str]) -> list[tuple[float, float]]:
         if set(names) & set(alphabets):
             raise SystemExit(f"{path}: its alphabets were already pooled from another file; pool each fold once")
         first, second, alphabets = first + a, second + b, alphabets + names
-    rows = [mean_ci95(first), mean_ci95(second), mean_ci95([y - x for x, y in zip(first, second, strict=True)])]
     print(f"{len(paths)} files, {len(first)} episodes")
-    for label, (mean, ci) in zip(("first", "second", "second - first, paired (same episodes)"), rows, strict=True):
-        print(f"{label}: {mean:.2f} ± {ci:.2f}")
-    rows.append(print_by_alphabet([y - x for x, y in zip(first, second, strict=True)], alphabets))
-    return rows
+    rows, over_alphabets = report(("first", "second"), first, second, alphabets)
+    return [*rows, over_alphabets]
 
 
 def main(argv: list[str] | None = None) -> list[tuple[float, float]]:
@@ -273,11 +279,7 @@ def main(argv: list[str] | None = None) -> list[tuple[float, float]]:
     b = episode_accuracies(
         args.b, args, args.views_b, args.join_b, args.sqrt_b, args.centre_b, args.base_centre_b, args.unpooled_b
     )
-    rows = [mean_ci95(a), mean_ci95(b), mean_ci95([y - x for x, y in zip(a, b, strict=True)])]
-    for label, (mean, ci) in zip((args.a, args.b, "second - first, paired (same episodes)"), rows, strict=True):
-        print(f"{label}: {mean:.2f} ± {ci:.2f}")
-    if args.within == "alphabet":
-        print_by_alphabet([y - x for x, y in zip(a, b, strict=True)], alphabets)
+    rows, _ = report((args.a, args.b), a, b, alphabets if args.within == "alphabet" else None)
     if args.episodes_out:
         saved = {"a": args.a, "b": args.b, "options": argv if argv is not None else sys.argv[1:]}
         saved.update(first=a, second=b, alphabets=alphabets if args.within == "alphabet" else [])

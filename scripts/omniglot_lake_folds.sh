@@ -31,7 +31,7 @@ for fold in lake lake-fold0 lake-fold1 lake-fold2 lake-fold3 lake-fold4; do
   out=$WORK/h$HIDDEN-e$EPOCHS/$fold/compare$(printf '%s' "$*" | tr -c 'A-Za-z0-9' '_').json
   echo "== $fold"
   $PY scripts/compare_trunks.py "$trunk" "$trunk" --data-root "$DATA" --split val --within alphabet \
-    --episodes-out "$out" "$@" 2> /dev/null
+    --episodes-out "$out" "$@"
   results+=("$out")
 done
 echo "== all folds"
