@@ -14,6 +14,7 @@ from anil_engine.config import (  # noqa: F401 - EVAL_QUERY re-exported
     CardRequest,
     EvalConfig,
     LakeRunsRequest,
+    Preprocessing,
     TaskSpec,
 )
 from anil_engine.environment import machine_description
@@ -56,7 +57,7 @@ def parse_settings(text: str) -> list[tuple[int, int, str | None]]:
 
 def write_card(request: CardRequest, evaluate: Callable[[Any], dict[str, Any]]) -> list[dict[str, Any]]:
     """Evaluate every setting in both BatchNorm modes and write the card; with `request.write`, then also store
-    the results (and `adaptation_steps`) in the checkpoint. The checkpoint is never changed otherwise, nor
+    the results (and `adaptation_steps`, `views`) in the checkpoint. The checkpoint is never changed otherwise, nor
     when the card cannot be written (checked before any evaluation).
 
     `evaluate(EvalRequest) -> result dict` runs one evaluation (the CLI's under a progress bar). With
@@ -72,6 +73,10 @@ def write_card(request: CardRequest, evaluate: Callable[[Any], dict[str, Any]]) 
         if request.adaptation_steps < 0:
             raise ConfigError(f"adaptation steps must be >= 0, got {request.adaptation_steps}")
         ckpt["adaptation_steps"] = request.adaptation_steps
+    if request.views is not None:
+        # Test-time views of eval, the app, classify and the export (checked against the model's channels now,
+        # before an hour of measuring).
+        ckpt["preprocessing"] = Preprocessing.from_dict({**ckpt["preprocessing"], "views": request.views}).to_dict()
     rows = _measure(request, ckpt, evaluate)
     results = [r for row in rows for r in row]
     lines = _card_header(request, ckpt, recipe) + _card_table(request, rows) + _card_reproduce(request, ckpt)
@@ -99,7 +104,8 @@ def _measure(
         baselines = BASELINES if request.baselines else BASELINES[1:] if within else ()
         for bn, method, random_trunk in VARIANTS + baselines:
             config = EvalConfig(TaskSpec(ways, shots, request.query), request.episodes, bn, request.seed,
-                                adaptation_steps=request.adaptation_steps, method=method, within=within)  # fmt: skip
+                                adaptation_steps=request.adaptation_steps, method=method, within=within,
+                                views=request.views)  # fmt: skip
             row.append(
                 evaluate(
                     EvalRequest(
@@ -126,7 +132,7 @@ def _measure_lake_runs(request: CardRequest, name: str, scheme: str) -> list[dic
 
     def measure(bn: str, baselines: bool) -> dict[str, Any]:
         lake = LakeRunsRequest(request.checkpoint, request.data_root, "head", bn, request.adaptation_steps,
-                               device=request.device, baselines=baselines)  # fmt: skip
+                               device=request.device, baselines=baselines, views=request.views)  # fmt: skip
         return run_to_end(evaluate_lake_runs(lake))
 
     inductive, transductive = measure("inductive", True), measure("transductive", False)
@@ -170,6 +176,14 @@ def _card_header(request: CardRequest, ckpt: dict[str, Any], recipe: str) -> lis
         f"- **Preprocessing**: Pillow, EXIF transpose, {'grayscale' if pre['channels'] == 1 else 'RGB'}, "
         + ("crop to the square around the ink (`--crop ink`), " if pre.get("crop", "none") == "ink" else "")
         + f"Lanczos resize to {pre['size']}x{pre['size']}, scale to [0, 1], mean {pre['mean']}, std {pre['std']}",
+        *(
+            [
+                f"- **Test-time views** (evaluation, the app and the export): every image's features averaged over "
+                f"{pre['views']} shifted, turned and scaled copies of it (`anil_engine.views`)"
+            ]
+            if pre.get("views", 1) > 1
+            else []
+        ),
         f"- **Head adaptation** (test time and the app): {ckpt['adaptation_steps']} SGD steps at fast_lr "
         f"{ckpt['fast_lr']} (meta-training's inner loop: {cfg.get('adaptation_steps', '?')} steps)",
         f"- **Training**: {metrics.get('iterations', '?')} meta-iterations, "
@@ -288,9 +302,10 @@ def _card_reproduce(request: CardRequest, ckpt: dict[str, Any]) -> list[str]:
     scheme = ckpt["dataset"].get("split_scheme", "vinyals")
     settings = parse_settings(r.settings)
     ways, shots, within = next((s for s in settings if s[2] != LAKE_RUNS), (20, 1, None))
+    views = f" --views {r.views}" if r.views is not None else ""
     lake_runs = ["# Lake et al.'s 20 runs:"] if any(s[2] == LAKE_RUNS for s in settings) else []
     if lake_runs:
-        lake_runs.append(f"anil-studio lake-runs --checkpoint {r.checkpoint} --data-root DATA --baselines")
+        lake_runs.append(f"anil-studio lake-runs --checkpoint {r.checkpoint} --data-root DATA --baselines{views}")
     return [
         "",
         "## Reproduce",
@@ -299,11 +314,11 @@ def _card_reproduce(request: CardRequest, ckpt: dict[str, Any]) -> list[str]:
         f"anil-studio card --checkpoint {r.checkpoint} --data-root DATA --settings {r.settings} "
         f"--episodes {r.episodes} --query {r.query} --seed {r.seed}{' --baselines' if r.baselines else ''}"
         f"{f' --adaptation-steps {r.adaptation_steps}' if r.adaptation_steps is not None else ''}"
-        f"{f' --recipe {r.recipe_file}' if r.recipe_file else ''}{' --write' if r.write else ''} --out {r.out}",
+        f"{views}{f' --recipe {r.recipe_file}' if r.recipe_file else ''}{' --write' if r.write else ''} --out {r.out}",
         "# one row:",
         f"anil-studio eval --checkpoint {r.checkpoint} --dataset {name} --split-scheme {scheme} --data-root DATA "
         f"--split test --ways {ways} --shots {shots} --query {r.query} --episodes {r.episodes} "
-        f"--bn inductive --seed {r.seed}{f' --episodes-within {within}' if within else ''} --json",
+        f"--bn inductive --seed {r.seed}{f' --episodes-within {within}' if within else ''}{views} --json",
         *lake_runs,
         "```",
         "",

@@ -207,7 +207,7 @@ class FewShotClassifier:
         if self._session is not None:
             return torch.from_numpy(self._session.run(None, {"images": batch.numpy()})[0])
         with torch.no_grad():
-            return self.model.forward_features(batch.to(self.device)).cpu()
+            return self.model.test_features(batch.to(self.device)).cpu()
 
     def mirrored_features(self, paths: list[Path]) -> tuple[torch.Tensor, list[Path]]:
         """Cached features of the mirror images of `paths` (computed by `iter_features(..., mirrored=True)`)."""

@@ -58,6 +58,21 @@ def check_crop(crop: str) -> None:
         raise ConfigError(f"crop must be one of {CROPS}, got {crop!r}")
 
 
+# Test-time views (`anil_engine.views`): every image's features averaged over this many fixed copies of it
+# (1: the image alone; 5: + one-pixel shifts; 9: + rotations of +-8 degrees and scalings 0.9 and 1.1).
+VIEW_COUNTS = (1, 5, 9)
+
+
+def check_views(views: int, channels: int | None = None) -> None:
+    if views not in VIEW_COUNTS:
+        raise ConfigError(f"views must be one of {VIEW_COUNTS}, got {views!r}")
+    if views > 1 and channels is not None and channels != 1:
+        raise ConfigError(
+            f"views {views}: averaging views is for drawings on white paper (1-channel models); this model reads "
+            "colour photos, where it was never measured; use views 1"
+        )
+
+
 def check_layers(layers: int, input_size: int) -> None:
     if layers not in CNN4_LAYERS:
         raise ConfigError(
@@ -131,6 +146,9 @@ class Preprocessing:
     then subtracts `mean` and divides by `std` per channel. `crop` "ink" first
     frames the image as a square around its dark pixels (`images.ink_crop`: a
     drawing on light paper fills the input whatever its size and position).
+    `views` > 1: at test time the trunk's features are averaged over that many
+    shifted, rotated and scaled copies of the input (`anil_engine.views`); training
+    never sees them.
     """
 
     size: int = 28
@@ -138,6 +156,7 @@ class Preprocessing:
     mean: tuple[float, ...] = (0.0,)
     std: tuple[float, ...] = (1.0,)
     crop: str = "none"
+    views: int = 1
 
     def __post_init__(self) -> None:
         if self.size < 16:
@@ -149,14 +168,26 @@ class Preprocessing:
         if any(s <= 0 for s in self.std):
             raise ConfigError(f"std values must be > 0, got {self.std}")
         check_crop(self.crop)
+        check_views(self.views, self.channels)
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"size": self.size, "channels": self.channels, "mean": list(self.mean), "std": list(self.std)}
-        return d if self.crop == "none" else {**d, "crop": self.crop}  # checkpoints before crop stay as they were
+        d: dict[str, Any] = {
+            "size": self.size,
+            "channels": self.channels,
+            "mean": list(self.mean),
+            "std": list(self.std),
+        }
+        # Checkpoints from before crop and views stay as they were.
+        return (
+            d
+            | ({} if self.crop == "none" else {"crop": self.crop})
+            | ({} if self.views == 1 else {"views": self.views})
+        )
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Preprocessing:
-        return cls(int(d["size"]), int(d["channels"]), tuple(d["mean"]), tuple(d["std"]), str(d.get("crop", "none")))
+        return cls(int(d["size"]), int(d["channels"]), tuple(d["mean"]), tuple(d["std"]), str(d.get("crop", "none")),
+                   int(d.get("views", 1)))  # fmt: skip
 
 
 # CNN4 conv blocks (`layers`): 1, 2 or 4 pool the image 16x in all (learn2learn's max-pool factors); 5 blocks
@@ -359,9 +390,12 @@ class EvalConfig:
     flip: bool | None = None
     # None: classes from the whole split; "alphabet": every episode's classes from one alphabet (see WITHIN).
     within: str | None = None
+    views: int | None = None  # test-time views (VIEW_COUNTS); None: the checkpoint's
 
     def __post_init__(self) -> None:
         _positive("episodes", self.episodes)
+        if self.views is not None:
+            check_views(self.views)
         if self.within is not None and self.within not in WITHIN:
             raise ConfigError(f"within must be one of {WITHIN}, got {self.within!r}")
         if self.head_init is not None and self.head_init not in HEAD_INITS:
@@ -466,7 +500,12 @@ class CardRequest:
     device: str = "auto"
     baselines: bool = False
     adaptation_steps: int | None = None  # head-adaptation steps to evaluate with (default: the checkpoint's)
-    write: bool = False  # also store the results (and adaptation_steps) in the checkpoint, after the card
+    views: int | None = None  # test-time views to evaluate with (VIEW_COUNTS; default: the checkpoint's)
+    write: bool = False  # also store the results (and adaptation_steps, views) in the checkpoint, after the card
+
+    def __post_init__(self) -> None:
+        if self.views is not None:
+            check_views(self.views)
 
     @property
     def recipe_file(self) -> str:
@@ -511,8 +550,11 @@ class LakeRunsRequest:
     table: str | None = None  # None: the shipped table of Lake's runs
     redraws: int = 0  # also this many random drawer pairs per run (`redrawn_runs`), the model and the ncm
     seed: int = 0  # of the redrawn pairs
+    views: int | None = None  # test-time views (VIEW_COUNTS); None: the checkpoint's
 
     def __post_init__(self) -> None:
+        if self.views is not None:
+            check_views(self.views)
         if self.method not in METHODS:
             raise ConfigError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.bn not in BN_MODES:

@@ -15,7 +15,7 @@ import torch
 from anil_engine.adaptation import adapt_head, initial_head
 from anil_engine.config import EvalConfig
 from anil_engine.datasets.base import ImageTensorDataset
-from anil_engine.models import AnilModel, batch_statistics, head_logits
+from anil_engine.models import AnilModel, batch_statistics, head_logits, model_with_views
 from anil_engine.tasks import FastEpisodeSampler, class_groups, labels_dataset, support_query_masks, to_float
 
 
@@ -57,7 +57,7 @@ def features_for(
     ctx = batch_statistics(model.trunk) if bn == "transductive" else contextlib.nullcontext()
     with torch.no_grad(), ctx:
         x = to_float(images, device).contiguous(memory_format=torch.channels_last)
-        return model.forward_features(x)
+        return model.test_features(x)
 
 
 def nearest_class_mean(
@@ -209,9 +209,10 @@ def evaluate(
 
     Returns:
         {"accuracy", "ci95" (percent), "episodes", "ways", "shots", "query", "bn",
-        "seed", "fast_lr", "adaptation_steps", "head_init", "seconds", "trunk_engine", "features_once"}
+        "seed", "fast_lr", "adaptation_steps", "head_init", "seconds", "trunk_engine", "features_once", "views"}
     """
     task = config.task
+    model = model_with_views(model, config.views)
     lr = config.fast_lr if config.fast_lr is not None else fast_lr
     steps = config.adaptation_steps if config.adaptation_steps is not None else adaptation_steps
     session = onnx_trunk_session(model, config.bn) if (str(device) == "cpu" and use_onnx) else None
@@ -236,6 +237,7 @@ def evaluate(
         )
         result["trunk_engine"] = "onnxruntime" if session is not None else "torch"
         result["features_once"] = True
+        result["views"] = model.preprocessing.views
         return result
     model = model.to(device, memory_format=torch.channels_last)
     # learn2learn's episodes for this seed, without its pipeline (or, `within` an alphabet, Lake's).
@@ -263,6 +265,7 @@ def evaluate(
         **_summary(accuracies, config, lr, steps, words, start),
         "trunk_engine": "onnxruntime" if session is not None else "torch",
         "features_once": False,
+        "views": model.preprocessing.views,
     }
 
 
@@ -307,7 +310,7 @@ def evaluate_checkpoint(request: EvalRequest) -> Generator[EvalProgress, None, d
     from anil_engine.models import calibrate_batchnorm, model_from_checkpoint
 
     ckpt = load_checkpoint(checkpoint)
-    model = model_from_checkpoint(ckpt, checkpoint)
+    model = model_with_views(model_from_checkpoint(ckpt, checkpoint), config.views)  # refused before the data
     name = dataset or ckpt["dataset"].get("name", "omniglot")
     scheme = split_scheme or ckpt["dataset"].get("split_scheme", "vinyals")
     pre = model.preprocessing

@@ -50,8 +50,9 @@ class _Classifier(nn.Module):
 
 
 def _frozen_trunk(model: AnilModel) -> nn.Module:
-    """A CPU, eval-mode, contiguous copy of the trunk (the caller's model is left untouched)."""
-    return copy.deepcopy(model.trunk).cpu().eval().to(memory_format=torch.contiguous_format)
+    """A CPU, eval-mode, contiguous copy of the trunk with its test-time views (`AnilModel.test_trunk`; the
+    caller's model is left untouched)."""
+    return copy.deepcopy(model.test_trunk()).cpu().eval().to(memory_format=torch.contiguous_format)
 
 
 def _to_onnx_bytes(module: nn.Module, example: torch.Tensor, output: str) -> bytes:
@@ -229,6 +230,7 @@ def _preprocessing_metadata(model: AnilModel) -> dict[str, str]:
     return {
         "anil_studio.version": __version__,
         "anil_studio.crop": pre.crop,
+        "anil_studio.views": str(pre.views),
         "anil_studio.input_size": str(pre.size),
         "anil_studio.channels": str(pre.channels),
         "anil_studio.mean": json.dumps(list(pre.mean)),
@@ -241,6 +243,12 @@ def _preprocessing_metadata(model: AnilModel) -> dict[str, str]:
             + "resize to "
             + f"{pre.size}x{pre.size} with Lanczos, float32 in [0, 1] (pixel / 255), layout NCHW. "
             + "Mean/std normalisation is inside the graph."
+            + (
+                f" The graph averages the features of {pre.views} shifted, turned and scaled copies of every image "
+                "(test-time views, made inside the graph)."
+                if pre.views > 1
+                else ""
+            )
         ),
     }
 

@@ -142,19 +142,19 @@ def evaluate_lake_runs(request: LakeRunsRequest) -> Generator[EvalProgress, None
 
     Returns:
         {"error", "ci95", "accuracy" (%), "errors" (per run), "runs", "queries", "method", "bn",
-        "adaptation_steps", "fast_lr", "head_init", "checkpoint", "published"} and, with `baselines`,
+        "adaptation_steps", "fast_lr", "head_init", "views", "checkpoint", "published"} and, with `baselines`,
         {"baselines": {name: {"error", "ci95", "accuracy", "errors"}}}; with `redraws`, {"redrawn": {"draws",
         "seed", method: {...}, "ncm": {...}, with `baselines` "mhd": {...}}}, each run's error the mean over its
         redrawn runs.
     """
     from anil_engine.checkpoint import load_checkpoint
     from anil_engine.config import resolve_device
-    from anil_engine.models import model_from_checkpoint
+    from anil_engine.models import model_from_checkpoint, model_with_views
 
     table = request.table or LAKE_RUNS_TABLE
     ckpt = load_checkpoint(request.checkpoint)
     _refuse_seen_characters(ckpt, request.checkpoint, table)
-    model = model_from_checkpoint(ckpt, request.checkpoint)
+    model = model_with_views(model_from_checkpoint(ckpt, request.checkpoint), request.views)
     runs = load_lake_runs(request.data_root, table)
     device = resolve_device(request.device)
     model = model.to(device)
@@ -175,6 +175,7 @@ def evaluate_lake_runs(request: LakeRunsRequest) -> Generator[EvalProgress, None
         "adaptation_steps": steps,
         "fast_lr": lr,
         "head_init": head_init,
+        "views": model.preprocessing.views,
         "checkpoint": request.checkpoint,
         "published": dict(PUBLISHED_ERRORS),
     }

@@ -12,6 +12,8 @@ the base and lays the stored tensors over it.
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +24,7 @@ from torch import nn
 from anil_engine.backbones import Backbone, get_backbone
 from anil_engine.config import ModelConfig, Preprocessing
 from anil_engine.errors import CheckpointError, ConfigError
+from anil_engine.views import with_views
 
 
 @contextlib.contextmanager
@@ -101,6 +104,16 @@ class AnilModel(nn.Module):
         """(n, c, h, w) in [0, 1] -> (n, num_features)."""
         return self.trunk(x)
 
+    def test_trunk(self) -> nn.Module:
+        """The trunk as evaluation, the app and the ONNX export run it: averaged over the model's test-time
+        views (`preprocessing.views`, `anil_engine.views`), or the trunk itself for 1 view. Training uses
+        `trunk` / `forward_features`, never the views."""
+        return with_views(self.trunk, self.preprocessing.size, self.preprocessing.views)
+
+    def test_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(n, c, h, w) in [0, 1] -> (n, num_features) through `test_trunk`."""
+        return self.test_trunk()(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(n, c, h, w) in [0, 1] -> logits (n, ways)."""
         return self.forward_head(self.forward_features(x))
@@ -174,6 +187,16 @@ def model_from_checkpoint(ckpt: dict[str, Any], path: str = "checkpoint") -> Ani
     except (TypeError, KeyError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: the weights do not fit the model it describes ({exc})") from exc
     return model
+
+
+def model_with_views(model: AnilModel, views: int | None) -> AnilModel:
+    """`model` itself for None or its own views, else a shallow copy (the same weights) with `views` test-time
+    views: evaluating another number of views leaves the caller's model as it was."""
+    if views is None or views == model.preprocessing.views:
+        return model
+    other = copy.copy(model)
+    other.preprocessing = dataclasses.replace(model.preprocessing, views=views)  # checks views and channels
+    return other
 
 
 def calibrate_batchnorm(model: AnilModel, images: torch.Tensor, batch_size: int = 256) -> None:

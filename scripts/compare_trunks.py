@@ -30,16 +30,15 @@ from pathlib import Path
 
 import scipy.stats
 import torch
-import torchvision.transforms.v2.functional as TF
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from anil_engine.checkpoint import atomic_write_bytes, load_checkpoint  # noqa: E402
-from anil_engine.config import TaskSpec  # noqa: E402
+from anil_engine.config import VIEW_COUNTS, TaskSpec  # noqa: E402
 from anil_engine.datasets import ImageTensorDataset, load_dataset  # noqa: E402
 from anil_engine.evaluation import mean_ci95, nearest_class_mean, onnx_trunk_session, split_features  # noqa: E402
 from anil_engine.jobs import run_to_end  # noqa: E402
-from anil_engine.models import AnilModel, model_from_checkpoint  # noqa: E402
+from anil_engine.models import AnilModel, model_from_checkpoint, model_with_views  # noqa: E402
 from anil_engine.tasks import (  # noqa: E402
     FastEpisodeSampler,
     class_groups,
@@ -48,27 +47,13 @@ from anil_engine.tasks import (  # noqa: E402
     to_float,
 )
 
-# (angle in degrees, shift in pixels (x, y), scale) of each view; the first n make `--views n`.
-VIEWS = ((0.0, (0, 0), 1.0), (0.0, (1, 0), 1.0), (0.0, (-1, 0), 1.0), (0.0, (0, 1), 1.0), (0.0, (0, -1), 1.0),
-         (-8.0, (0, 0), 1.0), (8.0, (0, 0), 1.0), (0.0, (0, 0), 0.9), (0.0, (0, 0), 1.1))  # fmt: skip
-VIEW_COUNTS = (1, 5, 9)  # the original; + 4 one-pixel shifts; + 2 rotations and 2 scalings
-
 
 def view_features(model: AnilModel, images: torch.Tensor, views: int) -> torch.Tensor:
-    """Inductive features of `images` (uint8), averaged over the first `views` of VIEWS.
-
-    Pixels a view moves in from outside the image are white (the paper of Omniglot's drawings).
-    """
-    session = onnx_trunk_session(model)
-    total = None
-    for angle, shift, scale in VIEWS[:views]:
-        warped = images if (angle, shift, scale) == VIEWS[0] else TF.affine(
-            images, angle=angle, translate=list(shift), scale=scale, shear=[0.0, 0.0],
-            interpolation=TF.InterpolationMode.BILINEAR, fill=255,
-        )  # fmt: skip
-        features = run_to_end(split_features(model, warped, session=session))
-        total = features if total is None else total + features
-    return total / views
+    """Inductive features of `images` (uint8) with `views` test-time views (`anil_engine.views`: the same
+    averaging the card, the app and the export do for a model that has them); the checkpoint's own setting is
+    replaced, so `--views-a 1` measures a trunk without them."""
+    model = model_with_views(model, views)
+    return run_to_end(split_features(model, images, session=onnx_trunk_session(model)))
 
 
 @torch.no_grad()

@@ -17,7 +17,7 @@ from anil_engine.cli._common import (
     drive,
     emit_json,
 )
-from anil_engine.config import BN_MODES, METHODS, WITHIN, CardRequest, EvalConfig, LakeRunsRequest
+from anil_engine.config import BN_MODES, METHODS, VIEW_COUNTS, WITHIN, CardRequest, EvalConfig, LakeRunsRequest
 from anil_engine.errors import ConfigError
 
 
@@ -58,6 +58,17 @@ def _add_bn_method(p: argparse.ArgumentParser, cls: type, per_batch: str) -> Non
     )
 
 
+def _add_views(p: argparse.ArgumentParser, stored: str = "") -> None:
+    p.add_argument(
+        "--views",
+        type=int,
+        choices=VIEW_COUNTS,
+        default=None,
+        help="test-time views: average every image's features over this many shifted, turned and scaled copies "
+        f"of it (drawings only; 1: the image alone){stored} (default: the checkpoint's)",
+    )
+
+
 def _add_eval(e: argparse.ArgumentParser) -> None:
     d = EvalConfig
     e.add_argument("--checkpoint", required=True, help="checkpoint file (.pt)")
@@ -82,6 +93,7 @@ def _add_eval(e: argparse.ArgumentParser) -> None:
         action="store_true",
         help="baseline: a randomly initialised trunk (seeded, BatchNorm statistics from training images)",
     )
+    _add_views(e)
     add_device(e)
     e.add_argument("--json", action="store_true", help="print one JSON object")
     add_quiet(e)
@@ -114,10 +126,11 @@ def _add_card(c: argparse.ArgumentParser) -> None:
         help="head-adaptation steps to evaluate with (test time and the app; with --write also stored in the "
         "checkpoint); meta-training's inner loop is unchanged (the checkpoint's value)",
     )
+    _add_views(c, "; with --write also stored in the checkpoint, so the app, classify and export use them")
     c.add_argument(
         "--write",
         action="store_true",
-        help="also store the results (and --adaptation-steps) in the checkpoint, once the card is written; "
+        help="also store the results (and --adaptation-steps, --views) in the checkpoint, once the card is written; "
         "without it the checkpoint is not changed",
     )
     c.add_argument(
@@ -162,6 +175,7 @@ def _add_lake_runs(r: argparse.ArgumentParser) -> None:
     r.add_argument(
         "--seed", type=int, default=config_default(LakeRunsRequest, "seed"), help="of the redraws (%(default)s)"
     )
+    _add_views(r)
     add_device(r)
     r.add_argument("--json", action="store_true", help="print one JSON object")
     add_quiet(r)
@@ -173,7 +187,7 @@ def cmd_lake_runs(args: argparse.Namespace) -> int:
 
     request = LakeRunsRequest(args.checkpoint, args.data_root, args.method, args.bn, args.adaptation_steps,
                               args.fast_lr, args.device, args.baselines, redraws=args.redraws,
-                              seed=args.seed)  # fmt: skip
+                              seed=args.seed, views=args.views)  # fmt: skip
     desc = f"Lake's runs {args.bn}" + (" + baselines" if args.baselines else "")
     result = drive(evaluate_lake_runs(request), args.quiet or args.json,
                    lambda p: (desc, p.episodes, p.episode), lambda p: {"acc": f"{p.accuracy:.1f}"})  # fmt: skip
@@ -232,6 +246,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         args.head_init,
         args.flip,
         args.episodes_within,
+        args.views,
     )
     request = EvalRequest(
         args.checkpoint, root, config, args.dataset, args.split, args.split_scheme, args.device, args.random_trunk
@@ -268,6 +283,8 @@ def cmd_card(args: argparse.Namespace) -> int:
         settings = [(ways, shots) for ways, shots, within in parse_settings(args.settings) if within is None]
         if len(settings) < len(parse_settings(args.settings)):
             raise ConfigError("card --photo: @alphabet and lake-runs settings are for Omniglot cards; remove them")
+        if args.views is not None:
+            raise ConfigError("card --photo: --views is for drawings (1-channel models), not photos; remove it")
         write_photo_card(args.checkpoint, args.data_root, args.out, settings, args.episodes, args.seed,
                          args.compare, args.recipe, args.write)  # fmt: skip
         print(f"wrote {args.out}")
@@ -284,6 +301,7 @@ def cmd_card(args: argparse.Namespace) -> int:
         args.device,
         args.baselines,
         args.adaptation_steps,
+        args.views,
         args.write,
     )
     write_card(request, lambda r: run_eval(r, quiet=args.quiet))
