@@ -21,10 +21,18 @@ from anil_engine.environment import machine_description
 from anil_engine.errors import ConfigError
 
 RESULT_KEYS = ("ways", "shots", "query", "bn", "accuracy", "ci95", "episodes", "seed", "split", "split_scheme",
-               "dataset", "method", "trunk", "within")  # fmt: skip
-# (BatchNorm, method, random trunk) of each column: the two protocols, then the baselines.
-VARIANTS = (("inductive", "head", False), ("transductive", "head", False))
-BASELINES = (("inductive", "head", True), ("inductive", "ncm", False))
+               "dataset", "method", "trunk", "within", "views")  # fmt: skip
+# (BatchNorm, method, random trunk, views: None = the model's) of each column: the two protocols, then the
+# baselines. A model with test-time views gets its transductive column without them (per-episode batches
+# through the trunk: 9 views would take about 5 h of a 2-core CPU for one card) and a column of the app's
+# inductive protocol without them, so the card shows what the views add on the same episodes.
+VARIANTS = (("inductive", "head", False, None), ("transductive", "head", False, None))
+VIEWS_VARIANTS = (
+    ("inductive", "head", False, None),
+    ("transductive", "head", False, 1),
+    ("inductive", "head", False, 1),
+)
+BASELINES = (("inductive", "head", True, None), ("inductive", "ncm", False, None))
 
 
 SETTINGS_FORM = (
@@ -79,7 +87,8 @@ def write_card(request: CardRequest, evaluate: Callable[[Any], dict[str, Any]]) 
         ckpt["preprocessing"] = Preprocessing.from_dict({**ckpt["preprocessing"], "views": request.views}).to_dict()
     rows = _measure(request, ckpt, evaluate)
     results = [r for row in rows for r in row]
-    lines = _card_header(request, ckpt, recipe) + _card_table(request, rows) + _card_reproduce(request, ckpt)
+    lines = _card_header(request, ckpt, recipe) + _card_table(request, rows, _views(ckpt))
+    lines += _card_reproduce(request, ckpt)
     atomic_write_bytes("\n".join(lines).encode(), request.out)
     if request.write:
         ckpt["test_results"] = [{k: r.get(k) for k in RESULT_KEYS} for r in results]
@@ -94,6 +103,7 @@ def _measure(
 
     name = ckpt["dataset"].get("name", "omniglot")
     scheme = ckpt["dataset"].get("split_scheme", "vinyals")
+    variants = VIEWS_VARIANTS if _views(ckpt) > 1 else VARIANTS
     rows = []
     for ways, shots, within in parse_settings(request.settings):
         if within == LAKE_RUNS:
@@ -102,10 +112,10 @@ def _measure(
         row = []
         # Within an alphabet the nearest-class-mean baseline is always measured: it is the bar to compare with.
         baselines = BASELINES if request.baselines else BASELINES[1:] if within else ()
-        for bn, method, random_trunk in VARIANTS + baselines:
+        for bn, method, random_trunk, views in variants + baselines:
             config = EvalConfig(TaskSpec(ways, shots, request.query), request.episodes, bn, request.seed,
                                 adaptation_steps=request.adaptation_steps, method=method, within=within,
-                                views=request.views)  # fmt: skip
+                                views=views or request.views)  # fmt: skip
             row.append(
                 evaluate(
                     EvalRequest(
@@ -122,6 +132,11 @@ def _measure(
             )
         rows.append(row)
     return rows
+
+
+def _views(ckpt: dict[str, Any]) -> int:
+    """The test-time views the card measures (the checkpoint's, with `--views` already laid over them)."""
+    return int(ckpt["preprocessing"].get("views", 1))
 
 
 def _measure_lake_runs(request: CardRequest, name: str, scheme: str) -> list[dict[str, Any]]:
@@ -146,7 +161,8 @@ def _measure_lake_runs(request: CardRequest, name: str, scheme: str) -> list[dic
         row.append({"ways": 20, "shots": 1, "query": 1, "bn": bn, "accuracy": result["accuracy"],
                     "ci95": result["ci95"], "episodes": inductive["runs"], "seed": None, "split": "test",
                     "split_scheme": scheme, "dataset": name, "method": method, "trunk": "trained",
-                    "within": LAKE_RUNS, "error": result["error"]})  # fmt: skip
+                    "within": LAKE_RUNS, "error": result["error"],
+                    "views": None if method == "mhd" else inductive["views"]})  # fmt: skip
     return row
 
 
@@ -219,41 +235,56 @@ def _pretraining_line(record: dict[str, Any] | None) -> list[str]:
     ]
 
 
-def _card_table(request: CardRequest, rows: list[list[dict[str, Any]]]) -> list[str]:
+def _protocol_columns(views: int) -> str:
+    """The table's first columns: the app's protocol, learn2learn's, and for a model with test-time views the
+    app's protocol without them."""
+    if views == 1:
+        return "| setting | inductive BN (the app's) | transductive BN (learn2learn's) |"
+    return (f"| setting | inductive BN, {views} views (the app's) | transductive BN (learn2learn's), the image alone "
+            "| inductive BN, the image alone |")  # fmt: skip
+
+
+def _card_table(request: CardRequest, rows: list[list[dict[str, Any]]], views: int) -> list[str]:
     baselines = request.baselines
     lines = [
         f"## Test accuracy ({request.episodes} episodes, {request.query} query images per class, seed "
         f"{request.seed}, mean ± 95% CI)",
         "",
-        "| setting | inductive BN (the app's) | transductive BN (learn2learn's) |"
+        _protocol_columns(views)
         + (
             " baseline: random trunk, same head adaptation | baseline: nearest class mean, trained trunk |"
             if baselines
             else ""
         ),
-        "|---|---|---|" + ("---|---|" if baselines else ""),
+        "|---|---|---|" + ("---|" if views > 1 else "") + ("---|---|" if baselines else ""),
     ]
     for row in (r for r in rows if not r[0].get("within")):
         cells = " | ".join(f"{r['accuracy']:.2f} ± {r['ci95']:.2f}" for r in row)
         lines.append(f"| {row[0]['ways']}-way {row[0]['shots']}-shot | {cells} |")
-    lines += _within_table([r for r in rows if r[0].get("within") not in (None, LAKE_RUNS)], baselines)
-    lines += _lake_runs_table([r for r in rows if r[0].get("within") == LAKE_RUNS])
+    lines += _within_table([r for r in rows if r[0].get("within") not in (None, LAKE_RUNS)], baselines, views)
+    lines += _lake_runs_table([r for r in rows if r[0].get("within") == LAKE_RUNS], views)
     lines += [
         "",
         "Inductive: eval-mode BatchNorm with running statistics, each image independent (what the app does).",
         "Transductive: BatchNorm uses each episode's batch statistics (learn2learn's test protocol).",
     ]
+    if views > 1:
+        lines.append(
+            f"{views} views: every image's features averaged over {views} slightly shifted, turned and scaled copies "
+            "of it (test-time views, `anil_engine.views`; what the app, `classify` and the export do with this "
+            "model); the image alone: the same episodes without them (`eval --views 1`)."
+        )
     if baselines:
         lines.append(
             "Baselines (inductive, the same episodes: same seed): a randomly initialised trunk (seeded by the "
             "episode seed, BatchNorm statistics from 1,024 training images) with the same head adaptation "
             "(`eval --random-trunk`), and nearest-class-mean classification on the trained features "
-            "(`eval --method ncm`)."
+            "(`eval --method ncm`)" + (f", both with the model's {views} views." if views > 1 else ".")
         )
     return lines
 
 
-def _within_table(rows: list[list[dict[str, Any]]], baselines: bool) -> list[str]:
+def _within_table(rows: list[list[dict[str, Any]]], baselines: bool, views: int) -> list[str]:
     """Lake et al.'s one-shot protocol: every episode's classes are unrotated characters of one alphabet."""
     if not rows:
         return []
@@ -265,8 +296,8 @@ def _within_table(rows: list[list[dict[str, Any]]], baselines: bool) -> list[str
         "look alike). Humans: 4.5 % error (95.5 % accuracy), Bayesian Program Learning: 3.3 % (96.7 %), on "
         "Lake et al.'s 20 runs x 20 queries of 20-way 1-shot; these rows use 1,000 seeded episodes.",
         "",
-        "| setting | inductive BN (the app's) | transductive BN | baseline: nearest class mean, trained trunk |",
-        "|---|---|---|---|",
+        _protocol_columns(views) + " baseline: nearest class mean, trained trunk |",
+        "|---|---|---|---|" + ("---|" if views > 1 else ""),
     ]
     for row in rows:
         kept = [r for r in row if not (baselines and r.get("trunk") == "random")]
@@ -275,7 +306,7 @@ def _within_table(rows: list[list[dict[str, Any]]], baselines: bool) -> list[str
     return lines
 
 
-def _lake_runs_table(rows: list[list[dict[str, Any]]]) -> list[str]:
+def _lake_runs_table(rows: list[list[dict[str, Any]]], views: int) -> list[str]:
     """The runs humans and BPL were scored on: error in %, as Lake et al. report it."""
     if not rows:
         return []
@@ -287,7 +318,12 @@ def _lake_runs_table(rows: list[list[dict[str, Any]]]) -> list[str]:
         "Lake et al.'s 20 fixed 20-way 1-shot runs (`anil-studio lake-runs`): each within one evaluation alphabet, "
         "the one support drawing and the query drawings of each character by different people, 20 queries per "
         "run (400 in all). **Error** in %, mean ± 95% CI over the 20 runs. Published on the same runs: humans "
-        "4.5 %, Bayesian Program Learning 3.3 %, Lake's pixel baseline (Modified Hausdorff Distance) 38.8 %.",
+        "4.5 %, Bayesian Program Learning 3.3 %, Lake's pixel baseline (Modified Hausdorff Distance) 38.8 %."
+        + (
+            f" The model's columns, transductive too, with its {views} test-time views (800 images in all)."
+            if views > 1
+            else ""
+        ),
         "",
         "| error in % | inductive BN (the app's) | transductive BN | baseline: nearest class mean, trained trunk "
         "| baseline: Modified Hausdorff Distance (pixels) |",

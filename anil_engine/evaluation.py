@@ -225,12 +225,10 @@ def evaluate(
         features_once = model.backbone.pretrained is not None or bool(config.flip) or other_start or fewer
     if config.bn == "inductive" and features_once:
         n = len(data) * (2 if config.flip else 1)
-        feats = yield from _progress_of(split_features(model, data.images, False, session), config.episodes, 0, n)
+        feats = yield from _remembered(model, data.images, False, session, config.episodes, 0, n)
         flipped = None
         if config.flip:
-            flipped = yield from _progress_of(
-                split_features(model, data.images, True, session), config.episodes, len(data), n
-            )
+            flipped = yield from _remembered(model, data.images, True, session, config.episodes, len(data), n)
         head = (model.head.weight, model.head.bias)
         result = yield from evaluate_features(
             feats, data.labels, config, head, lr, steps, flipped, progress_every, data.class_names
@@ -340,6 +338,29 @@ def evaluate_checkpoint(request: EvalRequest) -> Generator[EvalProgress, None, d
         }
     )
     return result
+
+
+# Inductive features of whole splits, kept for the process's next evaluation of the same trunk on the same images
+# (a card measures one split in 5-10 settings; with 9 test-time views each pass over the split takes minutes).
+_REMEMBERED: dict[tuple[str, str, bool], torch.Tensor] = {}
+REMEMBERED_SPLITS = 4
+
+
+def _remembered(
+    model: AnilModel, images: torch.Tensor, flip: bool, session: Any, episodes: int, offset: int, total: int
+) -> Generator[EvalProgress, None, torch.Tensor]:
+    """`split_features` under progress, or the features an earlier evaluation in this process computed."""
+    import hashlib
+
+    from anil_engine.export import trunk_cache_key
+
+    key = (trunk_cache_key(model), hashlib.sha256(images.contiguous().numpy().tobytes()).hexdigest(), flip)
+    if key not in _REMEMBERED:
+        features = yield from _progress_of(split_features(model, images, flip, session), episodes, offset, total)
+        while len(_REMEMBERED) >= REMEMBERED_SPLITS:
+            _REMEMBERED.pop(next(iter(_REMEMBERED)))
+        _REMEMBERED[key] = features
+    return _REMEMBERED[key]
 
 
 def _progress_of(

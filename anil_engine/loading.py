@@ -122,4 +122,6 @@ def status_line(loaded: LoadedModel, device: str) -> str:
     pre = loaded.info["preprocessing"]
     kind = "colour photos" if int(pre["channels"]) == 3 else "grayscale drawings"
     where = "the graphics card (CUDA)" if device.startswith("cuda") else "the CPU"
-    return f"Ready: {loaded.name} looks at {kind} ({pre['size']} x {pre['size']} pixels), on {where}."
+    views = int(pre.get("views", 1))
+    how = f", each seen {views} ways (slightly shifted, turned and resized)" if views > 1 else ""
+    return f"Ready: {loaded.name} looks at {kind} ({pre['size']} x {pre['size']} pixels){how}, on {where}."

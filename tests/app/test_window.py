@@ -1285,3 +1285,47 @@ def test_an_empty_window_tells_a_newcomer_what_to_do(qtbot, window, folder_root)
     window.classify_panel.clear()
     assert window.classify_panel.guide.isVisible()
     window.wait_for_jobs()
+
+
+def test_a_model_with_test_time_views_says_so_and_classifies_through_them(qtbot, window, tmp_path):
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from anil_engine.checkpoint import save_checkpoint
+    from anil_engine.classifier import FewShotClassifier
+    from anil_engine.config import ModelConfig, Preprocessing
+    from anil_engine.meta.trainrun import make_checkpoint
+    from anil_engine.models import AnilModel, calibrate_batchnorm
+
+    torch.manual_seed(0)
+    model = AnilModel(ModelConfig(8, 4, 1, 28, 2), Preprocessing(28, 1, (1.0,), (1.0,), views=9))
+    calibrate_batchnorm(model, torch.rand(64, 1, 28, 28))
+    ckpt = make_checkpoint(model.eval(), None, "anil", {}, {"name": "omniglot", "split_scheme": "lake"})
+    save_checkpoint({**ckpt, "fast_lr": 0.5, "adaptation_steps": 20}, tmp_path / "views.pt")
+    rng = np.random.default_rng(0)
+    for name in ("bars", "rings"):
+        for i in range(4):
+            im = Image.new("L", (40, 40), 255)
+            d = ImageDraw.Draw(im)
+            x, y = rng.integers(4, 12, 2)
+            (d.line if name == "bars" else d.ellipse)((x, y, x + 22, y + 22), fill=0, width=3)
+            where = tmp_path / ("support" if i < 3 else "query") / name
+            where.mkdir(parents=True, exist_ok=True)
+            im.save(where / f"{i}.png")
+    window.show()
+    with qtbot.waitSignal(window.model_loaded, timeout=TIMEOUT):
+        window.load_model(str(tmp_path / "views.pt"))
+    status = window.model_panel.status
+    assert status.isVisible() and "each seen 9 ways" in status.text()
+    assert window.classifier.model.preprocessing.views == 9
+    with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
+        drop(window.support_view, [tmp_path / "support" / "bars", tmp_path / "support" / "rings"])
+    queries = [tmp_path / "query" / "bars" / "3.png", tmp_path / "query" / "rings" / "3.png"]
+    with qtbot.waitSignal(window.classified, timeout=TIMEOUT):
+        drop(window.classify_panel, queries)
+    # The same answers as the engine's classifier on the model's view-averaged features (torch, no ONNX).
+    reference = FewShotClassifier(model, 0.5, 20)
+    reference.adapt([(c, sorted((tmp_path / "support" / c).iterdir())) for c in ("bars", "rings")])
+    for shown, expected in zip(window.classify_panel.predictions, reference.predict(queries)[0], strict=True):
+        assert shown.probabilities == pytest.approx(expected.probabilities, abs=1e-4)
+    window.wait_for_jobs()

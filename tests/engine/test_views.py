@@ -132,8 +132,9 @@ def test_eval_takes_views_and_the_card_stores_them(omniglot_root, tmp_path, caps
     assert results[None]["views"] == results[1]["views"] == 1 and results[9]["views"] == 9
     assert results[None]["accuracy"] == results[1]["accuracy"]
     card = tmp_path / "m.md"
-    args = ["card", "--checkpoint", str(tmp_path / "m.pt"), "--data-root", str(omniglot_root), "--settings", "5x1",
-            "--episodes", "6", "--query", "1", "--device", "cpu", "--views", "9", "--write", "--out", str(card)]  # fmt: skip
+    args = ["card", "--checkpoint", str(tmp_path / "m.pt"), "--data-root", str(omniglot_root), "--settings",
+            "5x1", "--episodes", "6", "--query", "1", "--device", "cpu", "--views", "9", "--write", "--out",
+            str(card)]  # fmt: skip
     assert main(args) == 0
     capsys.readouterr()
     text = card.read_text()
@@ -142,7 +143,18 @@ def test_eval_takes_views_and_the_card_stores_them(omniglot_root, tmp_path, caps
     stored = load_checkpoint(tmp_path / "m.pt")
     assert stored["preprocessing"]["views"] == 9
     (row,) = [line for line in text.splitlines() if line.startswith("| 5-way 1-shot |")]
-    assert row.strip("|").split("|")[1].strip() == f"{results[9]['accuracy']:.2f} ± {results[9]['ci95']:.2f}"
+    assert "| inductive BN, 9 views (the app's) | transductive BN (learn2learn's), the image alone |" in text
+    cells = [c.strip() for c in row.strip("|").split("|")[1:]]
+    # The app's protocol with the views, then (without them, 9x cheaper per episode) transductive, and the app's
+    # protocol on the image alone: what the views add, on the same episodes.
+    assert len(cells) == 3
+    assert cells[0] == f"{results[9]['accuracy']:.2f} ± {results[9]['ci95']:.2f}"
+    assert cells[2] == f"{results[1]['accuracy']:.2f} ± {results[1]['ci95']:.2f}"
+    assert main([*ev, "--bn", "transductive", "--views", "1"]) == 0
+    transductive = json.loads(capsys.readouterr().out)
+    assert cells[1] == f"{transductive['accuracy']:.2f} ± {transductive['ci95']:.2f}"
+    assert {(r["bn"], r["views"]) for r in stored["test_results"]} == {("inductive", 9), ("transductive", 1),
+                                                                        ("inductive", 1)}  # fmt: skip
     # The stored setting is eval's default now.
     assert main(ev) == 0
     assert json.loads(capsys.readouterr().out)["views"] == 9
@@ -157,3 +169,36 @@ def test_photo_models_and_odd_counts_are_refused_with_the_fix(app_checkpoint, tm
     assert "invalid choice: 4" in capsys.readouterr().err
     assert main(args) == 2
     assert "for drawings on white paper" in capsys.readouterr().err
+
+
+def test_a_card_s_evaluations_compute_a_split_s_features_once_per_trunk_and_views(omniglot_root, monkeypatch):
+    from anil_engine import evaluation
+    from anil_engine.config import EvalConfig, TaskSpec
+    from anil_engine.datasets import load_dataset
+    from anil_engine.jobs import run_to_end
+
+    monkeypatch.setattr(evaluation, "_REMEMBERED", {})
+    calls = []
+    real = evaluation.split_features
+
+    def counted(model, images, flip=False, session=None, batch=64):
+        calls.append((model.preprocessing.views, flip))
+        return (yield from real(model, images, flip, session, batch))
+
+    monkeypatch.setattr(evaluation, "split_features", counted)
+    torch.manual_seed(0)
+    model = AnilModel(ModelConfig(8, 4, 1, 16, 5), Preprocessing(16, 1, (1.0,), (1.0,)))
+    calibrate_batchnorm(model, torch.rand(32, 1, 16, 16))
+    data = load_dataset("omniglot", omniglot_root, "test", 16, 1, "vinyals")
+
+    def accuracy(views, ways, seed=0):
+        config = EvalConfig(TaskSpec(ways, 1, 1), 5, seed=seed, views=views)
+        return run_to_end(evaluation.evaluate(model.eval(), data, config, 0.4, 2, features_once=True))["accuracy"]
+
+    first = accuracy(1, 5)
+    assert accuracy(1, 5) == first and accuracy(1, 3, seed=1) >= 0 and calls == [(1, False)]
+    accuracy(9, 5)
+    assert calls == [(1, False), (9, False)]
+    # What was remembered is what a fresh computation gives.
+    monkeypatch.setattr(evaluation, "_REMEMBERED", {})
+    assert accuracy(1, 5) == first and len(calls) == 3
