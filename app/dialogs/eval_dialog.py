@@ -26,6 +26,7 @@ from anil_engine.config import (
     LAKE_RUNS,
     METHODS,
     SPLIT_SCHEMES,
+    VIEW_COUNTS,
     EvalConfig,
     LakeRunsRequest,
     TaskSpec,
@@ -97,6 +98,12 @@ class EvalDialog(QDialog):
             "protocol, characters that look alike); Lake et al.'s 20 runs are the fixed runs humans (4.5 % "
             "errors) and Bayesian Program Learning (3.3 %) were scored on, for a lake-split model"
         )
+        self.views = QComboBox()
+        self._set_views_choices(1, drawings=True)
+        self.views.setToolTip(
+            "Test-time views (drawings only): every image is also seen slightly shifted, turned and resized, and "
+            "its features averaged; 9 views cost 9 times the work. The model's own setting is the app's"
+        )
         self.dataset.currentTextChanged.connect(self._dataset_changed)
         self.protocol.currentIndexChanged.connect(self._protocol_changed)
         self._dataset_changed(self.dataset.currentText())
@@ -114,6 +121,9 @@ class EvalDialog(QDialog):
         form.addRow("Episodes", self.episodes)
         form.addRow("BatchNorm / method", hbox(self.bn, self.method))
         form.addRow("Seed / device", hbox(self.seed, self.device))
+        views_label = QLabel("&Views")  # Alt+V
+        views_label.setBuddy(self.views)
+        form.addRow(views_label, self.views)
         self.run_button = QPushButton("&Run")
         self.stop_button = QPushButton("Stop")
         self.stop_button.setEnabled(False)
@@ -144,10 +154,22 @@ class EvalDialog(QDialog):
             self.dataset.setCurrentText(dataset["name"])
         if dataset.get("split_scheme") in SPLIT_SCHEMES:
             self.split_scheme.setCurrentText(dataset["split_scheme"])
+        pre = info.get("preprocessing", {})
+        self._set_views_choices(int(pre.get("views", 1)), drawings=int(pre.get("channels", 1)) == 1)
         task = info.get("trained_task", {})
         for box, key in ((self.ways, "ways"), (self.shots, "shots")):
             if isinstance(task.get(key), int):
                 box.setValue(task[key])
+
+    def _set_views_choices(self, own: int, drawings: bool) -> None:
+        """The model's own test-time views first (what the app does), then the other counts; a photo model
+        has no choice (views are for drawings on white paper)."""
+        self.views.clear()
+        self.views.addItem(f"the model's ({own}: {'the image alone' if own == 1 else f'{own} views'})", None)
+        for n in VIEW_COUNTS:
+            if n != own and drawings:
+                self.views.addItem("1: the image alone" if n == 1 else f"{n} views", n)
+        self.views.setEnabled(drawings)
 
     def _dataset_changed(self, name: str) -> None:
         omniglot = name == "omniglot"
@@ -172,11 +194,13 @@ class EvalDialog(QDialog):
             self.seed.value(),
             method=self.method.currentText(),
             within=within,
+            views=self.views.currentData(),
         )
 
     def lake_runs_request(self) -> LakeRunsRequest:
         return LakeRunsRequest(self.checkpoint, self.data_root.text().strip(), self.method.currentText(),
-                               self.bn.currentText(), device=self.device.currentText())  # fmt: skip
+                               self.bn.currentText(), device=self.device.currentText(),
+                               views=self.views.currentData())  # fmt: skip
 
     def run(self) -> None:
         from anil_engine.evaluation import EvalRequest, evaluate_checkpoint
@@ -249,11 +273,12 @@ class EvalDialog(QDialog):
         if result is CANCELLED:
             self.status.setText("Stopped: no result (a mean over fewer episodes than asked is not reported).")
             return
+        views = f", {result['views']} views" if result.get("views", 1) > 1 else ""
         if "published" in result:  # Lake's runs
             line = (
                 f"error {result['error']:.2f} ± {result['ci95']:.2f} % — Lake et al.'s {result['runs']} runs "
                 f"(20-way 1-shot within one alphabet, {result['queries']} queries), {result['bn']}, "
-                f"{result['method']}; "
+                f"{result['method']}{views}; "
                 f"humans {result['published']['humans']} %, Bayesian Program Learning "
                 f"{result['published']['Bayesian Program Learning']} %"
             )
@@ -262,7 +287,7 @@ class EvalDialog(QDialog):
             line = (
                 f"{result['accuracy']:.2f} ± {result['ci95']:.2f} % — {result['dataset']} {result['split']}, "
                 f"{result['ways']}-way {result['shots']}-shot{within}, {result['query']} queries, "
-                f"{result['episodes']} episodes, {result['bn']}, {result['method']}, seed {result['seed']} "
+                f"{result['episodes']} episodes, {result['bn']}, {result['method']}{views}, seed {result['seed']} "
                 f"({result['seconds']:.0f} s)"
             )
         self.status.setText(line)

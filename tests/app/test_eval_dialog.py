@@ -82,3 +82,47 @@ def test_lake_s_runs_and_episodes_within_an_alphabet_from_the_dialog(qtbot, twen
         .text()
         .startswith(f"{cli['accuracy']:.2f} ± {cli['ci95']:.2f} % — omniglot test, 20-way 1-shot within one alphabet")
     )
+
+
+def test_test_time_views_are_chosen_in_the_dialog_for_drawings_only(qtbot, twenty_drawers, tmp_path, capsys):
+    """The Views box is shown and enabled for a drawings model, reached by Alt+V, and gives `eval --views`'s
+    accuracy; a photo model's box offers nothing else."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication
+
+    from anil_engine.cli import main
+    from app.dialogs.eval_dialog import EvalDialog
+
+    ckpt = _lake_checkpoint(tmp_path / "lake.pt")
+    d = EvalDialog()
+    qtbot.addWidget(d)
+    d.show()
+    d.set_checkpoint(str(ckpt), {"dataset": {"name": "omniglot", "split_scheme": "lake"},
+                                 "preprocessing": {"channels": 1, "views": 1}})  # fmt: skip
+    assert d.views.isVisible() and d.views.isEnabled()
+    assert [d.views.itemData(i) for i in range(d.views.count())] == [None, 5, 9]
+    assert d.views.currentText() == "the model's (1: the image alone)"
+    d.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is d, timeout=TIMEOUT)
+    d.data_root.setFocus()
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_V, Qt.KeyboardModifier.AltModifier)  # the label's mnemonic
+    qtbot.waitUntil(d.views.hasFocus, timeout=TIMEOUT)
+    qtbot.keyClick(d.views, Qt.Key.Key_End)
+    assert d.views.currentData() == 9 and d.config().views == 9 and d.lake_runs_request().views == 9
+    d.data_root.setText(str(twenty_drawers))
+    d.device.setCurrentText("cpu")
+    d.protocol.setCurrentIndex(d.protocol.findData("alphabet"))
+    for box, value in ((d.ways, 20), (d.shots, 1), (d.query, 1), (d.episodes, 5)):
+        box.setValue(value)
+    with qtbot.waitSignal(d.results.model().rowsInserted, timeout=TIMEOUT):
+        d.run_button.click()
+    qtbot.waitUntil(lambda: not d.job.running, timeout=TIMEOUT)
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(ckpt), "--data-root", str(twenty_drawers), "--ways", "20", "--shots",
+                 "1", "--query", "1", "--episodes", "5", "--episodes-within", "alphabet", "--device", "cpu",
+                 "--views", "9", "--json"]) == 0  # fmt: skip
+    cli = json.loads(capsys.readouterr().out)
+    line = d.results.item(0).text()
+    assert line.startswith(f"{cli['accuracy']:.2f} ± {cli['ci95']:.2f} %") and "head, 9 views" in line
+    d.set_checkpoint(str(ckpt), {"preprocessing": {"channels": 3}})
+    assert d.views.count() == 1 and not d.views.isEnabled() and d.config().views is None
