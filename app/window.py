@@ -64,7 +64,7 @@ class MainWindow(QMainWindow):
         self.classifier = None
         self.checkpoint_path: str | None = None
         self.checkpoint_sha256 = ""
-        self.checkpoint_info: dict[str, Any] = {}  # the current checkpoint's data set and trained task
+        self.checkpoint_info: dict[str, Any] = {}  # the current checkpoint's data set, trained task, preprocessing
         self.jobs: list[Job] = []
         self._adapt_pending = False
         self._adapt_job: Job | None = None
@@ -210,7 +210,7 @@ class MainWindow(QMainWindow):
         self.classifier = loaded.classifier
         self._set_export_enabled(False)  # until its head is adapted
         self.checkpoint_path, self.checkpoint_sha256 = loaded.path, loaded.sha256
-        self.checkpoint_info = {k: loaded.info.get(k, {}) for k in ("dataset", "trained_task")}
+        self.checkpoint_info = {k: loaded.info.get(k, {}) for k in ("dataset", "trained_task", "preprocessing")}
         if self.eval_dialog is not None:
             self.eval_dialog.set_checkpoint(loaded.path, self.checkpoint_info)
         self.model_panel.show_model(loaded)

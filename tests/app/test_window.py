@@ -1318,6 +1318,11 @@ def test_a_model_with_test_time_views_says_so_and_classifies_through_them(qtbot,
     status = window.model_panel.status
     assert status.isVisible() and "each seen 9 ways" in status.text()
     assert window.classifier.model.preprocessing.views == 9
+    menu_action(window, "Evaluate on a data set…").trigger()  # Ctrl+Shift+L: its Views box starts at the model's
+    views = window.eval_dialog.views
+    assert views.isVisible() and views.isEnabled() and views.currentText() == "the model's (9: 9 views)"
+    assert [views.itemData(i) for i in range(views.count())] == [None, 1, 5]
+    window.eval_dialog.close()
     with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
         drop(window.support_view, [tmp_path / "support" / "bars", tmp_path / "support" / "rings"])
     queries = [tmp_path / "query" / "bars" / "3.png", tmp_path / "query" / "rings" / "3.png"]
