@@ -108,22 +108,7 @@ class EvalDialog(QDialog):
         self.protocol.currentIndexChanged.connect(self._protocol_changed)
         self._dataset_changed(self.dataset.currentText())
         self._store_data_root = remember_data_roots(settings, self.dataset, self.data_root)
-        form = QFormLayout()
-        form.addRow("Checkpoint", self.checkpoint_label)
-        form.addRow("Data set", self.dataset)
-        root_label = QLabel("&Data root")  # Alt+D, Alt+W and Alt+R: the keyboard's way to Lake's runs
-        root_label.setBuddy(self.data_root)
-        form.addRow(root_label, path_row(self.data_root, True, self))
-        form.addRow("Omniglot split", self.split_scheme)
-        form.addRow("Episodes dra&wn", self.protocol)
-        form.addRow("Split", self.split)
-        form.addRow("Ways / shots / query", hbox(self.ways, self.shots, self.query))
-        form.addRow("Episodes", self.episodes)
-        form.addRow("BatchNorm / method", hbox(self.bn, self.method))
-        form.addRow("Seed / device", hbox(self.seed, self.device))
-        views_label = QLabel("&Views")  # Alt+V
-        views_label.setBuddy(self.views)
-        form.addRow(views_label, self.views)
+        form = self._form()
         self.run_button = QPushButton("&Run")
         self.stop_button = QPushButton("Stop")
         self.stop_button.setEnabled(False)
@@ -144,6 +129,26 @@ class EvalDialog(QDialog):
         layout.addWidget(QLabel("Results"))
         layout.addWidget(self.results, 1)
         self.resize(640, 560)
+
+    def _form(self) -> QFormLayout:
+        """The settings, one row each; Alt+D, Alt+W, Alt+V and Alt+R are the keyboard's way through them."""
+        form = QFormLayout()
+        form.addRow("Checkpoint", self.checkpoint_label)
+        form.addRow("Data set", self.dataset)
+        root_label = QLabel("&Data root")  # Alt+D, Alt+W and Alt+R: the keyboard's way to Lake's runs
+        root_label.setBuddy(self.data_root)
+        form.addRow(root_label, path_row(self.data_root, True, self))
+        form.addRow("Omniglot split", self.split_scheme)
+        form.addRow("Episodes dra&wn", self.protocol)
+        form.addRow("Split", self.split)
+        form.addRow("Ways / shots / query", hbox(self.ways, self.shots, self.query))
+        form.addRow("Episodes", self.episodes)
+        form.addRow("BatchNorm / method", hbox(self.bn, self.method))
+        form.addRow("Seed / device", hbox(self.seed, self.device))
+        views_label = QLabel("&Views")  # Alt+V
+        views_label.setBuddy(self.views)
+        form.addRow(views_label, self.views)
+        return form
 
     def set_checkpoint(self, path: str, info: dict[str, Any]) -> None:
         """The model to evaluate, and its data set and trained task as defaults."""
