@@ -308,7 +308,8 @@ def evaluate_checkpoint(request: EvalRequest) -> Generator[EvalProgress, None, d
     from anil_engine.models import calibrate_batchnorm, model_from_checkpoint
 
     ckpt = load_checkpoint(checkpoint)
-    model = model_with_views(model_from_checkpoint(ckpt, checkpoint), config.views)  # refused before the data
+    # Views the model cannot take are refused before the data is read.
+    model = model_with_views(model_from_checkpoint(ckpt, checkpoint), config.views, str(checkpoint))
     name = dataset or ckpt["dataset"].get("name", "omniglot")
     scheme = split_scheme or ckpt["dataset"].get("split_scheme", "vinyals")
     pre = model.preprocessing

@@ -154,7 +154,7 @@ def evaluate_lake_runs(request: LakeRunsRequest) -> Generator[EvalProgress, None
     table = request.table or LAKE_RUNS_TABLE
     ckpt = load_checkpoint(request.checkpoint)
     _refuse_seen_characters(ckpt, request.checkpoint, table)
-    model = model_with_views(model_from_checkpoint(ckpt, request.checkpoint), request.views)
+    model = model_with_views(model_from_checkpoint(ckpt, request.checkpoint), request.views, request.checkpoint)
     runs = load_lake_runs(request.data_root, table)
     device = resolve_device(request.device)
     model = model.to(device)

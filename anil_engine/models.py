@@ -189,13 +189,21 @@ def model_from_checkpoint(ckpt: dict[str, Any], path: str = "checkpoint") -> Ani
     return model
 
 
-def model_with_views(model: AnilModel, views: int | None) -> AnilModel:
+def model_with_views(model: AnilModel, views: int | None, path: str = "") -> AnilModel:
     """`model` itself for None or its own views, else a shallow copy (the same weights) with `views` test-time
-    views: evaluating another number of views leaves the caller's model as it was."""
+    views: evaluating another number of views leaves the caller's model as it was.
+
+    Raises:
+        ConfigError: views the model cannot take (a colour model), naming `path` (its checkpoint) when given.
+    """
     if views is None or views == model.preprocessing.views:
         return model
+    try:
+        preprocessing = dataclasses.replace(model.preprocessing, views=views)  # checks views and channels
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}" if path else str(exc)) from exc
     other = copy.copy(model)
-    other.preprocessing = dataclasses.replace(model.preprocessing, views=views)  # checks views and channels
+    other.preprocessing = preprocessing
     return other
 
 

@@ -168,7 +168,8 @@ def test_photo_models_and_odd_counts_are_refused_with_the_fix(app_checkpoint, tm
         main(["eval", "--checkpoint", str(app_checkpoint), "--data-root", str(tmp_path), "--views", "4"])
     assert "invalid choice: 4" in capsys.readouterr().err
     assert main(args) == 2
-    assert "for drawings on white paper" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "for drawings on white paper" in err and str(app_checkpoint) in err and "use views 1" in err
 
 
 def test_a_card_s_evaluations_compute_a_split_s_features_once_per_trunk_and_views(omniglot_root, monkeypatch):
