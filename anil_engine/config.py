@@ -454,6 +454,10 @@ class PretrainConfig:
     # Weight of a second cross-entropy over only the classes of each image's own alphabet at its rotation
     # (Omniglot): the characters that look alike as the only negatives, as Lake et al.'s one-shot runs draw them.
     within_loss: float = 0.0
+    # Drawings: every class's mirror image is a class of its own (half of every batch mirrored, its label moved to
+    # the mirrored class), so with Omniglot's 4 rotations the trunk learns each character under all 8 symmetries
+    # of the square as 8 classes. Photos are mirrored as the same class instead (their mirror is the same object).
+    mirror_classes: bool = False
     val_episodes: int = 200  # validation episodes at 4 epoch ends
     # Float type of the forward pass (torch.autocast; weights, gradients and optimizer stay float32): bfloat16
     # halves the step time on CPUs with AVX-512 BF16 (docs/benchmarks.md, benchmarks/pretrain_speed.py).

@@ -12,7 +12,8 @@
 # fine-tuned whole; its features are not rescaled and ANIL meta-trains its head), BATCH (256) and LR (0.002): the
 # pre-training's batch and peak learning rate, TRAIN_SPLITS (train+val: a final model's trunk learns the validation
 # classes too; nothing is validated then, so ANIL_ITERATIONS=0 packages that trunk itself), CROP (ink: every drawing
-# framed by the square around its ink before it is resized; none). The bundled vinyals model:
+# framed by the square around its ink before it is resized; none), MIRROR (1: `pretrain --mirror-classes`, every
+# class's mirror image a class of its own). The bundled vinyals model:
 #   HIDDEN=256 PRETRAIN_EPOCHS=20 ANIL_ITERATIONS=300 DEVICE=cuda bash scripts/train_bundled_omniglot.sh DATA vinyals
 set -euo pipefail
 DATA=${1:?data root (folder with images_background.npz or images_background/)}
@@ -28,13 +29,14 @@ COMPUTE=${COMPUTE:-float32}
 BACKBONE=${BACKBONE:-cnn4}
 NORM=16  # CNN4's features rescaled to this mean norm; a pretrained backbone's cannot be (ReLU6)
 [ "$BACKBONE" = cnn4 ] || NORM=0
+MIRROR_OPT=""; [ "${MIRROR:-0}" = 1 ] && MIRROR_OPT=--mirror-classes
 mkdir -p "$WORK"
 if [ ! -f "$WORK/pretrained.pt" ]; then
   PRE_RESUME=""
   [ -f "$WORK/pretrained.resume.pt" ] && PRE_RESUME="--resume"
   $PY -m anil_engine pretrain --dataset omniglot --data-root "$DATA" --split-scheme "$SCHEME" \
     --epochs "${PRETRAIN_EPOCHS:-15}" --batch-size "${BATCH:-256}" --lr "${LR:-0.002}" --backbone "$BACKBONE" --ways 20 --seed 42 --device "$DEVICE" --hidden-size "$HIDDEN" --layers "$LAYERS" --input-size "$INPUT" \
-    --crop "${CROP:-none}" --compute "$COMPUTE" --train-splits "${TRAIN_SPLITS:-train}" --out "$WORK/pretrained.pt" $PRE_RESUME
+    --crop "${CROP:-none}" --compute "$COMPUTE" --train-splits "${TRAIN_SPLITS:-train}" $MIRROR_OPT --out "$WORK/pretrained.pt" $PRE_RESUME
 fi
 RESUME=""
 [ -f "$WORK/anil/last.pt" ] && RESUME="--resume"

@@ -195,6 +195,13 @@ def _add_pretrain(p: argparse.ArgumentParser) -> None:
         "within_loss",
         "weight of a second loss over only the classes of each character's own alphabet and rotation (Omniglot)",
     )
+    option(
+        p,
+        d,
+        "mirror_classes",
+        "drawings: every class's mirror image a class of its own (half of every batch mirrored); with Omniglot's "
+        "rotations, each character under all 8 symmetries of the square",
+    )
     option(p, d, "augment", "random affine (and mirror) augmentation")
     option(p, d, "elastic", "with augmentation: smooth random stroke displacement, at most this fraction of the image")
     option(p, d, "val_episodes", "5-way 1-shot validation episodes, 4 times a run")

@@ -200,10 +200,19 @@ class _Pretraining:
         self.validates = config.train_splits == "train"
         if not self.validates:
             self.train_data = joined(self.train_data, self.val_data)
+        if config.mirror_classes and self.mirror:
+            raise ConfigError(
+                "--mirror-classes: a mirrored photo shows the same object, so it cannot be a class of its own; photos "
+                "are mirrored as the same class already (leave --mirror-classes out for this data set)"
+            )
+        if config.mirror_classes and config.within_loss > 0:
+            raise ConfigError("--mirror-classes and --within-loss: choose one (their class groups do not combine)")
+        # With mirror classes, class c's mirror image is class c + n_drawn.
+        self.n_drawn = self.train_data.n_classes
         mc = ModelConfig(config.hidden_size, config.layers, channels, pre.size, config.ways, config.backbone)
         model = AnilModel(mc, pre)
         self.model = model.to(device, memory_format=torch.channels_last)
-        n = self.train_data.n_classes
+        n = self.n_drawn * (2 if config.mirror_classes else 1)
         if config.classifier == "cosine":
             classifier: nn.Module = CosineClassifier(model.num_features, n, config.cosine_scale)
         else:
@@ -289,7 +298,8 @@ class _Pretraining:
         )  # fmt: skip
 
     def train_step(self) -> None:
-        """One optimizer step on the next batch of the epoch's order (augmented, mirrored for photos)."""
+        """One optimizer step on the next batch of the epoch's order (augmented, mirrored for photos; for
+        drawings with `mirror_classes`, half mirrored as their mirror classes)."""
         c, device, gen = self.config, self.device, self.gen
         idx = self.order[self.step_in_epoch * c.batch_size : (self.step_in_epoch + 1) * c.batch_size]
         x = to_float(self.train_data.images[idx], device)
@@ -301,6 +311,10 @@ class _Pretraining:
             if self.mirror:  # photos: mirror half of them
                 flip = (torch.rand(len(idx), generator=gen) < 0.5).to(device)
                 x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        if c.mirror_classes:  # drawings: half of the batch mirrored, each as its class's mirror class
+            flip = torch.rand(len(idx), generator=gen) < 0.5
+            x = torch.where(flip[:, None, None, None].to(device), x.flip(3), x)
+            y = torch.where(flip.to(device), y + self.n_drawn, y)
         x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(torch.device(device).type, torch.bfloat16, enabled=c.compute == "bfloat16"):
             logits = self.classifier(self.model.trunk(x))

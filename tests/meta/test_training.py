@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -234,6 +235,44 @@ def test_pretraining_loss_within_the_image_s_own_alphabet(tmp_path, omniglot_roo
         run_to_end(pretrain(_pretrain_config(pretrain_root, within_loss=1.0), tmp_path / "f.pt"))
     with pytest.raises(ConfigError, match="within_loss"):
         PretrainConfig(dataset="omniglot", data_root="x", within_loss=float("nan"))
+
+
+def test_mirror_classes_learn_every_drawing_s_mirror_image_as_a_class_of_its_own(
+    tmp_path, omniglot_root, pretrain_root, monkeypatch
+):
+    import anil_engine.meta.pretraining as pretraining
+    from anil_engine.meta.pretraining import PretrainConfig, _Pretraining, pretrain
+
+    cfg = PretrainConfig(
+        "omniglot", str(omniglot_root), epochs=1, batch_size=64, hidden_size=8, ways=5, device="cpu",
+        augment=False, mirror_classes=True, val_episodes=20,
+    )  # fmt: skip
+    run = _Pretraining(cfg, tmp_path / "m.pt")
+    n = run.train_data.n_classes
+    assert run.n_drawn == n and run.classifier.out_features == 2 * n
+    seen = {}
+    run.model.trunk.register_forward_pre_hook(lambda _m, args: seen.update(x=args[0].detach().clone()))
+    real_loss = pretraining.pretraining_loss
+    monkeypatch.setattr(pretraining, "pretraining_loss", lambda lg, y, *a: seen.update(y=y) or real_loss(lg, y, *a))
+    idx = run.order[: cfg.batch_size]
+    run.train_step()
+    plain = run.train_data.images[idx].float() / 255
+    labels = run.train_data.labels[idx]
+    mirrored = seen["y"] >= n
+    assert 0 < int(mirrored.sum()) < len(idx)  # about half of the batch
+    for i in range(len(idx)):
+        # Each image is itself with its own label, or its mirror image with its class's mirror class.
+        want = plain[i].flip(-1) if mirrored[i] else plain[i]
+        assert torch.allclose(seen["x"][i], want, atol=1e-6)
+        assert int(seen["y"][i]) == int(labels[i]) + (n if mirrored[i] else 0)
+    monkeypatch.undo()
+    run_to_end(pretrain(cfg, tmp_path / "m.pt"))
+    assert load_checkpoint(tmp_path / "m.pt")["metrics"]["pretrain_config"]["mirror_classes"] is True
+    # A photo's mirror image shows the same object: refused, with the reason and the fix.
+    with pytest.raises(ConfigError, match="--mirror-classes: a mirrored photo shows the same object.*leave"):
+        run_to_end(pretrain(_pretrain_config(pretrain_root, mirror_classes=True), tmp_path / "f.pt"))
+    with pytest.raises(ConfigError, match="--mirror-classes and --within-loss: choose one"):
+        run_to_end(pretrain(replace(cfg, within_loss=1.0), tmp_path / "w.pt"))
 
 
 def test_rescale_features_sets_the_mean_norm():
