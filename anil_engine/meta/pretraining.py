@@ -318,16 +318,20 @@ class _Pretraining:
         x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(torch.device(device).type, torch.bfloat16, enabled=c.compute == "bfloat16"):
             logits = self.classifier(self.model.trunk(x))
-        loss = pretraining_loss(logits.float(), y, c, self.group)
+        self.step_on(pretraining_loss(logits.float(), y, c, self.group), logits, y)
+
+    def step_on(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        """The optimizer step on the batch's `loss`; the epoch's counters (`logits` against labels `y`) and the
+        position move on."""
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         self.scheduler.step()
-        self.total_loss += float(loss.detach()) * len(idx)
+        self.total_loss += float(loss.detach()) * len(y)
         self.correct += int((logits.argmax(1) == y).sum())
-        self.seen += len(idx)
+        self.seen += len(y)
         self.step_in_epoch += 1
-        self.rngs = (gen.get_state(), torch.get_rng_state())
+        self.rngs = (self.gen.get_state(), torch.get_rng_state())
 
     def validate(self) -> float:
         task = TaskSpec(self.val_ways, 1, self.val_query)

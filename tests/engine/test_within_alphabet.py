@@ -285,13 +285,13 @@ def test_validation_by_the_nearest_class_mean_of_the_trunk(omniglot_root, tmp_pa
         TrainConfig(data_root="d", val_method="knn")
 
 
-def _compare_trunks_script():
-    """scripts/compare_trunks.py as a module."""
+def _compare_trunks_script(name: str = "compare_trunks"):
+    """scripts/NAME.py (compare_trunks.py) as a module."""
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "scripts" / "compare_trunks.py"
-    spec = importlib.util.spec_from_file_location("compare_trunks", path)
+    path = Path(__file__).resolve().parents[2] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -566,3 +566,40 @@ def test_unpooled_features_are_the_last_block_before_its_pool(omniglot_root, tmp
     assert "second - first, paired (same episodes)" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="one view"):
         compare.main([str(tmp_path / "m.pt"), str(tmp_path / "m.pt"), *args, "--unpooled-b", "--views-b", "5"])
+
+
+def test_pre_training_variants_screened_against_the_engine_s_own_step(omniglot_root, tmp_path):
+    from anil_engine.checkpoint import load_checkpoint
+    from anil_engine.config import PretrainConfig
+    from anil_engine.jobs import run_to_end
+    from anil_engine.meta.pretraining import _Pretraining, pretrain
+
+    screen = _compare_trunks_script("omniglot_pretrain_screen")
+    weights, tiny = {}, ["--data-root", str(omniglot_root), "--epochs", "1", "--hidden-size", "8"]
+    for variant in screen.VARIANTS:
+        out = tmp_path / f"{variant}.pt"
+        screen.main([variant, *tiny, "--out", str(out)])
+        weights[variant] = load_checkpoint(out)["state_dict"]
+        assert not (tmp_path / f"{variant}.resume.pt").exists()
+    # `base` is `pretrain --crop ink` itself: the same weights.
+    config = PretrainConfig(
+        "omniglot", str(omniglot_root), "lake", epochs=1, hidden_size=8, input_size=28, ways=20, seed=42,
+        device="cpu", crop="ink", compute="float32",
+    )  # fmt: skip
+    run_to_end(pretrain(config, tmp_path / "engine.pt"))
+    engine = load_checkpoint(tmp_path / "engine.pt")["state_dict"]
+    assert all(torch.equal(engine[k], weights["base"][k]) for k in engine)
+    for variant in screen.VARIANTS[1:]:  # each variant changes what the trunk learns
+        assert any(not torch.equal(weights[variant][k], engine[k]) for k in engine), variant
+    # The screen leaves the engine as it was: its step and its data loading.
+    assert _Pretraining.train_step.__module__ == "anil_engine.meta.pretraining"
+    import anil_engine.meta.pretraining as pretraining
+    from anil_engine.datasets import load_dataset
+
+    assert pretraining.load_dataset is load_dataset
+    # About half the images get a white square (clipped at the edges: at least its 4x4 corner); the others none.
+    x = torch.zeros(64, 1, 28, 28)
+    erased = screen.erase(x, torch.Generator().manual_seed(0))
+    hit = (erased == 1).flatten(1).any(1)
+    assert 10 < int(hit.sum()) < 54 and bool((erased[~hit] == 0).all())
+    assert int((erased[hit] == 1).flatten(1).sum(1).min()) >= 4 * 4  # at least a 4x4 corner of a square
