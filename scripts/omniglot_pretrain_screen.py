@@ -39,18 +39,6 @@ VARIANTS = ("base", "mixup", "erase", "mild", "noaug", "doubled")
 MIXUP_ALPHA = 0.4
 
 
-def mild_affine(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """`pretraining.random_affine` at half its range."""
-    n = x.shape[0]
-    angle = (torch.rand(n, generator=gen) * 2 - 1) * math.radians(5)
-    scale = 0.95 + 0.1 * torch.rand(n, generator=gen)
-    shift = (torch.rand(n, 2, generator=gen) * 2 - 1) * 0.1
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, padding_mode="border", align_corners=False)
-
-
 def erase(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Half the images: a white square of 8-12 pixels at a random centre (clipped at the edges)."""
     n, size = x.shape[0], x.shape[-1]
@@ -85,7 +73,7 @@ def variant_step(variant: str):
         idx = self.order[self.step_in_epoch * c.batch_size : (self.step_in_epoch + 1) * c.batch_size]
         x, y = to_float(self.train_data.images[idx], "cpu"), self.train_data.labels[idx]
         if variant == "mild":
-            x = mild_affine(x, gen)
+            x = pretraining.random_affine(x, gen, strength=0.5)
         elif variant != "noaug":
             x = pretraining.random_affine(x, gen)
         if variant == "erase":

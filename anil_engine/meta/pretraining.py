@@ -81,16 +81,17 @@ class PretrainProgress:
     elapsed_s: float
 
 
-def random_affine(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def random_affine(x: torch.Tensor, generator: torch.Generator, strength: float = 1.0) -> torch.Tensor:
     """Per-image small rotation (+-10 deg), scale (0.9-1.1) and shift (+-10 %); border pixels repeat.
 
     Args:
         x: (n, c, h, w) float.
+        strength: every range times this (0.5: +-5 deg, 0.95-1.05, +-5 %).
     """
     n = x.shape[0]
-    angle = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(10)
-    scale = 0.9 + 0.2 * torch.rand(n, generator=generator)
-    shift = (torch.rand(n, 2, generator=generator) * 2 - 1) * 0.2
+    angle = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(10 * strength)
+    scale = (1 - 0.1 * strength) + (0.2 * strength) * torch.rand(n, generator=generator)
+    shift = (torch.rand(n, 2, generator=generator) * 2 - 1) * (0.2 * strength)
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
     grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
