@@ -190,6 +190,13 @@ class _Pretraining:
         pre = replace(get_backbone(config.backbone).preprocessing(config.input_size, own), crop=config.crop)
         channels = pre.channels
         self.mirror = own.channels == 3  # photos; characters are not mirror-symmetric, even in 3 channels
+        if config.mirror_classes and self.mirror:
+            raise ConfigError(
+                "--mirror-classes: a mirrored photo shows the same object, so it cannot be a class of its own; photos "
+                "are mirrored as the same class already (leave --mirror-classes out for this data set)"
+            )
+        if config.mirror_classes and config.within_loss > 0:
+            raise ConfigError("--mirror-classes and --within-loss: choose one (their class groups do not combine)")
         torch.manual_seed(config.seed)
         self.gen = torch.Generator().manual_seed(config.seed)
         scheme = config.split_scheme
@@ -201,13 +208,6 @@ class _Pretraining:
         self.validates = config.train_splits == "train"
         if not self.validates:
             self.train_data = joined(self.train_data, self.val_data)
-        if config.mirror_classes and self.mirror:
-            raise ConfigError(
-                "--mirror-classes: a mirrored photo shows the same object, so it cannot be a class of its own; photos "
-                "are mirrored as the same class already (leave --mirror-classes out for this data set)"
-            )
-        if config.mirror_classes and config.within_loss > 0:
-            raise ConfigError("--mirror-classes and --within-loss: choose one (their class groups do not combine)")
         # With mirror classes, class c's mirror image is class c + n_drawn.
         self.n_drawn = self.train_data.n_classes
         mc = ModelConfig(config.hidden_size, config.layers, channels, pre.size, config.ways, config.backbone)
