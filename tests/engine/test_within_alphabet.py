@@ -285,8 +285,8 @@ def test_validation_by_the_nearest_class_mean_of_the_trunk(omniglot_root, tmp_pa
         TrainConfig(data_root="d", val_method="knn")
 
 
-def _compare_trunks_script(name: str = "compare_trunks"):
-    """scripts/NAME.py (compare_trunks.py) as a module."""
+def _script(name: str = "compare_trunks"):
+    """scripts/NAME.py as a module."""
     import importlib.util
     from pathlib import Path
 
@@ -314,7 +314,7 @@ def test_two_trunks_compared_on_the_same_episodes(omniglot_root, tmp_path, capsy
     """scripts/compare_trunks.py: each trunk's accuracy and the paired difference, on the same seeded episodes."""
     from anil_engine.evaluation import mean_ci95
 
-    compare = _compare_trunks_script()
+    compare = _script()
     for seed in (0, 1):
         _tiny_lake_checkpoint(tmp_path / f"m{seed}.pt", seed)
     args = ["--data-root", str(omniglot_root), "--split", "test", "--within", "alphabet", "--ways", "20",
@@ -346,7 +346,7 @@ def test_folds_saved_and_pooled_over_their_alphabets(omniglot_root, tmp_path, ca
     comparison whose per-alphabet interval counts both folds' alphabets; a fold pooled twice is refused."""
     import json
 
-    compare = _compare_trunks_script()
+    compare = _script()
     for seed in (0, 1):
         _tiny_lake_checkpoint(tmp_path / f"m{seed}.pt", seed)
     m0, m1 = str(tmp_path / "m0.pt"), str(tmp_path / "m1.pt")
@@ -377,7 +377,7 @@ def test_the_paired_difference_with_the_alphabets_as_the_sample():
     """compare_trunks.by_alphabet: each alphabet's mean difference is one observation, a t interval over them."""
     import math
 
-    compare = _compare_trunks_script()
+    compare = _script()
     groups, (mean, ci) = compare.by_alphabet([1.0, 0.0, 3.0, 4.0, 4.0, 4.0], ["A", "B", "A", "C", "C", "C"])
     assert groups == {"A": [1.0, 3.0], "B": [0.0], "C": [4.0, 4.0, 4.0]}
     # alphabet means 2, 0, 4: mean 2, sd 2; t(0.975, 2 degrees of freedom) = 4.3027
@@ -389,7 +389,7 @@ def test_the_paired_difference_with_the_alphabets_as_the_sample():
 def test_l2_normalised_features_ignore_each_image_s_feature_length(omniglot_root, tmp_path, monkeypatch):
     """compare_trunks.py --l2: the class means of unit-length features, so rescaling any image's features
     changes nothing (without --l2 it does)."""
-    compare = _compare_trunks_script()
+    compare = _script()
     _tiny_lake_checkpoint(tmp_path / "m.pt", 0)
     namespace = compare.argparse.Namespace(data_root=str(omniglot_root), split="test", within="alphabet", ways=20,
                                            shots=1, query=1, episodes=20, seed=0, l2=True)  # fmt: skip
@@ -415,7 +415,7 @@ def test_views_averaged_features_compared(omniglot_root, tmp_path, capsys):
     from anil_engine.evaluation import split_features
     from anil_engine.jobs import run_to_end
 
-    compare = _compare_trunks_script()
+    compare = _script()
     model = _tiny_lake_checkpoint(tmp_path / "m.pt", 0)
     args = ["--data-root", str(omniglot_root), "--split", "test", "--within", "alphabet", "--ways", "20",
             "--query", "1", "--episodes", "6"]  # fmt: skip
@@ -437,7 +437,7 @@ def test_views_averaged_features_compared(omniglot_root, tmp_path, capsys):
 def test_two_trunks_joined_as_an_ensemble(omniglot_root, tmp_path, capsys):
     """compare_trunks.py --join-b: the second trunk's unit-length features side by side with a third's. A trunk
     joined with itself scores exactly as its unit-length features alone; joined with another trunk, otherwise."""
-    compare = _compare_trunks_script()
+    compare = _script()
     for seed in (0, 1):
         _tiny_lake_checkpoint(tmp_path / f"m{seed}.pt", seed)
     m0, m1 = str(tmp_path / "m0.pt"), str(tmp_path / "m1.pt")
@@ -464,7 +464,7 @@ def test_two_trunks_joined_as_an_ensemble(omniglot_root, tmp_path, capsys):
 def test_square_root_and_support_centred_features(omniglot_root, tmp_path, monkeypatch):
     """compare_trunks.py --sqrt-b undoes squared features; --centre-b ignores what every image's features share
     (a vector added to all of them changes nothing), where unit-length features alone change."""
-    compare = _compare_trunks_script()
+    compare = _script()
     _tiny_lake_checkpoint(tmp_path / "m.pt", 0)
     m = str(tmp_path / "m.pt")
     namespace = compare.argparse.Namespace(data_root=str(omniglot_root), split="test", within="alphabet", ways=20,
@@ -493,7 +493,7 @@ def test_features_centred_on_the_training_split_s_mean(omniglot_root, tmp_path, 
     """compare_trunks.py --base-centre-b (SimpleShot's CL2N): features minus the training images' mean feature,
     then unit length. A vector added to every image's features changes nothing; the centre is the training
     split's, not the episode's support (--centre-b); neither the other centring nor a joined trunk goes with it."""
-    compare = _compare_trunks_script()
+    compare = _script()
     _tiny_lake_checkpoint(tmp_path / "m.pt", 0)
     m = str(tmp_path / "m.pt")
     namespace = compare.argparse.Namespace(data_root=str(omniglot_root), split="test", within="alphabet", ways=20,
@@ -550,7 +550,7 @@ def test_unpooled_features_are_the_last_block_before_its_pool(omniglot_root, tmp
     from anil_engine.evaluation import split_features
     from anil_engine.jobs import run_to_end
 
-    compare = _compare_trunks_script()
+    compare = _script()
     model = _tiny_lake_checkpoint(tmp_path / "m.pt", 0)
     images = torch.randint(0, 256, (5, 1, 16, 16), dtype=torch.uint8)
     unpooled = compare.unpooled_features(model, images)
@@ -574,7 +574,7 @@ def test_pre_training_variants_screened_against_the_engine_s_own_step(omniglot_r
     from anil_engine.jobs import run_to_end
     from anil_engine.meta.pretraining import _Pretraining, pretrain
 
-    screen = _compare_trunks_script("omniglot_pretrain_screen")
+    screen = _script("omniglot_pretrain_screen")
     weights, tiny = {}, ["--data-root", str(omniglot_root), "--epochs", "1", "--hidden-size", "8"]
     for variant in screen.VARIANTS:
         out = tmp_path / f"{variant}.pt"
