@@ -12,6 +12,7 @@ import sys
 
 from anil_engine import __version__
 from anil_engine.cli import applying, evaluating, system, training
+from anil_engine.cli._common import sigterm_as_interrupt
 from anil_engine.cli.system import cmd_gui
 from anil_engine.errors import AnilError, os_message
 
@@ -21,7 +22,8 @@ EXIT_CODES = {
     0: "done",
     2: "bad input or nothing to do: a file, folder, checkpoint or setting named in the message (argparse's "
     "usage errors too); `predict` with no image classified",
-    130: "interrupted (Ctrl-C, SIGINT or SIGTERM); training saved a resumable state first",
+    130: "interrupted (Ctrl-C, SIGINT or SIGTERM, also when started in the background); training saved a "
+    "resumable state first, other commands leave no partial file",
 }
 
 
@@ -72,6 +74,8 @@ def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     run = getattr(args, "run", cmd_gui)
     _surrogate_safe_output()
+    if run is not cmd_gui:  # every command stops on SIGINT or SIGTERM, in the background too (the app: on close)
+        sigterm_as_interrupt()
     try:
         return run(args)
     except AnilError as exc:

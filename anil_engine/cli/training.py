@@ -21,7 +21,6 @@ from anil_engine.cli._common import (
     emit_json,
     from_args,
     option,
-    sigterm_as_interrupt,
     warn,
 )
 from anil_engine.config import (
@@ -295,7 +294,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         gen = pretrain_then_train(config, args.pretrain_epochs, args.out, args.resume, norm)
     else:
         gen = train(config, args.out, resume=args.resume)
-    sigterm_as_interrupt()
     try:
         result = drive(gen, args.quiet or not main_rank, *_train_bars())
     except KeyboardInterrupt:
@@ -335,7 +333,6 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     note = slow_bfloat16_note(resolve_device(config.device)) if config.compute == "bfloat16" else None
     if note:
         warn([note])
-    sigterm_as_interrupt()
     gen = pretrain(config, args.out, resume=args.resume)
     try:
         result = drive(gen, args.quiet, lambda p: ("pretrain", p.steps, p.step), pretrain_numbers())

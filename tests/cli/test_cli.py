@@ -275,6 +275,40 @@ def test_ctrl_c_stops_pretraining_with_a_resumable_state(tmp_path):
     assert changed.returncode == 2 and "was pre-trained with other settings" in changed.stderr
 
 
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_a_background_evaluation_stops_on_a_signal_and_says_so(tmp_path, app_checkpoint, folder_root, signame):
+    """`anil-studio card ... &` or under nohup starts with SIGINT ignored; `kill -INT` and `kill -TERM` must still
+    stop every command (not only training) with status 130 and a word, never a silent kill or a run to the end."""
+    import signal
+    import threading
+    import time
+
+    args = [
+        "eval", "--checkpoint", str(app_checkpoint), "--dataset", "folder", "--data-root", str(folder_root),
+        "--split", "test", "--ways", "2", "--shots", "1", "--query", "2", "--episodes", "1000000", "--device", "cpu",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "anil_engine", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # what a shell's `&` does
+    )
+    err: list[str] = []
+    reader = threading.Thread(target=lambda: err.extend(iter(lambda: proc.stderr.read(1), "")), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and "it/s" not in "".join(err):  # the episodes' bar: the job is running
+        time.sleep(0.2)
+    assert proc.poll() is None, "".join(err)
+    proc.send_signal(getattr(signal, signame))
+    proc.wait(timeout=60)
+    reader.join(timeout=10)
+    assert proc.returncode == 130, "".join(err)
+    assert "interrupted" in "".join(err) and "Traceback" not in "".join(err)
+    assert proc.stdout.read() == ""  # no result printed for a run that did not finish
+
+
 def test_train_with_pretrain_epochs_runs_the_recipe_in_one_command(tmp_path, folder_root):
     from anil_engine.checkpoint import load_checkpoint
 
