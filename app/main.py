@@ -6,6 +6,7 @@ import logging
 import sys
 import traceback
 from types import TracebackType
+from typing import Any
 
 
 def main(checkpoint: str | None = None) -> int:
@@ -56,8 +57,80 @@ def main(checkpoint: str | None = None) -> int:
             window.errors.warn(camera)
 
     QTimer.singleShot(0, check_camera)
+    signals = CloseOnSignals(window)
     window.show()
-    return app.exec()
+    code = app.exec()
+    signals.uninstall()
+    return 128 + signals.received[0] if signals.received else code
+
+
+class CloseOnSignals:
+    """Ctrl-C in the terminal that started the app (SIGINT) and SIGTERM (`kill`, a logout) close the window as its
+    close button does, without the question no one may be there to answer: unsaved work becomes an autosave that
+    the next start offers (`MainWindow.close_keeping_work`); a modal box left open is closed first. A second
+    signal while closing ends the process at once. `received` holds the signal, for the exit status (128 + its
+    number, as a shell reports it); `uninstall()` puts the process's own handlers back.
+
+    Python runs a signal handler only between bytecodes, never while Qt's event loop waits, so the C-level handler's
+    wake-up byte (`signal.set_wakeup_fd`, a socket pair) wakes the loop to let it run.
+    """
+
+    def __init__(self, window: Any) -> None:
+        import signal
+        import socket
+
+        from PySide6.QtCore import QSocketNotifier
+
+        self.window = window
+        self.received: list[int] = []
+        self._reader, self._writer = socket.socketpair()
+        for end in (self._reader, self._writer):
+            end.setblocking(False)
+        self._old_fd = signal.set_wakeup_fd(self._writer.fileno())
+        self._notifier = QSocketNotifier(self._reader.fileno(), QSocketNotifier.Type.Read)
+        self._notifier.activated.connect(self._drain)
+        self._old = {s: signal.signal(s, self._handler) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def uninstall(self) -> None:
+        import signal
+
+        for signum, old in self._old.items():
+            signal.signal(signum, old)
+        signal.set_wakeup_fd(self._old_fd)
+        self._notifier.setEnabled(False)
+        self._reader.close()
+        self._writer.close()
+
+    def _drain(self) -> None:
+        try:
+            while self._reader.recv(64):
+                pass
+        except OSError:  # nothing more to read (BlockingIOError), or closed
+            pass
+
+    def _handler(self, signum: int, _frame: Any) -> None:
+        import os
+
+        from PySide6.QtCore import QTimer
+
+        if self.received:
+            os._exit(128 + signum)
+        self.received.append(signum)
+        QTimer.singleShot(0, lambda: self._close(signum))
+
+    def _close(self, signum: int) -> None:
+        import signal
+
+        from PySide6.QtWidgets import QApplication, QDialog
+
+        for _ in range(10):  # a modal box (a question, a file picker) runs a loop of its own: end it first
+            modal = QApplication.activeModalWidget()
+            if modal is None or modal is self.window:
+                break
+            modal.reject() if isinstance(modal, QDialog) else modal.close()  # a box without Cancel refuses close
+        kept = self.window.close_keeping_work()
+        words = f"; the unsaved support set is kept in {kept} and offered at the next start" if kept else ""
+        print(f"\n{signal.Signals(signum).name}: ANIL Studio closed{words}", file=sys.stderr)
 
 
 if __name__ == "__main__":

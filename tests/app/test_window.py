@@ -793,6 +793,39 @@ def test_unsaved_work_is_autosaved_and_removed_when_saved(qtbot, window, folder_
     assert not window.autosaves.path.exists()
 
 
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_in_the_terminal_or_sigterm_closes_the_app_keeping_unsaved_work(qtbot, window, folder_root, signame):
+    import signal
+
+    from PySide6.QtWidgets import QMessageBox
+
+    from anil_engine.project import load_project
+    from app.main import CloseOnSignals
+
+    asked = []
+    window.session.confirm_discard = lambda: asked.append(1) or False  # a question would keep the window open
+    with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
+        drop(window.support_view, [folder_root / "class_00", folder_root / "class_01"])
+    window.autosave_timer.stop()  # no autosave yet: the signal has to write it
+    assert not window.session.saved and not window.autosaves.path.exists()
+    window.show()
+    qtbot.waitExposed(window)
+    box = QMessageBox(QMessageBox.Icon.Question, "Open?", "a modal question left open", parent=window)
+    box.setModal(True)
+    box.show()
+    signals = CloseOnSignals(window)
+    try:
+        os.kill(os.getpid(), getattr(signal, signame))
+        qtbot.waitUntil(lambda: not window.isVisible(), timeout=TIMEOUT)
+        assert signals.received == [getattr(signal, signame)] and not box.isVisible() and not asked
+    finally:
+        signals.uninstall()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # pytest's own handler is back
+    window.support.undo_stack.clear()  # what its destructor does at exit: "clean" again, yet the autosave stays
+    saved = load_project(window.autosaves.path)  # kept for the next start, which offers it
+    assert [n for n, _ in saved.classes] == ["class_00", "class_01"]
+
+
 def test_work_of_a_session_that_died_is_offered_and_restored(qtbot, window, folder_root, tmp_path, checkpoint):
     from app.autosave import AutosaveStore
 
