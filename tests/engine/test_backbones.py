@@ -367,7 +367,7 @@ def test_the_omniglot_cards_and_readme_show_what_the_checkpoints_recorded(name):
     card, readme = model.card.read_text(), (model.path.parents[1] / "README.md").read_text()
     mixed = {(20, 1, None), (20, 5, None), (5, 1, None), (5, 5, None)}
     assert {(r["ways"], r["shots"], r.get("within")) for r in rows} >= mixed
-    # Lake et al.'s protocol: recorded by `card` (lake) or added by scripts/within_alphabet_rows.sh (vinyals)
+    # Lake et al.'s protocol: recorded by `card --settings ...,20x1@alphabet` (both models)
     assert "| 20-way 1-shot within one alphabet | " in card
     # Lake et al.'s 20 runs (`card --settings ...,lake-runs`): the lake model's, as error in %
     lake_runs = [r for r in rows if r.get("within") == "lake-runs"]
