@@ -67,7 +67,7 @@ def main(checkpoint: str | None = None) -> int:
 class CloseOnSignals:
     """Ctrl-C in the terminal that started the app (SIGINT) and SIGTERM (`kill`, a logout) close the window as its
     close button does, without the question no one may be there to answer: unsaved work becomes an autosave that
-    the next start offers (`MainWindow.close_keeping_work`); a modal box left open is closed first. A second
+    the next start offers (`Session.close_keeping_work`); a modal box left open is closed first. A second
     signal while closing ends the process at once. `received` holds the signal, for the exit status (128 + its
     number, as a shell reports it); `uninstall()` puts the process's own handlers back.
 
@@ -128,7 +128,7 @@ class CloseOnSignals:
             if modal is None or modal is self.window:
                 break
             modal.reject() if isinstance(modal, QDialog) else modal.close()  # a box without Cancel refuses close
-        kept = self.window.close_keeping_work()
+        kept = self.window.session.close_keeping_work()
         words = f"; the unsaved support set is kept in {kept} and offered at the next start" if kept else ""
         print(f"\n{signal.Signals(signum).name}: ANIL Studio closed{words}", file=sys.stderr)
 

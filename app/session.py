@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, QStandardPaths, Qt
 from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox
 
-from anil_engine.errors import AnilError
+from anil_engine.errors import AnilError, os_message
 from anil_engine.listing import walk_images
 from anil_engine.project import Project, bundle_project, load_project, locate_images, save_project
 from anil_engine.registry import MODELS_DIR, bundled_models
@@ -35,6 +35,7 @@ class Session(QObject):
         self.support = window.support
         self.settings = window.settings
         self.errors = window.errors
+        self.keeping = False  # closing on a signal: unsaved work stays as the autosave, nothing is asked
         self.autosaves = autosaves
         self.project_path: Path | None = None
         self.missing: list[str] = []  # images of the open project that were not found
@@ -285,6 +286,34 @@ class Session(QObject):
         self.recovery_box = box
         if self.errors.show_dialogs:
             box.show()
+
+    def close_keeping_work(self) -> Path | None:
+        """Close the window without asking (Ctrl-C in the app's terminal, SIGTERM: `app.main.CloseOnSignals`; no one
+        may be there to answer), an unsaved support set kept as the autosave the next start offers; jobs stop as on
+        any close (training saves its resumable state). Returns that autosave, if any."""
+        self.keeping = not self.saved and self._write_autosave_now()
+        self.window.close()
+        return self.autosaves.path if self.keeping else None
+
+    def closed(self) -> None:
+        """The window closed, its jobs done: the autosave goes (saved or discarded by the user), or, when kept, is
+        written again (a running autosave job may have written an older support set)."""
+        self.window.autosave_timer.stop()
+        if self.keeping:
+            self._write_autosave_now()
+        else:
+            self.autosaves.remove()
+
+    def _write_autosave_now(self) -> bool:
+        """This process's autosave, written in the GUI thread (the app is closing: no job would finish)."""
+        self.window.autosave_timer.stop()
+        try:
+            self.autosaves.write(self.current_project(), self.project_path)
+        except (AnilError, OSError) as exc:
+            why = os_message(exc) if isinstance(exc, OSError) else str(exc)
+            self.errors.warn(f"{why}; the unsaved support set could not be kept")
+            return False
+        return True
 
     def recover(self, autosave: Autosave) -> None:
         """Restore an autosaved support set as one undoable, unsaved edit."""

@@ -11,7 +11,7 @@ from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QDockWidget, QInputDialog, QMainWindow, QSplitter, QTabWidget
 
-from anil_engine.errors import AnilError, NotEnoughImages, os_message
+from anil_engine.errors import NotEnoughImages
 from anil_engine.loading import LoadedModel, load_for_app
 from anil_engine.registry import bundled_models
 from app import gc_guard
@@ -70,7 +70,6 @@ class MainWindow(QMainWindow):
         self._adapt_job: Job | None = None
         self._domain_warned: str | None = None
         self._closed = False
-        self._keep_work = False  # closing on a signal: keep unsaved work as an autosave, ask nothing
         self.train_dialog = None
         self.eval_dialog = None
         # Pasted image data and unpacked archives are written here, so results and projects refer to files.
@@ -476,30 +475,8 @@ class MainWindow(QMainWindow):
             self.autosave_timer.stop()
             self.autosaves.remove()
 
-    def close_keeping_work(self) -> Path | None:
-        """Close without asking (Ctrl-C in the app's terminal, SIGTERM from `kill` or a logout: no one may be there
-        to answer): an unsaved support set is written as this process's autosave first, which the next start offers
-        to restore; running jobs stop as on a close (training saves its resumable state). Returns the autosave kept.
-        """
-        kept = self._write_autosave_now() if not self.session.saved else None
-        self._keep_work = kept is not None
-        self.close()
-        return kept
-
-    def _write_autosave_now(self) -> Path | None:
-        """This process's autosave of the support set, written in the GUI thread (the process is about to end)."""
-        self.autosave_timer.stop()
-        try:
-            self.autosaves.write(self.session.current_project(), self.session.project_path)
-        except (AnilError, OSError) as exc:
-            why = os_message(exc) if isinstance(exc, OSError) else str(exc)
-            self.errors.warn(f"{why}; the unsaved support set could not be kept")
-            return None
-        return self.autosaves.path
-
     def closeEvent(self, event: Any) -> None:  # Qt override
-        asked = not self._keep_work and not self.session.saved
-        if asked and not self.session.confirm_discard():
+        if not self.session.keeping and not self.session.saved and not self.session.confirm_discard():
             event.ignore()
             return
         self.adapt_timer.stop()  # a closed window starts no more work
@@ -511,15 +488,10 @@ class MainWindow(QMainWindow):
             if job.name in IMAGE_JOBS:  # nothing to save: stop at the next batch instead of finishing
                 job.cancel()
         self.wait_for_jobs()
-        self.autosave_timer.stop()
-        if self._keep_work:  # again, after a running autosave job that may have written an older support set
-            self._write_autosave_now()
-        else:
-            self.autosaves.remove()  # saved or discarded by the user: nothing to recover
+        self.session.closed()
         if not self._closed:  # pytest-qt, and some window managers, close a window twice
             self.support.undo_stack.cleanChanged.disconnect(self.session.update_title)
-            # The stack's destructor clears it, which says "clean": that must not remove an autosave kept on a signal.
-            self.support.undo_stack.cleanChanged.disconnect(self._clean_changed)
+            self.support.undo_stack.cleanChanged.disconnect(self._clean_changed)  # its destructor says "clean"
             self._closed = True
         self.session.save_geometry()
         if self._gc_acquired:
