@@ -129,6 +129,9 @@ class CloseOnSignals:
                 break
             modal.reject() if isinstance(modal, QDialog) else modal.close()  # a box without Cancel refuses close
         kept = self.window.session.close_keeping_work()
+        if self.window.isVisible():  # the autosave could not be written, so the window asked: kept open
+            self.received.clear()  # a later signal tries again
+            return
         words = f"; the unsaved support set is kept in {kept} and offered at the next start" if kept else ""
         print(f"\n{signal.Signals(signum).name}: ANIL Studio closed{words}", file=sys.stderr)
 

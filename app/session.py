@@ -290,7 +290,8 @@ class Session(QObject):
     def close_keeping_work(self) -> Path | None:
         """Close the window without asking (Ctrl-C in the app's terminal, SIGTERM: `app.main.CloseOnSignals`; no one
         may be there to answer), an unsaved support set kept as the autosave the next start offers; jobs stop as on
-        any close (training saves its resumable state). Returns that autosave, if any."""
+        any close (training saves its resumable state). Returns that autosave, if any. Where it cannot be written
+        (said why), the window asks as on any close rather than lose the set."""
         self.keeping = not self.saved and self._write_autosave_now()
         self.window.close()
         return self.autosaves.path if self.keeping else None

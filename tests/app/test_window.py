@@ -827,6 +827,35 @@ def test_ctrl_c_in_the_terminal_or_sigterm_closes_the_app_keeping_unsaved_work(q
     assert [n for n, _ in saved.classes] == ["class_00", "class_01"]
 
 
+def test_a_signal_asks_as_any_close_does_when_unsaved_work_cannot_be_kept(qtbot, window, folder_root, tmp_path):
+    import signal
+
+    from app.main import CloseOnSignals
+
+    messages, asked = [], []
+    window.errors.reported.connect(lambda level, text: messages.append(text))
+    window.session.confirm_discard = lambda: asked.append(1) or False  # the user keeps the window open
+    with qtbot.waitSignal(window.adapted, timeout=TIMEOUT):
+        drop(window.support_view, [folder_root / "class_00", folder_root / "class_01"])
+    window.autosave_timer.stop()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    window.session.autosaves.folder = blocker / "autosave"  # cannot be made: a file is in the way
+    window.show()
+    qtbot.waitExposed(window)
+    signals = CloseOnSignals(window)
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        qtbot.waitUntil(lambda: bool(asked), timeout=TIMEOUT)
+        assert window.isVisible() and not signals.received  # a later signal tries again, not an instant exit
+    finally:
+        signals.uninstall()
+    assert any(str(blocker) in m and "could not be kept" in m for m in messages), messages
+    assert window.support.names() == ["class_00", "class_01"] and not window.session.saved
+    window.session.confirm_discard = lambda: True  # the fixture's close at the end
+    window.session.autosaves.folder = tmp_path / "autosave"
+
+
 def test_work_of_a_session_that_died_is_offered_and_restored(qtbot, window, folder_root, tmp_path, checkpoint):
     from app.autosave import AutosaveStore
 
