@@ -164,15 +164,8 @@ def folder_or_zip(path: str, quiet: bool) -> str:
 
 def sigterm_as_interrupt() -> None:
     """Treat SIGTERM (a scheduler or `kill` stopping the job) and SIGINT like Ctrl-C: the job saves its state.
-
-    Every command but the app's (`anil_engine.cli._main`); only the main thread may set handlers, so a command
-    run from another thread (in-process callers) keeps the process's own.
-    """
+    Every command but the app's (`anil_engine.cli._main`)."""
     import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return
 
     def handler(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
