@@ -8,6 +8,19 @@ import traceback
 from types import TracebackType
 from typing import Any
 
+OUR_LOGGERS = ("anil_studio", "anil_engine")
+
+
+def log_to_terminal() -> None:
+    """The Messages panel's lines (and the engine's) from INFO up in the terminal; other libraries' from WARNING up.
+
+    At INFO, the ONNX exporter alone prints a hundred lines of graph rewrites when a model is first exported.
+    """
+    logging.basicConfig(format="%(levelname)s: %(message)s", stream=sys.stderr)
+    logging.getLogger().setLevel(logging.WARNING)
+    for name in OUR_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO)
+
 
 def main(checkpoint: str | None = None) -> int:
     import os
@@ -27,7 +40,7 @@ def main(checkpoint: str | None = None) -> int:
     reconfigure = getattr(sys.stderr, "reconfigure", None)
     if reconfigure is not None:
         reconfigure(errors="backslashreplace")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    log_to_terminal()
 
     from app.window import MainWindow
 

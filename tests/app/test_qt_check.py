@@ -118,3 +118,26 @@ def test_the_app_starts_with_a_camera_problem_named_in_messages(monkeypatch, qtb
     window.wait_for_jobs()
     window.session.confirm_discard = lambda: True
     window.close()
+
+
+def test_the_terminal_shows_our_messages_but_not_other_libraries_chatter(monkeypatch, capsys):
+    """The app's terminal: its own INFO lines (as in Messages) and every library's warnings, not their INFO.
+
+    At INFO the ONNX exporter printed a hundred lines of graph rewrites at a model's first start.
+    """
+    import logging
+
+    from app.main import OUR_LOGGERS, log_to_terminal
+
+    for name in ("", "onnxscript", *OUR_LOGGERS):  # restored after the test
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.getLogger(name).level)
+    handler = logging.StreamHandler()  # what basicConfig adds when the root has no handler yet (not in pytest)
+    monkeypatch.setattr(logging.getLogger(), "handlers", [handler])
+    log_to_terminal()
+    logging.getLogger("onnxscript").info("Applied 100 of general pattern rewrite rules.")
+    logging.getLogger("onnxscript").warning("a library's warning")
+    logging.getLogger("anil_studio").info("Ready: the model is loaded")
+    logging.getLogger("anil_engine.meta.fused").info("loading the fused CPU kernel")
+    err = capsys.readouterr().err
+    assert "rewrite rules" not in err
+    assert "a library's warning" in err and "Ready: the model is loaded" in err and "fused CPU kernel" in err
