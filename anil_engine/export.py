@@ -142,15 +142,24 @@ def trunk_cache_key(model: AnilModel, transductive: bool = False) -> str:
     return h.hexdigest()
 
 
+def _trunk_cache_path(model: AnilModel, transductive: bool = False) -> Path:
+    from anil_engine.datasets import cache_dir
+
+    return cache_dir() / "onnx" / f"{trunk_cache_key(model, transductive)}.onnx"
+
+
+def trunk_graph_cached(model: AnilModel) -> bool:
+    """Whether `cached_trunk_onnx_bytes(model)` will read its graph from the cache rather than export it."""
+    return _trunk_cache_path(model).is_file()
+
+
 def cached_trunk_onnx_bytes(model: AnilModel, transductive: bool = False) -> bytes:
     """`trunk_onnx_bytes`, kept on disk (cache folder /onnx/<key>.onnx) so a model exports once per machine.
 
     Exporting EfficientNet-Lite0 takes ~25 s on 2 cores; reading the cached graph takes milliseconds. A
     cached graph that fails to load is rebuilt; a cache folder that cannot be written only costs the time.
     """
-    from anil_engine.datasets import cache_dir
-
-    path = cache_dir() / "onnx" / f"{trunk_cache_key(model, transductive)}.onnx"
+    path = _trunk_cache_path(model, transductive)
     try:
         data = path.read_bytes()
         cpu_session(data)  # a damaged file is rebuilt

@@ -5,6 +5,7 @@ Qt-free, so the app's worker and the tests call the same code.
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,13 @@ class LoadedModel:
         return int(self.info["preprocessing"]["channels"]) == 1
 
 
-def load_for_app(path: str, device: str, fast_lr: float | None = None, steps: int | None = None) -> LoadedModel:
+def loading_steps(
+    path: str, device: str, fast_lr: float | None = None, steps: int | None = None
+) -> Generator[str, None, LoadedModel]:
     """Load `path` and build its classifier; on the CPU the trunk runs in onnxruntime, else (or failing that) torch.
+
+    Yields a line for the user before work that takes long (building the model's onnxruntime graph, once per
+    model and machine: about half a minute for a photo model on 2 cores); returns the `LoadedModel`.
 
     Raises:
         CheckpointError: not a readable ANIL Studio checkpoint.
@@ -44,12 +50,16 @@ def load_for_app(path: str, device: str, fast_lr: float | None = None, steps: in
 
     from anil_engine.checkpoint import file_sha256, load_checkpoint
     from anil_engine.classifier import FewShotClassifier
+    from anil_engine.export import trunk_graph_cached
     from anil_engine.models import model_from_checkpoint
 
     ckpt = load_checkpoint(path)
     model = model_from_checkpoint(ckpt, path)
     notes = []
     backend = "onnxruntime" if device == "cpu" else "torch"
+    if backend == "onnxruntime" and not trunk_graph_cached(model):
+        yield (f"Loading {Path(path).name}: preparing it for fast use on this CPU (once per model on this "
+               "computer; up to a minute)…")  # fmt: skip
     try:
         classifier = FewShotClassifier.for_checkpoint(ckpt, model, device, backend, fast_lr, steps)
     except AnilError as exc:  # the verified ONNX trunk could not be built: torch is always available
@@ -57,6 +67,13 @@ def load_for_app(path: str, device: str, fast_lr: float | None = None, steps: in
         classifier = FewShotClassifier.for_checkpoint(ckpt, model, device, "torch", fast_lr, steps)
     info = {k: v for k, v in ckpt.items() if k != "state_dict"}
     return LoadedModel(str(path), classifier, info, file_sha256(path), torch.cuda.is_available(), notes)
+
+
+def load_for_app(path: str, device: str, fast_lr: float | None = None, steps: int | None = None) -> LoadedModel:
+    """`loading_steps` run to its end (its lines for the user dropped)."""
+    from anil_engine.jobs import run_to_end
+
+    return run_to_end(loading_steps(path, device, fast_lr, steps))
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QDockWidget, QInputDialog, QMainWindow, QSplitter, QTabWidget
 
 from anil_engine.errors import NotEnoughImages
-from anil_engine.loading import LoadedModel, load_for_app
+from anil_engine.loading import LoadedModel, loading_steps
 from anil_engine.registry import bundled_models
 from app import gc_guard
 from app.actions import build_menus
@@ -198,9 +198,8 @@ class MainWindow(QMainWindow):
     def load_model(self, path: str, fast_lr: float | None = None, steps: int | None = None) -> Job:
         self.model_panel.show_loading(path)
         current = self.checkpoint_path
-        job = self.run_job(
-            "load model", load_for_app, str(path), self.model_panel.device, fast_lr, steps, on_done=self._model_loaded
-        )
+        job = self.run_job("load model", loading_steps, str(path), self.model_panel.device, fast_lr, steps,
+                           on_done=self._model_loaded, on_progress=self.model_panel.status.setText)  # fmt: skip
         job.failed.connect(lambda _exc: self.model_panel.show_failed(path, current))
         return job
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from anil_engine.loading import RESEARCH_HEADING, load_for_app, model_card, status_line
+from anil_engine.loading import RESEARCH_HEADING, load_for_app, loading_steps, model_card, status_line
 from anil_engine.registry import bundled_models
 
 
@@ -17,6 +17,27 @@ def test_a_checkpoint_loads_ready_to_adapt_with_plain_words(app_checkpoint):
     card = model_card(loaded.path, loaded.info)  # no card file beside it: a summary, plain words first
     assert "**What it is for.**" in card.plain and "fast_lr" not in card.plain
     assert card.detail.startswith(RESEARCH_HEADING) and "fast_lr" in card.detail
+
+
+def test_loading_says_so_before_it_builds_a_model_s_fast_cpu_graph_and_only_then(app_checkpoint, tmp_path, monkeypatch):
+    """The first load of a model on a machine exports its onnxruntime graph (half a minute for the photo model)."""
+
+    def said_and_loaded(device: str) -> tuple[list[str], object]:
+        lines, gen = [], loading_steps(str(app_checkpoint), device)
+        while True:
+            try:
+                lines.append(next(gen))
+            except StopIteration as stop:
+                return lines, stop.value
+
+    monkeypatch.setenv("ANIL_STUDIO_CACHE", str(tmp_path / "empty-cache"))
+    lines, loaded = said_and_loaded("cpu")
+    assert len(lines) == 1 and lines[0].startswith(f"Loading {Path(app_checkpoint).name}: preparing it for fast use")
+    assert loaded.classifier.backend == "onnxruntime" and list((tmp_path / "empty-cache" / "onnx").glob("*.onnx"))
+    lines, loaded = said_and_loaded("cpu")  # cached now: nothing to say
+    assert lines == [] and loaded.classifier.backend == "onnxruntime"
+    monkeypatch.setenv("ANIL_STUDIO_CACHE", str(tmp_path / "another-empty-cache"))
+    assert said_and_loaded("cpu")[0]  # a new cache folder: said again
 
 
 def test_head_settings_given_override_the_checkpoint_s(app_checkpoint):
