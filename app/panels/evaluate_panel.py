@@ -9,6 +9,17 @@ from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout
 from app.widgets import DropArea, confusion_image, hbox
 
 
+def mistakes_text(confusion: list[list[int]], listed: int) -> str:
+    """The mistakes button's words: how many there are, and whether they can be listed (a labelled folder's)."""
+    wrong = sum(sum(row) - row[i] for i, row in enumerate(confusion))
+    plural = "s" if wrong > 1 else ""
+    if not wrong:
+        return "No mistakes"
+    if listed:
+        return f"Show the {listed} mistake{'s' if listed > 1 else ''} in Classify"
+    return f"{wrong} mistake{plural} (a labelled folder's mistakes can be listed in Classify)"
+
+
 class EvaluatePanel(DropArea):
     """Shows one evaluation at a time, and marks it out of date when what it measured changes.
 
@@ -73,7 +84,7 @@ class EvaluatePanel(DropArea):
         self.confusion.setEnabled(True)
         self.mistakes = list(report.mistakes)
         self.mistakes_button.setEnabled(bool(self.mistakes))
-        self.mistakes_button.setText(f"Show the {len(self.mistakes)} mistakes in Classify")
+        self.mistakes_button.setText(mistakes_text(report.confusion, len(self.mistakes)))
         self.confusion.setPixmap(QPixmap.fromImage(confusion_image(report.confusion, report.class_names)))
 
     def mark_stale(self, why: str) -> None:

@@ -1009,10 +1009,12 @@ def test_a_labelled_folder_s_mistakes_can_be_listed_and_corrected(qtbot, window,
     assert all(p.label != truth and Path(p.path).parent.name == truth for p, truth in report.mistakes)
     if not wrong:
         assert not window.evaluate_panel.mistakes_button.isEnabled()
+        assert window.evaluate_panel.mistakes_button.text() == "No mistakes"
         return
+    assert window.evaluate_panel.mistakes_button.isEnabled()
     assert (
-        window.evaluate_panel.mistakes_button.isEnabled()
-        and window.evaluate_panel.mistakes_button.text() == f"Show the {wrong} mistakes in Classify"
+        window.evaluate_panel.mistakes_button.text()
+        == f"Show the {wrong} mistake{'s' if wrong > 1 else ''} in Classify"
     )
     window.show()
     window.tabs.setCurrentWidget(window.evaluate_panel)
@@ -1025,9 +1027,22 @@ def test_a_labelled_folder_s_mistakes_can_be_listed_and_corrected(qtbot, window,
         for name in ("class_00", "class_01", "class_02", "class_03"):  # leave-one-out needs 2 per class
             window.support.add_images(name, [sorted((folder_root / name).iterdir())[-1]])
     qtbot.waitUntil(lambda: not window.jobs, timeout=TIMEOUT)
-    with qtbot.waitSignal(window.evaluated, timeout=TIMEOUT):
+    with qtbot.waitSignal(window.evaluated, timeout=TIMEOUT) as loo:
         window.leave_one_out()
     assert not window.evaluate_panel.mistakes_button.isEnabled()  # leave-one-out has no list of files
+    from app.panels.evaluate_panel import mistakes_text
+
+    assert window.evaluate_panel.mistakes_button.text() == mistakes_text(loo.args[0].confusion, 0)
+
+
+def test_the_mistakes_button_says_how_many_and_whether_they_can_be_listed():
+    """Before: "Show the 0 mistakes in Classify" on a leave-one-out that had mistakes (it lists none)."""
+    from app.panels.evaluate_panel import mistakes_text
+
+    assert mistakes_text([[3, 0], [0, 2]], 0) == "No mistakes"
+    assert mistakes_text([[3, 1], [0, 2]], 1) == "Show the 1 mistake in Classify"
+    assert mistakes_text([[3, 1], [2, 2]], 3) == "Show the 3 mistakes in Classify"
+    assert mistakes_text([[3, 1], [2, 2]], 0) == "3 mistakes (a labelled folder's mistakes can be listed in Classify)"
 
 
 def test_zip_archives_dropped_are_unpacked_and_used_as_folders(qtbot, window, folder_root, tmp_path):
