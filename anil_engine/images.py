@@ -117,9 +117,20 @@ def load_image(path: str | Path, size: int, channels: int, crop: str = "none") -
     except Image.DecompressionBombError as exc:
         raise DataError(f"{path}: too many pixels to open safely ({exc}); downscale it first") from exc
     except UnidentifiedImageError as exc:
+        if _is_empty(path):
+            raise DataError(
+                f"{path}: an empty file (0 bytes; a copy or download that did not finish?); copy it again or remove it"
+            ) from exc
         raise DataError(f"{path}: not an image Pillow can read; remove it or convert it to PNG/JPEG") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"{path}: the image is corrupt or truncated ({exc}); re-export or remove it") from exc
+
+
+def _is_empty(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False
 
 
 def load_images(

@@ -44,7 +44,7 @@ def test_classify_names_every_bad_file_and_keeps_the_good_ones(bad_corpus, app_c
     for name, why in [
         ("truncated.jpg", "corrupt or truncated"),
         ("garbage.png", "not an image"),
-        ("empty.jpg", "not an image"),
+        ("empty.jpg", "an empty file (0 bytes"),
         ("dead.png", "a broken link"),
         ("loop", "a loop"),
         ("huge.png", "80 x 80 pixels, more than the 4,900"),
