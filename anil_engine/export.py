@@ -150,7 +150,10 @@ def _trunk_cache_path(model: AnilModel, transductive: bool = False) -> Path:
 
 def trunk_graph_cached(model: AnilModel) -> bool:
     """Whether `cached_trunk_onnx_bytes(model)` will read its graph from the cache rather than export it."""
-    return _trunk_cache_path(model).is_file()
+    try:
+        return _trunk_cache_path(model).is_file()
+    except OSError:  # a cache folder that cannot be read (is_file raises PermissionError): it will be built
+        return False
 
 
 def cached_trunk_onnx_bytes(model: AnilModel, transductive: bool = False) -> bytes:

@@ -38,6 +38,9 @@ def test_loading_says_so_before_it_builds_a_model_s_fast_cpu_graph_and_only_then
     assert lines == [] and loaded.classifier.backend == "onnxruntime"
     monkeypatch.setenv("ANIL_STUDIO_CACHE", str(tmp_path / "another-empty-cache"))
     assert said_and_loaded("cpu")[0]  # a new cache folder: said again
+    monkeypatch.setenv("ANIL_STUDIO_CACHE", str(tmp_path / ("x" * 300)))  # cannot even be looked at (ENAMETOOLONG)
+    lines, loaded = said_and_loaded("cpu")  # built in memory, as with a cache that cannot be written
+    assert lines and loaded.classifier.backend == "onnxruntime"
 
 
 def test_head_settings_given_override_the_checkpoint_s(app_checkpoint):
