@@ -161,14 +161,47 @@ def display_problem(platform: str, plugin: str | None = None) -> str | None:
     if platform == "" and os.environ.get("WAYLAND_DISPLAY") and not os.environ.get("DISPLAY"):
         return None  # a Wayland session without X: Qt uses its Wayland platform, not these libraries
     missing = missing_libraries(plugin)
-    if not missing:
+    if missing:
+        command = "sudo apt-get install -y " + " ".join(packages_for(missing))
+        return (
+            f"ANIL Studio cannot open its window: Qt's X11 platform needs system libraries that are missing here "
+            f"({', '.join(missing)}). Install them with:\n\n    {command}\n\n"
+            "(or run `bash scripts/setup.sh` as root, which installs them), then start the app again."
+        )
+    display = os.environ.get("DISPLAY", "")
+    if not display:
+        where = "neither DISPLAY nor WAYLAND_DISPLAY is set" if platform == "" else "DISPLAY is not set"
+        return f"ANIL Studio cannot open its window: this session has no screen ({where}).\n{NO_SCREEN_HELP}"
+    if x_display_opens(display) is False:
+        return (
+            f"ANIL Studio cannot open its window: no X server answers at DISPLAY={display} (it is not running, "
+            f"or this user may not use it: see `xhost` and XAUTHORITY).\n{NO_SCREEN_HELP}"
+        )
+    return None
+
+
+NO_SCREEN_HELP = (
+    "Start it in a desktop session, over SSH with `ssh -X`, or on a virtual screen: `xvfb-run .venv/bin/anil-studio`. "
+    "Every flow of the app is also a command that needs no screen: `.venv/bin/anil-studio --help`."
+)
+
+
+def x_display_opens(display: str) -> bool | None:
+    """Whether an X server accepts a connection at `display` (None: cannot tell, libX11 is not loadable)."""
+    import ctypes
+
+    try:
+        x11 = ctypes.CDLL("libX11.so.6")
+    except OSError:
         return None
-    command = "sudo apt-get install -y " + " ".join(packages_for(missing))
-    return (
-        f"ANIL Studio cannot open its window: Qt's X11 platform needs system libraries that are missing here "
-        f"({', '.join(missing)}). Install them with:\n\n    {command}\n\n"
-        "(or run `bash scripts/setup.sh` as root, which installs them), then start the app again."
-    )
+    x11.XOpenDisplay.restype = ctypes.c_void_p
+    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
+    handle = x11.XOpenDisplay(display.encode())
+    if not handle:
+        return False
+    x11.XCloseDisplay(handle)
+    return True
 
 
 if __name__ == "__main__":

@@ -38,7 +38,33 @@ def test_nothing_missing_means_no_problem(monkeypatch, tmp_path):
     plugin.write_bytes(b"\x7fELF")
     fake_ldd(monkeypatch, "\tlibxcb.so.1 => /lib/x86_64-linux-gnu/libxcb.so.1 (0x00007f)\n")
     assert qt_check.missing_libraries(str(plugin)) == []
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.setattr(qt_check, "x_display_opens", lambda display: True)
     assert qt_check.display_problem("", str(plugin)) is None
+
+
+def test_no_screen_or_a_display_that_does_not_answer_is_said_instead_of_qts_abort(monkeypatch, tmp_path):
+    """Before: Qt's "could not connect to display", "xcb-cursor0 is needed" (it was there) and an abort."""
+    plugin = tmp_path / "libqxcb.so"
+    plugin.write_bytes(b"\x7fELF")
+    fake_ldd(monkeypatch, "\tlibxcb.so.1 => /lib/x86_64-linux-gnu/libxcb.so.1 (0x00007f)\n")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    problem = qt_check.display_problem("", str(plugin))
+    assert "no screen (neither DISPLAY nor WAYLAND_DISPLAY is set)" in problem and "xvfb-run" in problem
+    assert "anil-studio --help" in problem
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
+    assert qt_check.display_problem("", str(plugin)) is None  # Qt takes its Wayland platform
+    monkeypatch.setenv("DISPLAY", ":4242")
+    monkeypatch.setattr(qt_check, "x_display_opens", lambda display: False)
+    assert "no X server answers at DISPLAY=:4242" in qt_check.display_problem("xcb", str(plugin))
+    monkeypatch.setattr(qt_check, "x_display_opens", lambda display: None)  # cannot tell: let Qt try
+    assert qt_check.display_problem("xcb", str(plugin)) is None
+
+
+@pytest.mark.skipif(__import__("ctypes.util").util.find_library("X11") is None, reason="needs libX11")
+def test_a_display_where_no_x_server_runs_does_not_open():
+    assert qt_check.x_display_opens(":4242") is False
 
 
 def test_without_ldd_loading_the_plugin_names_the_first_missing_library(monkeypatch, tmp_path):
