@@ -33,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_device(k, "cpu")
     add_quiet(k, "no progress bars (shown after 1 s)")
     k.add_argument("--csv", default=None, help="also write the predictions as CSV (the app's Export results)")
+    k.add_argument("--json", action="store_true", help="print one JSON object (probabilities, confusion matrices)")
     k.set_defaults(run=cmd_classify)
 
     r = sub.add_parser("predict", help="classify images with an exported classifier (no torch needed)")
@@ -141,8 +142,25 @@ def cmd_classify(args: argparse.Namespace) -> int:
         from anil_engine.classifier import predictions_csv
 
         atomic_write_bytes(predictions_csv(predictions).encode("utf-8", "surrogateescape"), args.csv)
-    emit_json(out)
+    if args.json:
+        emit_json(out)
+    else:
+        print(classify_summary(out))
     return 0
+
+
+def classify_summary(out: dict[str, Any]) -> str:
+    """`classify`'s result for a person: one line per image (path, class, confidence), then the evaluations."""
+    lines = [f"{len(out['classes'])} classes: {', '.join(out['classes'])} ({out['head_init']})"]
+    lines += [f"{p['path']}\t{p['label']}\t{100 * p['confidence']:.1f} %" for p in out["predictions"]]
+    for name, title in (("leave_one_out", "leave-one-out on the support"), ("labelled", "labelled folder")):
+        if name in out:
+            r = out[name]
+            per_class = ", ".join(f"{c} {a:.1f} %" for c, a in r["per_class"].items())
+            lines.append(f"{title}: {r['accuracy']:.1f} % of {r['images']} images ({per_class})")
+            lines += [f"  wrong: {m['path']}\t{m['true']} -> {m['predicted']} ({100 * m['confidence']:.1f} %)"
+                      for m in r.get("mistakes", [])]  # fmt: skip
+    return "\n".join(lines)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

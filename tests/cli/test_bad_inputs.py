@@ -35,7 +35,7 @@ def test_classify_names_every_bad_file_and_keeps_the_good_ones(bad_corpus, app_c
     monkeypatch.setattr(images, "PIXEL_LIMIT", 70 * 70)
     code, out, err = _run(capsys, "classify", "--checkpoint", str(app_checkpoint), "--support",
                           str(bad_corpus["support"]), str(bad_corpus["queries"]), str(bad_corpus["empty"]), "--quiet",
-                          "--csv", str(bad_corpus["queries"].parent / "out.csv"))  # fmt: skip
+                          "--json", "--csv", str(bad_corpus["queries"].parent / "out.csv"))  # fmt: skip
     assert code == 0
     result = json.loads(out)  # valid JSON: no NaN
     classified = {Path(p["path"]).name for p in result["predictions"]}
@@ -186,7 +186,7 @@ def test_unreadable_folders_are_named_not_a_traceback(bad_corpus, app_checkpoint
         run = subprocess.run(
             ["setpriv", "--bounding-set=-dac_override,-dac_read_search", sys.executable, "-m", "anil_engine",
              "classify", "--checkpoint", str(app_checkpoint), "--support", str(bad_corpus["support"]),
-             str(bad_corpus["good"]), str(locked_queries), "--quiet"],
+             str(bad_corpus["good"]), str(locked_queries), "--quiet", "--json"],
             capture_output=True, text=True, timeout=300,
         )  # fmt: skip
     finally:

@@ -357,6 +357,7 @@ def test_classify_command_adapts_classifies_and_evaluates(tmp_path, folder_root)
         str(tmp_path / "labelled"),
         "--csv",
         str(tmp_path / "out.csv"),
+        "--json",
     )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
@@ -370,6 +371,15 @@ def test_classify_command_adapts_classifies_and_evaluates(tmp_path, folder_root)
     mistakes = result["labelled"]["mistakes"]
     assert len(mistakes) == confusion[0][1] + confusion[1][0]
     assert all(m["true"] != m["predicted"] and f"/{m['true']}/" in m["path"] for m in mistakes)
+    from anil_engine.cli.applying import classify_summary  # what a person gets without --json
+
+    lines = classify_summary(result).splitlines()
+    assert lines[0] == f"2 classes: class_00, class_01 ({result['head_init']})"
+    assert lines[1:4] == [f"{p['path']}\t{p['label']}\t{100 * p['confidence']:.1f} %" for p in result["predictions"]]
+    loo, labelled = result["leave_one_out"], result["labelled"]
+    assert lines[4].startswith(f"leave-one-out on the support: {loo['accuracy']:.1f} % of 6 images (class_00 ")
+    assert lines[5].startswith(f"labelled folder: {labelled['accuracy']:.1f} % of 6 images (class_00 ")
+    assert [line.split("\t")[0] for line in lines[6:]] == [f"  wrong: {m['path']}" for m in mistakes]
 
 
 def test_info_lists_versions_devices_and_models(capsys):
@@ -423,9 +433,9 @@ def test_classify_takes_zip_archives(tmp_path, folder_root):
         "--quiet",
     )
     assert out.returncode == 0, out.stderr
-    result = json.loads(out.stdout)
-    assert result["classes"] == ["class_00", "class_01"] and len(result["predictions"]) == 3
-    assert all("unpacked" in p["path"] for p in result["predictions"])
+    first, *predictions = out.stdout.splitlines()  # without --json: a line per image, for a person
+    assert first.startswith("2 classes: class_00, class_01 (") and len(predictions) == 3
+    assert all("unpacked" in line.split("\t")[0] and line.endswith(" %") for line in predictions)
 
 
 def test_pretrain_warns_that_bfloat16_is_emulated_on_a_cpu_without_its_instructions(tmp_path, folder_root, capsys,
