@@ -69,13 +69,6 @@ def loading_steps(
     return LoadedModel(str(path), classifier, info, file_sha256(path), torch.cuda.is_available(), notes)
 
 
-def load_for_app(path: str, device: str, fast_lr: float | None = None, steps: int | None = None) -> LoadedModel:
-    """`loading_steps` run to its end (its lines for the user dropped)."""
-    from anil_engine.jobs import run_to_end
-
-    return run_to_end(loading_steps(path, device, fast_lr, steps))
-
-
 @dataclass(frozen=True)
 class ModelCard:
     """A model card split for the screen: plain words first, research detail behind a toggle."""

@@ -75,12 +75,13 @@ warm_onnx_cache() {
 }
 
 # Before anything is downloaded (PyTorch is 5.5 GB): a Python older than pyproject.toml's requires-python.
-if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+new_enough() { "$1" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; }
+if ! new_enough "$PY"; then
   echo "setup: ANIL Studio needs Python 3.11 or newer; '$PY' is $("$PY" -c 'import sys; print("Python", sys.version.split()[0])' 2>/dev/null || echo 'not a Python that runs')." >&2
   echo "setup: install one (e.g. apt-get install python3.11 python3.11-venv) and run: PYTHON=python3.11 bash scripts/setup.sh" >&2
   exit 1
 fi
-if [ -x "$VPY" ] && ! "$VPY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+if [ -x "$VPY" ] && ! new_enough "$VPY"; then
   echo "setup: $VENV was made with an older Python; remove it (rm -rf .venv) and run this script again" >&2
   exit 1
 fi

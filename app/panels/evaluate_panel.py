@@ -12,12 +12,11 @@ from app.widgets import DropArea, confusion_image, hbox
 def mistakes_text(confusion: list[list[int]], listed: int) -> str:
     """The mistakes button's words: how many there are, and whether they can be listed (a labelled folder's)."""
     wrong = sum(sum(row) - row[i] for i, row in enumerate(confusion))
-    plural = "s" if wrong > 1 else ""
     if not wrong:
         return "No mistakes"
     if listed:
         return f"Show the {listed} mistake{'s' if listed > 1 else ''} in Classify"
-    return f"{wrong} mistake{plural} (a labelled folder's mistakes can be listed in Classify)"
+    return f"{wrong} mistake{'s' if wrong > 1 else ''} (a labelled folder's mistakes can be listed in Classify)"
 
 
 class EvaluatePanel(DropArea):

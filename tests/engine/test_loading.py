@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from anil_engine.loading import RESEARCH_HEADING, load_for_app, loading_steps, model_card, status_line
+from anil_engine.jobs import run_to_end
+from anil_engine.loading import RESEARCH_HEADING, loading_steps, model_card, status_line
 from anil_engine.registry import bundled_models
 
 
 def test_a_checkpoint_loads_ready_to_adapt_with_plain_words(app_checkpoint):
-    loaded = load_for_app(str(app_checkpoint), "cpu")
+    loaded = run_to_end(loading_steps(str(app_checkpoint), "cpu"))
     assert loaded.classifier.backend == "onnxruntime" and not loaded.notes
     assert "state_dict" not in loaded.info and len(loaded.sha256) == 64 and not loaded.grayscale
     line = status_line(loaded, "cpu")
@@ -44,7 +45,7 @@ def test_loading_says_so_before_it_builds_a_model_s_fast_cpu_graph_and_only_then
 
 
 def test_head_settings_given_override_the_checkpoint_s(app_checkpoint):
-    loaded = load_for_app(str(app_checkpoint), "cpu", fast_lr=0.7, steps=3)
+    loaded = run_to_end(loading_steps(str(app_checkpoint), "cpu", fast_lr=0.7, steps=3))
     assert (loaded.classifier.fast_lr, loaded.classifier.steps) == (0.7, 3)
 
 
