@@ -31,12 +31,25 @@ def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
+def _white_level(mode: str, arr: np.ndarray) -> float:
+    """The value that shows as white in a deep greyscale image: 65535 for 16 bits; for 32-bit integers 255
+    unless larger values occur (then 65535); for floating point 1.0 when every value is within [0, 1] (the
+    scientific convention), else 255, else the largest value."""
+    top = float(arr.max(initial=0.0))
+    if mode.startswith("I;16"):
+        return 65535.0
+    if mode == "F" and top <= 1.0:
+        return 1.0
+    if top <= 255.0:
+        return 255.0
+    return 65535.0 if mode == "I" and top <= 65535.0 else top
+
+
 def _to_mode(image: Image.Image, channels: int) -> Image.Image:
     """Convert any Pillow mode to "L" (channels=1) or "RGB" (channels=3)."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        arr = np.asarray(image, dtype=np.float64)
-        hi = 65535.0 if image.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        image = Image.fromarray(np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+        arr = np.nan_to_num(np.asarray(image, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        image = Image.fromarray(np.clip(arr / _white_level(image.mode, arr) * 255.0 + 0.5, 0, 255).astype(np.uint8))
     if image.mode == "P":
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:

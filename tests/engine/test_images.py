@@ -28,6 +28,23 @@ def test_sixteen_bit_is_scaled_not_clipped(tmp_path):
     assert 120 <= value <= 135
 
 
+@pytest.mark.parametrize(
+    ("values", "grey"),
+    [
+        (np.full((8, 8), 0.5, dtype=np.float32), 128),  # floating point in [0, 1]
+        (np.full((8, 8), 127.5, dtype=np.float32), 128),  # floating point in 0-255
+        (np.repeat([[2000.0], [4000.0]], 4, 0).repeat(8, 1).astype(np.float32), 191),  # else its largest is white
+        (np.repeat([[np.nan], [0.5]], 4, 0).repeat(8, 1).astype(np.float32), 64),  # not-a-number: black
+        (np.full((8, 8), 1000, dtype=np.int32), 4),  # 32-bit integers past 255: 16-bit range
+    ],
+)
+def test_deep_greyscale_images_are_scaled_by_their_own_range(tmp_path, values, grey):
+    path = tmp_path / "deep.tif"
+    Image.fromarray(values).save(path)
+    assert Image.open(path).mode in ("F", "I")
+    assert abs(int(load_image(path, 8, 1).astype(float).mean().round()) - grey) <= 1
+
+
 def test_transparency_is_composited_on_white(tmp_path):
     path = tmp_path / "clear.png"
     Image.new("RGBA", (20, 20), (0, 0, 0, 0)).save(path)
