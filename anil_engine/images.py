@@ -8,6 +8,7 @@ can use it too.
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -110,10 +111,7 @@ def load_image(path: str | Path, size: int, channels: int, crop: str = "none") -
             image = Image.open(path)
         with image:
             if image.width * image.height > PIXEL_LIMIT:
-                raise DataError(
-                    f"{path}: {image.width} x {image.height} pixels, more than the {PIXEL_LIMIT:,} this app "
-                    "opens safely; downscale it first"
-                )
+                raise DataError(too_many_pixels(path, f"{image.width} x {image.height} pixels"))
             if image.format == "JPEG" and crop == "none":  # framed by the ink, the drawing may be a small part
                 # Decode big photos at 1/2 to 1/8 scale, never below 4x the input size (6x faster for a
                 # 12-megapixel photo; the result differs by at most one grey level there). Images under
@@ -128,7 +126,8 @@ def load_image(path: str | Path, size: int, channels: int, crop: str = "none") -
     except IsADirectoryError as exc:
         raise DataError(f"{path}: a folder, not an image file") from exc
     except Image.DecompressionBombError as exc:
-        raise DataError(f"{path}: too many pixels to open safely ({exc}); downscale it first") from exc
+        found = re.search(r"\((\d+) pixels\)", str(exc))  # Pillow names only the count
+        raise DataError(too_many_pixels(path, _pixels(int(found[1])) if found else "")) from exc
     except UnidentifiedImageError as exc:
         if _is_empty(path):
             raise DataError(
@@ -137,6 +136,18 @@ def load_image(path: str | Path, size: int, channels: int, crop: str = "none") -
         raise DataError(f"{path}: not an image Pillow can read; remove it or convert it to PNG/JPEG") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"{path}: the image is corrupt or truncated ({exc}); re-export or remove it") from exc
+
+
+def too_many_pixels(path: str | Path, size: str) -> str:
+    """The message for an image too large to decode safely; `size` in words ("" when unknown)."""
+    return (
+        f"{path}: {size + ', ' if size else ''}more than the {_pixels(PIXEL_LIMIT)} this app opens safely (a larger "
+        "image could fill the memory); downscale it first, e.g. to 8,000 pixels on its longer side"
+    )
+
+
+def _pixels(n: int) -> str:
+    return f"{n / 1e6:,.0f} megapixels" if n >= 1_000_000 else f"{n:,} pixels"
 
 
 def _is_empty(path: Path) -> bool:

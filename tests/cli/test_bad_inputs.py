@@ -47,7 +47,7 @@ def test_classify_names_every_bad_file_and_keeps_the_good_ones(bad_corpus, app_c
         ("empty.jpg", "an empty file (0 bytes"),
         ("dead.png", "a broken link"),
         ("loop", "a loop"),
-        ("huge.png", "80 x 80 pixels, more than the 4,900"),
+        ("huge.png", "80 x 80 pixels, more than the 4,900 pixels this app opens safely"),
     ]:
         assert any(str(q / name) in line and why in line for line in err.splitlines()), (name, err)
     # Files that are not images are named together, per folder.
