@@ -18,11 +18,20 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from anil_engine.config import check_crop
 from anil_engine.errors import DataError, os_message
 
+try:  # HEIC/HEIF photos (iPhones' default format) through libheif; without the package they are named with the fix
+    from pillow_heif import register_heif_opener
+except ImportError:  # pragma: no cover - a set-up without it (the torch-free runtime, say)
+    HEIF_READABLE = False
+else:
+    register_heif_opener()
+    HEIF_READABLE = True
+
 # The most pixels an image may have: Pillow's own limit (about 89 megapixels). Pillow only warns up to twice
 # that and decodes the image (hundreds of MB); ANIL Studio skips it with a message instead.
 PIXEL_LIMIT = Image.MAX_IMAGE_PIXELS or 89_478_485
 DRAFT_FACTOR = 4  # big JPEGs are decoded at a reduced scale, down to this multiple of the input size
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+HEIF_SUFFIXES = frozenset({".heic", ".heif"})
+IMAGE_SUFFIXES = HEIF_SUFFIXES | {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 INK_LEVEL = 128  # grey levels below this are ink
 INK_MARGIN = 0.1  # paper left around the ink on every side, as a fraction of the ink's longer side
 
@@ -105,6 +114,11 @@ def load_image(path: str | Path, size: int, channels: int, crop: str = "none") -
     """
     path = Path(path)
     check_crop(crop)  # before the file is opened: a wrong name is not a corrupt image
+    if path.suffix.lower() in HEIF_SUFFIXES and not HEIF_READABLE:
+        raise DataError(
+            f"{path}: a HEIC/HEIF photo, which needs the pillow-heif package (pip install pillow-heif, or run "
+            "scripts/setup.sh again); or convert it to JPEG"
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below, with the file named

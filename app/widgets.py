@@ -11,9 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import (
     QAbstractListModel,
-    QBuffer,
-    QByteArray,
-    QIODevice,
     QMimeData,
     QModelIndex,
     QRect,
@@ -31,9 +28,7 @@ from PySide6.QtGui import (
     QFont,
     QFontMetrics,
     QImage,
-    QImageReader,
     QPainter,
-    QPixmap,
 )
 from PySide6.QtWidgets import (
     QApplication,
@@ -54,13 +49,10 @@ from PySide6.QtWidgets import (
 )
 
 from anil_engine.config import LAKE_FOLDS, SPLIT_SCHEMES
-from anil_engine.images import PIXEL_LIMIT
+from app.thumbnails import THUMB, thumbnail
 
 if TYPE_CHECKING:
     from app.jobs import Job
-
-THUMB = 56
-_thumb_cache: dict[tuple[str, int, int], QPixmap] = {}
 
 
 def split_scheme_box(current: str) -> QComboBox:
@@ -123,53 +115,6 @@ def path_row(edit: QLineEdit, folder: bool, parent: QWidget) -> QWidget:
     row = hbox(edit, browse)
     row.layout().setStretch(0, 1)
     return row
-
-
-def _image_reader(path: Path) -> tuple[QImageReader, object]:
-    """A reader of `path`; a name that is not UTF-8 (Latin-1 bytes, say) is read through Python's own open.
-
-    Returns the reader and what must stay alive while it reads.
-    """
-    try:
-        return QImageReader(str(path).encode("utf-8").decode("utf-8")), None
-    except UnicodeEncodeError:  # Qt cannot name such a file; its bytes can still be read
-        try:
-            data = QByteArray(path.read_bytes())
-        except OSError:
-            return QImageReader(), None
-        buffer = QBuffer(data)
-        buffer.open(QIODevice.OpenModeFlag.ReadOnly)
-        return QImageReader(buffer), (buffer, data)
-
-
-def thumbnail(path: Path, size: int = THUMB) -> QPixmap:
-    """A small preview, EXIF orientation applied; a grey square for unreadable or missing files.
-
-    Cached by path, size and modification time: a file that is moved away or replaced is shown as it is now.
-    """
-    try:
-        stamp = os.stat(path).st_mtime_ns
-    except OSError:
-        stamp = -1
-    key = (str(path), size, stamp)
-    if key not in _thumb_cache:
-        image = QImage()
-        if stamp >= 0:
-            reader, _keep = _image_reader(Path(path))
-            reader.setAutoTransform(True)
-            original = reader.size()
-            if original.isValid():
-                reader.setScaledSize(original.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio))
-            # Over the pixel limit: never decoded, on the GUI thread or anywhere (adaptation names the file).
-            if not original.isValid() or original.width() * original.height() <= PIXEL_LIMIT:
-                image = reader.read()
-        if image.isNull():
-            pix = QPixmap(size, size)
-            pix.fill(QColor("#bbbbbb"))
-        else:
-            pix = QPixmap.fromImage(image)
-        _thumb_cache[key] = pix
-    return _thumb_cache[key]
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from PySide6.QtCore import QPoint, QSortFilterProxyModel, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QKeySequence, QShortcut
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QListView, QMenu, QPushButton, QSizePolicy, QVBoxLayout
 
+from app import thumbnails
 from app.support_model import SupportSet
 from app.widgets import CONFIDENCE_ROLE, LABEL_ROLE, ORDER_ROLE, DropArea, ResultDelegate, ResultsModel
 
@@ -82,6 +83,7 @@ class ClassifyPanel(DropArea):
         view = QListView()
         view.setModel(self.results_sorted)
         view.setItemDelegate(ResultDelegate(view))
+        thumbnails.loader.ready.connect(view.viewport().update)  # a HEIC photo's thumbnail decoded in the background
         view.setUniformItemSizes(True)
         view.setSelectionMode(QListView.SelectionMode.ExtendedSelection)
         view.doubleClicked.connect(

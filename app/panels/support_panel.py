@@ -21,7 +21,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.support_model import SupportSet
-from app.widgets import THUMB, DropArea, thumbnail
+from app.thumbnails import THUMB, loader, thumbnail
+from app.widgets import DropArea
 
 
 class ThumbnailModel(QAbstractListModel):
@@ -30,6 +31,12 @@ class ThumbnailModel(QAbstractListModel):
     def __init__(self, paths: list[Path], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.paths = list(paths)
+        loader.ready.connect(self._thumbnails_decoded)
+
+    def _thumbnails_decoded(self) -> None:
+        """A thumbnail decoded in the background (HEIC): the shown rows ask for theirs again."""
+        if self.paths:
+            self.dataChanged.emit(self.index(0), self.index(len(self.paths) - 1), [Qt.ItemDataRole.DecorationRole])
 
     def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008 - Qt override
         return 0 if parent.isValid() else len(self.paths)

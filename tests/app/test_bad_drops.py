@@ -41,9 +41,41 @@ def test_a_file_name_that_is_not_utf8_gets_its_real_thumbnail(qtbot, tmp_path):
 
     from PIL import Image
 
-    from app.widgets import thumbnail
+    from app.thumbnails import thumbnail
 
     path = tmp_path / os.fsdecode(b"caf\xe9.png")
     Image.new("RGB", (40, 40), (200, 40, 40)).save(path)
     r, g, b, _ = thumbnail(path).toImage().pixelColor(10, 10).getRgb()
     assert (r, g, b) == (200, 40, 40)  # not the grey square of an unreadable file
+
+
+def test_a_heic_photo_s_thumbnail_is_decoded_in_the_background_without_blocking(qtbot, tmp_path):
+    """Qt cannot read HEIC (iPhones' photos): a grey square at once, the photo once a worker has decoded it."""
+    import time
+
+    from PIL import Image
+
+    from app import thumbnails
+
+    path = tmp_path / "IMG_0001.HEIC"
+    Image.new("RGB", (64, 48), (30, 160, 60)).save(path)
+    start = time.perf_counter()
+    first = thumbnails.thumbnail(path)
+    assert time.perf_counter() - start < 0.05  # the window's thread only looks at the header
+    assert first.toImage().pixelColor(5, 5).name() == "#bbbbbb"  # the stand-in
+    with qtbot.waitSignal(thumbnails.loader.ready, timeout=10_000):
+        pass
+    r, g, b, _ = thumbnails.thumbnail(path).toImage().pixelColor(10, 10).getRgb()
+    assert abs(r - 30) + abs(g - 160) + abs(b - 60) < 30  # the photo (HEVC is lossy)
+    assert thumbnails.thumbnail(path).width() == 56  # scaled to fit the square, kept
+
+
+def test_a_file_neither_qt_nor_pillow_reads_is_a_grey_square(qtbot, tmp_path):
+    from app import thumbnails
+
+    path = tmp_path / "broken.heic"
+    path.write_bytes(b"not a photo at all")
+    thumbnails.thumbnail(path)
+    with qtbot.waitSignal(thumbnails.loader.ready, timeout=10_000):
+        pass
+    assert thumbnails.thumbnail(path).toImage().pixelColor(5, 5).name() == "#bbbbbb"

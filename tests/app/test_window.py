@@ -1085,22 +1085,22 @@ def test_the_qt_binding_keeps_none_s_reference_count(qapp):
 def test_class_cards_read_only_the_thumbnails_on_screen_and_remove_images(qtbot, window, folder_root, tmp_path):
     from PySide6.QtCore import Qt
 
-    from app import widgets
+    from app import thumbnails
 
     many = tmp_path / "many"
     many.mkdir()
     source = (folder_root / "class_00" / "img_00.png").read_bytes()
     for i in range(300):
         (many / f"{i:03d}.png").write_bytes(source)
-    widgets._thumb_cache.clear()
+    thumbnails._thumb_cache.clear()
     window.resize(1200, 800)
     window.show()
     qtbot.waitExposed(window)
     drop(window.support_view, [many])
     qtbot.waitUntil(lambda: "many" in window.support_view.cards, timeout=TIMEOUT)
     card = window.support_view.cards["many"]
-    qtbot.waitUntil(lambda: len(widgets._thumb_cache) > 0, timeout=TIMEOUT)
-    assert 0 < len(widgets._thumb_cache) < 100  # a card shows a row: far fewer than its 300 images are read
+    qtbot.waitUntil(lambda: len(thumbnails._thumb_cache) > 0, timeout=TIMEOUT)
+    assert 0 < len(thumbnails._thumb_cache) < 100  # a card shows a row: far fewer than its 300 images are read
     # Double-click and Delete remove an image (undoable), as with the earlier list widget.
     first = card.thumbs.model().index(0, 0)
     card.thumbs.doubleClicked.emit(first)

@@ -404,7 +404,7 @@ def test_info_lists_versions_devices_and_models(capsys):
     assert any(line.startswith("Python ") for line in text.splitlines())
 
 
-def test_classify_takes_zip_archives(tmp_path, folder_root):
+def test_classify_takes_zip_archives_and_heic_photos(tmp_path, folder_root):
     import zipfile
 
     from anil_engine.checkpoint import save_checkpoint
@@ -420,8 +420,13 @@ def test_classify_takes_zip_archives(tmp_path, folder_root):
         for c in ("class_00", "class_01"):
             for img in sorted((folder_root / c).iterdir())[:3]:
                 z.write(img, f"support/{c}/{img.name}")
+    from PIL import Image
+
+    heic = tmp_path / "IMG_0001.HEIC"  # an iPhone's photo among the queries
+    with Image.open(sorted((folder_root / "class_01").iterdir())[-1]) as image:
+        image.convert("RGB").save(heic, format="HEIF")
     with zipfile.ZipFile(tmp_path / "queries.zip", "w") as z:
-        for img in sorted((folder_root / "class_01").iterdir())[3:]:
+        for img in [*sorted((folder_root / "class_01").iterdir())[3:], heic]:
             z.write(img, img.name)
     out = run_cli(
         "classify",
@@ -434,8 +439,9 @@ def test_classify_takes_zip_archives(tmp_path, folder_root):
     )
     assert out.returncode == 0, out.stderr
     first, *predictions = out.stdout.splitlines()  # without --json: a line per image, for a person
-    assert first.startswith("2 classes: class_00, class_01 (") and len(predictions) == 3
+    assert first.startswith("2 classes: class_00, class_01 (") and len(predictions) == 4
     assert all("unpacked" in line.split("\t")[0] and line.endswith(" %") for line in predictions)
+    assert any(line.split("\t")[0].endswith("IMG_0001.HEIC") for line in predictions)
 
 
 def test_pretrain_warns_that_bfloat16_is_emulated_on_a_cpu_without_its_instructions(tmp_path, folder_root, capsys,

@@ -45,6 +45,16 @@ def test_deep_greyscale_images_are_scaled_by_their_own_range(tmp_path, values, g
     assert abs(int(load_image(path, 8, 1).astype(float).mean().round()) - grey) <= 1
 
 
+@pytest.mark.parametrize("suffix", [".heic", ".HEIF"])
+def test_heic_photos_are_read(tmp_path, suffix):
+    """iPhones save HEIC by default; pillow-heif (a dependency) lets Pillow read it, EXIF turn included."""
+    path = tmp_path / f"IMG_0001{suffix}"
+    Image.new("RGB", (64, 48), (30, 160, 60)).save(path, format="HEIF")
+    arr = load_image(path, 16, 3)
+    assert arr.shape == (3, 16, 16)
+    assert np.abs(arr.reshape(3, -1).mean(1) - [30, 160, 60]).max() < 15
+
+
 def test_transparency_is_composited_on_white(tmp_path):
     path = tmp_path / "clear.png"
     Image.new("RGBA", (20, 20), (0, 0, 0, 0)).save(path)
