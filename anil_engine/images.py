@@ -31,7 +31,9 @@ else:
 PIXEL_LIMIT = Image.MAX_IMAGE_PIXELS or 89_478_485
 DRAFT_FACTOR = 4  # big JPEGs are decoded at a reduced scale, down to this multiple of the input size
 HEIF_SUFFIXES = frozenset({".heic", ".heif"})
-IMAGE_SUFFIXES = HEIF_SUFFIXES | {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+IMAGE_SUFFIXES = HEIF_SUFFIXES | {
+    ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".avif", ".ppm", ".pgm",
+}  # fmt: skip
 INK_LEVEL = 128  # grey levels below this are ink
 INK_MARGIN = 0.1  # paper left around the ink on every side, as a fraction of the ink's longer side
 

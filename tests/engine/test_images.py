@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from anil_engine.errors import ConfigError, DataError
-from anil_engine.images import load_image, load_images, prepare_image
+from anil_engine.images import is_image_path, load_image, load_images, prepare_image
 
 
 @pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "P", "I;16", "1", "LA", "CMYK"])
@@ -45,11 +45,12 @@ def test_deep_greyscale_images_are_scaled_by_their_own_range(tmp_path, values, g
     assert abs(int(load_image(path, 8, 1).astype(float).mean().round()) - grey) <= 1
 
 
-@pytest.mark.parametrize("suffix", [".heic", ".HEIF"])
-def test_heic_photos_are_read(tmp_path, suffix):
-    """iPhones save HEIC by default; pillow-heif (a dependency) lets Pillow read it, EXIF turn included."""
+@pytest.mark.parametrize(("suffix", "kind"), [(".heic", "HEIF"), (".HEIF", "HEIF"), (".avif", "AVIF")])
+def test_heic_and_avif_photos_are_read(tmp_path, suffix, kind):
+    """iPhones save HEIC by default (pillow-heif, a dependency, lets Pillow read it); AVIF: Pillow itself."""
     path = tmp_path / f"IMG_0001{suffix}"
-    Image.new("RGB", (64, 48), (30, 160, 60)).save(path, format="HEIF")
+    Image.new("RGB", (64, 48), (30, 160, 60)).save(path, format=kind)
+    assert is_image_path(path)
     arr = load_image(path, 16, 3)
     assert arr.shape == (3, 16, 16)
     assert np.abs(arr.reshape(3, -1).mean(1) - [30, 160, 60]).max() < 15
