@@ -13,9 +13,13 @@ change to the training batch; compare the results with `scripts/compare_trunks.p
     chimera  new characters as classes of their own: for every training character, one made of its top (or left)
              half and the other half of another character of the same alphabet, drawer by drawer (so a chimera
              has its 20 drawers' variation), in 4 rotations (twice the images, so twice the steps per epoch)
+    distil   born-again distillation: the loss is half the labels' cross-entropy and half the KL divergence (at
+             temperature 4) to a trained trunk's class probabilities on the same augmented batch (`--teacher
+             T.pt`, e.g. the base variant's result; its classifier over the training classes refitted on its
+             frozen features of the unaugmented training images, since a checkpoint keeps only the trunk)
 Usage:
     python scripts/omniglot_pretrain_screen.py VARIANT --data-root DATA [--fold lake] [--epochs 5] [--hidden-size 64]
-        --out F.pt
+        [--teacher T.pt] --out F.pt
 On the 2-core Intel Xeon, 5 epochs take about 4.5 minutes (the AMD EPYC: about 5; `chimera` and `doubled` twice that).
 """
 
@@ -32,14 +36,16 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import anil_engine.meta.pretraining as pretraining  # noqa: E402
-from anil_engine.checkpoint import save_checkpoint  # noqa: E402
+from anil_engine.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from anil_engine.config import PretrainConfig  # noqa: E402
 from anil_engine.datasets.base import ImageTensorDataset, joined  # noqa: E402
 from anil_engine.meta.trainrun import make_checkpoint  # noqa: E402
+from anil_engine.models import model_from_checkpoint  # noqa: E402
 from anil_engine.tasks import to_float  # noqa: E402
 
-VARIANTS = ("base", "mixup", "erase", "mild", "noaug", "doubled", "chimera")
+VARIANTS = ("base", "mixup", "erase", "mild", "noaug", "doubled", "chimera", "distil")
 MIXUP_ALPHA = 0.4
+DISTIL_TEMPERATURE, DISTIL_WEIGHT = 4.0, 0.5
 
 
 def erase(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -112,6 +118,30 @@ def chimera_loader(load):
     return load_chimeras
 
 
+def teacher_for(path: str, data: ImageTensorDataset, gen: torch.Generator) -> torch.nn.Module:
+    """The trunk at `path` (eval mode, frozen) with a linear classifier over `data`'s classes fitted on its
+    features of `data`'s images (unaugmented): a module from float images to logits."""
+    teacher = model_from_checkpoint(load_checkpoint(path), path).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    with torch.no_grad():
+        batches = [to_float(data.images[i : i + 1024], "cpu") for i in range(0, len(data), 1024)]
+        features = torch.cat([teacher.trunk(x) for x in batches])
+    probe = torch.nn.Linear(features.shape[1], data.n_classes)
+    optimizer = torch.optim.Adam(probe.parameters(), lr=0.01)
+    for _ in range(30):
+        for idx in torch.randperm(len(data), generator=gen).split(1024):
+            loss = F.cross_entropy(probe(features[idx]), data.labels[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    with torch.no_grad():
+        accuracy = float((probe(features).argmax(1) == data.labels).float().mean())
+    print(f"teacher {path}: classifier refitted, {100 * accuracy:.1f} % of the training images", flush=True)
+    probe.requires_grad_(False)
+    return torch.nn.Sequential(teacher.trunk, probe)
+
+
 def variant_step(variant: str):
     """A replacement for `_Pretraining.train_step` with the variant's batch (and, for mixup, loss)."""
 
@@ -126,7 +156,13 @@ def variant_step(variant: str):
         if variant == "erase":
             x = erase(x, gen)
         x = x.contiguous(memory_format=torch.channels_last)
-        if variant == "mixup":
+        if variant == "distil":
+            logits = self.classifier(self.model.trunk(x))
+            with torch.no_grad():
+                target = F.softmax(self.teacher(x) / DISTIL_TEMPERATURE, 1)
+            kl = F.kl_div(F.log_softmax(logits / DISTIL_TEMPERATURE, 1), target, reduction="batchmean")
+            loss = (1 - DISTIL_WEIGHT) * F.cross_entropy(logits, y) + DISTIL_WEIGHT * DISTIL_TEMPERATURE**2 * kl
+        elif variant == "mixup":
             lam = float(torch.distributions.Beta(MIXUP_ALPHA, MIXUP_ALPHA).sample())
             lam, perm = max(lam, 1 - lam), torch.randperm(len(idx), generator=gen)
             logits = self.classifier(self.model.trunk(lam * x + (1 - lam) * x[perm]))
@@ -146,8 +182,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fold", default="lake", help="the lake split scheme (lake, lake-fold0 ... lake-fold4)")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--hidden-size", type=int, default=64, help="CNN4 channels (64)")
+    parser.add_argument("--teacher", help="distil: the trained trunk to learn from")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
+    if (args.variant == "distil") != (args.teacher is not None):
+        parser.error("--teacher goes with the distil variant, and only with it")
     config = PretrainConfig(
         "omniglot", args.data_root, args.fold, epochs=args.epochs, hidden_size=args.hidden_size, input_size=28,
         ways=20, seed=42, device="cpu", crop="ink", compute="float32",
@@ -162,6 +201,8 @@ def main(argv: list[str] | None = None) -> None:
         run = run_class(config, Path(args.out))
     finally:
         pretraining.load_dataset = load
+    if args.variant == "distil":
+        run.teacher = teacher_for(args.teacher, run.train_data, torch.Generator().manual_seed(1))
     run.start_clock()
     while run.epoch <= config.epochs:
         *_, progress = run.run_epoch(math.inf)  # the epoch's last report
