@@ -1,8 +1,8 @@
 # Sourced by the walk scripts: a virtual X screen with a window manager, and settings of its own.
-#   start_x DISPLAY_NUMBER   starts Xvfb (1280x800) and openbox; stop_x stops them.
+#   start_x DISPLAY_NUMBER [WxH]   starts Xvfb (1280x800 unless given) and openbox; stop_x stops them.
 start_x() {
   export DISPLAY=":$1"
-  Xvfb "$DISPLAY" -screen 0 1280x800x24 >/dev/null 2>&1 & XV=$!
+  Xvfb "$DISPLAY" -screen 0 "${2:-1280x800}x24" >/dev/null 2>&1 & XV=$!
   sleep 1
   openbox >/dev/null 2>&1 & OB=$!
   sleep 1
