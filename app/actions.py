@@ -61,6 +61,13 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec(SEPARATOR, "&File", "", ""),
     ActionSpec("export-csv", "&File", "Export results as CSV…", "exports.export_csv_dialog", "Ctrl+E"),
     ActionSpec(
+        "sort-into-folders",
+        "&File",
+        "Copy photos into class folders…",
+        "exports.sort_into_folders_dialog",
+        "Ctrl+Shift+D",
+    ),  # fmt: skip
+    ActionSpec(
         "export-classifier",
         "&File",
         "Export adapted classifier to ONNX…",

@@ -1,4 +1,5 @@
-"""Exports: the results as CSV, the adapted classifier or the frozen trunk as verified ONNX files."""
+"""Exports: the results as CSV or sorted into class folders, the adapted classifier or the frozen trunk as verified
+ONNX files."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QFileDialog
 
+from anil_engine.sorting import sort_into_folders
 from app.jobs import Job, status_while
 
 if TYPE_CHECKING:
@@ -41,6 +43,27 @@ class Exports(QObject):
             self.window.errors.info(f"wrote {len(predictions)} results to {path}")
         except AnilError as exc:
             self.window.errors.report(str(exc))
+
+    def sort_into_folders_dialog(self) -> None:
+        if not self.window.classify_panel.predictions:
+            self.window.errors.warn("nothing classified yet: classify photos first, then sort them into folders")
+            return
+        dest = QFileDialog.getExistingDirectory(
+            self.window, "Copy the photos into class folders inside", self.window.session.last_dir()
+        )
+        if dest:
+            self.sort_into_folders(Path(dest))
+
+    def sort_into_folders(self, dest: Path) -> Job:
+        """Copy the classified photos into `dest`/<class>/ in a worker (Stop ends it after a whole file)."""
+        predictions = list(self.window.classify_panel.predictions)
+        return self.window.run_job("copy into folders", sort_into_folders, predictions, dest, on_done=self._sorted)
+
+    def _sorted(self, report: Any) -> None:
+        for message in report.failed:
+            self.window.errors.warn(message)
+        self.window.errors.info(report.summary())
+        self.window.statusBar().showMessage(report.summary(), 10000)
 
     def export_classifier_dialog(self) -> None:
         if self.window.classifier is None or not self.window.classifier.is_adapted:

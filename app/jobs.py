@@ -19,6 +19,14 @@ from PySide6.QtWidgets import QStatusBar
 from superqt.utils import GeneratorWorker
 
 CANCELLED = object()
+IMAGE_JOBS = {  # jobs shown in the status bar with a Stop button (`MainWindow.run_job`)
+    "adapt": "Adapting:",
+    "classify": "Classifying:",
+    "evaluate folder": "Evaluating:",
+    "leave-one-out": "Leave-one-out:",
+    "unpack": "Unpacking:",
+    "copy into folders": "Copying:",
+}
 
 
 class JobFailed(Exception):

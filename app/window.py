@@ -22,7 +22,7 @@ from app.dialogs.help import HelpDialogs
 from app.drop_handler import DropHandler
 from app.errors import ErrorChannel
 from app.exports import Exports
-from app.jobs import CANCELLED, Job, start_job
+from app.jobs import CANCELLED, IMAGE_JOBS, Job, start_job
 from app.panels.classify_panel import ClassifyPanel
 from app.panels.evaluate_panel import EvaluatePanel
 from app.panels.model_panel import ModelPanel
@@ -34,13 +34,6 @@ from app.widgets import JobProgress, accept_as_copy, accepts_drop, dropped_paths
 
 ADAPT_DELAY_MS = 250
 AUTOSAVE_DELAY_MS = 3000
-IMAGE_JOBS = {  # jobs shown in the status bar with a Stop button
-    "adapt": "Adapting:",
-    "classify": "Classifying:",
-    "evaluate folder": "Evaluating:",
-    "leave-one-out": "Leave-one-out:",
-    "unpack": "Unpacking:",
-}
 PHOTO_MODEL = "caltech101-effnet-anil"
 
 
@@ -131,6 +124,7 @@ class MainWindow(QMainWindow):
         self.classify_panel.dropped.connect(self.classify_paths)
         self.classify_panel.classify_requested.connect(self.pickers.classify_images_dialog)
         self.classify_panel.export_requested.connect(self.exports.export_csv_dialog)
+        self.classify_panel.sort_requested.connect(self.exports.sort_into_folders_dialog)
         self.classify_panel.add_to_class.connect(self.add_results_to_class)
         self.evaluate_panel = EvaluatePanel()
         self.evaluate_panel.dropped.connect(self.evaluate_paths)

@@ -33,6 +33,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_device(k, "cpu")
     add_quiet(k, "no progress bars (shown after 1 s)")
     k.add_argument("--csv", default=None, help="also write the predictions as CSV (the app's Export results)")
+    k.add_argument(
+        "--sort-into", default=None, metavar="DIR",
+        help="also copy every classified image into DIR/<its class>/ (copies: the originals stay; the app's "
+        "Copy photos into class folders)",
+    )  # fmt: skip
+    k.add_argument(
+        "--unsure-below", type=float, default=0.0, metavar="PERCENT",
+        help="with --sort-into: images classified with less confidence than this go to DIR/unsure/ (default 0)",
+    )  # fmt: skip
     k.add_argument("--json", action="store_true", help="print one JSON object (probabilities, confusion matrices)")
     k.set_defaults(run=cmd_classify)
 
@@ -105,10 +114,16 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 
 def cmd_classify(args: argparse.Namespace) -> int:
     from anil_engine.checkpoint import check_writable
+    from anil_engine.errors import ConfigError
     from anil_engine.listing import expand_inputs
+    from anil_engine.sorting import check_destination, sort_into_folders
 
     if args.csv:
         check_writable(args.csv, "CSV file")
+    if not 0 <= args.unsure_below <= 100:
+        raise ConfigError(f"--unsure-below is a confidence in percent, 0 to 100; got {args.unsure_below}")
+    if args.sort_into:
+        check_destination(args.sort_into)  # before the support images go through the trunk
 
     clf, _ = _classifier(args)
     adapted = _adapted(clf, args.support, args.quiet)
@@ -136,6 +151,15 @@ def cmd_classify(args: argparse.Namespace) -> int:
                 {"path": p.path, "true": truth, "predicted": p.label, "confidence": p.confidence}
                 for p, truth in r.mistakes
             ]
+    if args.sort_into:
+        report = images_job(sort_into_folders(predictions, args.sort_into, args.unsure_below / 100), args.quiet)
+        messages.extend(report.failed)
+        out["sorted"] = {
+            "dest": report.dest,
+            "counts": report.counts,
+            "already": report.already,
+            "failed": report.failed,
+        }
     warn(messages)
     if args.csv:
         from anil_engine.checkpoint import atomic_write_bytes
@@ -153,6 +177,11 @@ def classify_summary(out: dict[str, Any]) -> str:
     """`classify`'s result for a person: one line per image (path, class, confidence), then the evaluations."""
     lines = [f"{len(out['classes'])} classes: {', '.join(out['classes'])} ({out['head_init']})"]
     lines += [f"{p['path']}\t{p['label']}\t{100 * p['confidence']:.1f} %" for p in out["predictions"]]
+    if "sorted" in out:
+        s = out["sorted"]
+        lines.append(f"sorted {sum(s['counts'].values())} image(s) into {s['dest']}: "
+                     + (", ".join(f"{name}/ {n}" for name, n in s["counts"].items()) or "none")
+                     + (f" ({s['already']} there already)" if s["already"] else ""))  # fmt: skip
     for name, title in (("leave_one_out", "leave-one-out on the support"), ("labelled", "labelled folder")):
         if name in out:
             r = out[name]

@@ -31,11 +31,13 @@ class ClassifyPanel(DropArea):
         dropped(items): inherited; images or folders to classify.
         classify_requested(): the Classify images… button.
         export_requested(): the Export CSV… button.
+        sort_requested(): the Sort into folders… button.
         add_to_class(paths, name): add these images to support class `name` (None: a new class).
     """
 
     classify_requested = Signal()
     export_requested = Signal()
+    sort_requested = Signal()
     add_to_class = Signal(list, object)
 
     def __init__(self, support: SupportSet) -> None:
@@ -73,9 +75,12 @@ class ClassifyPanel(DropArea):
         self.export_button = QPushButton("Export CSV…")
         self.export_button.setToolTip("Save the results as a table (Ctrl+E)")
         self.export_button.clicked.connect(self.export_requested)
+        self.sort_button = QPushButton("Sort into folders…")
+        self.sort_button.setToolTip("Copy the photos into one folder per class; the originals stay (Ctrl+Shift+D)")
+        self.sort_button.clicked.connect(self.sort_requested)
         clear = QPushButton("Clear")
         clear.clicked.connect(self.clear)
-        for b in (classify_button, self.export_button, clear):
+        for b in (classify_button, self.export_button, self.sort_button, clear):
             buttons.addWidget(b)
         q.addLayout(buttons)
 

@@ -88,7 +88,9 @@ def test_loose_images_start_a_class_and_bad_files_are_named(qtbot, window, folde
     assert any("notes.txt" in m for m in messages)
 
 
-def test_classify_export_and_evaluate(qtbot, window, folder_root, tmp_path):
+def test_classify_export_sort_and_evaluate(qtbot, window, folder_root, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
     support = tmp_path / "support"
     for name in ("class_00", "class_01", "class_02"):
         (support / name).mkdir(parents=True)
@@ -104,6 +106,15 @@ def test_classify_export_and_evaluate(qtbot, window, folder_root, tmp_path):
     window.exports.export_csv(tmp_path / "out.csv")
     rows = list(csv.reader(open(tmp_path / "out.csv")))
     assert rows[0][:3] == ["path", "label", "confidence"] and len(rows) == 4
+    # Sort into folders…: a visible, enabled button; copies every result into its class's folder in a job.
+    assert window.classify_panel.sort_button.isVisibleTo(window) and window.classify_panel.sort_button.isEnabled()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path / "sorted"))
+    messages = []
+    window.errors.reported.connect(lambda level, text: messages.append(text))
+    window.classify_panel.sort_button.click()
+    qtbot.waitUntil(lambda: any(m.startswith("sorted 3 photo(s)") for m in messages), timeout=TIMEOUT)
+    for query in queries:
+        assert (tmp_path / "sorted" / query.parent.name / query.name).read_bytes() == query.read_bytes()
     with qtbot.waitSignal(window.evaluated, timeout=TIMEOUT) as loo:
         window.leave_one_out()
     assert loo.args[0].n_images == 9

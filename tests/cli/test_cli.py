@@ -404,7 +404,7 @@ def test_info_lists_versions_devices_and_models(capsys):
     assert any(line.startswith("Python ") for line in text.splitlines())
 
 
-def test_classify_takes_zip_archives_and_heic_photos(tmp_path, folder_root):
+def test_classify_takes_zip_archives_and_heic_photos_and_sorts_them_into_folders(tmp_path, folder_root):
     import zipfile
 
     from anil_engine.checkpoint import save_checkpoint
@@ -421,7 +421,9 @@ def test_classify_takes_zip_archives_and_heic_photos(tmp_path, folder_root):
             for img in sorted((folder_root / c).iterdir())[:3]:
                 z.write(img, f"support/{c}/{img.name}")
     from PIL import Image
+    from pillow_heif import register_heif_opener
 
+    register_heif_opener()  # to write one here (the engine registers it for reading)
     heic = tmp_path / "IMG_0001.HEIC"  # an iPhone's photo among the queries
     with Image.open(sorted((folder_root / "class_01").iterdir())[-1]) as image:
         image.convert("RGB").save(heic, format="HEIF")
@@ -436,9 +438,15 @@ def test_classify_takes_zip_archives_and_heic_photos(tmp_path, folder_root):
         str(tmp_path / "support.zip"),
         str(tmp_path / "queries.zip"),
         "--quiet",
+        "--sort-into",
+        str(tmp_path / "sorted"),
     )
     assert out.returncode == 0, out.stderr
-    first, *predictions = out.stdout.splitlines()  # without --json: a line per image, for a person
+    *_, sorted_line = out.stdout.splitlines()
+    assert sorted_line.startswith(f"sorted 4 image(s) into {tmp_path / 'sorted'}: ")
+    copies = sorted(p.relative_to(tmp_path / "sorted").parts[0] for p in (tmp_path / "sorted").rglob("*.*"))
+    assert len(copies) == 4 and set(copies) <= {"class_00", "class_01"}  # every query, in its class's folder
+    first, *predictions, _ = out.stdout.splitlines()  # without --json: a line per image, for a person
     assert first.startswith("2 classes: class_00, class_01 (") and len(predictions) == 4
     assert all("unpacked" in line.split("\t")[0] and line.endswith(" %") for line in predictions)
     assert any(line.split("\t")[0].endswith("IMG_0001.HEIC") for line in predictions)
