@@ -100,7 +100,8 @@ With a camera: <b>Add class</b>, type its name, press the card's <b>Camera</b> b
 gets its most likely category and the next two. The <b>Live camera</b> tab (Ctrl+Shift+P) does the same for
 the camera's picture, continuously.</li>
 <li><b>Correct it.</b> Select a wrong result and press the number of the right category (1-9), or drag it onto
-that card: it joins the examples and every result is classified again.</li>
+that card: it joins the examples and every result is classified again. <b>Sort into folders…</b>
+(Ctrl+Shift+D) then copies the photos into one folder per category.</li>
 <li><b>Check it.</b> <b>Evaluate</b> ▸ Leave-one-out (Ctrl+L) tests each example against the others; a labelled
 folder (one sub-folder per category) gives accuracy and the mistakes.</li>
 <li><b>Keep it.</b> File ▸ Save project (Ctrl+S), or File ▸ Save self-contained project… for a folder you can
