@@ -63,8 +63,7 @@ def test_a_heic_photo_s_thumbnail_is_decoded_in_the_background_without_blocking(
     first = thumbnails.thumbnail(path)
     assert time.perf_counter() - start < 0.05  # the window's thread only looks at the header
     assert first.toImage().pixelColor(5, 5).name() == "#bbbbbb"  # the stand-in
-    with qtbot.waitSignal(thumbnails.loader.ready, timeout=10_000):
-        pass
+    qtbot.waitUntil(lambda: thumbnails.thumbnail(path).toImage().pixelColor(10, 10).name() != "#bbbbbb", timeout=10_000)
     r, g, b, _ = thumbnails.thumbnail(path).toImage().pixelColor(10, 10).getRgb()
     assert abs(r - 30) + abs(g - 160) + abs(b - 60) < 30  # the photo (HEVC is lossy)
     assert thumbnails.thumbnail(path).width() == 56  # scaled to fit the square, kept
@@ -76,6 +75,30 @@ def test_a_file_neither_qt_nor_pillow_reads_is_a_grey_square(qtbot, tmp_path):
     path = tmp_path / "broken.heic"
     path.write_bytes(b"not a photo at all")
     thumbnails.thumbnail(path)
-    with qtbot.waitSignal(thumbnails.loader.ready, timeout=10_000):
-        pass
-    assert thumbnails.thumbnail(path).toImage().pixelColor(5, 5).name() == "#bbbbbb"
+    key = (str(path), thumbnails.THUMB, path.stat().st_mtime_ns)
+    qtbot.waitUntil(lambda: thumbnails.thumbnail(path) is not None and key in thumbnails._thumb_cache, timeout=10_000)
+    assert thumbnails.thumbnail(path).toImage().pixelColor(5, 5).name() == "#bbbbbb"  # cached as unreadable
+
+
+def test_a_list_of_heic_thumbnails_repaints_itself_when_the_worker_is_done(qtbot, tmp_path):
+    """Nothing else happens on screen: only `loader.ready` makes the list ask for its thumbnails again."""
+    from PIL import Image
+    from PySide6.QtCore import QSize
+    from PySide6.QtWidgets import QListView
+
+    from app import thumbnails
+    from app.panels.support_panel import ThumbnailModel
+
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"IMG_{i}.heic")
+        Image.new("RGB", (64, 48), (200, 40 + 30 * i, 40)).save(paths[-1])
+    view = QListView()
+    view.setViewMode(QListView.ViewMode.IconMode)
+    view.setIconSize(QSize(thumbnails.THUMB, thumbnails.THUMB))
+    view.setModel(ThumbnailModel(paths, view))
+    qtbot.addWidget(view)
+    view.show()
+    qtbot.waitExposed(view)
+    keys = [(str(p), thumbnails.THUMB, p.stat().st_mtime_ns) for p in paths]
+    qtbot.waitUntil(lambda: all(k in thumbnails._thumb_cache for k in keys), timeout=10_000)

@@ -1423,3 +1423,28 @@ def test_a_model_with_test_time_views_says_so_and_classifies_through_them(qtbot,
     for shown, expected in zip(window.classify_panel.predictions, reference.predict(queries)[0], strict=True):
         assert shown.probabilities == pytest.approx(expected.probabilities, abs=1e-4)
     window.wait_for_jobs()
+
+
+def test_a_card_of_heic_photos_shows_them_once_decoded_in_the_background(qtbot, window, tmp_path):
+    from PIL import Image
+    from PySide6.QtCore import Qt
+
+    from app import thumbnails
+
+    folder = tmp_path / "greens"
+    folder.mkdir()
+    for i in range(3):
+        Image.new("RGB", (64, 48), (30, 160 + 20 * i, 60)).save(folder / f"IMG_{i}.HEIC")
+    window.resize(1200, 800)
+    window.show()
+    qtbot.waitExposed(window)
+    drop(window.support_view, [folder])
+    qtbot.waitUntil(lambda: "greens" in window.support_view.cards, timeout=TIMEOUT)
+    model = window.support_view.cards["greens"].thumbs.model()
+    keys = [(str(p), thumbnails.THUMB, p.stat().st_mtime_ns) for p in sorted(folder.iterdir())]
+    # Nothing here asks for a thumbnail: only the card, repainting on `loader.ready` (dataChanged), takes them from
+    # the worker into the cache, with the photos, not grey squares.
+    qtbot.waitUntil(lambda: all(k in thumbnails._thumb_cache for k in keys), timeout=TIMEOUT)
+    for row in range(3):
+        pixmap = model.data(model.index(row, 0), Qt.ItemDataRole.DecorationRole)
+        assert pixmap.toImage().pixelColor(10, 10).name() != "#bbbbbb"
