@@ -66,7 +66,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "Copy photos into class folders…",
         "exports.sort_into_folders_dialog",
         "Ctrl+Shift+D",
-    ),  # fmt: skip
+    ),
     ActionSpec(
         "export-classifier",
         "&File",
