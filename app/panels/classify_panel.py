@@ -62,6 +62,10 @@ class ClassifyPanel(DropArea):
         order_row.addWidget(QLabel("Order"))
         order_row.addWidget(self.results_order)
         order_row.addWidget(self.results_summary, 1)
+        clear = QPushButton("Clear")
+        clear.setToolTip("Remove every result from this list (the photos stay where they are)")
+        clear.clicked.connect(self.clear)
+        order_row.addWidget(clear)
         q.addLayout(order_row)
         self.guide = QLabel(GUIDE)
         self.guide.setWordWrap(True)
@@ -78,9 +82,7 @@ class ClassifyPanel(DropArea):
         self.sort_button = QPushButton("Sort into folders…")
         self.sort_button.setToolTip("Copy the photos into one folder per class; the originals stay (Ctrl+Shift+D)")
         self.sort_button.clicked.connect(self.sort_requested)
-        clear = QPushButton("Clear")
-        clear.clicked.connect(self.clear)
-        for b in (classify_button, self.export_button, self.sort_button, clear):
+        for b in (classify_button, self.export_button, self.sort_button):
             buttons.addWidget(b)
         q.addLayout(buttons)
 

@@ -578,7 +578,8 @@ def test_pre_training_variants_screened_against_the_engine_s_own_step(omniglot_r
     weights, tiny = {}, ["--data-root", str(omniglot_root), "--epochs", "1", "--hidden-size", "8"]
     for variant in screen.VARIANTS:
         out = tmp_path / f"{variant}.pt"
-        screen.main([variant, *tiny, "--out", str(out)])
+        teacher = ["--teacher", str(tmp_path / "base.pt")] if variant == "distil" else []  # base runs first
+        screen.main([variant, *tiny, *teacher, "--out", str(out)])
         weights[variant] = load_checkpoint(out)["state_dict"]
         assert not (tmp_path / f"{variant}.resume.pt").exists()
     # `base` is `pretrain --crop ink` itself: the same weights.
