@@ -57,7 +57,7 @@ def _white_level(mode: str, arr: np.ndarray) -> float:
     return 65535.0 if mode == "I" and top <= 65535.0 else top
 
 
-def _to_mode(image: Image.Image, channels: int) -> Image.Image:
+def to_mode(image: Image.Image, channels: int) -> Image.Image:
     """Convert any Pillow mode to "L" (channels=1) or "RGB" (channels=3)."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         arr = np.nan_to_num(np.asarray(image, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
@@ -94,7 +94,7 @@ def ink_crop(image: Image.Image) -> Image.Image:
 def prepare_image(image: Image.Image, size: int, channels: int, crop: str = "none") -> np.ndarray:
     """Pillow image -> uint8 array (channels, size, size), EXIF orientation applied; `crop` one of CROPS."""
     image = ImageOps.exif_transpose(image)
-    image = _to_mode(image, channels)
+    image = to_mode(image, channels)
     check_crop(crop)
     if crop == "ink":
         image = ink_crop(image)

@@ -17,7 +17,7 @@ from PIL import Image, ImageOps
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QObject, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QImageReader, QPixmap
 
-from anil_engine.images import PIXEL_LIMIT, is_image_path
+from anil_engine.images import PIXEL_LIMIT, is_image_path, to_mode
 
 THUMB = 56
 _Key = tuple[str, int, int]
@@ -63,7 +63,7 @@ def pillow_thumbnail(path: Path, size: int) -> QImage:
             if image.width * image.height > PIXEL_LIMIT:
                 return QImage()
             image.draft("RGB", (size, size))
-            small = ImageOps.exif_transpose(image).convert("RGB")
+            small = to_mode(ImageOps.exif_transpose(image), 3)  # as the model sees it: alpha on white, ...
             small.thumbnail((size, size))
     except Exception:  # noqa: BLE001 - any unreadable file is a grey square here; adaptation names it
         return QImage()

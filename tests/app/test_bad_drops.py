@@ -74,9 +74,13 @@ def test_a_file_neither_qt_nor_pillow_reads_is_a_grey_square(qtbot, tmp_path):
 
     path = tmp_path / "broken.heic"
     path.write_bytes(b"not a photo at all")
-    thumbnails.thumbnail(path)
     key = (str(path), thumbnails.THUMB, path.stat().st_mtime_ns)
-    qtbot.waitUntil(lambda: thumbnails.thumbnail(path) is not None and key in thumbnails._thumb_cache, timeout=10_000)
+
+    def settled() -> bool:  # asked again, as a repainting view would
+        thumbnails.thumbnail(path)
+        return key in thumbnails._thumb_cache
+
+    qtbot.waitUntil(settled, timeout=10_000)
     assert thumbnails.thumbnail(path).toImage().pixelColor(5, 5).name() == "#bbbbbb"  # cached as unreadable
 
 
